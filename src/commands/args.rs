@@ -1,0 +1,69 @@
+//! Argument parsing shared by the command families: numbers as Redis reads
+//! them, and option words.
+
+use super::error::CmdError;
+use crate::protocol::parse::parse_i64;
+
+pub fn int(a: &[u8]) -> Result<i64, CmdError> {
+    parse_i64(a).ok_or(CmdError::NotInteger)
+}
+
+/// A non-negative integer; `what` names it in the error.
+pub fn uint(a: &[u8], err: CmdError) -> Result<u64, CmdError> {
+    match parse_i64(a) {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => Err(err),
+    }
+}
+
+/// Parses a double like Redis's `string2d`: `inf`, `-inf`, `+inf` accepted;
+/// NaN, empty strings and spaces refused.
+pub fn parse_f64(a: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(a).ok()?;
+    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
+        return None;
+    }
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        l if l.contains("nan") || l.contains("inf") => return None,
+        _ => s.parse().ok()?,
+    };
+    Some(v)
+}
+
+pub fn float(a: &[u8]) -> Result<f64, CmdError> {
+    parse_f64(a).ok_or(CmdError::NotFloat)
+}
+
+/// Case-insensitive option match.
+pub fn is(a: &[u8], word: &str) -> bool {
+    a.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Lowercase copy of a command or subcommand name, for lookups and errors.
+pub fn lower(a: &[u8]) -> String {
+    String::from_utf8_lossy(a).to_ascii_lowercase()
+}
+
+/// Parses a blocking timeout in seconds (a double) into milliseconds; 0 = forever.
+pub fn timeout_ms(a: &[u8]) -> Result<u64, CmdError> {
+    let t = parse_f64(a).filter(|t| t.is_finite()).ok_or(CmdError::TimeoutNotFloat)?;
+    if t < 0.0 {
+        return Err(CmdError::TimeoutNegative);
+    }
+    let ms = t * 1000.0;
+    if ms > (i64::MAX / 2) as f64 {
+        return Err(CmdError::TimeoutNotFloat);
+    }
+    Ok(ms.ceil() as u64)
+}
+
+/// Normalises Redis-style inclusive indexes (negative from the end) against
+/// `len`; None if the range is empty.
+pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let s = if start < 0 { (len + start).max(0) } else { start };
+    let e = if end < 0 { len + end } else { end.min(len - 1) };
+    if s > e || s >= len || e < 0 { None } else { Some((s as usize, e as usize)) }
+}

@@ -1,0 +1,412 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::args::{int, is, lower};
+use super::keys::help_reply;
+use super::{CmdError, CmdResult, Ctx};
+use crate::server::client::ClientInfo;
+
+pub const REDIS_VERSION: &str = "7.0.15";
+
+pub fn ping(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() > 2 {
+        return Err(CmdError::Arity("ping".into()));
+    }
+    if ctx.client.subscriptions() > 0 && !ctx.client.resp3 {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(a.get(1).copied().unwrap_or(b""));
+    } else {
+        match a.get(1) {
+            Some(m) => ctx.out.bulk(m),
+            None => ctx.out.simple("PONG"),
+        }
+    }
+    Ok(())
+}
+
+pub fn echo(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    ctx.out.bulk(a[1]);
+    Ok(())
+}
+
+/// Checks a username/password pair against `requirepass`.
+fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    let required = ctx.state.config.read().requirepass.clone();
+    match required {
+        _ if user != b"default" => Err(CmdError::WrongPass),
+        None => Ok(()),
+        Some(p) if p.as_bytes() == pass => Ok(()),
+        Some(_) => Err(CmdError::WrongPass),
+    }
+}
+
+pub fn auth(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let (user, pass): (&[u8], &[u8]) = match a.len() {
+        2 => (b"default", a[1]),
+        3 => (a[1], a[2]),
+        _ => return Err(CmdError::Syntax),
+    };
+    if a.len() == 2 && ctx.state.config.read().requirepass.is_none() {
+        return Err(CmdError::err(
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
+    }
+    check_password(ctx, user, pass)?;
+    ctx.client.authenticated = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn valid_client_name(n: &[u8]) -> bool {
+    n.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let mut proto = None;
+    let mut i = 1;
+    if a.len() > 1 {
+        let v = int(a[1]).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&v) {
+            return Err(CmdError::msg("NOPROTO unsupported protocol version"));
+        }
+        proto = Some(v);
+        i = 2;
+    }
+    let (mut auth, mut name) = (None, None);
+    while i < a.len() {
+        if is(a[i], "auth") && i + 2 < a.len() {
+            auth = Some((a[i + 1], a[i + 2]));
+            i += 3;
+        } else if is(a[i], "setname") && i + 1 < a.len() {
+            name = Some(a[i + 1]);
+            i += 2;
+        } else {
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(a[i]))));
+        }
+    }
+    if let Some((u, p)) = auth {
+        check_password(ctx, u, p)?;
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::msg(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(n) = name {
+        if !valid_client_name(n) {
+            return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
+        }
+        *ctx.client.info.name.lock() = String::from_utf8_lossy(n).into_owned();
+    }
+    if let Some(p) = proto {
+        ctx.client.resp3 = p == 3;
+        ctx.out.resp3 = p == 3;
+        ctx.client.info.resp.store(p as usize, Relaxed);
+    }
+    let out = &mut *ctx.out;
+    out.map(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(REDIS_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.int(if out.resp3 { 3 } else { 2 });
+    out.bulk(b"id");
+    out.int(ctx.client.info.id as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array(0);
+    Ok(())
+}
+
+pub fn select(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let n = int(a[1])?;
+    if n < 0 || n as usize >= ctx.state.dbs.len() {
+        return Err(CmdError::DbIndex);
+    }
+    ctx.client.set_db(n as usize);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn quit(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    ctx.client.close_after_reply = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn reset(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    ctx.client.info.multi.store(0, Relaxed);
+    super::transactions::unwatch_all(ctx);
+    super::pubsub::unsubscribe_all(ctx);
+    ctx.client.set_db(0);
+    ctx.client.resp3 = false;
+    ctx.out.resp3 = false;
+    ctx.client.info.resp.store(2, Relaxed);
+    ctx.client.info.name.lock().clear();
+    ctx.client.info.no_evict.store(false, Relaxed);
+    ctx.client.info.no_touch.store(false, Relaxed);
+    ctx.client.authenticated = ctx.state.config.read().requirepass.is_none();
+    ctx.out.simple("RESET");
+    Ok(())
+}
+
+/// One line of CLIENT LIST / CLIENT INFO, with Redis's field names.
+pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
+    let last = c.last_active_ms.load(Relaxed);
+    let idle = now_ms.saturating_sub(last) / 1000;
+    let multi = c.multi.load(Relaxed) as i64 - 1;
+    let cmd = match c.last_cmd.load(Relaxed) {
+        usize::MAX => "NULL",
+        i => super::COMMANDS.get(i).map_or("NULL", |s| s.name),
+    };
+    let mut flags = String::new();
+    if c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0 {
+        flags.push('P');
+    }
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if c.no_evict.load(Relaxed) {
+        flags.push('e');
+    }
+    if c.no_touch.load(Relaxed) {
+        flags.push('T');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    format!(
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.name.lock(),
+        c.age_secs(),
+        idle,
+        flags,
+        c.db.load(Relaxed),
+        c.subs.load(Relaxed),
+        c.psubs.load(Relaxed),
+        multi,
+        cmd,
+        c.resp.load(Relaxed),
+        c.lib_name.lock(),
+        c.lib_ver.lock(),
+    )
+}
+
+fn on_off(a: &[u8]) -> Result<bool, CmdError> {
+    if is(a, "on") {
+        Ok(true)
+    } else if is(a, "off") {
+        Ok(false)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>,",
+    "    TYPE normal|pubsub, SKIPME yes|no, MAXAGE <seconds>.",
+    "LIST [TYPE normal|pubsub] [ID <id> [<id> ...]]",
+    "    Return information about client connections.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect the current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Set client library name or version.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let sub = lower(a[1]);
+    let arity = |n: usize, exact: bool| {
+        if (exact && a.len() != n) || a.len() < n {
+            Err(CmdError::Arity(format!("client|{sub}")))
+        } else {
+            Ok(())
+        }
+    };
+    let info = ctx.client.info.clone();
+    match sub.as_str() {
+        "id" => {
+            arity(2, true)?;
+            ctx.out.int(info.id as i64);
+        }
+        "getname" => {
+            arity(2, true)?;
+            let n = info.name.lock().clone();
+            if n.is_empty() { ctx.out.null() } else { ctx.out.bulk(n.as_bytes()) }
+        }
+        "setname" => {
+            arity(3, true)?;
+            if !valid_client_name(a[2]) {
+                return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
+            }
+            *info.name.lock() = String::from_utf8_lossy(a[2]).into_owned();
+            ctx.out.ok();
+        }
+        "setinfo" => {
+            arity(4, true)?;
+            let v = String::from_utf8_lossy(a[3]).into_owned();
+            if !valid_client_name(a[3]) {
+                return Err(CmdError::err(format!("{} cannot contain spaces, newlines or special characters.", String::from_utf8_lossy(a[2]))));
+            }
+            match lower(a[2]).as_str() {
+                "lib-name" => *info.lib_name.lock() = v,
+                "lib-ver" => *info.lib_ver.lock() = v,
+                _ => return Err(CmdError::err(format!("Unrecognized option '{}'", String::from_utf8_lossy(a[2])))),
+            }
+            ctx.out.ok();
+        }
+        "info" => {
+            arity(2, true)?;
+            let line = client_line(&info, ctx.now_ms) + "\n";
+            ctx.out.verbatim(line.as_bytes());
+        }
+        "list" => client_list(ctx, a)?,
+        "kill" => client_kill(ctx, a)?,
+        "no-evict" => {
+            arity(3, true)?;
+            info.no_evict.store(on_off(a[2])?, Relaxed);
+            ctx.out.ok();
+        }
+        "no-touch" => {
+            arity(3, true)?;
+            info.no_touch.store(on_off(a[2])?, Relaxed);
+            ctx.out.ok();
+        }
+        "help" => help_reply(ctx, CLIENT_HELP),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}
+
+fn client_list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut kind: Option<String> = None;
+    let mut i = 2;
+    while i < a.len() {
+        if is(a[i], "type") && i + 1 < a.len() {
+            let t = lower(a[i + 1]);
+            if !["normal", "pubsub", "master", "replica", "slave"].contains(&t.as_str()) {
+                return Err(CmdError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(a[i + 1]))));
+            }
+            kind = Some(t);
+            i += 2;
+        } else if is(a[i], "id") && i + 1 < a.len() {
+            let mut v = Vec::new();
+            for x in &a[i + 1..] {
+                match int(x) {
+                    Ok(n) if n > 0 => v.push(n as u64),
+                    _ => return Err(CmdError::err("Invalid client ID")),
+                }
+            }
+            ids = Some(v);
+            i = a.len();
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut text = String::new();
+    for c in ctx.state.clients.all() {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            continue;
+        }
+        let pubsub = c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0;
+        match kind.as_deref() {
+            Some("pubsub") if !pubsub => continue,
+            Some("normal") if pubsub => continue,
+            Some("master") | Some("replica") | Some("slave") => continue,
+            _ => {}
+        }
+        text.push_str(&client_line(&c, ctx.now_ms));
+        text.push('\n');
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let me = ctx.client.info.id;
+    if a.len() == 3 {
+        let addr = String::from_utf8_lossy(a[2]).into_owned();
+        let target = ctx.state.clients.all().into_iter().find(|c| c.addr.to_string() == addr);
+        return match target {
+            Some(c) => {
+                c.request_kill();
+                if c.id == me {
+                    ctx.client.close_after_reply = true;
+                }
+                ctx.out.ok();
+                Ok(())
+            }
+            None => Err(CmdError::err("No such client")),
+        };
+    }
+    if a.len() % 2 == 1 {
+        return Err(CmdError::Syntax);
+    }
+    let (mut id, mut addr, mut laddr, mut kind, mut skipme, mut maxage) = (None, None, None, None, true, None);
+    for pair in a[2..].chunks(2) {
+        let v = String::from_utf8_lossy(pair[1]).into_owned();
+        match lower(pair[0]).as_str() {
+            "id" => id = Some(int(pair[1]).ok().filter(|&n| n > 0).ok_or(CmdError::err("client-id should be greater than 0"))? as u64),
+            "addr" => addr = Some(v),
+            "laddr" => laddr = Some(v),
+            "type" => kind = Some(v.to_ascii_lowercase()),
+            "user" => {}
+            "skipme" => {
+                skipme = match v.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(CmdError::Syntax),
+                }
+            }
+            "maxage" => maxage = Some(int(pair[1])?),
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    let mut killed = 0;
+    for c in ctx.state.clients.all() {
+        let pubsub = c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0;
+        let matches = id.is_none_or(|i| c.id == i)
+            && addr.as_ref().is_none_or(|x| &c.addr.to_string() == x)
+            && laddr.as_ref().is_none_or(|x| &c.laddr.to_string() == x)
+            && kind.as_deref().is_none_or(|k| (k == "pubsub") == pubsub && k != "master" && k != "replica")
+            && maxage.is_none_or(|m| c.age_secs() as i64 >= m)
+            && !(skipme && c.id == me);
+        if matches {
+            c.request_kill();
+            if c.id == me {
+                ctx.client.close_after_reply = true;
+            }
+            killed += 1;
+        }
+    }
+    ctx.out.int(killed);
+    Ok(())
+}

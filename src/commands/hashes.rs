@@ -1,0 +1,279 @@
+//! Hashes.
+
+use super::args::{int, is};
+use super::keys::parse_scan;
+use super::{CmdError, CmdResult, Ctx};
+use crate::protocol::parse::parse_i64;
+use crate::store::value::HashValue;
+use crate::store::{Keyspace, Slot, Value, glob};
+
+fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
+    &ctx.state.dbs[ctx.client.db]
+}
+
+pub fn as_hash(v: &Value) -> Result<&HashValue, CmdError> {
+    match v {
+        Value::Hash(h) => Ok(h),
+        _ => Err(CmdError::WrongType),
+    }
+}
+
+/// The hash at the slot, created if missing; WRONGTYPE for other values.
+fn hash_or_new<'s>(slot: &'s mut Slot) -> Result<&'s mut HashValue, CmdError> {
+    if slot.value().is_some_and(|v| !matches!(v, Value::Hash(_))) {
+        return Err(CmdError::WrongType);
+    }
+    match slot.value_or_insert(|| Value::Hash(Box::default())) {
+        Value::Hash(h) => Ok(h),
+        _ => unreachable!("checked hash"),
+    }
+}
+
+fn existing_hash<'s>(slot: &'s mut Slot) -> Result<Option<&'s mut HashValue>, CmdError> {
+    if !slot.exists() {
+        return Ok(None);
+    }
+    hash_or_new(slot).map(Some)
+}
+
+fn hset_generic(ctx: &mut Ctx, a: &[&[u8]], name: &str) -> Result<usize, CmdError> {
+    if a.len() % 2 == 1 {
+        return Err(CmdError::Arity(name.into()));
+    }
+    let now = ctx.now_ms;
+    db(ctx).write(a[1], now, |slot| {
+        let h = hash_or_new(slot)?;
+        Ok(a[2..].chunks(2).filter(|fv| h.insert(fv[0], fv[1])).count())
+    })
+}
+
+pub fn hset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let n = hset_generic(ctx, a, "hset")?;
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+pub fn hmset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    hset_generic(ctx, a, "hmset")?;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn hsetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let now = ctx.now_ms;
+    let done = db(ctx).write(a[1], now, |slot| {
+        if let Some(v) = slot.value() {
+            if as_hash(v)?.get(a[2]).is_some() {
+                return Ok(false);
+            }
+        }
+        Ok::<_, CmdError>(hash_or_new(slot)?.insert(a[2], a[3]))
+    })?;
+    ctx.out.int(done as i64);
+    Ok(())
+}
+
+/// Runs `f` on the hash at `key` if there is one.
+fn with_hash<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&HashValue) -> R) -> Result<Option<R>, CmdError> {
+    db(ctx).read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f)).transpose()
+}
+
+pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let out = &mut *ctx.out;
+    let found = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(|h| out.bulk_opt(h.get(a[2]).map(|v| &v[..]))));
+    match found {
+        Some(r) => r,
+        None => {
+            ctx.out.null();
+            Ok(())
+        }
+    }
+}
+
+pub fn hmget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let vals: Vec<Option<Vec<u8>>> = with_hash(ctx, a[1], |h| a[2..].iter().map(|f| h.get(f).map(|v| v.to_vec())).collect())?.unwrap_or_else(|| vec![None; a.len() - 2]);
+    ctx.out.array(vals.len());
+    for v in &vals {
+        ctx.out.bulk_opt(v.as_deref());
+    }
+    Ok(())
+}
+
+pub fn hdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let now = ctx.now_ms;
+    let n = db(ctx).write(a[1], now, |slot| {
+        let Some(h) = existing_hash(slot)? else { return Ok(0) };
+        Ok::<_, CmdError>(a[2..].iter().filter(|f| h.remove(f)).count())
+    })?;
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+pub fn hlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let n = with_hash(ctx, a[1], |h| h.len())?;
+    ctx.out.int(n.unwrap_or(0) as i64);
+    Ok(())
+}
+
+pub fn hstrlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let n = with_hash(ctx, a[1], |h| h.get(a[2]).map_or(0, |v| v.len()))?;
+    ctx.out.int(n.unwrap_or(0) as i64);
+    Ok(())
+}
+
+pub fn hexists(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let n = with_hash(ctx, a[1], |h| h.get(a[2]).is_some())?;
+    ctx.out.int(n.unwrap_or(false) as i64);
+    Ok(())
+}
+
+/// HKEYS, HVALS, HGETALL.
+fn hget_many(ctx: &mut Ctx, key: &[u8], keys: bool, vals: bool) -> CmdResult {
+    let out = &mut *ctx.out;
+    let found = ctx.state.dbs[ctx.client.db].read(key, ctx.now_ms, ctx.touch, |e| {
+        let h = as_hash(&e.value)?;
+        if keys && vals {
+            out.map(h.len());
+        } else {
+            out.array(h.len());
+        }
+        for (f, v) in h.iter() {
+            if keys {
+                out.bulk(f);
+            }
+            if vals {
+                out.bulk(v);
+            }
+        }
+        Ok::<_, CmdError>(())
+    });
+    match found {
+        Some(r) => r,
+        None => {
+            if keys && vals { ctx.out.map(0) } else { ctx.out.array(0) }
+            Ok(())
+        }
+    }
+}
+
+pub fn hkeys(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    hget_many(ctx, a[1], true, false)
+}
+
+pub fn hvals(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    hget_many(ctx, a[1], false, true)
+}
+
+pub fn hgetall(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    hget_many(ctx, a[1], true, true)
+}
+
+pub fn hincrby(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let delta = int(a[3])?;
+    let now = ctx.now_ms;
+    let n = db(ctx).write(a[1], now, |slot| {
+        let h = hash_or_new(slot)?;
+        let cur = match h.get(a[2]) {
+            None => 0,
+            Some(v) => parse_i64(v).ok_or_else(|| CmdError::err("hash value is not an integer"))?,
+        };
+        let new = cur.checked_add(delta).ok_or(CmdError::Overflow)?;
+        h.insert(a[2], itoa::Buffer::new().format(new).as_bytes());
+        Ok::<_, CmdError>(new)
+    })?;
+    ctx.out.int(n);
+    Ok(())
+}
+
+pub fn hincrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    super::args::float(a[3])?;
+    let now = ctx.now_ms;
+    let text = db(ctx).write(a[1], now, |slot| {
+        let h = hash_or_new(slot)?;
+        let cur = h.get(a[2]).map(|v| v.to_vec()).unwrap_or_else(|| b"0".to_vec());
+        if super::args::parse_f64(&cur).is_none() {
+            return Err(CmdError::err("hash value is not a float"));
+        }
+        let text = super::strings::add_floats(&cur, a[3])?;
+        h.insert(a[2], text.as_bytes());
+        Ok(text)
+    })?;
+    ctx.out.bulk(text.as_bytes());
+    Ok(())
+}
+
+pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let withvalues = match a.len() {
+        2 | 3 => false,
+        4 if is(a[3], "withvalues") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    let count = a.get(2).map(|c| int(c)).transpose()?;
+    let picked = with_hash(ctx, a[1], |h| {
+        let n = h.len();
+        let idxs: Vec<usize> = match count {
+            None => vec![fastrand::usize(..n)],
+            Some(c) if c >= 0 && c as usize >= n => (0..n).collect(),
+            Some(c) if c >= 0 => {
+                let mut all: Vec<usize> = (0..n).collect();
+                fastrand::shuffle(&mut all);
+                all.truncate(c as usize);
+                all
+            }
+            Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
+        };
+        idxs.into_iter().filter_map(|i| h.get_index(i)).map(|(f, v)| (f.to_vec(), v.to_vec())).collect::<Vec<_>>()
+    })?;
+    let out = &mut *ctx.out;
+    match (picked, count) {
+        (None, None) => out.null(),
+        (None, Some(_)) => out.array(0),
+        (Some(p), None) => out.bulk(&p[0].0),
+        (Some(p), Some(_)) => {
+            if withvalues && out.resp3 {
+                out.array(p.len());
+                for (f, v) in &p {
+                    out.array(2);
+                    out.bulk(f);
+                    out.bulk(v);
+                }
+            } else {
+                out.array(p.len() * if withvalues { 2 } else { 1 });
+                for (f, v) in &p {
+                    out.bulk(f);
+                    if withvalues {
+                        out.bulk(v);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Collection SCAN over indexed storage: small (compact) collections are
+/// returned whole with cursor 0, as Redis does for listpacks and intsets.
+pub fn scan_indexed(ctx: &mut Ctx, a: &[&[u8]], len: usize, compact: bool, item: &dyn Fn(usize) -> Option<Vec<Vec<u8>>>) -> CmdResult {
+    let o = parse_scan(a, 3, false)?;
+    let (start, end) = if compact { (0, len) } else { (o.cursor as usize, (o.cursor as usize + o.count).min(len)) };
+    let mut items = Vec::new();
+    for i in start..end {
+        if let Some(parts) = item(i)
+            && o.pattern.as_deref().is_none_or(|p| glob::matches(p, &parts[0], false))
+        {
+            items.extend(parts);
+        }
+    }
+    let next = if end >= len { 0 } else { end };
+    ctx.out.array(2);
+    ctx.out.bulk(next.to_string().as_bytes());
+    ctx.out.bulks(items.iter().map(|x| &x[..]));
+    Ok(())
+}
+
+pub fn hscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    parse_scan(a, 3, false)?;
+    let snapshot = with_hash(ctx, a[1], |h| (h.iter().map(|(f, v)| vec![f.to_vec(), v.to_vec()]).collect::<Vec<_>>(), !h.is_big()))?;
+    let (items, compact) = snapshot.unwrap_or((Vec::new(), true));
+    scan_indexed(ctx, a, items.len(), compact, &|i| items.get(i).cloned())
+}

@@ -1,0 +1,143 @@
+//! Commands: one registration table, and the families that implement it.
+//!
+//! [`table::COMMANDS`] lists every command once with its arity, flags and key
+//! positions. Dispatch ([`dispatch::execute`]), `COMMAND`, `INFO
+//! commandstats`, transactions, blocking wake-ups and (later) tenant checks
+//! all read it, so there is one source of truth for what a command is.
+//!
+//! A handler is a plain function of a [`Ctx`] (the server state, the calling
+//! client's state and its output buffer) and the argument slices. It writes
+//! its reply to `ctx.out` and returns `Err` instead when the command fails;
+//! it never touches a socket, so handlers are tested without one.
+
+pub mod args;
+pub mod dispatch;
+pub mod error;
+pub mod table;
+
+mod connection;
+mod hashes;
+mod keys;
+mod lists;
+mod pubsub;
+mod server;
+mod sets;
+mod strings;
+mod transactions;
+mod zsets;
+
+pub use dispatch::execute;
+pub use error::{CmdError, CmdResult};
+pub use table::{COMMANDS, lookup};
+
+use crate::protocol::Out;
+use crate::server::client::ClientState;
+use crate::server::state::ServerState;
+use crate::store::Keyspace;
+
+/// A handler: the context and the full argument vector (name included).
+pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;
+
+/// Command flags, as `COMMAND INFO` reports them.
+pub mod flags {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const NO_MULTI: u32 = 1 << 11;
+    pub const MOVABLEKEYS: u32 = 1 << 12;
+    /// Runs right away even inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
+    pub const TX_CONTROL: u32 = 1 << 13;
+    /// Allowed while a RESP2 client is subscribed.
+    pub const SUB_CONTEXT: u32 = 1 << 14;
+    /// Needs the whole server to itself (multi-key atomicity, flushes).
+    pub const EXCLUSIVE: u32 = 1 << 15;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+    ];
+}
+
+/// One entry of the command table.
+pub struct CommandSpec {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
+    pub arity: i32,
+    pub flags: u32,
+    /// Legacy key positions: first, last (negative from the end), step; 0 for keyless.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        if a >= 0 { argc == a as usize } else { argc >= (-a) as usize }
+    }
+
+    /// Indexes of the key arguments in a call with `argc` arguments.
+    pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let first = self.first_key.max(0) as usize;
+        let last = if self.last_key < 0 { argc as i64 + self.last_key as i64 } else { self.last_key as i64 };
+        let step = self.step.max(1) as usize;
+        let end = if first == 0 { 0 } else { (last.max(0) as usize).min(argc.saturating_sub(1)) + 1 };
+        (first..end.max(first)).step_by(step)
+    }
+
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        flags::NAMES.iter().filter(|(f, _)| self.flags & f != 0).map(|(_, n)| *n).collect()
+    }
+}
+
+/// What a command runs against: the server, the calling client, its output.
+pub struct Ctx<'a> {
+    pub state: &'a ServerState,
+    pub client: &'a mut ClientState,
+    pub out: &'a mut Out,
+    /// The command's notion of now (Unix ms), fixed for its whole run.
+    pub now_ms: u64,
+    /// True inside EXEC: blocking commands must not block.
+    pub in_exec: bool,
+    /// False under CLIENT NO-TOUCH: reads leave LRU/LFU stamps alone.
+    pub touch: bool,
+}
+
+impl Ctx<'_> {
+    /// The client's selected database.
+    pub fn db(&self) -> &Keyspace {
+        &self.state.dbs[self.client.db]
+    }
+}
+
+/// Drops a departing client's subscriptions and watches.
+pub fn cleanup_client(ctx: &mut Ctx) {
+    pubsub::unsubscribe_all(ctx);
+    transactions::unwatch_all(ctx);
+}

@@ -1,0 +1,123 @@
+//! SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE / PUBLISH / PUBSUB.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::args::lower;
+use super::{CmdError, CmdResult, Ctx};
+use crate::server::pubsub::Subscriber;
+
+fn subscriber(ctx: &Ctx) -> Subscriber {
+    Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), client: ctx.client.info.clone() }
+}
+
+fn confirm(ctx: &mut Ctx, kind: &str, name: Option<&[u8]>) {
+    let n = ctx.client.subscriptions();
+    ctx.client.info.subs.store(ctx.client.channels.len(), Relaxed);
+    ctx.client.info.psubs.store(ctx.client.patterns.len(), Relaxed);
+    ctx.out.push(3);
+    ctx.out.bulk(kind.as_bytes());
+    ctx.out.bulk_opt(name);
+    ctx.out.int(n as i64);
+}
+
+pub fn subscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    for ch in &a[1..] {
+        if ctx.client.channels.insert(ch.to_vec()) {
+            ctx.state.pubsub.subscribe(ch, subscriber(ctx));
+        }
+        confirm(ctx, "subscribe", Some(ch));
+    }
+    Ok(())
+}
+
+pub fn psubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    for p in &a[1..] {
+        if ctx.client.patterns.insert(p.to_vec()) {
+            ctx.state.pubsub.psubscribe(p, subscriber(ctx));
+        }
+        confirm(ctx, "psubscribe", Some(p));
+    }
+    Ok(())
+}
+
+pub fn unsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let names: Vec<Vec<u8>> = if a.len() > 1 { a[1..].iter().map(|c| c.to_vec()).collect() } else { ctx.client.channels.iter().cloned().collect() };
+    if names.is_empty() {
+        confirm(ctx, "unsubscribe", None);
+    }
+    for ch in names {
+        if ctx.client.channels.remove(&ch) {
+            ctx.state.pubsub.unsubscribe(&ch, ctx.client.id());
+        }
+        confirm(ctx, "unsubscribe", Some(&ch));
+    }
+    Ok(())
+}
+
+pub fn punsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let names: Vec<Vec<u8>> = if a.len() > 1 { a[1..].iter().map(|c| c.to_vec()).collect() } else { ctx.client.patterns.iter().cloned().collect() };
+    if names.is_empty() {
+        confirm(ctx, "punsubscribe", None);
+    }
+    for p in names {
+        if ctx.client.patterns.remove(&p) {
+            ctx.state.pubsub.punsubscribe(&p, ctx.client.id());
+        }
+        confirm(ctx, "punsubscribe", Some(&p));
+    }
+    Ok(())
+}
+
+/// Drops every subscription of a client (on RESET and disconnect).
+pub fn unsubscribe_all(ctx: &mut Ctx) {
+    for ch in ctx.client.channels.drain() {
+        ctx.state.pubsub.unsubscribe(&ch, ctx.client.info.id);
+    }
+    for p in ctx.client.patterns.drain() {
+        ctx.state.pubsub.punsubscribe(&p, ctx.client.info.id);
+    }
+    ctx.client.info.subs.store(0, Relaxed);
+    ctx.client.info.psubs.store(0, Relaxed);
+}
+
+pub fn publish(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let n = ctx.state.pubsub.publish(a[1], a[2]);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+pub fn pubsub(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let sub = lower(a[1]);
+    match sub.as_str() {
+        "channels" if a.len() <= 3 => {
+            let chans = ctx.state.pubsub.channels(a.get(2).copied());
+            ctx.out.bulks(chans.iter().map(|c| &c[..]));
+        }
+        "numsub" => {
+            ctx.out.map(a.len() - 2);
+            for ch in &a[2..] {
+                ctx.out.bulk(ch);
+                ctx.out.int(ctx.state.pubsub.numsub(ch) as i64);
+            }
+        }
+        "numpat" if a.len() == 2 => ctx.out.int(ctx.state.pubsub.numpat() as i64),
+        "channels" | "numpat" => return Err(CmdError::Arity(format!("pubsub|{sub}"))),
+        "help" => super::keys::help_reply(
+            ctx,
+            &[
+                "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CHANNELS [<pattern>]",
+                "    Return the currently active channels matching a <pattern> (default: '*').",
+                "NUMPAT",
+                "    Return number of subscriptions to patterns.",
+                "NUMSUB [<channel> ...]",
+                "    Return the number of subscribers for the specified channels, excluding",
+                "    pattern subscriptions(default: no channels).",
+                "HELP",
+                "    Print this help.",
+            ],
+        ),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "PUBSUB".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Server commands: INFO, CONFIG, COMMAND, TIME, SHUTDOWN, FUNCTION, DEBUG.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::args::{int, lower};
+use super::connection::REDIS_VERSION;
+use super::keys::help_reply;
+use super::table::COMMANDS;
+use super::{CmdError, CmdResult, CommandSpec, Ctx, lookup};
+use crate::config::{PARAMS, param};
+use crate::store::glob;
+
+const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
+const ALL_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "commandstats", "keyspace"];
+
+pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let mut wanted: Vec<String> = a[1..].iter().map(|s| lower(s)).collect();
+    if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    if wanted.iter().any(|w| w == "all" || w == "everything") {
+        wanted.extend(ALL_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    let mut text = String::new();
+    for section in ALL_SECTIONS {
+        if wanted.iter().any(|w| w == section) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            info_section(ctx, section, &mut text);
+        }
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+/// Resident set size from /proc, in bytes (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.2}G", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.2}M", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.2}K", n as f64 / 1024.0),
+        n => format!("{n}B"),
+    }
+}
+
+fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
+    let s = ctx.state;
+    let cfg = s.config.read().clone();
+    let st = &s.stats;
+    match section {
+        "server" => {
+            let up = s.started.elapsed().as_secs();
+            let _ = write!(
+                t,
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nferrite_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:ferrite\r\nconfig_file:\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::process::id(),
+                s.run_id,
+                s.port.load(Relaxed),
+                up / 86400,
+                cfg.hz,
+                cfg.hz
+            );
+        }
+        "clients" => {
+            let _ = write!(
+                t,
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n",
+                s.clients.len(),
+                cfg.maxclients,
+                s.blocking.blocked_clients(),
+                s.clients.all().iter().filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0).count()
+            );
+        }
+        "memory" => {
+            let used = s.used_memory() as u64;
+            let rss = rss_bytes();
+            let _ = write!(
+                t,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:mimalloc\r\n",
+                human_bytes(used),
+                human_bytes(rss),
+                cfg.maxmemory,
+                human_bytes(cfg.maxmemory),
+                cfg.maxmemory_policy
+            );
+        }
+        "persistence" => {
+            t.push_str("# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n");
+        }
+        "stats" => {
+            let expired: u64 = s.dbs.iter().map(|d| d.expired_count()).sum();
+            let _ = write!(
+                t,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
+                st.connections_received.get(),
+                st.commands_processed.get(),
+                st.net_input_bytes.get(),
+                st.net_output_bytes.get(),
+                st.rejected_connections.get(),
+                st.evicted_keys.get(),
+                st.keyspace_hits.get(),
+                st.keyspace_misses.get(),
+                s.pubsub.channels(None).len(),
+                s.pubsub.numpat(),
+                st.total_error_replies.get()
+            );
+        }
+        "replication" => t.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+        "commandstats" => {
+            t.push_str("# Commandstats\r\n");
+            for (spec, cs) in COMMANDS.iter().zip(&s.command_stats) {
+                let (calls, usec) = cs.calls.get();
+                let (rej, fail) = (cs.rejected.get(), cs.failed.get());
+                if calls + rej > 0 {
+                    let per = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
+                    let _ = write!(t, "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rej},failed_calls={fail}\r\n", spec.name);
+                }
+            }
+        }
+        "keyspace" => {
+            t.push_str("# Keyspace\r\n");
+            for (i, d) in s.dbs.iter().enumerate() {
+                if !d.is_empty() {
+                    let _ = write!(t, "db{i}:keys={},expires={},avg_ttl=0\r\n", d.len(), d.volatile_len());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let sub = lower(a[1]);
+    match sub.as_str() {
+        "get" => {
+            if a.len() < 3 {
+                return Err(CmdError::Arity("config|get".into()));
+            }
+            let cfg = ctx.state.config.read().clone();
+            let mut pairs: Vec<(&str, String)> = Vec::new();
+            for p in PARAMS {
+                if a[2..].iter().any(|pat| glob::matches(pat, p.name.as_bytes(), true)) {
+                    pairs.push((p.name, (p.get)(&cfg)));
+                }
+            }
+            ctx.out.map(pairs.len());
+            for (k, v) in pairs {
+                ctx.out.bulk(k.as_bytes());
+                ctx.out.bulk(v.as_bytes());
+            }
+        }
+        "set" => {
+            if a.len() < 4 || a.len() % 2 == 1 {
+                return Err(CmdError::Arity("config|set".into()));
+            }
+            let mut cfg = ctx.state.config.read().clone();
+            for pair in a[2..].chunks(2) {
+                let name = String::from_utf8_lossy(pair[0]).into_owned();
+                let p = param(&name).ok_or_else(|| CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")))?;
+                let set = p.set.ok_or_else(|| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")))?;
+                set(&mut cfg, &String::from_utf8_lossy(pair[1])).map_err(|m| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}")))?;
+            }
+            *ctx.state.config.write() = cfg;
+            ctx.out.ok();
+        }
+        "resetstat" => {
+            let st = &ctx.state.stats;
+            for c in [&st.commands_processed, &st.connections_received, &st.keyspace_hits, &st.keyspace_misses, &st.rejected_connections, &st.total_error_replies, &st.evicted_keys, &st.net_input_bytes, &st.net_output_bytes] {
+                c.reset();
+            }
+            for cs in &ctx.state.command_stats {
+                cs.calls.reset();
+                cs.rejected.reset();
+                cs.failed.reset();
+            }
+            ctx.out.ok();
+        }
+        "rewrite" => return Err(CmdError::err("The server is running without a config file")),
+        "help" => help_reply(ctx, &["CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.", "SET <directive> <value>", "    Set the configuration <directive> to <value>.", "RESETSTAT", "    Reset statistics reported by the INFO command.", "REWRITE", "    Rewrite the configuration file.", "HELP", "    Print this help."]),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}
+
+pub fn time(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    let micros = ctx.state.now_ms() * 1000 + (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_micros() % 1000).unwrap_or(0)) as u64;
+    ctx.out.array(2);
+    ctx.out.bulk((micros / 1_000_000).to_string().as_bytes());
+    ctx.out.bulk((micros % 1_000_000).to_string().as_bytes());
+    Ok(())
+}
+
+pub fn shutdown(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    for o in &a[1..] {
+        match lower(o).as_str() {
+            "nosave" | "save" | "now" | "force" => {}
+            "abort" => return Err(CmdError::err("No shutdown in progress.")),
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.state.request_shutdown();
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+pub fn function(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    match lower(a[1]).as_str() {
+        // Ferrite has no functions yet, so flushing them is trivially done.
+        "flush" if a.len() <= 3 => ctx.out.ok(),
+        "list" => ctx.out.array(0),
+        "help" => help_reply(ctx, &["FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "FLUSH [ASYNC|SYNC]", "    Delete all the libraries.", "LIST", "    Return general information on all the libraries.", "HELP", "    Print this help."]),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}
+
+/// DEBUG: only what test harnesses use, plus JUMP to move the server's
+/// clock forward (injected time for expiry tests).
+pub fn debug(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    match lower(a[1]).as_str() {
+        "log" => {
+            tracing::info!("DEBUG LOG: {}", String::from_utf8_lossy(a.get(2).copied().unwrap_or(b"")));
+            ctx.out.ok();
+        }
+        "jump" if a.len() == 3 => {
+            ctx.state.clock.advance(int(a[2])?);
+            ctx.out.ok();
+        }
+        "sleep" if a.len() == 3 => {
+            let secs = super::args::float(a[2])?.clamp(0.0, 10.0);
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            ctx.out.ok();
+        }
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "DEBUG".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}
+
+fn acl_categories(spec: &CommandSpec) -> Vec<String> {
+    use super::flags::*;
+    let mut v = vec![format!("@{}", spec.group.replace("sorted_set", "sortedset").replace("generic", "keyspace"))];
+    v.push(if spec.has(WRITE) { "@write".into() } else { "@read".into() });
+    v.push(if spec.has(FAST) { "@fast".into() } else { "@slow".into() });
+    if spec.has(ADMIN) {
+        v.push("@admin".into());
+        v.push("@dangerous".into());
+    }
+    if spec.has(BLOCKING) {
+        v.push("@blocking".into());
+    }
+    v
+}
+
+fn command_info(ctx: &mut Ctx, spec: &CommandSpec) {
+    let out = &mut *ctx.out;
+    out.array(10);
+    out.bulk(spec.name.as_bytes());
+    out.int(spec.arity as i64);
+    let flags = spec.flag_names();
+    out.set(flags.len());
+    flags.iter().for_each(|f| out.simple(f));
+    out.int(spec.first_key as i64);
+    out.int(spec.last_key as i64);
+    out.int(spec.step as i64);
+    let cats = acl_categories(spec);
+    out.set(cats.len());
+    cats.iter().for_each(|c| out.simple(c));
+    out.array(0);
+    out.array(0);
+    out.array(0);
+}
+
+pub fn command(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() == 1 {
+        ctx.out.array(COMMANDS.len());
+        COMMANDS.iter().for_each(|c| command_info(ctx, c));
+        return Ok(());
+    }
+    match lower(a[1]).as_str() {
+        "count" => ctx.out.int(COMMANDS.len() as i64),
+        "list" => ctx.out.bulks(COMMANDS.iter().map(|c| c.name.as_bytes())),
+        "info" => {
+            let names: Vec<&[u8]> = if a.len() > 2 { a[2..].to_vec() } else { COMMANDS.iter().map(|c| c.name.as_bytes()).collect() };
+            ctx.out.array(names.len());
+            for n in names {
+                match lookup(n) {
+                    Some((_, spec)) => command_info(ctx, spec),
+                    None => ctx.out.null_array(),
+                }
+            }
+        }
+        "docs" => {
+            let specs: Vec<&CommandSpec> = if a.len() > 2 { a[2..].iter().filter_map(|n| lookup(n).map(|(_, s)| s)).collect() } else { COMMANDS.iter().collect() };
+            ctx.out.map(specs.len());
+            for s in specs {
+                ctx.out.bulk(s.name.as_bytes());
+                ctx.out.map(3);
+                ctx.out.bulk(b"summary");
+                ctx.out.bulk(format!("The {} command", s.name.to_uppercase()).as_bytes());
+                ctx.out.bulk(b"since");
+                ctx.out.bulk(b"1.0.0");
+                ctx.out.bulk(b"group");
+                ctx.out.bulk(s.group.as_bytes());
+            }
+        }
+        "help" => help_reply(ctx, &["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "(no subcommand)", "    Return details about all Redis commands.", "COUNT", "    Return the total number of commands in this Redis server.", "LIST", "    Return a list of all commands in this Redis server.", "INFO [<command-name> ...]", "    Return details about multiple Redis commands.", "DOCS [<command-name> ...]", "    Return documentation details about multiple Redis commands.", "HELP", "    Print this help."]),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}

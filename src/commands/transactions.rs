@@ -1,0 +1,97 @@
+//! MULTI / EXEC / DISCARD / WATCH / UNWATCH.
+//!
+//! Queued commands run under the exclusive execution lock, so a transaction
+//! is atomic with respect to every other client, and the WATCH check happens
+//! under that same lock.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::dispatch::run;
+use super::{CmdError, CmdResult, Ctx, lookup};
+
+pub fn multi(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::err("MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(Vec::new());
+    ctx.client.info.multi.store(1, Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Forgets every watched key and the dirty flag.
+pub fn unwatch_all(ctx: &mut Ctx) {
+    for (db, key) in ctx.client.watched.drain(..) {
+        ctx.state.dbs[db].unwatch(&key, &ctx.client.watch_dirty);
+    }
+    ctx.client.watch_dirty.store(false, Relaxed);
+}
+
+fn end_multi(ctx: &mut Ctx) {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    ctx.client.info.multi.store(0, Relaxed);
+    unwatch_all(ctx);
+}
+
+pub fn exec(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    let Some(queued) = ctx.client.multi.take() else {
+        return Err(CmdError::err("EXEC without MULTI"));
+    };
+    if ctx.client.multi_error {
+        end_multi(ctx);
+        return Err(CmdError::msg("EXECABORT Transaction discarded because of previous errors."));
+    }
+    let state = ctx.state;
+    let guard = state.exec_lock.write();
+    if ctx.client.watch_dirty.load(Relaxed) {
+        drop(guard);
+        end_multi(ctx);
+        ctx.out.null_array();
+        return Ok(());
+    }
+    ctx.out.array(queued.len());
+    ctx.in_exec = true;
+    for cmd in &queued {
+        let argv: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
+        match lookup(argv[0]) {
+            Some((idx, spec)) => run(ctx, idx, spec, &argv),
+            None => ctx.out.error("ERR unknown command"),
+        }
+    }
+    ctx.in_exec = false;
+    drop(guard);
+    end_multi(ctx);
+    Ok(())
+}
+
+pub fn discard(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    if ctx.client.multi.is_none() {
+        return Err(CmdError::err("DISCARD without MULTI"));
+    }
+    end_multi(ctx);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn watch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::err("WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.client.db;
+    for k in &a[1..] {
+        if ctx.client.watched.iter().any(|(d, w)| *d == db && w.as_slice() == *k) {
+            continue;
+        }
+        ctx.state.dbs[db].watch(k, ctx.client.watch_dirty.clone());
+        ctx.client.watched.push((db, k.to_vec()));
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn unwatch(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    unwatch_all(ctx);
+    ctx.out.ok();
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Configuration: TOML file, command-line overrides and `CONFIG GET/SET`.
+//!
+//! Every setting has one entry in [`PARAMS`] (its Redis name, how to read it
+//! and how to set it) so that the file, the command line and `CONFIG SET`
+//! validate values the same way. Unknown keys and bad values are errors that
+//! name the key.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid value for '{key}': {message}")]
+    BadValue { key: String, message: String },
+    #[error("unknown config key '{0}'")]
+    UnknownKey(String),
+}
+
+/// The whole file. Each table rejects keys it does not know.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: Redis's own settings, under their Redis names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub port: u16,
+    pub requirepass: Option<String>,
+    pub maxclients: u64,
+    pub databases: u64,
+    #[serde(deserialize_with = "de_size")]
+    pub proto_max_bulk_len: u64,
+    #[serde(deserialize_with = "de_size")]
+    pub client_query_buffer_limit: u64,
+    /// Close idle clients after this many seconds (0: never).
+    pub timeout: u64,
+    #[serde(deserialize_with = "de_size")]
+    pub maxmemory: u64,
+    pub maxmemory_policy: String,
+    pub maxmemory_samples: u64,
+    pub lfu_log_factor: u64,
+    pub lfu_decay_time: u64,
+    /// Active expiry cycles per second.
+    pub hz: u64,
+    pub loglevel: String,
+    pub tcp_keepalive: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1".into(),
+            port: 6379,
+            requirepass: None,
+            maxclients: 10000,
+            databases: 16,
+            proto_max_bulk_len: 512 << 20,
+            client_query_buffer_limit: 1 << 30,
+            timeout: 0,
+            maxmemory: 0,
+            maxmemory_policy: "noeviction".into(),
+            maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            hz: 10,
+            loglevel: "notice".into(),
+            tcp_keepalive: 300,
+        }
+    }
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(n),
+        Raw::S(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `1024`, `64kb`, `512MB`, `4gb` (powers of 1024) or `1k`/`1m`/`1g`
+/// (powers of 1000), as Redis's `memtoull` does.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size (try 512mb)"))?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1000 * 1000,
+        "mb" => 1 << 20,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1 << 30,
+        "tb" => 1 << 40,
+        _ => return Err(format!("'{s}' has an unknown unit (use kb, mb, gb)")),
+    };
+    n.checked_mul(mul).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+pub const EVICTION_POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+type Getter = fn(&ServerConfig) -> String;
+type Setter = fn(&mut ServerConfig, &str) -> Result<(), String>;
+
+/// One configuration parameter, as `CONFIG GET/SET` see it.
+pub struct Param {
+    pub name: &'static str,
+    pub get: Getter,
+    /// None: read-only at runtime (set in the file or on the command line).
+    pub set: Option<Setter>,
+}
+
+fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("argument couldn't be parsed into an integer: '{v}'"))
+}
+
+fn bounded(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    let n: u64 = num(v)?;
+    if n < lo || n > hi {
+        return Err(format!("argument must be between {lo} and {hi} inclusive"));
+    }
+    Ok(n)
+}
+
+/// The parameters Ferrite knows; anything else is an unknown key.
+pub static PARAMS: &[Param] = &[
+    Param { name: "bind", get: |c| c.bind.clone(), set: None },
+    Param { name: "port", get: |c| c.port.to_string(), set: None },
+    Param {
+        name: "requirepass",
+        get: |c| c.requirepass.clone().unwrap_or_default(),
+        set: Some(|c, v| {
+            c.requirepass = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        }),
+    },
+    Param { name: "maxclients", get: |c| c.maxclients.to_string(), set: Some(|c, v| Ok(c.maxclients = bounded(v, 1, 1_000_000)?)) },
+    Param { name: "databases", get: |c| c.databases.to_string(), set: None },
+    Param {
+        name: "proto-max-bulk-len",
+        get: |c| c.proto_max_bulk_len.to_string(),
+        set: Some(|c, v| {
+            let n = parse_size(v)?;
+            if !(1024 * 1024..=1 << 40).contains(&n) {
+                return Err("argument must be between 1048576 and 1099511627776 inclusive".into());
+            }
+            c.proto_max_bulk_len = n;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "client-query-buffer-limit",
+        get: |c| c.client_query_buffer_limit.to_string(),
+        set: Some(|c, v| {
+            let n = parse_size(v)?;
+            if !(1024 * 1024..=1 << 40).contains(&n) {
+                return Err("argument must be between 1048576 and 1099511627776 inclusive".into());
+            }
+            c.client_query_buffer_limit = n;
+            Ok(())
+        }),
+    },
+    Param { name: "timeout", get: |c| c.timeout.to_string(), set: Some(|c, v| Ok(c.timeout = bounded(v, 0, i32::MAX as u64)?)) },
+    Param { name: "maxmemory", get: |c| c.maxmemory.to_string(), set: Some(|c, v| Ok(c.maxmemory = parse_size(v)?)) },
+    Param {
+        name: "maxmemory-policy",
+        get: |c| c.maxmemory_policy.clone(),
+        set: Some(|c, v| {
+            let v = v.to_ascii_lowercase();
+            if !EVICTION_POLICIES.contains(&v.as_str()) {
+                return Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".into());
+            }
+            c.maxmemory_policy = v;
+            Ok(())
+        }),
+    },
+    Param { name: "maxmemory-samples", get: |c| c.maxmemory_samples.to_string(), set: Some(|c, v| Ok(c.maxmemory_samples = bounded(v, 1, 64)?)) },
+    Param { name: "lfu-log-factor", get: |c| c.lfu_log_factor.to_string(), set: Some(|c, v| Ok(c.lfu_log_factor = bounded(v, 0, i32::MAX as u64)?)) },
+    Param { name: "lfu-decay-time", get: |c| c.lfu_decay_time.to_string(), set: Some(|c, v| Ok(c.lfu_decay_time = bounded(v, 0, i32::MAX as u64)?)) },
+    Param { name: "hz", get: |c| c.hz.to_string(), set: Some(|c, v| Ok(c.hz = bounded(v, 1, 500)?)) },
+    Param {
+        name: "loglevel",
+        get: |c| c.loglevel.clone(),
+        set: Some(|c, v| {
+            let v = v.to_ascii_lowercase();
+            if !["debug", "verbose", "notice", "warning", "nothing"].contains(&v.as_str()) {
+                return Err("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into());
+            }
+            c.loglevel = v;
+            Ok(())
+        }),
+    },
+    Param { name: "tcp-keepalive", get: |c| c.tcp_keepalive.to_string(), set: Some(|c, v| Ok(c.tcp_keepalive = bounded(v, 0, i32::MAX as u64)?)) },
+    // Probed by clients and test harnesses; Ferrite has no persistence of
+    // this kind yet, so they read as Redis's "off" and accept only that.
+    Param { name: "save", get: |_| String::new(), set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("persistence snapshots are not supported yet".into()) }) },
+    Param { name: "appendonly", get: |_| "no".into(), set: Some(|_, v| if v.eq_ignore_ascii_case("no") { Ok(()) } else { Err("the append-only file is not supported yet".into()) }) },
+    Param { name: "notify-keyspace-events", get: |_| String::new(), set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("keyspace notifications are not supported yet".into()) }) },
+];
+
+pub fn param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: p, message },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: "<string>".into(), message: e.to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values serde cannot: ranges and enumerations, by running each
+    /// through its `CONFIG SET` validator.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut scratch = self.server.clone();
+        for p in PARAMS {
+            if let Some(set) = p.set {
+                let v = (p.get)(&self.server);
+                set(&mut scratch, &v).map_err(|message| ConfigError::BadValue { key: p.name.into(), message })?;
+            }
+        }
+        if !(1..=1024).contains(&self.server.databases) {
+            return Err(ConfigError::BadValue { key: "databases".into(), message: "must be between 1 and 1024".into() });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MB"), Ok(512 << 20));
+        assert_eq!(parse_size("4gb"), Ok(4 << 30));
+        assert_eq!(parse_size("1k"), Ok(1000));
+        assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let e = Config::from_toml("[server]\nprot = 1\n").unwrap_err().to_string();
+        assert!(e.contains("prot"), "{e}");
+        let e = Config::from_toml("[server]\nmaxmemory-policy = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(e.contains("maxmemory-policy"), "{e}");
+        let e = Config::from_toml("[nonsense]\n").unwrap_err().to_string();
+        assert!(e.contains("nonsense"), "{e}");
+        let c = Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
+        assert_eq!((c.server.port, c.server.proto_max_bulk_len), (7000, 16 << 20));
+    }
+}

@@ -1,0 +1,63 @@
+//! The `ferrite` binary: flags, config file, logging, signals.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use ferrite::config::Config;
+use ferrite::server::Server;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A Redis-compatible, multi-tenant key-value server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (optional: embedded defaults otherwise).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Port to listen on (overrides the file).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind (overrides the file).
+    #[arg(long)]
+    bind: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    if let Some(p) = args.port {
+        config.server.port = p;
+    }
+    if let Some(b) = args.bind {
+        config.server.bind = b;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(async {
+        let server = Server::bind(&config).await.with_context(|| format!("binding {}:{}", config.server.bind, config.server.port))?;
+        let state = server.state();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::warn!("Received shutdown signal, scheduling shutdown...");
+            state.request_shutdown();
+        });
+        server.run().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,338 @@
+//! Request parsing, in place, with Redis 7.0's limits and error strings.
+//!
+//! [`parse_request`] looks at the unconsumed part of a connection's read
+//! buffer and either reports that more bytes are needed, or records where each
+//! argument of the next request lies ([`Argv`]) and how many bytes it used.
+//! Multibulk arguments are never copied; inline requests (telnet style) are
+//! unquoted into a small scratch buffer that [`Argv`] reuses.
+//!
+//! Every limit here exists so that a hostile stream cannot make the server
+//! allocate without bound: nothing is reserved from a length header, and the
+//! caller caps the total buffered query at `client-query-buffer-limit`.
+
+use thiserror::Error;
+
+/// Longest inline request, and longest `*`/`$` count line (PROTO_INLINE_MAX_SIZE).
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Before AUTH, a request may have at most this many arguments...
+pub const UNAUTH_MAX_ARGS: i64 = 10;
+/// ...each at most this long (CVE-2021-32675).
+pub const UNAUTH_MAX_BULK: i64 = 16 * 1024;
+
+/// What the parser must enforce for one connection right now.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `proto-max-bulk-len`.
+    pub max_bulk_len: i64,
+    /// True while a password is required and the client has not authenticated.
+    pub unauthenticated: bool,
+}
+
+/// A malformed request. The connection replies with the message and closes.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    #[error("Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    #[error("Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+    #[error("Protocol error: expected '$', got '{0}'")]
+    ExpectedDollar(char),
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    #[error("Protocol error: too big inline request")]
+    TooBigInline,
+    #[error("Protocol error: too big mbulk count string")]
+    TooBigMbulkCount,
+    #[error("Protocol error: too big bulk count string")]
+    TooBigBulkCount,
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulk,
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulk,
+}
+
+/// Where the arguments of the last parsed request are.
+///
+/// Reused across requests so that parsing allocates nothing in steady state.
+#[derive(Debug, Default)]
+pub struct Argv {
+    spans: Vec<(usize, usize)>,
+    inline: Vec<u8>,
+    from_inline: bool,
+}
+
+impl Argv {
+    /// Number of arguments (0 for an empty request).
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The arguments as slices of `buf` (the buffer that was parsed) or of the
+    /// inline scratch buffer.
+    pub fn iter<'a>(&'a self, buf: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let src: &'a [u8] = if self.from_inline { &self.inline } else { buf };
+        self.spans.iter().map(move |&(s, e)| &src[s..e])
+    }
+
+    fn clear(&mut self) {
+        self.spans.clear();
+        self.inline.clear();
+        self.from_inline = false;
+    }
+}
+
+/// Parses the next request at the start of `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed, or `Ok(Some(consumed))`
+/// with `argv` filled (possibly empty: blank lines, `*0` and `*-1` are
+/// consumed and ignored, as Redis does).
+pub fn parse_request(
+    buf: &[u8],
+    limits: &Limits,
+    argv: &mut Argv,
+) -> Result<Option<usize>, ProtocolError> {
+    argv.clear();
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, limits, argv),
+        Some(_) => parse_inline(buf, argv),
+    }
+}
+
+/// Finds the `\r\n`-terminated line starting at `from`: returns the index of
+/// `\r`, `Ok(None)` if incomplete, or `too_big` if no `\r` within the limit.
+fn find_crlf(buf: &[u8], from: usize, too_big: ProtocolError) -> Result<Option<usize>, ProtocolError> {
+    match memchr(b'\r', &buf[from..]) {
+        None if buf.len() - from > INLINE_MAX => Err(too_big),
+        None => Ok(None),
+        Some(i) if i > INLINE_MAX => Err(too_big),
+        // Redis needs the '\n' too before it looks at the line.
+        Some(i) if from + i + 1 >= buf.len() => Ok(None),
+        Some(i) => Ok(Some(from + i)),
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn parse_multibulk(buf: &[u8], limits: &Limits, argv: &mut Argv) -> Result<Option<usize>, ProtocolError> {
+    let Some(cr) = find_crlf(buf, 1, ProtocolError::TooBigMbulkCount)? else {
+        return Ok(None);
+    };
+    let count = match parse_i64(&buf[1..cr]) {
+        Some(n) if n <= i32::MAX as i64 => n,
+        _ => return Err(ProtocolError::InvalidMultibulkLength),
+    };
+    if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
+        return Err(ProtocolError::UnauthenticatedMultibulk);
+    }
+    let mut pos = cr + 2;
+    if count <= 0 {
+        return Ok(Some(pos));
+    }
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return Ok(None);
+        }
+        let Some(cr) = find_crlf(buf, pos, ProtocolError::TooBigBulkCount)? else {
+            return Ok(None);
+        };
+        if buf[pos] != b'$' {
+            return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
+        }
+        let len = match parse_i64(&buf[pos + 1..cr]) {
+            Some(n) if n >= 0 && n <= limits.max_bulk_len => n,
+            _ => return Err(ProtocolError::InvalidBulkLength),
+        };
+        if limits.unauthenticated && len > UNAUTH_MAX_BULK {
+            return Err(ProtocolError::UnauthenticatedBulk);
+        }
+        let start = cr + 2;
+        let end = start + len as usize;
+        // Like Redis, the two bytes after the payload are skipped unchecked.
+        if end + 2 > buf.len() {
+            return Ok(None);
+        }
+        argv.spans.push((start, end));
+        pos = end + 2;
+    }
+    Ok(Some(pos))
+}
+
+fn parse_inline(buf: &[u8], argv: &mut Argv) -> Result<Option<usize>, ProtocolError> {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > INLINE_MAX {
+            return Err(ProtocolError::TooBigInline);
+        }
+        return Ok(None);
+    };
+    if nl > INLINE_MAX {
+        return Err(ProtocolError::TooBigInline);
+    }
+    let mut line = &buf[..nl];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    argv.from_inline = true;
+    split_args(line, &mut argv.inline, &mut argv.spans)?;
+    Ok(Some(nl + 1))
+}
+
+/// Splits an inline request like Redis's `sdssplitargs`: whitespace separated,
+/// with "double quotes" (C escapes, `\xHH`) and 'single quotes'.
+fn split_args(line: &[u8], out: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) -> Result<(), ProtocolError> {
+    let mut p = 0;
+    loop {
+        while p < line.len() && line[p].is_ascii_whitespace() {
+            p += 1;
+        }
+        if p >= line.len() {
+            return Ok(());
+        }
+        let start = out.len();
+        p = split_one(line, p, out)?;
+        spans.push((start, out.len()));
+    }
+}
+
+fn is_hex(b: u8) -> bool {
+    b.is_ascii_hexdigit()
+}
+
+fn hex_val(b: u8) -> u8 {
+    (b as char).to_digit(16).unwrap_or(0) as u8
+}
+
+/// Reads one token starting at `p`, appending its bytes to `out`.
+fn split_one(line: &[u8], mut p: usize, out: &mut Vec<u8>) -> Result<usize, ProtocolError> {
+    let (mut in_dq, mut in_sq) = (false, false);
+    let closed_ok = |q: usize| q + 1 >= line.len() || line[q + 1].is_ascii_whitespace();
+    loop {
+        if p >= line.len() {
+            if in_dq || in_sq {
+                return Err(ProtocolError::UnbalancedQuotes);
+            }
+            return Ok(p);
+        }
+        let c = line[p];
+        if in_dq {
+            if c == b'\\' && p + 3 < line.len() && line[p + 1] == b'x' && is_hex(line[p + 2]) && is_hex(line[p + 3]) {
+                out.push(hex_val(line[p + 2]) * 16 + hex_val(line[p + 3]));
+                p += 3;
+            } else if c == b'\\' && p + 1 < line.len() {
+                p += 1;
+                out.push(match line[p] {
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'b' => 8,
+                    b'a' => 7,
+                    other => other,
+                });
+            } else if c == b'"' {
+                if !closed_ok(p) {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                return Ok(p + 1);
+            } else {
+                out.push(c);
+            }
+        } else if in_sq {
+            if c == b'\\' && p + 1 < line.len() && line[p + 1] == b'\'' {
+                p += 1;
+                out.push(b'\'');
+            } else if c == b'\'' {
+                if !closed_ok(p) {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                return Ok(p + 1);
+            } else {
+                out.push(c);
+            }
+        } else {
+            match c {
+                b' ' | b'\n' | b'\r' | b'\t' | 0 => return Ok(p),
+                b'"' => in_dq = true,
+                b'\'' => in_sq = true,
+                _ => out.push(c),
+            }
+        }
+        p += 1;
+    }
+}
+
+/// Parses a decimal i64 exactly like Redis's `string2ll`: no sign `+`, no
+/// leading zeros, no spaces, no overflow.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return if neg { None } else { Some(0) },
+        [b'1'..=b'9', ..] => {}
+        _ => return None,
+    }
+    if digits.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(buf: &[u8]) -> Result<Option<(usize, Vec<Vec<u8>>)>, ProtocolError> {
+        let mut argv = Argv::default();
+        let limits = Limits { max_bulk_len: 512 << 20, unauthenticated: false };
+        Ok(parse_request(buf, &limits, &mut argv)?.map(|n| (n, argv.iter(buf).map(|a| a.to_vec()).collect())))
+    }
+
+    #[test]
+    fn multibulk_and_incomplete() {
+        let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        assert_eq!(parse(req).unwrap(), Some((req.len(), vec![b"GET".to_vec(), b"k".to_vec()])));
+        for cut in 0..req.len() {
+            assert_eq!(parse(&req[..cut]).unwrap(), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn inline_quotes() {
+        let (_, args) = parse(b"set \"a b\\x41\" 'c\\'d'\r\n").unwrap().unwrap();
+        assert_eq!(args, vec![b"set".to_vec(), b"a bA".to_vec(), b"c'd".to_vec()]);
+        assert_eq!(parse(b"set \"foo bar\r\n"), Err(ProtocolError::UnbalancedQuotes));
+        assert_eq!(parse(b"get \"a\"b\n"), Err(ProtocolError::UnbalancedQuotes));
+    }
+
+    #[test]
+    fn string2ll_rules() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [&b"+1"[..], b"01", b"-0", b"", b"-", b"1 ", b"9223372036854775808"] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Clients: each connection's private state, and the registry of shared
+//! client descriptions that `CLIENT LIST/KILL/INFO` read.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::pubsub::{MessageSender, new_channel, MessageReceiver};
+
+/// What other clients may see of a connection (CLIENT LIST) or do to it (KILL).
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub name: Mutex<String>,
+    pub lib_name: Mutex<String>,
+    pub lib_ver: Mutex<String>,
+    pub db: AtomicUsize,
+    pub resp: AtomicUsize,
+    pub last_active_ms: AtomicU64,
+    /// Index into the command table of the last command run.
+    pub last_cmd: AtomicUsize,
+    pub subs: AtomicUsize,
+    pub psubs: AtomicUsize,
+    /// -1 outside MULTI, else the number of queued commands, stored +1.
+    pub multi: AtomicUsize,
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
+    pub killed: AtomicBool,
+    pub kill: Notify,
+}
+
+impl ClientInfo {
+    pub fn request_kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
+
+    pub fn age_secs(&self) -> u64 {
+        self.created.elapsed().as_secs()
+    }
+}
+
+/// All connected clients by id.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+}
+
+impl ClientRegistry {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::default(),
+            lib_name: Mutex::default(),
+            lib_ver: Mutex::default(),
+            db: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            last_active_ms: AtomicU64::new(0),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            subs: AtomicUsize::new(0),
+            psubs: AtomicUsize::new(0),
+            multi: AtomicUsize::new(0),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        self.clients.lock().insert(id, info.clone());
+        info
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot, sorted by id.
+    pub fn all(&self) -> Vec<Arc<ClientInfo>> {
+        let mut v: Vec<_> = self.clients.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.lock().get(&id).cloned()
+    }
+
+    pub fn kill_all(&self) {
+        for c in self.clients.lock().values() {
+            c.request_kill();
+        }
+    }
+}
+
+/// A command queued by MULTI.
+pub type QueuedCommand = Vec<Vec<u8>>;
+
+/// Why a command asked its connection to wait.
+#[derive(Debug, Clone)]
+pub struct BlockSpec {
+    pub keys: Vec<Vec<u8>>,
+    /// Absolute deadline in Unix ms, or None to wait forever.
+    pub deadline_ms: Option<u64>,
+}
+
+/// One connection's own state. Owned by its task; commands see it through `Ctx`.
+pub struct ClientState {
+    pub info: Arc<ClientInfo>,
+    pub db: usize,
+    pub authenticated: bool,
+    pub resp3: bool,
+    pub multi: Option<Vec<QueuedCommand>>,
+    pub multi_error: bool,
+    pub watch_dirty: Arc<AtomicBool>,
+    pub watched: Vec<(usize, Vec<u8>)>,
+    pub channels: HashSet<Vec<u8>>,
+    pub patterns: HashSet<Vec<u8>>,
+    pub msg_tx: MessageSender,
+    /// Set by a blocking command that found nothing to pop.
+    pub block: Option<BlockSpec>,
+    /// Set by QUIT: close once the reply is written.
+    pub close_after_reply: bool,
+}
+
+impl ClientState {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> (ClientState, MessageReceiver) {
+        let (tx, rx) = new_channel();
+        let state = ClientState {
+            info,
+            db: 0,
+            authenticated,
+            resp3: false,
+            multi: None,
+            multi_error: false,
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            msg_tx: tx,
+            block: None,
+            close_after_reply: false,
+        };
+        (state, rx)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    pub fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, Relaxed);
+    }
+}

@@ -1,0 +1,246 @@
+//! One client connection: read, parse in place, run, reply in one write.
+//!
+//! The loop reads into a single `BytesMut`, runs every complete request in it
+//! (a pipelined batch) with one notion of "now", appends all replies to one
+//! output buffer and writes that once. It also delivers pub/sub messages,
+//! parks the client while a blocking command waits, and obeys CLIENT KILL,
+//! SHUTDOWN and the idle timeout.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use smallvec::SmallVec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::client::{BlockSpec, ClientInfo, ClientState};
+use super::pubsub::{Message, MessageReceiver};
+use super::state::ServerState;
+use crate::commands::{Ctx, execute};
+use crate::protocol::{Argv, Limits, Out, parse_request};
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffers that grew past this are given back when idle.
+const KEEP_CAPACITY: usize = 256 * 1024;
+
+/// What a batch left the connection to do next.
+enum Next {
+    Continue,
+    Block(BlockSpec, Vec<Vec<u8>>),
+    Close,
+}
+
+struct Conn {
+    state: Arc<ServerState>,
+    socket: TcpStream,
+    client: ClientState,
+    messages: MessageReceiver,
+    inbuf: BytesMut,
+    out: Out,
+    argv: Argv,
+    wake: Arc<Notify>,
+}
+
+/// Serves one accepted connection until it closes or is killed.
+pub async fn serve(state: Arc<ServerState>, socket: TcpStream, info: Arc<ClientInfo>) {
+    let authenticated = state.config.read().requirepass.is_none();
+    let (client, messages) = ClientState::new(info.clone(), authenticated);
+    let mut conn = Conn {
+        state: state.clone(),
+        socket,
+        client,
+        messages,
+        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        out: Out::new(false),
+        argv: Argv::default(),
+        wake: Arc::new(Notify::new()),
+    };
+    if let Err(e) = conn.run().await {
+        tracing::debug!(client = info.id, "connection ended: {e}");
+    }
+    conn.cleanup();
+    state.clients.unregister(info.id);
+}
+
+impl Conn {
+    async fn run(&mut self) -> std::io::Result<()> {
+        loop {
+            if self.client.info.killed.load(Relaxed) {
+                return Ok(());
+            }
+            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
+            let idle = self.idle_timeout();
+            let subscribed = self.client.subscriptions() > 0;
+            tokio::select! {
+                _ = self.client.info.kill.notified() => return Ok(()),
+                r = self.socket.read_buf(&mut self.inbuf) => {
+                    if r? == 0 {
+                        return Ok(());
+                    }
+                    if !self.on_input().await? {
+                        return Ok(());
+                    }
+                }
+                Some(m) = self.messages.recv(), if subscribed => {
+                    self.deliver(m);
+                    while let Ok(m) = self.messages.try_recv() {
+                        self.deliver(m);
+                    }
+                    self.flush().await?;
+                }
+                _ = tokio::time::sleep(idle.unwrap_or(Duration::MAX)), if idle.is_some() && !subscribed => return Ok(()),
+            }
+        }
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        let t = self.state.config.read().timeout;
+        (t > 0).then(|| Duration::from_secs(t))
+    }
+
+    /// Handles newly read bytes; false means close the connection.
+    async fn on_input(&mut self) -> std::io::Result<bool> {
+        self.state.stats.net_input_bytes.add(self.inbuf.len() as u64);
+        let limit = self.state.config.read().client_query_buffer_limit as usize;
+        if self.inbuf.len() > limit {
+            tracing::warn!(client = self.client.id(), "closing client that exceeded the query buffer limit");
+            return Ok(false);
+        }
+        loop {
+            match self.run_batch() {
+                Next::Continue => {
+                    self.flush().await?;
+                    return Ok(true);
+                }
+                Next::Close => {
+                    self.flush().await?;
+                    return Ok(false);
+                }
+                Next::Block(spec, argv) => {
+                    self.flush().await?;
+                    if !self.wait_blocked(spec, argv).await? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs every complete request in the input buffer.
+    fn run_batch(&mut self) -> Next {
+        let now = self.state.now_ms();
+        self.client.info.last_active_ms.store(now, Relaxed);
+        let max_bulk_len = self.state.config.read().proto_max_bulk_len as i64;
+        loop {
+            let limits = Limits { max_bulk_len, unauthenticated: !self.client.authenticated };
+            let consumed = match parse_request(&self.inbuf, &limits, &mut self.argv) {
+                Ok(None) => break,
+                Ok(Some(n)) => n,
+                Err(e) => {
+                    self.out.error(&format!("ERR {e}"));
+                    return Next::Close;
+                }
+            };
+            if !self.argv.is_empty() {
+                let args: SmallVec<[&[u8]; 8]> = self.argv.iter(&self.inbuf).collect();
+                let touch = !self.client.info.no_touch.load(Relaxed);
+                let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: now, in_exec: false, touch };
+                execute(&mut ctx, &args);
+                if let Some(spec) = self.client.block.take() {
+                    let owned = args.iter().map(|a| a.to_vec()).collect();
+                    drop(args);
+                    self.inbuf.advance(consumed);
+                    return Next::Block(spec, owned);
+                }
+            }
+            self.inbuf.advance(consumed);
+            if self.client.close_after_reply {
+                return Next::Close;
+            }
+        }
+        if self.inbuf.is_empty() && self.inbuf.capacity() > KEEP_CAPACITY {
+            self.inbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        Next::Continue
+    }
+
+    /// Parks a blocked command until its keys are signalled, it times out or
+    /// the client goes away; then replies. False means close.
+    async fn wait_blocked(&mut self, spec: BlockSpec, argv: Vec<Vec<u8>>) -> std::io::Result<bool> {
+        let db = self.client.db;
+        self.state.blocking.register(db, &spec.keys, &self.wake);
+        let result = self.block_loop(&spec, &argv).await;
+        self.state.blocking.unregister(db, &spec.keys, &self.wake);
+        result
+    }
+
+    async fn block_loop(&mut self, spec: &BlockSpec, argv: &[Vec<u8>]) -> std::io::Result<bool> {
+        loop {
+            let remaining = spec.deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(self.state.now_ms())));
+            tokio::select! {
+                _ = self.wake.notified() => {
+                    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+                    let touch = !self.client.info.no_touch.load(Relaxed);
+                    let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: self.state.now_ms(), in_exec: false, touch };
+                    execute(&mut ctx, &args);
+                    if self.client.block.take().is_none() {
+                        return Ok(true);
+                    }
+                }
+                _ = tokio::time::sleep(remaining.unwrap_or(Duration::MAX)), if remaining.is_some() => {
+                    self.out.null_array();
+                    return Ok(true);
+                }
+                _ = self.client.info.kill.notified() => return Ok(false),
+                r = self.socket.read_buf(&mut self.inbuf) => {
+                    // Pipelined requests wait for the blocked one; EOF ends it.
+                    if r? == 0 {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, m: Message) {
+        let out = &mut self.out;
+        match &m.pattern {
+            Some(p) => {
+                out.push(4);
+                out.bulk(b"pmessage");
+                out.bulk(p);
+            }
+            None => {
+                out.push(3);
+                out.bulk(b"message");
+            }
+        }
+        out.bulk(&m.channel);
+        out.bulk(&m.payload);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.buf.is_empty() {
+            return Ok(());
+        }
+        self.state.stats.net_output_bytes.add(self.out.buf.len() as u64);
+        self.socket.write_all(&self.out.buf).await?;
+        self.out.buf.clear();
+        if self.out.buf.capacity() > KEEP_CAPACITY {
+            self.out.buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        Ok(())
+    }
+
+    /// Releases what the client held in shared registries.
+    fn cleanup(&mut self) {
+        let mut sink = Out::default();
+        let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut sink, now_ms: 0, in_exec: false, touch: false };
+        crate::commands::cleanup_client(&mut ctx);
+    }
+}

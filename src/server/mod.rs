@@ -1,0 +1,150 @@
+//! The network server: accepting connections, background jobs, shutdown.
+//!
+//! [`Server::bind`] listens; [`Server::run`] accepts until shutdown. Each
+//! connection is a task ([`connection`]) with its own [`client::ClientState`];
+//! everything shared lives in [`state::ServerState`]. [`start_background`]
+//! runs a whole server on its own runtime thread, which is how integration
+//! tests start one on port 0.
+
+pub mod blocking;
+pub mod client;
+pub mod connection;
+pub mod pubsub;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+pub use state::ServerState;
+
+pub struct Server {
+    state: Arc<ServerState>,
+    listener: TcpListener,
+}
+
+impl Server {
+    pub async fn bind(config: &Config) -> std::io::Result<Server> {
+        let addr = format!("{}:{}", config.server.bind, config.server.port);
+        let listener = TcpListener::bind(&addr).await?;
+        let state = ServerState::new(config);
+        state.port.store(listener.local_addr()?.port() as u64, Relaxed);
+        Ok(Server { state, listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> Arc<ServerState> {
+        self.state.clone()
+    }
+
+    /// Accepts connections until shutdown is requested.
+    pub async fn run(self) {
+        let expiry = tokio::spawn(active_expiry(self.state.clone()));
+        tracing::info!(addr = %self.local_addr(), "Ready to accept connections");
+        loop {
+            tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok((socket, addr)) => self.accept(socket, addr).await,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                _ = self.state.shutdown.notified() => break,
+            }
+            if self.state.shutting_down.load(Relaxed) {
+                break;
+            }
+        }
+        expiry.abort();
+        self.state.clients.kill_all();
+        tracing::info!("Ferrite is now ready to exit, bye bye...");
+    }
+
+    async fn accept(&self, mut socket: tokio::net::TcpStream, addr: SocketAddr) {
+        let state = &self.state;
+        state.stats.connections_received.incr();
+        if state.clients.len() as u64 >= state.config.read().maxclients {
+            state.stats.rejected_connections.incr();
+            let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+            return;
+        }
+        let _ = socket.set_nodelay(true);
+        let laddr = socket.local_addr().unwrap_or(addr);
+        let info = state.clients.register(addr, laddr);
+        tokio::spawn(connection::serve(state.clone(), socket, info));
+    }
+}
+
+/// Reclaims expired keys nobody reads: each tick sweeps every database for
+/// a bounded time, continuing while it keeps finding expired keys.
+async fn active_expiry(state: Arc<ServerState>) {
+    loop {
+        let hz = state.config.read().hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        let start = Instant::now();
+        let now = state.now_ms();
+        for db in &state.dbs {
+            while db.volatile_len() > 0 && start.elapsed() < Duration::from_millis(2) {
+                let (visited, deleted) = db.expire_step(now, 1024);
+                if deleted == 0 && visited < 1024 {
+                    break;
+                }
+                if deleted == 0 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A server running on its own thread and runtime; stops when dropped.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: Arc<ServerState>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub fn shutdown(&mut self) {
+        self.state.request_shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts a server (two worker threads) in the background.
+pub fn start_background(config: Config) -> std::io::Result<ServerHandle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            match Server::bind(&config).await {
+                Ok(server) => {
+                    let _ = tx.send(Ok((server.local_addr(), server.state())));
+                    server.run().await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+    });
+    let (addr, state) = rx.recv().map_err(std::io::Error::other)??;
+    Ok(ServerHandle { addr, state, thread: Some(thread) })
+}

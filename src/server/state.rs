@@ -1,0 +1,97 @@
+//! State shared by every connection: databases, configuration, clients,
+//! pub/sub, blocked clients and statistics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use super::blocking::Blocking;
+use super::client::ClientRegistry;
+use super::pubsub::PubSub;
+use crate::commands::COMMANDS;
+use crate::config::{Config, ServerConfig};
+use crate::metrics::{CallCounter, Counter};
+use crate::store::Keyspace;
+use crate::store::clock::Clock;
+
+/// Per-command counters for `INFO commandstats`.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    pub calls: CallCounter,
+    pub rejected: Counter,
+    pub failed: Counter,
+}
+
+/// Server-wide counters for `INFO stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections_received: Counter,
+    pub commands_processed: Counter,
+    pub rejected_connections: Counter,
+    pub keyspace_hits: Counter,
+    pub keyspace_misses: Counter,
+    pub net_input_bytes: Counter,
+    pub net_output_bytes: Counter,
+    pub evicted_keys: Counter,
+    pub total_error_replies: Counter,
+}
+
+pub struct ServerState {
+    pub config: RwLock<ServerConfig>,
+    pub dbs: Vec<Keyspace>,
+    pub clock: Clock,
+    pub clients: ClientRegistry,
+    pub pubsub: PubSub,
+    pub blocking: Blocking,
+    pub stats: Stats,
+    /// Indexed like [`COMMANDS`].
+    pub command_stats: Vec<CommandStats>,
+    /// Single-key commands hold it shared; multi-key commands, EXEC and
+    /// flushes hold it exclusively, which is what makes them atomic.
+    pub exec_lock: RwLock<()>,
+    pub shutdown: Notify,
+    pub shutting_down: AtomicBool,
+    pub started: Instant,
+    pub run_id: String,
+    pub port: AtomicU64,
+}
+
+impl ServerState {
+    pub fn new(config: &Config) -> Arc<ServerState> {
+        let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
+        Arc::new(ServerState {
+            dbs: (0..config.server.databases).map(|_| Keyspace::new()).collect(),
+            config: RwLock::new(config.server.clone()),
+            clock: Clock::default(),
+            clients: ClientRegistry::default(),
+            pubsub: PubSub::default(),
+            blocking: Blocking::default(),
+            stats: Stats::default(),
+            command_stats: COMMANDS.iter().map(|_| CommandStats::default()).collect(),
+            exec_lock: RwLock::new(()),
+            shutdown: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            started: Instant::now(),
+            run_id,
+            port: AtomicU64::new(config.server.port as u64),
+        })
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Asks the accept loop and every connection to stop.
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Relaxed);
+        self.shutdown.notify_waiters();
+        self.clients.kill_all();
+    }
+
+    pub fn used_memory(&self) -> usize {
+        self.dbs.iter().map(|d| d.used_bytes()).sum()
+    }
+}

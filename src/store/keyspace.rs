@@ -1,0 +1,624 @@
+//! One database: a lock-striped hash table with expiry, access metadata,
+//! exact byte accounting, sampling and cursor scans.
+//!
+//! The table is a `DashMap` used through its raw shard API, so that a lookup
+//! hashes the key once, an update of an existing key allocates nothing, and
+//! sampling and SCAN can address buckets directly. All access goes through
+//! [`Keyspace::read`] and [`Keyspace::write`]; `write` is the single place
+//! where the byte total, the key count, the volatile-key count and WATCH
+//! invalidation are maintained, so no command can forget them.
+//!
+//! Invariants:
+//! - `used` equals the sum of [`entry_mem`] over all entries;
+//! - an expired entry is never returned (it is deleted on sight);
+//! - an empty collection is never stored;
+//! - keyspace calls never nest (a closure must not call back into the same
+//!   keyspace), so shard locks are never held twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use dashmap::{DashMap, SharedValue};
+use hashbrown::raw::{Bucket, RawTable};
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use super::clock::{LFU_INIT, idle_secs, lfu_decay, lfu_incr, lru_clock};
+use super::glob;
+use super::value::{Hasher, Value, ValueType};
+
+/// A key: up to 16 bytes inline, longer ones on the heap.
+pub type Key = SmallVec<[u8; 16]>;
+type Item = (Key, SharedValue<Entry>);
+type Table = RawTable<Item>;
+
+/// Fixed cost of one entry: its table slot and metadata.
+pub const ENTRY_OVERHEAD: usize = 80;
+
+/// A stored value with its expiry and access metadata.
+#[derive(Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 means none.
+    expire_at: u64,
+    /// Redis-style access stamp: 24-bit LRU clock (seconds) << 8 | LFU counter.
+    access: AtomicU32,
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        Entry { value: self.value.clone(), expire_at: self.expire_at, access: AtomicU32::new(self.access.load(Relaxed)) }
+    }
+}
+
+impl Entry {
+    pub fn new(value: Value, now_ms: u64) -> Entry {
+        Entry { value, expire_at: 0, access: AtomicU32::new(lru_clock(now_ms) << 8 | LFU_INIT as u32) }
+    }
+
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
+
+    pub fn set_expire(&mut self, at: Option<u64>) {
+        self.expire_at = at.unwrap_or(0);
+    }
+
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != 0 && now_ms > self.expire_at
+    }
+
+    /// Seconds since the last access.
+    pub fn idle_secs(&self, now_ms: u64) -> u64 {
+        idle_secs(self.access.load(Relaxed) >> 8, now_ms)
+    }
+
+    /// The LFU counter, decayed for the time since the last access.
+    pub fn lfu(&self, now_ms: u64) -> u8 {
+        let a = self.access.load(Relaxed);
+        lfu_decay(a as u8, idle_secs(a >> 8, now_ms), 1)
+    }
+
+    /// Records an access: relaxed, racing updates only lose a stamp.
+    pub fn touch(&self, now_ms: u64) {
+        let counter = lfu_incr(self.lfu(now_ms));
+        self.access.store(lru_clock(now_ms) << 8 | counter as u32, Relaxed);
+    }
+}
+
+/// Bytes an entry accounts for.
+pub fn entry_mem(key: &Key, e: &Entry) -> usize {
+    ENTRY_OVERHEAD + if key.spilled() { key.len() } else { 0 } + e.value.mem()
+}
+
+/// What eviction and RANDOMKEY learn about a sampled key.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub key: Vec<u8>,
+    pub kind: ValueType,
+    pub bytes: usize,
+    pub idle_secs: u64,
+    pub lfu: u8,
+    pub expire_at: Option<u64>,
+}
+
+pub struct Keyspace {
+    map: DashMap<Key, Entry, Hasher>,
+    used: AtomicI64,
+    keys: AtomicI64,
+    volatile: AtomicI64,
+    expired: AtomicU64,
+    sweep: Mutex<(usize, usize)>,
+    watched: AtomicUsize,
+    watchers: Mutex<HashMap<Vec<u8>, Vec<Arc<AtomicBool>>>>,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Write access to one key's place in the table, held under its shard lock.
+pub struct Slot<'a> {
+    table: &'a mut Table,
+    hasher: &'a Hasher,
+    hash: u64,
+    key: &'a [u8],
+    bucket: Option<Bucket<Item>>,
+    now_ms: u64,
+    dirty: bool,
+}
+
+impl Slot<'_> {
+    pub fn key(&self) -> &[u8] {
+        self.key
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    pub fn entry(&self) -> Option<&Entry> {
+        // SAFETY: the bucket came from `table`, which we borrow mutably, and
+        // is dropped from `self.bucket` whenever it is erased.
+        self.bucket.as_ref().map(|b| unsafe { b.as_ref().1.get() })
+    }
+
+    pub fn value(&self) -> Option<&Value> {
+        self.entry().map(|e| &e.value)
+    }
+
+    pub fn exists(&self) -> bool {
+        self.bucket.is_some()
+    }
+
+    /// Mutable access; marks the key modified (for WATCH).
+    pub fn entry_mut(&mut self) -> Option<&mut Entry> {
+        self.dirty = true;
+        // SAFETY: as in `entry`.
+        self.bucket.as_ref().map(|b| unsafe { b.as_mut().1.get_mut() })
+    }
+
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        self.entry_mut().map(|e| &mut e.value)
+    }
+
+    /// Stores `value` with no expiry, replacing what was there.
+    pub fn set(&mut self, value: Value) -> Option<Entry> {
+        let e = Entry::new(value, self.now_ms);
+        self.put(e)
+    }
+
+    /// Stores a whole entry (value, expiry, access), replacing what was there.
+    pub fn put(&mut self, entry: Entry) -> Option<Entry> {
+        self.dirty = true;
+        if let Some(cur) = self.entry_mut() {
+            return Some(std::mem::replace(cur, entry));
+        }
+        let hasher = self.hasher;
+        let item = (Key::from_slice(self.key), SharedValue::new(entry));
+        self.bucket = Some(self.table.insert(self.hash, item, |(k, _)| hasher.hash_one(k.as_slice())));
+        None
+    }
+
+    /// Gets the value, creating it with `make` if the key is absent.
+    pub fn value_or_insert(&mut self, make: impl FnOnce() -> Value) -> &mut Value {
+        if self.bucket.is_none() {
+            self.set(make());
+        }
+        self.value_mut().expect("just inserted")
+    }
+
+    pub fn remove(&mut self) -> Option<Entry> {
+        let b = self.bucket.take()?;
+        self.dirty = true;
+        // SAFETY: `b` is a live bucket of `table`.
+        let ((_, v), _) = unsafe { self.table.remove(b) };
+        Some(v.into_inner())
+    }
+}
+
+impl Keyspace {
+    pub fn new() -> Self {
+        Keyspace {
+            map: DashMap::with_hasher_and_shard_amount(Hasher::new(), 64),
+            used: AtomicI64::new(0),
+            keys: AtomicI64::new(0),
+            volatile: AtomicI64::new(0),
+            expired: AtomicU64::new(0),
+            sweep: Mutex::new((0, 0)),
+            watched: AtomicUsize::new(0),
+            watchers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.load(Relaxed).max(0) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Exact bytes held, by [`entry_mem`].
+    pub fn used_bytes(&self) -> usize {
+        self.used.load(Relaxed).max(0) as usize
+    }
+
+    /// Keys with an expiry set.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.load(Relaxed).max(0) as usize
+    }
+
+    /// Keys removed because they expired (lazily or by the active cycle).
+    pub fn expired_count(&self) -> u64 {
+        self.expired.load(Relaxed)
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.map.hasher().hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> &dashmap::RwLock<Table> {
+        &self.map.shards()[self.map.determine_shard(hash as usize)]
+    }
+
+    /// Reads a live key. `touch` records the access (LRU/LFU); an expired key
+    /// is deleted and reads as absent.
+    pub fn read<R>(&self, key: &[u8], now_ms: u64, touch: bool, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        {
+            let table = shard.read();
+            let bucket = table.find(hash, |(k, _)| k.as_slice() == key)?;
+            // SAFETY: the bucket is live while `table`'s read guard is held.
+            let entry = unsafe { bucket.as_ref().1.get() };
+            if !entry.is_expired(now_ms) {
+                if touch {
+                    entry.touch(now_ms);
+                }
+                return Some(f(entry));
+            }
+        }
+        self.write(key, now_ms, |_| ());
+        None
+    }
+
+    /// The bytes a live key accounts for (MEMORY USAGE).
+    pub fn sample_one(&self, key: &[u8], now_ms: u64) -> Option<usize> {
+        let hash = self.hash(key);
+        let table = self.shard(hash).read();
+        let b = table.find(hash, |(k, _)| k.as_slice() == key)?;
+        // SAFETY: live bucket under the read guard.
+        let (k, v) = unsafe { b.as_ref() };
+        (!v.get().is_expired(now_ms)).then(|| entry_mem(k, v.get()))
+    }
+
+    /// Whether a live key exists, without touching it.
+    pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
+        self.read(key, now_ms, false, |_| ()).is_some()
+    }
+
+    /// Write access to `key`'s slot. Accounting, expiry bookkeeping, removal
+    /// of emptied collections and WATCH invalidation happen here, after `f`.
+    pub fn write<R>(&self, key: &[u8], now_ms: u64, f: impl FnOnce(&mut Slot) -> R) -> R {
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        let mut table = shard.write();
+        let bucket = table.find(hash, |(k, _)| k.as_slice() == key);
+        let mut slot = Slot { table: &mut table, hasher: self.map.hasher(), hash, key, bucket, now_ms, dirty: false };
+        let mut expired = false;
+        if slot.entry().is_some_and(|e| e.is_expired(now_ms)) {
+            expired = true;
+        }
+        let before = self.footprint(&slot);
+        if expired {
+            slot.remove();
+            slot.dirty = false;
+            self.expired.fetch_add(1, Relaxed);
+        }
+        let mut changed = expired;
+        let r = f(&mut slot);
+        if slot.value().is_some_and(|v| v.is_empty_collection()) {
+            slot.remove();
+        }
+        changed |= slot.dirty;
+        let after = self.footprint(&slot);
+        drop(table);
+        self.account(before, after);
+        if changed {
+            self.touch_watched(key);
+        }
+        r
+    }
+
+    /// (bytes, exists, volatile) of a slot, for accounting.
+    fn footprint(&self, slot: &Slot) -> (i64, i64, i64) {
+        match slot.bucket.as_ref() {
+            // SAFETY: live bucket of the locked table.
+            Some(b) => unsafe {
+                let (k, v) = b.as_ref();
+                let e = v.get();
+                (entry_mem(k, e) as i64, 1, e.expire_at().is_some() as i64)
+            },
+            None => (0, 0, 0),
+        }
+    }
+
+    fn account(&self, before: (i64, i64, i64), after: (i64, i64, i64)) {
+        if before.0 != after.0 {
+            self.used.fetch_add(after.0 - before.0, Relaxed);
+        }
+        if before.1 != after.1 {
+            self.keys.fetch_add(after.1 - before.1, Relaxed);
+        }
+        if before.2 != after.2 {
+            self.volatile.fetch_add(after.2 - before.2, Relaxed);
+        }
+    }
+
+    pub fn remove(&self, key: &[u8], now_ms: u64) -> Option<Entry> {
+        self.write(key, now_ms, |s| s.remove())
+    }
+
+    pub fn put(&self, key: &[u8], entry: Entry, now_ms: u64) -> Option<Entry> {
+        self.write(key, now_ms, |s| s.put(entry))
+    }
+
+    /// Removes every key; returns how many there were.
+    pub fn clear(&self) -> usize {
+        let n = self.len();
+        self.invalidate_all_watched();
+        for shard in self.map.shards() {
+            let mut t = shard.write();
+            let mut freed = (0i64, 0i64, 0i64);
+            // SAFETY: iterating a table we hold exclusively.
+            for b in unsafe { t.iter() } {
+                let (k, v) = unsafe { b.as_ref() };
+                let e = v.get();
+                freed.0 += entry_mem(k, e) as i64;
+                freed.1 += 1;
+                freed.2 += e.expire_at().is_some() as i64;
+            }
+            t.clear();
+            drop(t);
+            self.account(freed, (0, 0, 0));
+        }
+        n
+    }
+
+    /// Visits live entries bucket by bucket from `cursor`, until about
+    /// `count` were seen. Returns the next cursor (0 when done).
+    ///
+    /// The cursor is `shard << 32 | bucket`. A key present for the whole scan
+    /// is returned at least once unless a table grows meanwhile.
+    pub fn scan(&self, cursor: u64, count: usize, now_ms: u64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
+        let shards = self.map.shards();
+        let (mut si, mut bi) = ((cursor >> 32) as usize, (cursor & 0xffff_ffff) as usize);
+        let mut seen = 0;
+        while si < shards.len() {
+            let t = shards[si].read();
+            while bi < t.buckets() {
+                // SAFETY: index < buckets(); checked full before use.
+                unsafe {
+                    if t.is_bucket_full(bi) {
+                        let (k, v) = t.bucket(bi).as_ref();
+                        if !v.get().is_expired(now_ms) {
+                            f(k, v.get());
+                            seen += 1;
+                        }
+                    }
+                }
+                bi += 1;
+                if seen >= count.max(1) {
+                    return if bi < t.buckets() { (si as u64) << 32 | bi as u64 } else { next_shard(si, shards.len()) };
+                }
+            }
+            si += 1;
+            bi = 0;
+        }
+        0
+    }
+
+    /// Live keys matching a glob pattern.
+    pub fn keys(&self, pattern: &[u8], now_ms: u64) -> Vec<Vec<u8>> {
+        let all = pattern == b"*";
+        let mut out = Vec::new();
+        for shard in self.map.shards() {
+            let t = shard.read();
+            // SAFETY: iterating under the read guard.
+            for b in unsafe { t.iter() } {
+                let (k, v) = unsafe { b.as_ref() };
+                if !v.get().is_expired(now_ms) && (all || glob::matches(pattern, k, false)) {
+                    out.push(k.to_vec());
+                }
+            }
+        }
+        out
+    }
+
+    /// Up to `n` random live entries (with repeats possible), by random bucket
+    /// probing; what RANDOMKEY and eviction sampling use.
+    pub fn sample(&self, n: usize, now_ms: u64, volatile_only: bool) -> Vec<Sample> {
+        let mut out = Vec::with_capacity(n);
+        if self.is_empty() || (volatile_only && self.volatile_len() == 0) {
+            return out;
+        }
+        let shards = self.map.shards();
+        let mut tries = 0;
+        while out.len() < n && tries < n * 16 {
+            tries += 1;
+            let t = shards[fastrand::usize(..shards.len())].read();
+            if t.is_empty() {
+                continue;
+            }
+            let start = fastrand::usize(..t.buckets());
+            for off in 0..t.buckets() {
+                let i = (start + off) % t.buckets();
+                // SAFETY: index < buckets(), checked full before use.
+                unsafe {
+                    if !t.is_bucket_full(i) {
+                        continue;
+                    }
+                    let (k, v) = t.bucket(i).as_ref();
+                    let e = v.get();
+                    if e.is_expired(now_ms) || (volatile_only && e.expire_at().is_none()) {
+                        continue;
+                    }
+                    out.push(Sample {
+                        key: k.to_vec(),
+                        kind: e.value.kind(),
+                        bytes: entry_mem(k, e),
+                        idle_secs: e.idle_secs(now_ms),
+                        lfu: e.lfu(now_ms),
+                        expire_at: e.expire_at(),
+                    });
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// One step of the active expiry cycle: sweeps up to `budget` buckets,
+    /// deleting expired keys. Returns (buckets visited, keys deleted).
+    pub fn expire_step(&self, now_ms: u64, budget: usize) -> (usize, usize) {
+        if self.volatile_len() == 0 {
+            return (0, 0);
+        }
+        let shards = self.map.shards();
+        let mut pos = self.sweep.lock();
+        let (mut visited, mut deleted) = (0, 0);
+        let mut removed_keys = Vec::new();
+        while visited < budget {
+            let (si, bi) = *pos;
+            let mut t = shards[si].write();
+            let end = (bi + budget - visited).min(t.buckets());
+            let mut freed = (0i64, 0i64, 0i64);
+            for i in bi..end {
+                // SAFETY: index < buckets(); erasing leaves other buckets in place.
+                unsafe {
+                    if t.is_bucket_full(i) {
+                        let b = t.bucket(i);
+                        if b.as_ref().1.get().is_expired(now_ms) {
+                            let ((k, v), _) = t.remove(b);
+                            freed.0 += entry_mem(&k, v.get()) as i64;
+                            freed.1 += 1;
+                            freed.2 += 1;
+                            if self.watched.load(Relaxed) > 0 {
+                                removed_keys.push(k.to_vec());
+                            }
+                        }
+                    }
+                }
+            }
+            visited += end - bi;
+            *pos = if end >= t.buckets() { ((si + 1) % shards.len(), 0) } else { (si, end) };
+            drop(t);
+            deleted += freed.1 as usize;
+            self.account(freed, (0, 0, 0));
+            if pos.0 == 0 && pos.1 == 0 {
+                break;
+            }
+        }
+        drop(pos);
+        self.expired.fetch_add(deleted as u64, Relaxed);
+        for k in removed_keys {
+            self.touch_watched(&k);
+        }
+        (visited, deleted)
+    }
+
+    /// Registers a WATCH flag: set when `key` is next modified.
+    pub fn watch(&self, key: &[u8], flag: Arc<AtomicBool>) {
+        self.watchers.lock().entry(key.to_vec()).or_default().push(flag);
+        self.watched.fetch_add(1, Relaxed);
+    }
+
+    pub fn unwatch(&self, key: &[u8], flag: &Arc<AtomicBool>) {
+        let mut w = self.watchers.lock();
+        if let Some(list) = w.get_mut(key) {
+            let before = list.len();
+            list.retain(|f| !Arc::ptr_eq(f, flag));
+            self.watched.fetch_sub(before - list.len(), Relaxed);
+            if list.is_empty() {
+                w.remove(key);
+            }
+        }
+    }
+
+    fn touch_watched(&self, key: &[u8]) {
+        if self.watched.load(Relaxed) == 0 {
+            return;
+        }
+        if let Some(list) = self.watchers.lock().get(key) {
+            list.iter().for_each(|f| f.store(true, Relaxed));
+        }
+    }
+
+    fn invalidate_all_watched(&self) {
+        if self.watched.load(Relaxed) == 0 {
+            return;
+        }
+        for flags in self.watchers.lock().values() {
+            flags.iter().for_each(|f| f.store(true, Relaxed));
+        }
+    }
+}
+
+fn next_shard(si: usize, n: usize) -> u64 {
+    if si + 1 < n { ((si + 1) as u64) << 32 } else { 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounting_follows_writes_deletes_and_expiry() {
+        let ks = Keyspace::new();
+        ks.write(b"a", 1000, |s| s.set(Value::string(&[b'x'; 100])));
+        ks.write(b"b", 1000, |s| s.set(Value::string(b"small")));
+        assert_eq!(ks.len(), 2);
+        assert_eq!(ks.used_bytes(), 2 * ENTRY_OVERHEAD + 100);
+        ks.write(b"a", 1000, |s| s.entry_mut().unwrap().set_expire(Some(2000)));
+        assert_eq!(ks.volatile_len(), 1);
+        assert!(ks.contains(b"a", 2000));
+        assert!(!ks.contains(b"a", 2001));
+        assert_eq!(ks.len(), 1);
+        assert_eq!(ks.used_bytes(), ENTRY_OVERHEAD);
+        assert_eq!(ks.expired_count(), 1);
+        ks.remove(b"b", 3000);
+        assert_eq!((ks.len(), ks.used_bytes(), ks.volatile_len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn active_expiry_reclaims_unread_keys() {
+        let ks = Keyspace::new();
+        for i in 0..1000 {
+            ks.write(format!("k{i}").as_bytes(), 0, |s| {
+                s.set(Value::string(b"v"));
+                s.entry_mut().unwrap().set_expire(Some(10));
+            });
+        }
+        ks.write(b"keep", 0, |s| s.set(Value::string(b"v")));
+        let mut total = 0;
+        for _ in 0..1000 {
+            total += ks.expire_step(100, 64).1;
+        }
+        assert_eq!(total, 1000);
+        assert_eq!(ks.len(), 1);
+        assert_eq!(ks.used_bytes(), ENTRY_OVERHEAD);
+    }
+
+    #[test]
+    fn scan_visits_every_key_once_without_writes() {
+        let ks = Keyspace::new();
+        for i in 0..5000 {
+            ks.write(format!("key:{i}").as_bytes(), 0, |s| s.set(Value::string(b"v")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = ks.scan(cursor, 10, 0, |k, _| assert!(seen.insert(k.to_vec())));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 5000);
+    }
+
+    #[test]
+    fn watch_flags_on_modification() {
+        let ks = Keyspace::new();
+        let flag = Arc::new(AtomicBool::new(false));
+        ks.watch(b"w", flag.clone());
+        ks.read(b"w", 0, true, |_| ());
+        assert!(!flag.load(Relaxed));
+        ks.write(b"w", 0, |s| s.set(Value::string(b"1")));
+        assert!(flag.load(Relaxed));
+        ks.unwatch(b"w", &flag);
+    }
+}

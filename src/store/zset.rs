@@ -1,0 +1,165 @@
+//! Sorted sets: a member-to-score map plus an ordered index by (score, member).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+
+use super::value::{ELEM_OVERHEAD, Elem, Hasher, LISTPACK_MAX_ENTRIES, LISTPACK_MAX_VALUE, elem};
+
+/// A score with a total order (NaN is never stored: commands refuse it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score(pub f64);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.partial_cmp(&o.0).unwrap_or(Ordering::Equal)
+    }
+}
+
+/// One end of a score range (`(1.5` is exclusive).
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreBound {
+    pub value: f64,
+    pub exclusive: bool,
+}
+
+/// One end of a lex range: `-`, `+`, `[a` or `(a`.
+#[derive(Debug, Clone)]
+pub enum LexBound {
+    NegInf,
+    PosInf,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+impl LexBound {
+    fn above_min(&self, m: &[u8]) -> bool {
+        match self {
+            LexBound::NegInf => true,
+            LexBound::PosInf => false,
+            LexBound::Incl(b) => m >= b.as_slice(),
+            LexBound::Excl(b) => m > b.as_slice(),
+        }
+    }
+
+    fn below_max(&self, m: &[u8]) -> bool {
+        match self {
+            LexBound::NegInf => false,
+            LexBound::PosInf => true,
+            LexBound::Incl(b) => m <= b.as_slice(),
+            LexBound::Excl(b) => m < b.as_slice(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ZSetValue {
+    scores: HashMap<Elem, f64, Hasher>,
+    order: BTreeSet<(Score, Elem)>,
+    bytes: usize,
+    big: bool,
+}
+
+fn cost(m: &[u8]) -> usize {
+    2 * (m.len() + ELEM_OVERHEAD) + 16
+}
+
+impl ZSetValue {
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_big(&self) -> bool {
+        self.big
+    }
+
+    pub fn score(&self, m: &[u8]) -> Option<f64> {
+        self.scores.get(m).copied()
+    }
+
+    /// Sets a member's score; returns the previous score, if any.
+    pub fn insert(&mut self, m: &[u8], score: f64) -> Option<f64> {
+        if m.len() > LISTPACK_MAX_VALUE {
+            self.big = true;
+        }
+        let old = self.scores.get(m).copied();
+        match old {
+            Some(s) if s == score => {}
+            Some(s) => {
+                let key = self.order.take(&(Score(s), elem(m))).expect("index in sync");
+                self.order.insert((Score(score), key.1));
+                *self.scores.get_mut(m).expect("present") = score;
+            }
+            None => {
+                self.bytes += cost(m);
+                self.scores.insert(elem(m), score);
+                self.order.insert((Score(score), elem(m)));
+            }
+        }
+        if self.scores.len() > LISTPACK_MAX_ENTRIES {
+            self.big = true;
+        }
+        old
+    }
+
+    pub fn remove(&mut self, m: &[u8]) -> Option<f64> {
+        let s = self.scores.remove(m)?;
+        self.order.remove(&(Score(s), elem(m)));
+        self.bytes -= cost(m);
+        Some(s)
+    }
+
+    /// 0-based rank in ascending order.
+    pub fn rank(&self, m: &[u8]) -> Option<usize> {
+        let s = self.score(m)?;
+        Some(self.order.range(..(Score(s), elem(m))).count())
+    }
+
+    /// Members in ascending order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
+        self.order.iter().map(|(s, m)| (&m[..], s.0))
+    }
+
+    /// Members with `min <= score <= max` (bounds may be exclusive), ascending.
+    pub fn range_by_score(&self, min: ScoreBound, max: ScoreBound) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
+        let key = |v: f64| (Score(v), elem(b""));
+        let lo = if min.exclusive { min.value.next_up() } else { min.value };
+        let hi = match (max.exclusive, max.value) {
+            (false, v) if v == f64::INFINITY => Bound::Unbounded,
+            (false, v) => Bound::Excluded(key(v.next_up())),
+            (true, v) => Bound::Excluded(key(v)),
+        };
+        let empty = lo.is_nan()
+            || (min.exclusive && min.value == f64::INFINITY)
+            || match &hi {
+                Bound::Excluded((h, _)) => lo >= h.0,
+                _ => false,
+            };
+        let range = if empty {
+            self.order.range((Bound::Included(key(0.0)), Bound::Excluded(key(0.0))))
+        } else {
+            self.order.range((Bound::Included(key(lo)), hi))
+        };
+        range.map(|(s, m)| (&m[..], s.0))
+    }
+
+    /// Members between lex bounds (meaningful when all scores are equal).
+    pub fn range_by_lex<'a>(&'a self, min: &'a LexBound, max: &'a LexBound) -> impl DoubleEndedIterator<Item = (&'a [u8], f64)> + 'a {
+        self.order
+            .iter()
+            .filter(move |(_, m)| min.above_min(m) && max.below_max(m))
+            .map(|(s, m)| (&m[..], s.0))
+    }
+}
