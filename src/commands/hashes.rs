@@ -186,7 +186,9 @@ pub fn hincrby(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    super::args::float(a[3])?;
+    if !super::args::float(a[3])?.is_finite() {
+        return Err(CmdError::err("value is NaN or Infinity"));
+    }
     let now = ctx.now_ms;
     let text = db(ctx).write(a[1], now, |slot| {
         let h = hash_or_new(slot)?;

@@ -3,7 +3,7 @@
 use super::args::{int, is, lower};
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
-use crate::store::{Keyspace, Value, ValueType};
+use crate::store::{Keyspace, Value};
 
 fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
     &ctx.state.dbs[ctx.client.db]
@@ -47,7 +47,8 @@ pub struct ScanOpts {
     pub cursor: u64,
     pub pattern: Option<Vec<u8>>,
     pub count: usize,
-    pub kind: Option<ValueType>,
+    /// TYPE filter, as a type name (an unknown name matches nothing).
+    pub kind: Option<String>,
 }
 
 pub fn parse_scan(a: &[&[u8]], from: usize, allow_type: bool) -> Result<ScanOpts, CmdError> {
@@ -67,11 +68,7 @@ pub fn parse_scan(a: &[&[u8]], from: usize, allow_type: bool) -> Result<ScanOpts
         } else if is(a[i], "match") {
             o.pattern = (a[i + 1] != b"*").then(|| a[i + 1].to_vec());
         } else if is(a[i], "type") && allow_type {
-            // An unknown type matches nothing, as in Redis 7.0.
-            o.kind = Some(ValueType::from_name(a[i + 1]).unwrap_or(ValueType::String));
-            if ValueType::from_name(a[i + 1]).is_none() {
-                o.count = 0;
-            }
+            o.kind = Some(lower(a[i + 1]));
         } else {
             return Err(CmdError::Syntax);
         }
@@ -82,10 +79,9 @@ pub fn parse_scan(a: &[&[u8]], from: usize, allow_type: bool) -> Result<ScanOpts
 
 pub fn scan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let o = parse_scan(a, 2, true)?;
-    let unknown_type = o.count == 0;
     let mut keys = Vec::new();
-    let next = db(ctx).scan(o.cursor, o.count.max(1), ctx.now_ms, |k, e| {
-        let type_ok = o.kind.is_none_or(|t| t == e.value.kind()) && !unknown_type;
+    let next = db(ctx).scan(o.cursor, o.count, ctx.now_ms, |k, e| {
+        let type_ok = o.kind.as_deref().is_none_or(|t| t == e.value.kind().name());
         if type_ok && o.pattern.as_deref().is_none_or(|p| crate::store::glob::matches(p, k, false)) {
             keys.push(k.to_vec());
         }

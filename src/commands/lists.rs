@@ -91,7 +91,7 @@ fn pop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {
     Ok(())
 }
 
-fn positive_count(c: &[u8]) -> Result<usize, CmdError> {
+pub fn positive_count(c: &[u8]) -> Result<usize, CmdError> {
     match crate::protocol::parse::parse_i64(c) {
         Some(n) if n >= 0 => Ok(n as usize),
         _ => Err(CmdError::err("value is out of range, must be positive")),

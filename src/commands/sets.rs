@@ -110,15 +110,26 @@ fn count_arg(a: &[&[u8]]) -> Result<Option<i64>, CmdError> {
     }
 }
 
-pub fn spop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let count = count_arg(a)?;
-    if count.is_some_and(|c| c < 0) {
-        return Err(CmdError::err("value is out of range, must be positive"));
+fn spop_count(a: &[&[u8]]) -> Result<Option<usize>, CmdError> {
+    match a.len() {
+        2 => Ok(None),
+        3 => super::lists::positive_count(a[2]).map(Some),
+        _ => Err(CmdError::Syntax),
     }
+}
+
+pub fn spop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let count = spop_count(a)?;
     let now = ctx.now_ms;
     let popped = db(ctx).write(a[1], now, |slot| {
         let Some(s) = set_mut(slot, false)? else { return Ok(None) };
-        let n = count.unwrap_or(1) as usize;
+        let n = count.unwrap_or(1);
+        if count.is_some() && n >= s.len() {
+            // Everything goes, in SMEMBERS order, and the key with it.
+            let all = s.members().into_iter().map(|m| m.to_vec()).collect();
+            slot.remove();
+            return Ok(Some(all));
+        }
         let mut out = Vec::new();
         while out.len() < n && !s.is_empty() {
             let i = fastrand::usize(..s.len());
@@ -189,23 +200,13 @@ pub fn smove(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Loads the sets at `keys` (missing ones as None), checking types in order.
-/// With `stop_at_missing`, stops at the first missing key as SINTER does.
-fn load_sets(ctx: &Ctx, keys: &[&[u8]], stop_at_missing: bool) -> Result<Vec<Option<HashSet<Vec<u8>>>>, CmdError> {
-    let mut out = Vec::with_capacity(keys.len());
-    for k in keys {
-        let s = with_set(ctx, k, |s| s.members().into_iter().map(|m| m.to_vec()).collect::<HashSet<_>>())?;
-        let missing = s.is_none();
-        out.push(s);
-        if missing && stop_at_missing {
-            break;
-        }
-    }
-    Ok(out)
+/// Loads the sets at `keys` (missing ones as None), type-checking all first.
+fn load_sets(ctx: &Ctx, keys: &[&[u8]]) -> Result<Vec<Option<HashSet<Vec<u8>>>>, CmdError> {
+    keys.iter().map(|k| with_set(ctx, k, |s| s.members().into_iter().map(|m| m.to_vec()).collect::<HashSet<_>>())).collect()
 }
 
-fn inter(sets: Vec<Option<HashSet<Vec<u8>>>>, n_keys: usize) -> HashSet<Vec<u8>> {
-    if sets.len() < n_keys || sets.iter().any(|s| s.is_none()) {
+fn inter(sets: Vec<Option<HashSet<Vec<u8>>>>) -> HashSet<Vec<u8>> {
+    if sets.iter().any(|s| s.is_none()) {
         return HashSet::new();
     }
     let mut sets: Vec<HashSet<Vec<u8>>> = sets.into_iter().flatten().collect();
@@ -225,10 +226,10 @@ enum Op {
 
 fn compute(ctx: &Ctx, keys: &[&[u8]], op: Op) -> Result<Vec<Vec<u8>>, CmdError> {
     let result = match op {
-        Op::Inter => inter(load_sets(ctx, keys, true)?, keys.len()),
-        Op::Union => load_sets(ctx, keys, false)?.into_iter().flatten().flatten().collect(),
+        Op::Inter => inter(load_sets(ctx, keys)?),
+        Op::Union => load_sets(ctx, keys)?.into_iter().flatten().flatten().collect(),
         Op::Diff => {
-            let mut sets = load_sets(ctx, keys, false)?.into_iter();
+            let mut sets = load_sets(ctx, keys)?.into_iter();
             let mut first = sets.next().flatten().unwrap_or_default();
             for s in sets.flatten() {
                 first.retain(|m| !s.contains(m));

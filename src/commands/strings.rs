@@ -586,8 +586,8 @@ fn lcs_reply(ctx: &mut Ctx, x: &[u8], y: &[u8], getlen: bool, getidx: bool, with
                 emit = true;
             }
         }
-        let mlen = a_end - a_start + 1;
         if emit {
+            let mlen = a_end - a_start + 1;
             if minlen == 0 || mlen >= minlen {
                 ranges.push([a_start, a_end, b_start, b_end, mlen]);
             }

@@ -432,14 +432,7 @@ fn zpop_generic(ctx: &mut Ctx, a: &[&[u8]], max: bool) -> CmdResult {
     if a.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = match a.get(2) {
-        None => None,
-        Some(c) => match crate::protocol::parse::parse_i64(c) {
-            Some(n) if n >= 0 => Some(n as usize),
-            Some(_) => return Err(CmdError::err("value is out of range, must be positive")),
-            None => return Err(CmdError::NotInteger),
-        },
-    };
+    let count = a.get(2).map(|c| super::lists::positive_count(c)).transpose()?;
     let items = pop_n(db(ctx), a[1], ctx.now_ms, max, count.unwrap_or(1))?.unwrap_or_default();
     if count.is_none() && ctx.out.resp3 {
         // Without COUNT, RESP3 gets the single pair flat.
@@ -736,6 +729,11 @@ pub fn zdiffstore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn zintercard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    match int(a[1]) {
+        Ok(n) if n < 1 => return Err(CmdError::err("at least 1 input key is needed for 'zintercard' command")),
+        Ok(n) if n as usize > a.len() - 2 => return Err(CmdError::Syntax),
+        _ => {}
+    }
     let (keys, limit) = parse_card_args(a)?;
     let mut inputs = Vec::new();
     for k in &keys {

@@ -109,7 +109,6 @@ fn find_crlf(buf: &[u8], from: usize, too_big: ProtocolError) -> Result<Option<u
     match memchr(b'\r', &buf[from..]) {
         None if buf.len() - from > INLINE_MAX => Err(too_big),
         None => Ok(None),
-        Some(i) if i > INLINE_MAX => Err(too_big),
         // Redis needs the '\n' too before it looks at the line.
         Some(i) if from + i + 1 >= buf.len() => Ok(None),
         Some(i) => Ok(Some(from + i)),

@@ -428,9 +428,11 @@ impl Keyspace {
         }
         let shards = self.map.shards();
         let mut tries = 0;
-        while out.len() < n && tries < n * 16 {
+        let mut si = fastrand::usize(..shards.len());
+        while out.len() < n && tries < n * 16 + shards.len() {
             tries += 1;
-            let t = shards[fastrand::usize(..shards.len())].read();
+            si = (si + 1) % shards.len();
+            let t = shards[si].read();
             if t.is_empty() {
                 continue;
             }

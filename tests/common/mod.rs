@@ -1,0 +1,112 @@
+//! Shared test helpers: an in-process server on port 0, a real client, and a
+//! raw RESP connection for byte-level tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use ferrite::config::Config;
+use ferrite::protocol::Frame;
+use ferrite::server::{ServerHandle, start_background};
+
+pub fn config() -> Config {
+    let mut c = Config::default();
+    c.server.port = 0;
+    c
+}
+
+pub fn start() -> ServerHandle {
+    start_with(config())
+}
+
+pub fn start_with(c: Config) -> ServerHandle {
+    start_background(c).expect("server starts")
+}
+
+pub fn client(h: &ServerHandle) -> redis::Connection {
+    let c = redis::Client::open(format!("redis://{}/", h.addr)).expect("client");
+    c.get_connection().expect("connect")
+}
+
+/// A connection that speaks raw RESP.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    pub fn connect(addr: std::net::SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Raw { stream, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn cmd(&mut self, args: &[&str]) -> Frame {
+        self.send(&encode(args.iter().map(|a| a.as_bytes())));
+        self.read()
+    }
+
+    /// Reads one reply (panics on timeout).
+    pub fn read(&mut self) -> Frame {
+        self.try_read().expect("a reply before the connection closed")
+    }
+
+    /// Reads one reply; None if the server closed the connection first.
+    pub fn try_read(&mut self) -> Option<Frame> {
+        loop {
+            if let Some((f, n)) = Frame::decode(&self.buf).expect("well-formed reply") {
+                self.buf.drain(..n);
+                return Some(f);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// True if the server closed the connection (after any pending replies).
+    pub fn is_closed(&mut self) -> bool {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn encode<'a>(args: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+pub fn bulk(s: &str) -> Frame {
+    Frame::Bulk(s.as_bytes().to_vec())
+}
+
+pub fn err(s: &str) -> Frame {
+    Frame::Error(s.to_string())
+}
+
+pub fn ok() -> Frame {
+    Frame::Simple("OK".into())
+}
