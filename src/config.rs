@@ -13,7 +13,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid value for '{key}': {message}")]
@@ -99,7 +102,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size (try 512mb)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (try 512mb)"))?;
     let mul: u64 = match unit {
         "" | "b" => 1,
         "k" => 1000,
@@ -111,7 +116,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "tb" => 1 << 40,
         _ => return Err(format!("'{s}' has an unknown unit (use kb, mb, gb)")),
     };
-    n.checked_mul(mul).ok_or_else(|| format!("'{s}' is too large"))
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("'{s}' is too large"))
 }
 
 pub const EVICTION_POLICIES: &[&str] = &[
@@ -137,7 +143,8 @@ pub struct Param {
 }
 
 fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("argument couldn't be parsed into an integer: '{v}'"))
+    v.parse()
+        .map_err(|_| format!("argument couldn't be parsed into an integer: '{v}'"))
 }
 
 fn bounded(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
@@ -150,8 +157,16 @@ fn bounded(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
 
 /// The parameters Ferrite knows; anything else is an unknown key.
 pub static PARAMS: &[Param] = &[
-    Param { name: "bind", get: |c| c.bind.clone(), set: None },
-    Param { name: "port", get: |c| c.port.to_string(), set: None },
+    Param {
+        name: "bind",
+        get: |c| c.bind.clone(),
+        set: None,
+    },
+    Param {
+        name: "port",
+        get: |c| c.port.to_string(),
+        set: None,
+    },
     Param {
         name: "requirepass",
         get: |c| c.requirepass.clone().unwrap_or_default(),
@@ -160,8 +175,19 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param { name: "maxclients", get: |c| c.maxclients.to_string(), set: Some(|c, v| Ok(c.maxclients = bounded(v, 1, 1_000_000)?)) },
-    Param { name: "databases", get: |c| c.databases.to_string(), set: None },
+    Param {
+        name: "maxclients",
+        get: |c| c.maxclients.to_string(),
+        set: Some(|c, v| {
+            c.maxclients = bounded(v, 1, 1_000_000)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "databases",
+        get: |c| c.databases.to_string(),
+        set: None,
+    },
     Param {
         name: "proto-max-bulk-len",
         get: |c| c.proto_max_bulk_len.to_string(),
@@ -186,8 +212,22 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param { name: "timeout", get: |c| c.timeout.to_string(), set: Some(|c, v| Ok(c.timeout = bounded(v, 0, i32::MAX as u64)?)) },
-    Param { name: "maxmemory", get: |c| c.maxmemory.to_string(), set: Some(|c, v| Ok(c.maxmemory = parse_size(v)?)) },
+    Param {
+        name: "timeout",
+        get: |c| c.timeout.to_string(),
+        set: Some(|c, v| {
+            c.timeout = bounded(v, 0, i32::MAX as u64)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "maxmemory",
+        get: |c| c.maxmemory.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory = parse_size(v)?;
+            Ok(())
+        }),
+    },
     Param {
         name: "maxmemory-policy",
         get: |c| c.maxmemory_policy.clone(),
@@ -200,10 +240,38 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param { name: "maxmemory-samples", get: |c| c.maxmemory_samples.to_string(), set: Some(|c, v| Ok(c.maxmemory_samples = bounded(v, 1, 64)?)) },
-    Param { name: "lfu-log-factor", get: |c| c.lfu_log_factor.to_string(), set: Some(|c, v| Ok(c.lfu_log_factor = bounded(v, 0, i32::MAX as u64)?)) },
-    Param { name: "lfu-decay-time", get: |c| c.lfu_decay_time.to_string(), set: Some(|c, v| Ok(c.lfu_decay_time = bounded(v, 0, i32::MAX as u64)?)) },
-    Param { name: "hz", get: |c| c.hz.to_string(), set: Some(|c, v| Ok(c.hz = bounded(v, 1, 500)?)) },
+    Param {
+        name: "maxmemory-samples",
+        get: |c| c.maxmemory_samples.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory_samples = bounded(v, 1, 64)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "lfu-log-factor",
+        get: |c| c.lfu_log_factor.to_string(),
+        set: Some(|c, v| {
+            c.lfu_log_factor = bounded(v, 0, i32::MAX as u64)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "lfu-decay-time",
+        get: |c| c.lfu_decay_time.to_string(),
+        set: Some(|c, v| {
+            c.lfu_decay_time = bounded(v, 0, i32::MAX as u64)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hz",
+        get: |c| c.hz.to_string(),
+        set: Some(|c, v| {
+            c.hz = bounded(v, 1, 500)?;
+            Ok(())
+        }),
+    },
     Param {
         name: "loglevel",
         get: |c| c.loglevel.clone(),
@@ -216,12 +284,49 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param { name: "tcp-keepalive", get: |c| c.tcp_keepalive.to_string(), set: Some(|c, v| Ok(c.tcp_keepalive = bounded(v, 0, i32::MAX as u64)?)) },
+    Param {
+        name: "tcp-keepalive",
+        get: |c| c.tcp_keepalive.to_string(),
+        set: Some(|c, v| {
+            c.tcp_keepalive = bounded(v, 0, i32::MAX as u64)?;
+            Ok(())
+        }),
+    },
     // Probed by clients and test harnesses; Ferrite has no persistence of
     // this kind yet, so they read as Redis's "off" and accept only that.
-    Param { name: "save", get: |_| String::new(), set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("persistence snapshots are not supported yet".into()) }) },
-    Param { name: "appendonly", get: |_| "no".into(), set: Some(|_, v| if v.eq_ignore_ascii_case("no") { Ok(()) } else { Err("the append-only file is not supported yet".into()) }) },
-    Param { name: "notify-keyspace-events", get: |_| String::new(), set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("keyspace notifications are not supported yet".into()) }) },
+    Param {
+        name: "save",
+        get: |_| String::new(),
+        set: Some(|_, v| {
+            if v.is_empty() {
+                Ok(())
+            } else {
+                Err("persistence snapshots are not supported yet".into())
+            }
+        }),
+    },
+    Param {
+        name: "appendonly",
+        get: |_| "no".into(),
+        set: Some(|_, v| {
+            if v.eq_ignore_ascii_case("no") {
+                Ok(())
+            } else {
+                Err("the append-only file is not supported yet".into())
+            }
+        }),
+    },
+    Param {
+        name: "notify-keyspace-events",
+        get: |_| String::new(),
+        set: Some(|_, v| {
+            if v.is_empty() {
+                Ok(())
+            } else {
+                Err("keyspace notifications are not supported yet".into())
+            }
+        }),
+    },
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {
@@ -232,7 +337,10 @@ impl Config {
     /// Reads and validates a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: p, message },
             other => other,
@@ -240,7 +348,10 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: "<string>".into(), message: e.to_string() })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<string>".into(),
+            message: e.to_string(),
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -252,11 +363,17 @@ impl Config {
         for p in PARAMS {
             if let Some(set) = p.set {
                 let v = (p.get)(&self.server);
-                set(&mut scratch, &v).map_err(|message| ConfigError::BadValue { key: p.name.into(), message })?;
+                set(&mut scratch, &v).map_err(|message| ConfigError::BadValue {
+                    key: p.name.into(),
+                    message,
+                })?;
             }
         }
         if !(1..=1024).contains(&self.server.databases) {
-            return Err(ConfigError::BadValue { key: "databases".into(), message: "must be between 1 and 1024".into() });
+            return Err(ConfigError::BadValue {
+                key: "databases".into(),
+                message: "must be between 1 and 1024".into(),
+            });
         }
         Ok(())
     }
@@ -276,13 +393,21 @@ mod tests {
 
     #[test]
     fn unknown_and_bad_keys_are_named() {
-        let e = Config::from_toml("[server]\nprot = 1\n").unwrap_err().to_string();
+        let e = Config::from_toml("[server]\nprot = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("prot"), "{e}");
-        let e = Config::from_toml("[server]\nmaxmemory-policy = \"sometimes\"\n").unwrap_err().to_string();
+        let e = Config::from_toml("[server]\nmaxmemory-policy = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("maxmemory-policy"), "{e}");
         let e = Config::from_toml("[nonsense]\n").unwrap_err().to_string();
         assert!(e.contains("nonsense"), "{e}");
-        let c = Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
-        assert_eq!((c.server.port, c.server.proto_max_bulk_len), (7000, 16 << 20));
+        let c =
+            Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
+        assert_eq!(
+            (c.server.port, c.server.proto_max_bulk_len),
+            (7000, 16 << 20)
+        );
     }
 }

@@ -11,39 +11,11 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use common::{Raw, start};
+use common::{Raw, RedisServer, start};
 use ferrite::commands::COMMANDS;
 use ferrite::protocol::{Argv, Frame, Limits, parse_request};
-
-struct Redis(Child, SocketAddr);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Redis {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed for the differential tests (apt-get install redis-server; .ci/run does this)");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Redis(child, addr);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server did not start");
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Compare {
@@ -66,22 +38,37 @@ struct Script {
 fn split(line: &str) -> Vec<Vec<u8>> {
     let mut argv = Argv::default();
     let input = format!("{line}\r\n");
-    let limits = Limits { max_bulk_len: i64::MAX, unauthenticated: false };
-    parse_request(input.as_bytes(), &limits, &mut argv).expect("script line parses").expect("complete line");
+    let limits = Limits {
+        max_bulk_len: i64::MAX,
+        unauthenticated: false,
+    };
+    parse_request(input.as_bytes(), &limits, &mut argv)
+        .expect("script line parses")
+        .expect("complete line");
     argv.iter(input.as_bytes()).map(|a| a.to_vec()).collect()
 }
 
 fn load_scripts() -> Vec<Script> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/differential");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut scripts: Vec<Script> = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         let file = f.file_stem().unwrap().to_string_lossy().to_string();
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        {
             if let Some(name) = line.strip_prefix("###") {
-                scripts.push(Script { name: format!("{file}: {}", name.trim()), steps: Vec::new() });
+                scripts.push(Script {
+                    name: format!("{file}: {}", name.trim()),
+                    steps: Vec::new(),
+                });
                 continue;
             }
             let (compare, cmd) = if let Some(r) = line.strip_prefix("!sort ") {
@@ -91,8 +78,14 @@ fn load_scripts() -> Vec<Script> {
             } else {
                 (Compare::Exact, line)
             };
-            let script = scripts.last_mut().unwrap_or_else(|| panic!("{file}: command before the first ### header"));
-            script.steps.push(Step { args: split(cmd), compare, line: line.to_string() });
+            let script = scripts
+                .last_mut()
+                .unwrap_or_else(|| panic!("{file}: command before the first ### header"));
+            script.steps.push(Step {
+                args: split(cmd),
+                compare,
+                line: line.to_string(),
+            });
         }
     }
     scripts
@@ -100,20 +93,88 @@ fn load_scripts() -> Vec<Script> {
 
 /// Commands whose bare call is not an arity error and would change or
 /// describe the server itself rather than data.
-const NOT_IN_ARITY_SWEEP: &[&str] = &["shutdown", "debug", "info", "command", "hello", "quit", "reset", "time", "multi", "exec", "discard", "unwatch", "ping", "randomkey", "dbsize", "flushall", "flushdb", "unsubscribe", "punsubscribe"];
+const NOT_IN_ARITY_SWEEP: &[&str] = &[
+    "shutdown",
+    "debug",
+    "info",
+    "command",
+    "hello",
+    "quit",
+    "reset",
+    "time",
+    "multi",
+    "exec",
+    "discard",
+    "unwatch",
+    "ping",
+    "randomkey",
+    "dbsize",
+    "flushall",
+    "flushdb",
+    "unsubscribe",
+    "punsubscribe",
+];
 
 /// One key of each type...
-const TYPE_SETUP: &[(&str, &str)] = &[("string", "SET k v"), ("list", "RPUSH k a b"), ("hash", "HSET k f v"), ("set", "SADD k a b"), ("zset", "ZADD k 1 a 2 b")];
+const TYPE_SETUP: &[(&str, &str)] = &[
+    ("string", "SET k v"),
+    ("list", "RPUSH k a b"),
+    ("hash", "HSET k f v"),
+    ("set", "SADD k a b"),
+    ("zset", "ZADD k 1 a 2 b"),
+];
 
 /// ...probed by commands of every family: WRONGTYPE where Redis says so,
 /// the right answer elsewhere.
 const TYPE_PROBES: &[&str] = &[
-    "GET k", "STRLEN k", "APPEND k x", "INCR k", "INCRBYFLOAT k 1.5", "GETRANGE k 0 1", "SETRANGE k 0 x", "GETDEL k", "GETSET k x", "MGET k",
-    "LLEN k", "LRANGE k 0 -1", "LPUSH k x", "RPOP k", "LINDEX k 0", "LMOVE k dst LEFT LEFT", "LPOS k a", "BLPOP k 0.01",
-    "HGET k f", "HLEN k", "HGETALL k", "HSET k g w", "HINCRBY k n 1", "HKEYS k", "HDEL k f",
-    "SCARD k", "SISMEMBER k a", "SADD k z", "!sort SMEMBERS k", "!sort SUNION k", "SREM k a", "!sort SRANDMEMBER k 10",
-    "ZCARD k", "ZSCORE k a", "ZRANGE k 0 -1", "ZADD k 3 c", "ZRANK k a", "ZPOPMIN k", "!sort ZUNION 1 k", "ZINCRBY k 1 a",
-    "TYPE k", "EXISTS k", "OBJECT ENCODING k", "TTL k", "RENAME k k2", "DEL k", "COPY k k3", "EXPIRE k 100",
+    "GET k",
+    "STRLEN k",
+    "APPEND k x",
+    "INCR k",
+    "INCRBYFLOAT k 1.5",
+    "GETRANGE k 0 1",
+    "SETRANGE k 0 x",
+    "GETDEL k",
+    "GETSET k x",
+    "MGET k",
+    "LLEN k",
+    "LRANGE k 0 -1",
+    "LPUSH k x",
+    "RPOP k",
+    "LINDEX k 0",
+    "LMOVE k dst LEFT LEFT",
+    "LPOS k a",
+    "BLPOP k 0.01",
+    "HGET k f",
+    "HLEN k",
+    "HGETALL k",
+    "HSET k g w",
+    "HINCRBY k n 1",
+    "HKEYS k",
+    "HDEL k f",
+    "SCARD k",
+    "SISMEMBER k a",
+    "SADD k z",
+    "!sort SMEMBERS k",
+    "!sort SUNION k",
+    "SREM k a",
+    "!sort SRANDMEMBER k 10",
+    "ZCARD k",
+    "ZSCORE k a",
+    "ZRANGE k 0 -1",
+    "ZADD k 3 c",
+    "ZRANK k a",
+    "ZPOPMIN k",
+    "!sort ZUNION 1 k",
+    "ZINCRBY k 1 a",
+    "TYPE k",
+    "EXISTS k",
+    "OBJECT ENCODING k",
+    "TTL k",
+    "RENAME k k2",
+    "DEL k",
+    "COPY k k3",
+    "EXPIRE k 100",
 ];
 
 fn generated_scripts() -> Vec<Script> {
@@ -125,21 +186,50 @@ fn generated_scripts() -> Vec<Script> {
                 None => (Compare::Exact, *probe),
             };
             let steps = vec![
-                Step { args: split(setup), compare: Compare::Exact, line: setup.to_string() },
-                Step { args: split(cmd), compare, line: cmd.to_string() },
-                Step { args: split("TYPE k"), compare: Compare::Exact, line: "TYPE k".into() },
+                Step {
+                    args: split(setup),
+                    compare: Compare::Exact,
+                    line: setup.to_string(),
+                },
+                Step {
+                    args: split(cmd),
+                    compare,
+                    line: cmd.to_string(),
+                },
+                Step {
+                    args: split("TYPE k"),
+                    compare: Compare::Exact,
+                    line: "TYPE k".into(),
+                },
             ];
-            v.push(Script { name: format!("types: {cmd} on a {t}"), steps });
+            v.push(Script {
+                name: format!("types: {cmd} on a {t}"),
+                steps,
+            });
         }
     }
-    for c in COMMANDS.iter().filter(|c| !NOT_IN_ARITY_SWEEP.contains(&c.name)) {
-        let mut steps = vec![Step { args: vec![c.name.as_bytes().to_vec()], compare: Compare::Exact, line: c.name.into() }];
+    for c in COMMANDS
+        .iter()
+        .filter(|c| !NOT_IN_ARITY_SWEEP.contains(&c.name))
+    {
+        let mut steps = vec![Step {
+            args: vec![c.name.as_bytes().to_vec()],
+            compare: Compare::Exact,
+            line: c.name.into(),
+        }];
         if c.arity > 1 {
             let mut args = vec![c.name.as_bytes().to_vec()];
             args.extend((0..c.arity).map(|i| format!("x{i}").into_bytes()));
-            steps.push(Step { line: format!("{} with too many arguments", c.name), args, compare: Compare::Exact });
+            steps.push(Step {
+                line: format!("{} with too many arguments", c.name),
+                args,
+                compare: Compare::Exact,
+            });
         }
-        v.push(Script { name: format!("arity: {}", c.name), steps });
+        v.push(Script {
+            name: format!("arity: {}", c.name),
+            steps,
+        });
     }
     v
 }
@@ -156,7 +246,11 @@ fn normalise(f: Frame, c: Compare) -> Frame {
     match c {
         Compare::Exact => f,
         Compare::Sorted => match f {
-            Frame::Array(v) if v.len() == 2 && matches!(v[1], Frame::Array(_)) && matches!(v[0], Frame::Bulk(_)) => {
+            Frame::Array(v)
+                if v.len() == 2
+                    && matches!(v[1], Frame::Array(_))
+                    && matches!(v[0], Frame::Bulk(_)) =>
+            {
                 // SCAN-style [cursor, items]: keep the cursor, sort the items.
                 let mut it = v.into_iter();
                 let cursor = it.next().unwrap();
@@ -182,9 +276,15 @@ fn run_script(s: &Script, redis: SocketAddr, ferrite: SocketAddr, failures: &mut
         r.send(&bytes);
         f.send(&bytes);
         for _ in 0..replies_for(&step.args) {
-            let (a, b) = (normalise(r.read(), step.compare), normalise(f.read(), step.compare));
+            let (a, b) = (
+                normalise(r.read(), step.compare),
+                normalise(f.read(), step.compare),
+            );
             if a != b {
-                failures.push(format!("[{}] {}\n    redis:   {a}\n    ferrite: {b}", s.name, step.line));
+                failures.push(format!(
+                    "[{}] {}\n    redis:   {a}\n    ferrite: {b}",
+                    s.name, step.line
+                ));
                 return;
             }
         }
@@ -193,14 +293,20 @@ fn run_script(s: &Script, redis: SocketAddr, ferrite: SocketAddr, failures: &mut
 
 #[test]
 fn replies_match_redis() {
-    let redis = start_redis();
+    let redis = RedisServer::start();
     let ferrite = start();
     let mut scripts = load_scripts();
     scripts.extend(generated_scripts());
     let mut failures = Vec::new();
     for s in &scripts {
-        run_script(s, redis.1, ferrite.addr, &mut failures);
+        run_script(s, redis.addr, ferrite.addr, &mut failures);
     }
-    assert!(failures.is_empty(), "{} of {} scripts differ:\n{}", failures.len(), scripts.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scripts differ:\n{}",
+        failures.len(),
+        scripts.len(),
+        failures.join("\n")
+    );
     assert!(scripts.len() >= 400, "only {} scripts", scripts.len());
 }

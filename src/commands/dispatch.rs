@@ -35,7 +35,10 @@ pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
         let queued = argv.iter().map(|a| a.to_vec()).collect();
         if let Some(q) = ctx.client.multi.as_mut() {
             q.push(queued);
-            ctx.client.info.multi.store(q.len() + 1, std::sync::atomic::Ordering::Relaxed);
+            ctx.client
+                .info
+                .multi
+                .store(q.len() + 1, std::sync::atomic::Ordering::Relaxed);
         }
         ctx.out.simple("QUEUED");
         return;
@@ -46,7 +49,10 @@ pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
 /// Runs a command that passed every check (also used by EXEC for queued ones).
 pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
     let state = ctx.state;
-    ctx.client.info.last_cmd.store(idx, std::sync::atomic::Ordering::Relaxed);
+    ctx.client
+        .info
+        .last_cmd
+        .store(idx, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     // EXEC takes the lock itself; commands inside it run under EXEC's.
     let result = if ctx.in_exec || spec.has(TX_CONTROL) {
@@ -58,7 +64,10 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
         let _g = state.exec_lock.read();
         (spec.handler)(ctx, argv)
     };
-    if spec.has(WRITE) && state.blocking.any() {
+    // A write may make a key ready for blocked clients; a blocking command
+    // that is itself still waiting wrote nothing (and must not wake the
+    // others, or waiters would wake each other forever).
+    if spec.has(WRITE) && state.blocking.any() && ctx.client.block.is_none() {
         for i in spec.key_indexes(argv.len()) {
             state.blocking.signal(ctx.client.db, argv[i]);
         }
@@ -69,7 +78,7 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
     if let Err(e) = result {
         stats.failed.incr();
         state.stats.total_error_replies.incr();
-        ctx.out.error(&e.to_string());
+        ctx.out.error_bytes(&e.to_bytes());
     }
 }
 
@@ -87,20 +96,29 @@ fn reject(ctx: &mut Ctx, idx: Option<usize>, err: CmdError) {
         ctx.state.command_stats[i].rejected.incr();
     }
     ctx.state.stats.total_error_replies.incr();
-    ctx.out.error(&err.to_string());
+    ctx.out.error_bytes(&err.to_bytes());
+}
+
+/// Redis formats these with `%.128s`: at most 128 bytes, cut at a NUL.
+fn c_str(a: &[u8], max: usize) -> &[u8] {
+    let a = &a[..a.len().min(max)];
+    a.iter().position(|&b| b == 0).map_or(a, |n| &a[..n])
 }
 
 fn unknown_command(argv: &[&[u8]]) -> CmdError {
-    let mut args = String::new();
+    let mut args = Vec::new();
     for a in &argv[1..] {
         if args.len() >= 128 {
             break;
         }
         let room = 128 - args.len();
-        let s = String::from_utf8_lossy(a);
-        let s: String = s.chars().take(room).collect();
-        args.push_str(&format!("'{s}' "));
+        args.push(b'\'');
+        args.extend_from_slice(c_str(a, room));
+        args.extend_from_slice(b"' ");
     }
-    let name: String = String::from_utf8_lossy(argv[0]).chars().take(128).collect();
-    CmdError::UnknownCommand { name, args }
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_str(argv[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&args);
+    CmdError::Raw(msg)
 }

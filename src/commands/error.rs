@@ -23,8 +23,9 @@ pub enum CmdError {
     Overflow,
     #[error("ERR wrong number of arguments for '{0}' command")]
     Arity(String),
-    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
-    UnknownCommand { name: String, args: String },
+    /// A message that echoes client bytes verbatim (not necessarily UTF-8).
+    #[error("{}", String::from_utf8_lossy(.0))]
+    Raw(Vec<u8>),
     #[error("ERR unknown subcommand '{sub}'. Try {cmd} HELP.")]
     UnknownSubcommand { cmd: String, sub: String },
     #[error("ERR DB index is out of range")]
@@ -59,6 +60,14 @@ pub enum CmdError {
 pub type CmdResult = Result<(), CmdError>;
 
 impl CmdError {
+    /// The exact bytes sent after `-`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            CmdError::Raw(b) => b.clone(),
+            other => other.to_string().into_bytes(),
+        }
+    }
+
     pub fn msg(s: impl Into<String>) -> CmdError {
         CmdError::Msg(s.into())
     }

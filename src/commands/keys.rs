@@ -11,7 +11,10 @@ fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
 
 pub fn del(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (db, now) = (db(ctx), ctx.now_ms);
-    let n = a[1..].iter().filter(|k| db.remove(k, now).is_some()).count();
+    let n = a[1..]
+        .iter()
+        .filter(|k| db.remove(k, now).is_some())
+        .count();
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -25,7 +28,10 @@ pub fn exists(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn touch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (db, now) = (db(ctx), ctx.now_ms);
-    let n = a[1..].iter().filter(|k| db.read(k, now, true, |_| ()).is_some()).count();
+    let n = a[1..]
+        .iter()
+        .filter(|k| db.read(k, now, true, |_| ()).is_some())
+        .count();
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -52,8 +58,16 @@ pub struct ScanOpts {
 }
 
 pub fn parse_scan(a: &[&[u8]], from: usize, allow_type: bool) -> Result<ScanOpts, CmdError> {
-    let cursor = std::str::from_utf8(a[from - 1]).ok().and_then(|s| s.parse::<u64>().ok()).ok_or(CmdError::err("invalid cursor"))?;
-    let mut o = ScanOpts { cursor, pattern: None, count: 10, kind: None };
+    let cursor = std::str::from_utf8(a[from - 1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(CmdError::err("invalid cursor"))?;
+    let mut o = ScanOpts {
+        cursor,
+        pattern: None,
+        count: 10,
+        kind: None,
+    };
     let mut i = from;
     while i < a.len() {
         if i + 1 >= a.len() {
@@ -82,7 +96,11 @@ pub fn scan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut keys = Vec::new();
     let next = db(ctx).scan(o.cursor, o.count, ctx.now_ms, |k, e| {
         let type_ok = o.kind.as_deref().is_none_or(|t| t == e.value.kind().name());
-        if type_ok && o.pattern.as_deref().is_none_or(|p| crate::store::glob::matches(p, k, false)) {
+        if type_ok
+            && o.pattern
+                .as_deref()
+                .is_none_or(|p| crate::store::glob::matches(p, k, false))
+        {
             keys.push(k.to_vec());
         }
     });
@@ -104,7 +122,11 @@ fn rename_generic(ctx: &mut Ctx, a: &[&[u8]], nx: bool) -> CmdResult {
         return Err(CmdError::NoSuchKey);
     }
     if a[1] == a[2] {
-        if nx { ctx.out.int(0) } else { ctx.out.ok() }
+        if nx {
+            ctx.out.int(0)
+        } else {
+            ctx.out.ok()
+        }
         return Ok(());
     }
     if nx && db.contains(a[2], now) {
@@ -113,7 +135,11 @@ fn rename_generic(ctx: &mut Ctx, a: &[&[u8]], nx: bool) -> CmdResult {
     }
     let entry = db.remove(a[1], now).ok_or(CmdError::NoSuchKey)?;
     db.put(a[2], entry, now);
-    if nx { ctx.out.int(1) } else { ctx.out.ok() }
+    if nx {
+        ctx.out.int(1)
+    } else {
+        ctx.out.ok()
+    }
     Ok(())
 }
 
@@ -196,14 +222,23 @@ fn expire_generic(ctx: &mut Ctx, a: &[&[u8]], seconds: bool, relative: bool) -> 
             "xx" => xx = true,
             "gt" => gt = true,
             "lt" => lt = true,
-            _ => return Err(CmdError::err(format!("Unsupported option {}", String::from_utf8_lossy(o)))),
+            _ => {
+                return Err(CmdError::err(format!(
+                    "Unsupported option {}",
+                    String::from_utf8_lossy(o)
+                )));
+            }
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(CmdError::err("NX and XX, GT or LT options at the same time are not compatible"));
+        return Err(CmdError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if gt && lt {
-        return Err(CmdError::err("GT and LT options at the same time are not compatible"));
+        return Err(CmdError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
     }
     let mut when = int(a[2])?;
     let bad = || CmdError::InvalidExpire(lower(a[0]));
@@ -215,7 +250,9 @@ fn expire_generic(ctx: &mut Ctx, a: &[&[u8]], seconds: bool, relative: bool) -> 
         when = when.checked_add(now as i64).ok_or_else(bad)?;
     }
     let done = db(ctx).write(a[1], now, |slot| {
-        let Some(cur) = slot.entry().map(|e| e.expire_at()) else { return 0 };
+        let Some(cur) = slot.entry().map(|e| e.expire_at()) else {
+            return 0;
+        };
         let refused = match cur {
             Some(c) => nx || (gt && when <= c as i64) || (lt && when >= c as i64),
             None => xx || gt,
@@ -263,7 +300,9 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(u64, u64) -> i64) -> Cm
 }
 
 pub fn ttl(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    ttl_generic(ctx, a[1], |at, now| ((at.saturating_sub(now) + 500) / 1000) as i64)
+    ttl_generic(ctx, a[1], |at, now| {
+        ((at.saturating_sub(now) + 500) / 1000) as i64
+    })
 }
 
 pub fn pttl(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -280,12 +319,14 @@ pub fn pexpiretime(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn persist(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let done = db(ctx).write(a[1], now, |slot| match slot.entry().map(|e| e.expire_at()) {
-        Some(Some(_)) => {
-            slot.entry_mut().expect("exists").set_expire(None);
-            1
+    let done = db(ctx).write(a[1], now, |slot| {
+        match slot.entry().map(|e| e.expire_at()) {
+            Some(Some(_)) => {
+                slot.entry_mut().expect("exists").set_expire(None);
+                1
+            }
+            _ => 0,
         }
-        _ => 0,
     });
     ctx.out.int(done);
     Ok(())
@@ -323,7 +364,10 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     if !["encoding", "freq", "idletime", "refcount"].contains(&sub.as_str()) {
-        return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: String::from_utf8_lossy(a[1]).into() });
+        return Err(CmdError::UnknownSubcommand {
+            cmd: "OBJECT".into(),
+            sub: String::from_utf8_lossy(a[1]).into(),
+        });
     }
     if a.len() != 3 {
         return Err(CmdError::Arity(format!("object|{sub}")));
@@ -331,10 +375,14 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let policy = ctx.state.config.read().maxmemory_policy.clone();
     let lfu = policy.contains("lfu");
     if sub == "freq" && !lfu {
-        return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+        return Err(CmdError::err(
+            "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
     }
     if sub == "idletime" && lfu {
-        return Err(CmdError::err("An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+        return Err(CmdError::err(
+            "An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
     }
     let now = ctx.now_ms;
     let out = &mut *ctx.out;
@@ -353,7 +401,9 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Redis shares the integers 0..10000 between keys.
 fn refcount(v: &Value) -> i64 {
     match v {
-        Value::Str(s, false) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)) => i32::MAX as i64,
+        Value::Str(s, false) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)) => {
+            i32::MAX as i64
+        }
         _ => 1,
     }
 }
@@ -402,9 +452,21 @@ pub fn memory(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             Ok(())
         }
         "help" => {
-            help_reply(ctx, &["MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "USAGE <key> [SAMPLES <count>]", "    Return memory in bytes used by <key> and its value.", "HELP", "    Print this help."]);
+            help_reply(
+                ctx,
+                &[
+                    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "USAGE <key> [SAMPLES <count>]",
+                    "    Return memory in bytes used by <key> and its value.",
+                    "HELP",
+                    "    Print this help.",
+                ],
+            );
             Ok(())
         }
-        _ => Err(CmdError::UnknownSubcommand { cmd: "MEMORY".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+        _ => Err(CmdError::UnknownSubcommand {
+            cmd: "MEMORY".into(),
+            sub: String::from_utf8_lossy(a[1]).into(),
+        }),
     }
 }

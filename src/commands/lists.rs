@@ -38,7 +38,9 @@ fn push_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool, only_existing: bool) ->
         if only_existing && !slot.exists() {
             return Ok(0);
         }
-        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else { unreachable!() };
+        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else {
+            unreachable!()
+        };
         for e in &a[2..] {
             l.push(e, front);
         }
@@ -65,9 +67,17 @@ pub fn rpushx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 /// Pops up to `n` elements; None if the key is missing.
-fn pop_n(db: &Keyspace, key: &[u8], now: u64, front: bool, n: usize) -> Result<Option<Vec<Elem>>, CmdError> {
+fn pop_n(
+    db: &Keyspace,
+    key: &[u8],
+    now: u64,
+    front: bool,
+    n: usize,
+) -> Result<Option<Vec<Elem>>, CmdError> {
     db.write(key, now, |slot| {
-        let Some(l) = list_mut(slot)? else { return Ok(None) };
+        let Some(l) = list_mut(slot)? else {
+            return Ok(None);
+        };
         let take = n.min(l.len());
         Ok(Some((0..take).filter_map(|_| l.pop(front)).collect()))
     })
@@ -107,7 +117,11 @@ pub fn rpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn llen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let n = db(ctx).read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| l.len())).transpose()?;
+    let n = db(ctx)
+        .read(a[1], ctx.now_ms, ctx.touch, |e| {
+            as_list(&e.value).map(|l| l.len())
+        })
+        .transpose()?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -141,7 +155,13 @@ fn resolve(i: i64, len: usize) -> Option<usize> {
 pub fn lindex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let i = int(a[2])?;
     let v = db(ctx)
-        .read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| resolve(i, l.len()).and_then(|i| l.get(i)).map(|x| x.to_vec())))
+        .read(a[1], ctx.now_ms, ctx.touch, |e| {
+            as_list(&e.value).map(|l| {
+                resolve(i, l.len())
+                    .and_then(|i| l.get(i))
+                    .map(|x| x.to_vec())
+            })
+        })
         .transpose()?
         .flatten();
     ctx.out.bulk_opt(v.as_deref());
@@ -171,7 +191,9 @@ pub fn linsert(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     };
     let now = ctx.now_ms;
     let n = db(ctx).write(a[1], now, |slot| {
-        let Some(l) = list_mut(slot)? else { return Ok(0) };
+        let Some(l) = list_mut(slot)? else {
+            return Ok(0);
+        };
         match l.items().iter().position(|x| &x[..] == a[3]) {
             None => Ok(-1),
             Some(p) => {
@@ -188,8 +210,14 @@ pub fn lrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let count = int(a[2])?;
     let now = ctx.now_ms;
     let removed = db(ctx).write(a[1], now, |slot| {
-        let Some(l) = list_mut(slot)? else { return Ok(0) };
-        let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+        let Some(l) = list_mut(slot)? else {
+            return Ok(0);
+        };
+        let limit = if count == 0 {
+            usize::MAX
+        } else {
+            count.unsigned_abs() as usize
+        };
         let mut removed = 0;
         if count >= 0 {
             let mut i = 0;
@@ -241,10 +269,14 @@ pub fn lpos(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let v = int(a[i + 1])?;
         if is(a[i], "rank") {
             if v == 0 {
-                return Err(CmdError::err("RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
+                return Err(CmdError::err(
+                    "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
             }
             if v == i64::MIN {
-                return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
+                return Err(CmdError::err(
+                    "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                ));
             }
             rank = v;
         } else if is(a[i], "count") {
@@ -315,7 +347,14 @@ fn side(arg: &[u8]) -> Result<bool, CmdError> {
 }
 
 /// Moves one element; None if the source is missing or empty.
-fn lmove_once(db: &Keyspace, now: u64, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Result<Option<Elem>, CmdError> {
+fn lmove_once(
+    db: &Keyspace,
+    now: u64,
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+) -> Result<Option<Elem>, CmdError> {
     let ok = db.read(src, now, false, |e| as_list(&e.value).map(|_| ()));
     match ok {
         None => return Ok(None),
@@ -324,10 +363,16 @@ fn lmove_once(db: &Keyspace, now: u64, src: &[u8], dst: &[u8], from_left: bool, 
     if let Some(r) = db.read(dst, now, false, |e| as_list(&e.value).map(|_| ())) {
         r?;
     }
-    let Some(mut popped) = pop_n(db, src, now, from_left, 1)? else { return Ok(None) };
-    let Some(e) = popped.pop() else { return Ok(None) };
+    let Some(mut popped) = pop_n(db, src, now, from_left, 1)? else {
+        return Ok(None);
+    };
+    let Some(e) = popped.pop() else {
+        return Ok(None);
+    };
     db.write(dst, now, |slot| {
-        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else { unreachable!("checked list") };
+        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else {
+            unreachable!("checked list")
+        };
         l.push(&e, to_left);
     });
     Ok(Some(e))
@@ -348,7 +393,10 @@ pub fn rpoplpush(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// Parses `numkeys key... LEFT|RIGHT [COUNT n]` (LMPOP) or `... MIN|MAX` (ZMPOP)
 /// starting at `at`; returns (keys, where-argument, count).
-pub fn parse_mpop<'a>(a: &[&'a [u8]], at: usize) -> Result<(Vec<&'a [u8]>, &'a [u8], usize), CmdError> {
+/// The keys, the LEFT/RIGHT (or MIN/MAX) argument and the count of an MPOP.
+pub type MpopArgs<'a> = (Vec<&'a [u8]>, &'a [u8], usize);
+
+pub fn parse_mpop<'a>(a: &[&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError> {
     let numkeys = match crate::protocol::parse::parse_i64(a[at]) {
         Some(n) if n > 0 => n as usize,
         _ => return Err(CmdError::err("numkeys should be greater than 0")),
@@ -375,7 +423,15 @@ pub fn parse_mpop<'a>(a: &[&'a [u8]], at: usize) -> Result<(Vec<&'a [u8]>, &'a [
 }
 
 /// Pops from the first non-empty list of `keys`.
-fn mpop(db: &Keyspace, now: u64, keys: &[&[u8]], front: bool, count: usize) -> Result<Option<(Vec<u8>, Vec<Elem>)>, CmdError> {
+type Popped = Option<(Vec<u8>, Vec<Elem>)>;
+
+fn mpop(
+    db: &Keyspace,
+    now: u64,
+    keys: &[&[u8]],
+    front: bool,
+    count: usize,
+) -> Result<Popped, CmdError> {
     for k in keys {
         if let Some(v) = pop_n(db, k, now, front, count)?
             && !v.is_empty()
@@ -450,7 +506,14 @@ pub fn blmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn blmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: bool, to: bool, timeout: &[u8]) -> CmdResult {
+fn blmove_generic(
+    ctx: &mut Ctx,
+    src: &[u8],
+    dst: &[u8],
+    from: bool,
+    to: bool,
+    timeout: &[u8],
+) -> CmdResult {
     let timeout = timeout_ms(timeout)?;
     match lmove_once(db(ctx), ctx.now_ms, src, dst, from, to)? {
         Some(e) => ctx.out.bulk(&e),

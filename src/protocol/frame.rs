@@ -68,7 +68,10 @@ fn text(b: &[u8]) -> String {
 }
 
 fn num(b: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad number {:?}", text(b)))
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad number {:?}", text(b)))
 }
 
 fn decode_many(buf: &[u8], pos: &mut usize, n: i64) -> Result<Option<Vec<Frame>>, String> {
@@ -88,7 +91,9 @@ fn decode_at(buf: &[u8], pos: &mut usize) -> Result<Option<Frame>, String> {
     }
     let tag = buf[*pos];
     *pos += 1;
-    let Some(l) = line(buf, pos) else { return Ok(None) };
+    let Some(l) = line(buf, pos) else {
+        return Ok(None);
+    };
     let frame = match tag {
         b'+' => Frame::Simple(text(l)),
         b'-' => Frame::Error(text(l)),
@@ -108,14 +113,20 @@ fn decode_at(buf: &[u8], pos: &mut usize) -> Result<Option<Frame>, String> {
             }
             let data = buf[*pos..end].to_vec();
             *pos = end + 2;
-            if tag == b'=' { Frame::Verbatim(data) } else { Frame::Bulk(data) }
+            if tag == b'=' {
+                Frame::Verbatim(data)
+            } else {
+                Frame::Bulk(data)
+            }
         }
         b'*' | b'~' | b'>' => {
             let n = num(l)?;
             if n < 0 {
                 return Ok(Some(Frame::Null));
             }
-            let Some(items) = decode_many(buf, pos, n)? else { return Ok(None) };
+            let Some(items) = decode_many(buf, pos, n)? else {
+                return Ok(None);
+            };
             match tag {
                 b'*' => Frame::Array(items),
                 b'~' => Frame::Set(items),
@@ -124,7 +135,9 @@ fn decode_at(buf: &[u8], pos: &mut usize) -> Result<Option<Frame>, String> {
         }
         b'%' => {
             let n = num(l)?;
-            let Some(items) = decode_many(buf, pos, n * 2)? else { return Ok(None) };
+            let Some(items) = decode_many(buf, pos, n * 2)? else {
+                return Ok(None);
+            };
             let mut it = items.into_iter();
             let mut pairs = Vec::new();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {

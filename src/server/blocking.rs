@@ -11,10 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+/// (database, key)
+type WaitKey = (usize, Vec<u8>);
+
 #[derive(Debug, Default)]
 pub struct Blocking {
     waiting: AtomicUsize,
-    waiters: Mutex<HashMap<(usize, Vec<u8>), Vec<Arc<Notify>>>>,
+    waiters: Mutex<HashMap<WaitKey, Vec<Arc<Notify>>>>,
 }
 
 impl Blocking {

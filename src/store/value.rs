@@ -96,7 +96,13 @@ impl Value {
     /// Bytes this value accounts for.
     pub fn mem(&self) -> usize {
         match self {
-            Value::Str(s, _) => if s.spilled() { s.len() } else { 0 },
+            Value::Str(s, _) => {
+                if s.spilled() {
+                    s.len()
+                } else {
+                    0
+                }
+            }
             Value::List(l) => 48 + l.bytes,
             Value::Hash(h) => 64 + h.bytes,
             Value::Set(s) => 64 + s.bytes,
@@ -111,7 +117,7 @@ impl Value {
             Value::List(l) => l.items.is_empty(),
             Value::Hash(h) => h.map.is_empty(),
             Value::Set(s) => s.set.is_empty(),
-            Value::ZSet(z) => z.len() == 0,
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -128,9 +134,27 @@ impl Value {
                 }
             }
             Value::List(_) => "quicklist",
-            Value::Hash(h) => if h.big { "hashtable" } else { "listpack" },
-            Value::Set(s) => if s.intset { "intset" } else { "hashtable" },
-            Value::ZSet(z) => if z.is_big() { "skiplist" } else { "listpack" },
+            Value::Hash(h) => {
+                if h.big {
+                    "hashtable"
+                } else {
+                    "listpack"
+                }
+            }
+            Value::Set(s) => {
+                if s.intset {
+                    "intset"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::ZSet(z) => {
+                if z.is_big() {
+                    "skiplist"
+                } else {
+                    "listpack"
+                }
+            }
         }
     }
 }
@@ -161,11 +185,19 @@ impl ListValue {
 
     pub fn push(&mut self, e: &[u8], front: bool) {
         self.bytes += cost(e);
-        if front { self.items.push_front(elem(e)) } else { self.items.push_back(elem(e)) }
+        if front {
+            self.items.push_front(elem(e))
+        } else {
+            self.items.push_back(elem(e))
+        }
     }
 
     pub fn pop(&mut self, front: bool) -> Option<Elem> {
-        let e = if front { self.items.pop_front() } else { self.items.pop_back() }?;
+        let e = if front {
+            self.items.pop_front()
+        } else {
+            self.items.pop_back()
+        }?;
         self.bytes -= cost(&e);
         Some(e)
     }
@@ -265,7 +297,11 @@ impl HashValue {
 
     pub fn remove(&mut self, f: &[u8]) -> bool {
         // Small hashes keep their order, as a listpack does.
-        let removed = if self.big { self.map.swap_remove(f) } else { self.map.shift_remove_entry(f).map(|(_, v)| v) };
+        let removed = if self.big {
+            self.map.swap_remove(f)
+        } else {
+            self.map.shift_remove_entry(f).map(|(_, v)| v)
+        };
         match removed {
             Some(v) => {
                 self.bytes -= cost(f) + cost(&v);
@@ -286,7 +322,11 @@ pub struct SetValue {
 
 impl Default for SetValue {
     fn default() -> Self {
-        SetValue { set: IndexSet::default(), bytes: 0, intset: true }
+        SetValue {
+            set: IndexSet::default(),
+            bytes: 0,
+            intset: true,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ferrite::config::Config;
@@ -38,9 +39,14 @@ pub struct Raw {
 impl Raw {
     pub fn connect(addr: std::net::SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
-        Raw { stream, buf: Vec::new() }
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -54,7 +60,8 @@ impl Raw {
 
     /// Reads one reply (panics on timeout).
     pub fn read(&mut self) -> Frame {
-        self.try_read().expect("a reply before the connection closed")
+        self.try_read()
+            .expect("a reply before the connection closed")
     }
 
     /// Reads one reply; None if the server closed the connection first.
@@ -109,4 +116,42 @@ pub fn err(s: &str) -> Frame {
 
 pub fn ok() -> Frame {
     Frame::Simple("OK".into())
+}
+
+/// A `redis-server` started by the test on a free loopback port, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for the differential tests (apt-get install redis-server; .ci/run does this)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        for _ in 0..100 {
+            if TcpStream::connect(addr).is_ok() {
+                return RedisServer { child, addr };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
