@@ -1,41 +1,66 @@
 #!/usr/bin/env bash
 # Side-by-side throughput: redis-server (Debian's 7.0) and Ferrite (release),
-# both on loopback, driven by redis-benchmark in one run, test by test, with
-# the two servers alternating so that machine noise hits both alike.
+# both on loopback, driven by redis-benchmark in one run.
 #
-# Usage: benches/side_by_side.sh [requests-per-test]   (default 200000)
-# Prints one CSV line per test and pipeline depth: test,pipeline,redis_rps,ferrite_rps,ratio
+# Each test runs ROUNDS times, alternating redis and Ferrite so that machine
+# noise hits both alike; the median requests/s of each is reported, and the
+# ratio Ferrite/Redis. Server CPU time per request (from /proc, user+system)
+# is printed too: it is steadier than throughput on a shared machine.
+#
+# Usage: benches/side_by_side.sh [requests-per-test] (default 200000)
+#        TESTS=set,get PIPES="1 16" ROUNDS=3 benches/side_by_side.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 TESTS=${TESTS:-set,get,incr,lpush,lpop,sadd,hset,zadd,lrange_100,mset}
+PIPES=${PIPES:-1 16}
+ROUNDS=${ROUNDS:-3}
 RPORT=${RPORT:-16379}
 FPORT=${FPORT:-16380}
+FERRITE_ARGS=${FERRITE_ARGS:-}
 
 cargo build --release --quiet --bin ferrite
 redis-server --port "$RPORT" --save '' --appendonly no --daemonize no >/tmp/bench-redis.log 2>&1 &
 RPID=$!
-./target/release/ferrite --port "$FPORT" >/tmp/bench-ferrite.log 2>&1 &
+# shellcheck disable=SC2086
+./target/release/ferrite --port "$FPORT" $FERRITE_ARGS >/tmp/bench-ferrite.log 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
 for p in "$RPORT" "$FPORT"; do
   for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
+TICK=$(getconf CLK_TCK)
 
-rps() { # port test pipeline: the requests/s of the named test's own line
-  local name
-  name=$(echo "$2" | tr '[:lower:]' '[:upper:]')
-  redis-benchmark -p "$1" -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
-    awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}'
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# port pid test pipeline -> "rps cpu_us_per_request" of the named test's own line
+run() {
+  local name before after rps
+  name=$(echo "$3" | tr '[:lower:]' '[:upper:]')
+  before=$(cpu_ticks "$2")
+  rps=$(redis-benchmark -p "$1" -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
+    awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}')
+  after=$(cpu_ticks "$2")
+  awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$N" 'BEGIN { printf "%s %.2f\n", r, t / hz * 1e6 / n }'
 }
 
-echo "test,pipeline,redis_rps,ferrite_rps,ratio"
-for pipe in 1 16; do
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "test,pipeline,redis_rps,ferrite_rps,ratio,redis_cpu_us_per_req,ferrite_cpu_us_per_req"
+for pipe in $PIPES; do
   # Tests run in redis-benchmark's own order, so GET finds SET's keys and LPOP LPUSH's list.
   redis-cli -p "$RPORT" flushall >/dev/null; redis-cli -p "$FPORT" flushall >/dev/null
   for t in ${TESTS//,/ }; do
-    r=$(rps "$RPORT" "$t" "$pipe")
-    f=$(rps "$FPORT" "$t" "$pipe")
-    awk -v t="$t" -v p="$pipe" -v r="$r" -v f="$f" 'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f\n", t, p, r, f, f / r }'
+    rr=(); fr=()
+    for _ in $(seq "$ROUNDS"); do
+      rr+=("$(run "$RPORT" "$RPID" "$t" "$pipe")")
+      fr+=("$(run "$FPORT" "$FPID" "$t" "$pipe")")
+    done
+    r=$(printf '%s\n' "${rr[@]}" | awk '{print $1}' | median)
+    f=$(printf '%s\n' "${fr[@]}" | awk '{print $1}' | median)
+    rc=$(printf '%s\n' "${rr[@]}" | awk '{print $2}' | median)
+    fc=$(printf '%s\n' "${fr[@]}" | awk '{print $2}' | median)
+    awk -v t="$t" -v p="$pipe" -v r="$r" -v f="$f" -v rc="$rc" -v fc="$fc" \
+      'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f,%s,%s\n", t, p, r, f, f / r, rc, fc }'
   done
 done

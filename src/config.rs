@@ -58,6 +58,21 @@ pub struct ServerConfig {
     pub hz: u64,
     pub loglevel: String,
     pub tcp_keepalive: u64,
+    /// Worker threads; 0 picks one less than the cores (at least one), which
+    /// leaves a core for the kernel's network work and co-located clients.
+    pub threads: u64,
+}
+
+impl ServerConfig {
+    /// The worker-thread count to run with.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+            }
+            n => n as usize,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -79,6 +94,7 @@ impl Default for ServerConfig {
             hz: 10,
             loglevel: "notice".into(),
             tcp_keepalive: 300,
+            threads: 0,
         }
     }
 }
@@ -186,6 +202,11 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "databases",
         get: |c| c.databases.to_string(),
+        set: None,
+    },
+    Param {
+        name: "threads",
+        get: |c| c.threads.to_string(),
         set: None,
     },
     Param {
@@ -368,6 +389,12 @@ impl Config {
                     message,
                 })?;
             }
+        }
+        if self.server.threads > 256 {
+            return Err(ConfigError::BadValue {
+                key: "threads".into(),
+                message: "must be between 0 (auto) and 256".into(),
+            });
         }
         if !(1..=1024).contains(&self.server.databases) {
             return Err(ConfigError::BadValue {

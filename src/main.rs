@@ -43,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.worker_threads())
         .enable_all()
         .build()
         .context("starting the runtime")?;

@@ -3,8 +3,9 @@
 //! Dispatch, `COMMAND`, `INFO commandstats`, transactions, blocking wake-ups
 //! and tenant checks all read this table; nothing runs that is not in it.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
+
+use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
@@ -1231,7 +1232,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-static INDEX: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
+static INDEX: LazyLock<AHashMap<&'static [u8], usize>> = LazyLock::new(|| {
     COMMANDS
         .iter()
         .enumerate()

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::client::{BlockSpec, ClientInfo, ClientState};
 use super::pubsub::{Message, MessageReceiver};
+use super::socket::Socket;
 use super::state::ServerState;
 use crate::commands::{Ctx, execute};
 use crate::protocol::{Argv, Limits, Out, parse_request};
@@ -35,7 +35,7 @@ enum Next {
 
 struct Conn {
     state: Arc<ServerState>,
-    socket: TcpStream,
+    socket: Socket,
     client: ClientState,
     messages: MessageReceiver,
     inbuf: BytesMut,
@@ -46,6 +46,14 @@ struct Conn {
 
 /// Serves one accepted connection until it closes or is killed.
 pub async fn serve(state: Arc<ServerState>, socket: TcpStream, info: Arc<ClientInfo>) {
+    let socket = match Socket::new(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot register connection: {e}");
+            state.clients.unregister(info.id);
+            return;
+        }
+    };
     let authenticated = state.config.read().requirepass.is_none();
     let (client, messages) = ClientState::new(info.clone(), authenticated);
     let mut conn = Conn {
@@ -78,7 +86,7 @@ impl Conn {
             let subscribed = self.client.subscriptions() > 0;
             tokio::select! {
                 _ = self.client.info.kill.notified() => return Ok(()),
-                r = self.socket.read_buf(&mut self.inbuf) => {
+                r = self.socket.read_into(&mut self.inbuf) => {
                     if r? == 0 {
                         return Ok(());
                     }
@@ -215,7 +223,7 @@ impl Conn {
                     return Ok(true);
                 }
                 _ = self.client.info.kill.notified() => return Ok(false),
-                r = self.socket.read_buf(&mut self.inbuf) => {
+                r = self.socket.read_into(&mut self.inbuf) => {
                     // Pipelined requests wait for the blocked one; EOF ends it.
                     if r? == 0 {
                         return Ok(false);

@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod client;
 pub mod connection;
 pub mod pubsub;
+pub mod socket;
 pub mod state;
 
 use std::net::SocketAddr;
