@@ -13,10 +13,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("invalid config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid value for '{key}': {message}")]
@@ -67,9 +64,7 @@ impl ServerConfig {
     /// The worker-thread count to run with.
     pub fn worker_threads(&self) -> usize {
         match self.threads {
-            0 => {
-                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-            }
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             n => n as usize,
         }
     }
@@ -118,9 +113,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (try 512mb)"))?;
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size (try 512mb)"))?;
     let mul: u64 = match unit {
         "" | "b" => 1,
         "k" => 1000,
@@ -132,20 +125,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "tb" => 1 << 40,
         _ => return Err(format!("'{s}' has an unknown unit (use kb, mb, gb)")),
     };
-    n.checked_mul(mul)
-        .ok_or_else(|| format!("'{s}' is too large"))
+    n.checked_mul(mul).ok_or_else(|| format!("'{s}' is too large"))
 }
 
-pub const EVICTION_POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-];
+pub const EVICTION_POLICIES: &[&str] =
+    &["noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"];
 
 type Getter = fn(&ServerConfig) -> String;
 type Setter = fn(&mut ServerConfig, &str) -> Result<(), String>;
@@ -159,8 +143,7 @@ pub struct Param {
 }
 
 fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("argument couldn't be parsed into an integer: '{v}'"))
+    v.parse().map_err(|_| format!("argument couldn't be parsed into an integer: '{v}'"))
 }
 
 fn bounded(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
@@ -173,16 +156,8 @@ fn bounded(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
 
 /// The parameters Ferrite knows; anything else is an unknown key.
 pub static PARAMS: &[Param] = &[
-    Param {
-        name: "bind",
-        get: |c| c.bind.clone(),
-        set: None,
-    },
-    Param {
-        name: "port",
-        get: |c| c.port.to_string(),
-        set: None,
-    },
+    Param { name: "bind", get: |c| c.bind.clone(), set: None },
+    Param { name: "port", get: |c| c.port.to_string(), set: None },
     Param {
         name: "requirepass",
         get: |c| c.requirepass.clone().unwrap_or_default(),
@@ -199,16 +174,8 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param {
-        name: "databases",
-        get: |c| c.databases.to_string(),
-        set: None,
-    },
-    Param {
-        name: "threads",
-        get: |c| c.threads.to_string(),
-        set: None,
-    },
+    Param { name: "databases", get: |c| c.databases.to_string(), set: None },
+    Param { name: "threads", get: |c| c.threads.to_string(), set: None },
     Param {
         name: "proto-max-bulk-len",
         get: |c| c.proto_max_bulk_len.to_string(),
@@ -318,35 +285,17 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "save",
         get: |_| String::new(),
-        set: Some(|_, v| {
-            if v.is_empty() {
-                Ok(())
-            } else {
-                Err("persistence snapshots are not supported yet".into())
-            }
-        }),
+        set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("persistence snapshots are not supported yet".into()) }),
     },
     Param {
         name: "appendonly",
         get: |_| "no".into(),
-        set: Some(|_, v| {
-            if v.eq_ignore_ascii_case("no") {
-                Ok(())
-            } else {
-                Err("the append-only file is not supported yet".into())
-            }
-        }),
+        set: Some(|_, v| if v.eq_ignore_ascii_case("no") { Ok(()) } else { Err("the append-only file is not supported yet".into()) }),
     },
     Param {
         name: "notify-keyspace-events",
         get: |_| String::new(),
-        set: Some(|_, v| {
-            if v.is_empty() {
-                Ok(())
-            } else {
-                Err("keyspace notifications are not supported yet".into())
-            }
-        }),
+        set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("keyspace notifications are not supported yet".into()) }),
     },
 ];
 
@@ -358,10 +307,7 @@ impl Config {
     /// Reads and validates a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: p.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: p, message },
             other => other,
@@ -369,10 +315,7 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "<string>".into(),
-            message: e.to_string(),
-        })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: "<string>".into(), message: e.to_string() })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -384,23 +327,14 @@ impl Config {
         for p in PARAMS {
             if let Some(set) = p.set {
                 let v = (p.get)(&self.server);
-                set(&mut scratch, &v).map_err(|message| ConfigError::BadValue {
-                    key: p.name.into(),
-                    message,
-                })?;
+                set(&mut scratch, &v).map_err(|message| ConfigError::BadValue { key: p.name.into(), message })?;
             }
         }
         if self.server.threads > 256 {
-            return Err(ConfigError::BadValue {
-                key: "threads".into(),
-                message: "must be between 0 (auto) and 256".into(),
-            });
+            return Err(ConfigError::BadValue { key: "threads".into(), message: "must be between 0 (auto) and 256".into() });
         }
         if !(1..=1024).contains(&self.server.databases) {
-            return Err(ConfigError::BadValue {
-                key: "databases".into(),
-                message: "must be between 1 and 1024".into(),
-            });
+            return Err(ConfigError::BadValue { key: "databases".into(), message: "must be between 1 and 1024".into() });
         }
         Ok(())
     }
@@ -420,21 +354,13 @@ mod tests {
 
     #[test]
     fn unknown_and_bad_keys_are_named() {
-        let e = Config::from_toml("[server]\nprot = 1\n")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[server]\nprot = 1\n").unwrap_err().to_string();
         assert!(e.contains("prot"), "{e}");
-        let e = Config::from_toml("[server]\nmaxmemory-policy = \"sometimes\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[server]\nmaxmemory-policy = \"sometimes\"\n").unwrap_err().to_string();
         assert!(e.contains("maxmemory-policy"), "{e}");
         let e = Config::from_toml("[nonsense]\n").unwrap_err().to_string();
         assert!(e.contains("nonsense"), "{e}");
-        let c =
-            Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
-        assert_eq!(
-            (c.server.port, c.server.proto_max_bulk_len),
-            (7000, 16 << 20)
-        );
+        let c = Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
+        assert_eq!((c.server.port, c.server.proto_max_bulk_len), (7000, 16 << 20));
     }
 }

@@ -38,9 +38,7 @@ fn main() -> anyhow::Result<()> {
         config.server.bind = b;
     }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.server.worker_threads())
@@ -48,9 +46,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
-        let server = Server::bind(&config)
-            .await
-            .with_context(|| format!("binding {}:{}", config.server.bind, config.server.port))?;
+        let server = Server::bind(&config).await.with_context(|| format!("binding {}:{}", config.server.bind, config.server.port))?;
         let state = server.state();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -63,8 +59,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -58,14 +58,10 @@ impl CallCounter {
 
     /// (calls, usec)
     pub fn get(&self) -> (u64, u64) {
-        self.slots.iter().fold((0, 0), |(c, u), s| {
-            (c + s[0].load(Relaxed), u + s[1].load(Relaxed))
-        })
+        self.slots.iter().fold((0, 0), |(c, u), s| (c + s[0].load(Relaxed), u + s[1].load(Relaxed)))
     }
 
     pub fn reset(&self) {
-        self.slots
-            .iter()
-            .for_each(|s| s.iter().for_each(|a| a.store(0, Relaxed)));
+        self.slots.iter().for_each(|s| s.iter().for_each(|a| a.store(0, Relaxed)));
     }
 }

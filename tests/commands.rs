@@ -53,10 +53,7 @@ fn blocking_timeout_replies_null_array() {
     assert_eq!(c.cmd(&["BRPOP", "nothing", "0.2"]), Frame::Null);
     assert!(t.elapsed() >= Duration::from_millis(150));
     assert_eq!(c.cmd(&["BZPOPMIN", "nothing", "0.1"]), Frame::Null);
-    assert_eq!(
-        c.cmd(&["BLMOVE", "a", "b", "LEFT", "LEFT", "0.1"]),
-        Frame::Null
-    );
+    assert_eq!(c.cmd(&["BLMOVE", "a", "b", "LEFT", "LEFT", "0.1"]), Frame::Null);
     // The connection keeps working afterwards.
     assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
 }
@@ -67,9 +64,7 @@ fn blocked_clients_are_served_in_order() {
     let addr = h.addr;
     let mut waiters = Vec::new();
     for i in 0..3 {
-        waiters.push(thread::spawn(move || {
-            Raw::connect(addr).cmd(&["BLPOP", "q", "5"])
-        }));
+        waiters.push(thread::spawn(move || Raw::connect(addr).cmd(&["BLPOP", "q", "5"])));
         thread::sleep(Duration::from_millis(50 + i * 10));
     }
     let mut c = client(&h);
@@ -78,10 +73,7 @@ fn blocked_clients_are_served_in_order() {
     got.sort_by_key(|f| f.to_string());
     assert_eq!(got.len(), 3);
     for (i, f) in got.iter().enumerate() {
-        assert_eq!(
-            f,
-            &Frame::Array(vec![bulk("q"), bulk(&(i + 1).to_string())])
-        );
+        assert_eq!(f, &Frame::Array(vec![bulk("q"), bulk(&(i + 1).to_string())]));
     }
 }
 
@@ -90,17 +82,12 @@ fn bzpopmin_and_blmove_wake_up() {
     let h = start();
     let addr = h.addr;
     let z = thread::spawn(move || Raw::connect(addr).cmd(&["BZPOPMIN", "z", "5"]));
-    let m = thread::spawn(move || {
-        Raw::connect(addr).cmd(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "5"])
-    });
+    let m = thread::spawn(move || Raw::connect(addr).cmd(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "5"]));
     thread::sleep(Duration::from_millis(100));
     let mut c = client(&h);
     let _: () = c.zadd("z", "m", 1.5).unwrap();
     let _: () = c.rpush("src", "x").unwrap();
-    assert_eq!(
-        z.join().unwrap(),
-        Frame::Array(vec![bulk("z"), bulk("m"), bulk("1.5")])
-    );
+    assert_eq!(z.join().unwrap(), Frame::Array(vec![bulk("z"), bulk("m"), bulk("1.5")]));
     assert_eq!(m.join().unwrap(), bulk("x"));
     let dst: Vec<String> = c.lrange("dst", 0, -1).unwrap();
     assert_eq!(dst, ["x"]);
@@ -110,31 +97,19 @@ fn bzpopmin_and_blmove_wake_up() {
 fn pubsub_delivers_to_channels_and_patterns() {
     let h = start();
     let mut sub = Raw::connect(h.addr);
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "news"]), Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)]));
+    assert_eq!(sub.cmd(&["PSUBSCRIBE", "n*"]), Frame::Array(vec![bulk("psubscribe"), bulk("n*"), Frame::Integer(2)]));
     assert_eq!(
-        sub.cmd(&["SUBSCRIBE", "news"]),
-        Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)])
+        sub.cmd(&["GET", "x"]),
+        Frame::Error(
+            "ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context".into()
+        )
     );
-    assert_eq!(
-        sub.cmd(&["PSUBSCRIBE", "n*"]),
-        Frame::Array(vec![bulk("psubscribe"), bulk("n*"), Frame::Integer(2)])
-    );
-    assert_eq!(sub.cmd(&["GET", "x"]), Frame::Error("ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context".into()));
     let mut c = client(&h);
     let n: i64 = c.publish("news", "hello").unwrap();
     assert_eq!(n, 2);
-    assert_eq!(
-        sub.read(),
-        Frame::Array(vec![bulk("message"), bulk("news"), bulk("hello")])
-    );
-    assert_eq!(
-        sub.read(),
-        Frame::Array(vec![
-            bulk("pmessage"),
-            bulk("n*"),
-            bulk("news"),
-            bulk("hello")
-        ])
-    );
+    assert_eq!(sub.read(), Frame::Array(vec![bulk("message"), bulk("news"), bulk("hello")]));
+    assert_eq!(sub.read(), Frame::Array(vec![bulk("pmessage"), bulk("n*"), bulk("news"), bulk("hello")]));
     let chans: Vec<String> = redis::cmd("PUBSUB").arg("CHANNELS").query(&mut c).unwrap();
     assert_eq!(chans, ["news"]);
 }
@@ -144,17 +119,11 @@ fn resp3_pubsub_uses_push_frames_and_allows_commands() {
     let h = start();
     let mut sub = Raw::connect(h.addr);
     sub.cmd(&["HELLO", "3"]);
-    assert_eq!(
-        sub.cmd(&["SUBSCRIBE", "c"]),
-        Frame::Push(vec![bulk("subscribe"), bulk("c"), Frame::Integer(1)])
-    );
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "c"]), Frame::Push(vec![bulk("subscribe"), bulk("c"), Frame::Integer(1)]));
     assert_eq!(sub.cmd(&["GET", "x"]), Frame::Null);
     let mut c = client(&h);
     let _: i64 = c.publish("c", "m").unwrap();
-    assert_eq!(
-        sub.read(),
-        Frame::Push(vec![bulk("message"), bulk("c"), bulk("m")])
-    );
+    assert_eq!(sub.read(), Frame::Push(vec![bulk("message"), bulk("c"), bulk("m")]));
 }
 
 #[test]
@@ -174,10 +143,7 @@ fn watch_aborts_exec_when_another_client_writes() {
     a.cmd(&["WATCH", "k"]);
     a.cmd(&["MULTI"]);
     a.cmd(&["SET", "k", "3"]);
-    assert_eq!(
-        a.cmd(&["EXEC"]),
-        Frame::Array(vec![Frame::Simple("OK".into())])
-    );
+    assert_eq!(a.cmd(&["EXEC"]), Frame::Array(vec![Frame::Simple("OK".into())]));
 }
 
 #[test]
@@ -199,12 +165,7 @@ fn expiry_with_injected_time_lazy_and_active() {
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(1));
-    assert_eq!(
-        h.state.dbs[0].used_bytes(),
-        h.state.dbs[0]
-            .sample_one(b"keep", h.state.now_ms())
-            .unwrap()
-    );
+    assert_eq!(h.state.dbs[0].used_bytes(), h.state.dbs[0].sample_one(b"keep", h.state.now_ms()).unwrap());
 }
 
 #[test]
@@ -212,34 +173,16 @@ fn client_commands() {
     let h = start();
     let mut a = Raw::connect(h.addr);
     let mut b = Raw::connect(h.addr);
-    let Frame::Integer(b_id) = b.cmd(&["CLIENT", "ID"]) else {
-        panic!()
-    };
+    let Frame::Integer(b_id) = b.cmd(&["CLIENT", "ID"]) else { panic!() };
     a.cmd(&["CLIENT", "SETNAME", "alpha"]);
     assert_eq!(a.cmd(&["CLIENT", "GETNAME"]), bulk("alpha"));
-    assert_eq!(
-        a.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "mylib"]),
-        Frame::Simple("OK".into())
-    );
-    assert_eq!(
-        a.cmd(&["CLIENT", "NO-TOUCH", "on"]),
-        Frame::Simple("OK".into())
-    );
-    let Frame::Bulk(list) = a.cmd(&["CLIENT", "LIST"]) else {
-        panic!()
-    };
+    assert_eq!(a.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "mylib"]), Frame::Simple("OK".into()));
+    assert_eq!(a.cmd(&["CLIENT", "NO-TOUCH", "on"]), Frame::Simple("OK".into()));
+    let Frame::Bulk(list) = a.cmd(&["CLIENT", "LIST"]) else { panic!() };
     let list = String::from_utf8(list).unwrap();
     assert_eq!(list.lines().count(), 2);
-    assert!(
-        list.contains("name=alpha")
-            && list.contains("lib-name=mylib")
-            && list.contains("cmd=client"),
-        "{list}"
-    );
-    assert_eq!(
-        a.cmd(&["CLIENT", "KILL", "ID", &b_id.to_string()]),
-        Frame::Integer(1)
-    );
+    assert!(list.contains("name=alpha") && list.contains("lib-name=mylib") && list.contains("cmd=client"), "{list}");
+    assert_eq!(a.cmd(&["CLIENT", "KILL", "ID", &b_id.to_string()]), Frame::Integer(1));
     assert!(b.try_read().is_none());
 }
 
@@ -251,9 +194,7 @@ fn no_touch_leaves_idle_time_alone() {
     h.state.clock.advance(5_000);
     c.cmd(&["CLIENT", "NO-TOUCH", "on"]);
     c.cmd(&["GET", "k"]);
-    let Frame::Integer(idle) = c.cmd(&["OBJECT", "IDLETIME", "k"]) else {
-        panic!()
-    };
+    let Frame::Integer(idle) = c.cmd(&["OBJECT", "IDLETIME", "k"]) else { panic!() };
     assert!(idle >= 5, "idle {idle}");
     c.cmd(&["CLIENT", "NO-TOUCH", "off"]);
     c.cmd(&["GET", "k"]);
@@ -267,9 +208,7 @@ fn info_sections_and_commandstats() {
     c.cmd(&["SET", "k", "v"]);
     c.cmd(&["GET", "k"]);
     c.cmd(&["GET", "nope"]);
-    let Frame::Bulk(info) = c.cmd(&["INFO", "all"]) else {
-        panic!()
-    };
+    let Frame::Bulk(info) = c.cmd(&["INFO", "all"]) else { panic!() };
     let info = String::from_utf8(info).unwrap();
     for needle in [
         "# Server",
@@ -287,10 +226,7 @@ fn info_sections_and_commandstats() {
     ] {
         assert!(info.contains(needle), "missing {needle} in\n{info}");
     }
-    assert_eq!(
-        c.cmd(&["CONFIG", "GET", "port"]),
-        Frame::Array(vec![bulk("port"), bulk(&h.addr.port().to_string())])
-    );
+    assert_eq!(c.cmd(&["CONFIG", "GET", "port"]), Frame::Array(vec![bulk("port"), bulk(&h.addr.port().to_string())]));
 }
 
 #[test]
@@ -298,9 +234,7 @@ fn memory_usage_is_the_exact_accounting() {
     let h = start();
     let mut c = Raw::connect(h.addr);
     c.cmd(&["SET", "k", &"x".repeat(100)]);
-    let Frame::Integer(n) = c.cmd(&["MEMORY", "USAGE", "k"]) else {
-        panic!()
-    };
+    let Frame::Integer(n) = c.cmd(&["MEMORY", "USAGE", "k"]) else { panic!() };
     assert_eq!(n as usize, h.state.used_memory());
     c.cmd(&["HSET", "h", "f", "v"]);
     c.cmd(&["DEL", "k", "h"]);
@@ -343,11 +277,7 @@ fn config_file_errors_name_the_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[server]\nport = 7000\nmaxclient = 5\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .arg("--config")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite")).arg("--config").arg(&bad).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("maxclient"), "{stderr}");
@@ -355,15 +285,8 @@ fn config_file_errors_name_the_key() {
 
 #[test]
 fn binary_runs_on_defaults_and_stops_on_sigterm() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .args(["--port", &port.to_string()])
-        .spawn()
-        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite")).args(["--port", &port.to_string()]).spawn().unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut up = false;
     for _ in 0..100 {
@@ -374,14 +297,8 @@ fn binary_runs_on_defaults_and_stops_on_sigterm() {
         thread::sleep(Duration::from_millis(50));
     }
     assert!(up, "server came up");
-    assert_eq!(
-        Raw::connect(addr).cmd(&["PING"]),
-        Frame::Simple("PONG".into())
-    );
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    assert_eq!(Raw::connect(addr).cmd(&["PING"]), Frame::Simple("PONG".into()));
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

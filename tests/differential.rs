@@ -38,37 +38,22 @@ struct Script {
 fn split(line: &str) -> Vec<Vec<u8>> {
     let mut argv = Argv::default();
     let input = format!("{line}\r\n");
-    let limits = Limits {
-        max_bulk_len: i64::MAX,
-        unauthenticated: false,
-    };
-    parse_request(input.as_bytes(), &limits, &mut argv)
-        .expect("script line parses")
-        .expect("complete line");
+    let limits = Limits { max_bulk_len: i64::MAX, unauthenticated: false };
+    parse_request(input.as_bytes(), &limits, &mut argv).expect("script line parses").expect("complete line");
     argv.iter(input.as_bytes()).map(|a| a.to_vec()).collect()
 }
 
 fn load_scripts() -> Vec<Script> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/differential");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let mut scripts: Vec<Script> = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         let file = f.file_stem().unwrap().to_string_lossy().to_string();
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("//"))
-        {
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")) {
             if let Some(name) = line.strip_prefix("###") {
-                scripts.push(Script {
-                    name: format!("{file}: {}", name.trim()),
-                    steps: Vec::new(),
-                });
+                scripts.push(Script { name: format!("{file}: {}", name.trim()), steps: Vec::new() });
                 continue;
             }
             let (compare, cmd) = if let Some(r) = line.strip_prefix("!sort ") {
@@ -78,14 +63,8 @@ fn load_scripts() -> Vec<Script> {
             } else {
                 (Compare::Exact, line)
             };
-            let script = scripts
-                .last_mut()
-                .unwrap_or_else(|| panic!("{file}: command before the first ### header"));
-            script.steps.push(Step {
-                args: split(cmd),
-                compare,
-                line: line.to_string(),
-            });
+            let script = scripts.last_mut().unwrap_or_else(|| panic!("{file}: command before the first ### header"));
+            script.steps.push(Step { args: split(cmd), compare, line: line.to_string() });
         }
     }
     scripts
@@ -116,13 +95,8 @@ const NOT_IN_ARITY_SWEEP: &[&str] = &[
 ];
 
 /// One key of each type...
-const TYPE_SETUP: &[(&str, &str)] = &[
-    ("string", "SET k v"),
-    ("list", "RPUSH k a b"),
-    ("hash", "HSET k f v"),
-    ("set", "SADD k a b"),
-    ("zset", "ZADD k 1 a 2 b"),
-];
+const TYPE_SETUP: &[(&str, &str)] =
+    &[("string", "SET k v"), ("list", "RPUSH k a b"), ("hash", "HSET k f v"), ("set", "SADD k a b"), ("zset", "ZADD k 1 a 2 b")];
 
 /// ...probed by commands of every family: WRONGTYPE where Redis says so,
 /// the right answer elsewhere.
@@ -186,50 +160,21 @@ fn generated_scripts() -> Vec<Script> {
                 None => (Compare::Exact, *probe),
             };
             let steps = vec![
-                Step {
-                    args: split(setup),
-                    compare: Compare::Exact,
-                    line: setup.to_string(),
-                },
-                Step {
-                    args: split(cmd),
-                    compare,
-                    line: cmd.to_string(),
-                },
-                Step {
-                    args: split("TYPE k"),
-                    compare: Compare::Exact,
-                    line: "TYPE k".into(),
-                },
+                Step { args: split(setup), compare: Compare::Exact, line: setup.to_string() },
+                Step { args: split(cmd), compare, line: cmd.to_string() },
+                Step { args: split("TYPE k"), compare: Compare::Exact, line: "TYPE k".into() },
             ];
-            v.push(Script {
-                name: format!("types: {cmd} on a {t}"),
-                steps,
-            });
+            v.push(Script { name: format!("types: {cmd} on a {t}"), steps });
         }
     }
-    for c in COMMANDS
-        .iter()
-        .filter(|c| !NOT_IN_ARITY_SWEEP.contains(&c.name))
-    {
-        let mut steps = vec![Step {
-            args: vec![c.name.as_bytes().to_vec()],
-            compare: Compare::Exact,
-            line: c.name.into(),
-        }];
+    for c in COMMANDS.iter().filter(|c| !NOT_IN_ARITY_SWEEP.contains(&c.name)) {
+        let mut steps = vec![Step { args: vec![c.name.as_bytes().to_vec()], compare: Compare::Exact, line: c.name.into() }];
         if c.arity > 1 {
             let mut args = vec![c.name.as_bytes().to_vec()];
             args.extend((0..c.arity).map(|i| format!("x{i}").into_bytes()));
-            steps.push(Step {
-                line: format!("{} with too many arguments", c.name),
-                args,
-                compare: Compare::Exact,
-            });
+            steps.push(Step { line: format!("{} with too many arguments", c.name), args, compare: Compare::Exact });
         }
-        v.push(Script {
-            name: format!("arity: {}", c.name),
-            steps,
-        });
+        v.push(Script { name: format!("arity: {}", c.name), steps });
     }
     v
 }
@@ -246,11 +191,7 @@ fn normalise(f: Frame, c: Compare) -> Frame {
     match c {
         Compare::Exact => f,
         Compare::Sorted => match f {
-            Frame::Array(v)
-                if v.len() == 2
-                    && matches!(v[1], Frame::Array(_))
-                    && matches!(v[0], Frame::Bulk(_)) =>
-            {
+            Frame::Array(v) if v.len() == 2 && matches!(v[1], Frame::Array(_)) && matches!(v[0], Frame::Bulk(_)) => {
                 // SCAN-style [cursor, items]: keep the cursor, sort the items.
                 let mut it = v.into_iter();
                 let cursor = it.next().unwrap();
@@ -276,15 +217,9 @@ fn run_script(s: &Script, redis: SocketAddr, ferrite: SocketAddr, failures: &mut
         r.send(&bytes);
         f.send(&bytes);
         for _ in 0..replies_for(&step.args) {
-            let (a, b) = (
-                normalise(r.read(), step.compare),
-                normalise(f.read(), step.compare),
-            );
+            let (a, b) = (normalise(r.read(), step.compare), normalise(f.read(), step.compare));
             if a != b {
-                failures.push(format!(
-                    "[{}] {}\n    redis:   {a}\n    ferrite: {b}",
-                    s.name, step.line
-                ));
+                failures.push(format!("[{}] {}\n    redis:   {a}\n    ferrite: {b}", s.name, step.line));
                 return;
             }
         }
@@ -301,12 +236,6 @@ fn replies_match_redis() {
     for s in &scripts {
         run_script(s, redis.addr, ferrite.addr, &mut failures);
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} scripts differ:\n{}",
-        failures.len(),
-        scripts.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} scripts differ:\n{}", failures.len(), scripts.len(), failures.join("\n"));
     assert!(scripts.len() >= 400, "only {} scripts", scripts.len());
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 /// stays quiet. Returns (bytes, closed).
 fn exchange(addr: SocketAddr, input: &[u8]) -> (Vec<u8>, bool) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(150)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
     let _ = s.write_all(input);
     let _ = s.write_all(b"\r\n*1\r\n$4\r\nPING\r\n");
     let mut out = Vec::new();
@@ -49,14 +48,10 @@ fn mutated_streams_get_the_same_bytes_and_closing() {
     let mut rng = fastrand::Rng::with_seed(0xF3_2217);
     let mut failures = Vec::new();
     for i in 0..MUTATIONS {
-        let mut input: Vec<u8> = (0..rng.usize(1..4))
-            .flat_map(|_| CORPUS[rng.usize(..CORPUS.len())].to_vec())
-            .collect();
+        let mut input: Vec<u8> = (0..rng.usize(1..4)).flat_map(|_| CORPUS[rng.usize(..CORPUS.len())].to_vec()).collect();
         for _ in 0..rng.usize(1..4) {
             let at = rng.usize(..input.len());
-            let byte = *rng
-                .choice(b"*$\r\n-0123456789 \"'abcxyzSETGET\\\x00\xff".iter())
-                .unwrap();
+            let byte = *rng.choice(b"*$\r\n-0123456789 \"'abcxyzSETGET\\\x00\xff".iter()).unwrap();
             match rng.u8(..3) {
                 0 => input[at] = byte,
                 1 => input.insert(at, byte),
@@ -80,10 +75,5 @@ fn mutated_streams_get_the_same_bytes_and_closing() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {MUTATIONS} differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {MUTATIONS} differ:\n{}", failures.len(), failures.join("\n"));
 }

@@ -5,10 +5,7 @@
 use ferrite::protocol::{Argv, Limits, ProtocolError, parse_request};
 use proptest::prelude::*;
 
-const LIMITS: Limits = Limits {
-    max_bulk_len: 512 << 20,
-    unauthenticated: false,
-};
+const LIMITS: Limits = Limits { max_bulk_len: 512 << 20, unauthenticated: false };
 
 /// Parses a whole stream the way a connection does: requests until an error
 /// or until more bytes are needed.
@@ -20,11 +17,7 @@ fn parse_all(buf: &[u8]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>, usize) {
         match parse_request(&buf[pos..], &LIMITS, &mut argv) {
             Ok(None) => return (out, None, pos),
             Ok(Some(n)) => {
-                assert!(
-                    n > 0 && pos + n <= buf.len(),
-                    "consumed {n} at {pos} of {}",
-                    buf.len()
-                );
+                assert!(n > 0 && pos + n <= buf.len(), "consumed {n} at {pos} of {}", buf.len());
                 if !argv.is_empty() {
                     out.push(argv.iter(&buf[pos..]).map(|a| a.to_vec()).collect());
                 }

@@ -20,10 +20,7 @@ pub fn uint(a: &[u8], err: CmdError) -> Result<u64, CmdError> {
 /// NaN, empty strings and spaces refused.
 pub fn parse_f64(a: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(a).ok()?;
-    if s.is_empty()
-        || s.starts_with(|c: char| c.is_whitespace())
-        || s.ends_with(|c: char| c.is_whitespace())
-    {
+    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
         return None;
     }
     let v: f64 = match s.to_ascii_lowercase().as_str() {
@@ -51,9 +48,7 @@ pub fn lower(a: &[u8]) -> String {
 
 /// Parses a blocking timeout in seconds (a double) into milliseconds; 0 = forever.
 pub fn timeout_ms(a: &[u8]) -> Result<u64, CmdError> {
-    let t = parse_f64(a)
-        .filter(|t| t.is_finite())
-        .ok_or(CmdError::TimeoutNotFloat)?;
+    let t = parse_f64(a).filter(|t| t.is_finite()).ok_or(CmdError::TimeoutNotFloat)?;
     if t < 0.0 {
         return Err(CmdError::TimeoutNegative);
     }
@@ -68,15 +63,7 @@ pub fn timeout_ms(a: &[u8]) -> Result<u64, CmdError> {
 /// `len`; None if the range is empty.
 pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
-    let s = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
+    let s = if start < 0 { (len + start).max(0) } else { start };
     let e = if end < 0 { len + end } else { end.min(len - 1) };
-    if s > e || s >= len || e < 0 {
-        None
-    } else {
-        Some((s as usize, e as usize))
-    }
+    if s > e || s >= len || e < 0 { None } else { Some((s as usize, e as usize)) }
 }

@@ -67,8 +67,7 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut proto = None;
     let mut i = 1;
     if a.len() > 1 {
-        let v = int(a[1])
-            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        let v = int(a[1]).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
             return Err(CmdError::msg("NOPROTO unsupported protocol version"));
         }
@@ -84,10 +83,7 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             name = Some(a[i + 1]);
             i += 2;
         } else {
-            return Err(CmdError::err(format!(
-                "Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(a[i])
-            )));
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(a[i]))));
         }
     }
     if let Some((u, p)) = auth {
@@ -101,9 +97,7 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     if let Some(n) = name {
         if !valid_client_name(n) {
-            return Err(CmdError::err(
-                "Client names cannot contain spaces, newlines or special characters.",
-            ));
+            return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
         }
         *ctx.client.info.name.lock() = String::from_utf8_lossy(n).into_owned();
     }
@@ -250,11 +244,7 @@ const CLIENT_HELP: &[&str] = &[
 pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let sub = lower(a[1]);
     let arity = |n: usize, exact: bool| {
-        if (exact && a.len() != n) || a.len() < n {
-            Err(CmdError::Arity(format!("client|{sub}")))
-        } else {
-            Ok(())
-        }
+        if (exact && a.len() != n) || a.len() < n { Err(CmdError::Arity(format!("client|{sub}"))) } else { Ok(()) }
     };
     let info = ctx.client.info.clone();
     match sub.as_str() {
@@ -265,18 +255,12 @@ pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         "getname" => {
             arity(2, true)?;
             let n = info.name.lock().clone();
-            if n.is_empty() {
-                ctx.out.null()
-            } else {
-                ctx.out.bulk(n.as_bytes())
-            }
+            if n.is_empty() { ctx.out.null() } else { ctx.out.bulk(n.as_bytes()) }
         }
         "setname" => {
             arity(3, true)?;
             if !valid_client_name(a[2]) {
-                return Err(CmdError::err(
-                    "Client names cannot contain spaces, newlines or special characters.",
-                ));
+                return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
             }
             *info.name.lock() = String::from_utf8_lossy(a[2]).into_owned();
             ctx.out.ok();
@@ -294,10 +278,7 @@ pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 "lib-name" => *info.lib_name.lock() = v,
                 "lib-ver" => *info.lib_ver.lock() = v,
                 _ => {
-                    return Err(CmdError::err(format!(
-                        "Unrecognized option '{}'",
-                        String::from_utf8_lossy(a[2])
-                    )));
+                    return Err(CmdError::err(format!("Unrecognized option '{}'", String::from_utf8_lossy(a[2]))));
                 }
             }
             ctx.out.ok();
@@ -321,10 +302,7 @@ pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         "help" => help_reply(ctx, CLIENT_HELP),
         _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "CLIENT".into(),
-                sub: String::from_utf8_lossy(a[1]).into(),
-            });
+            return Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
     Ok(())
@@ -338,10 +316,7 @@ fn client_list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         if is(a[i], "type") && i + 1 < a.len() {
             let t = lower(a[i + 1]);
             if !["normal", "pubsub", "master", "replica", "slave"].contains(&t.as_str()) {
-                return Err(CmdError::err(format!(
-                    "Unknown client type '{}'",
-                    String::from_utf8_lossy(a[i + 1])
-                )));
+                return Err(CmdError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(a[i + 1]))));
             }
             kind = Some(t);
             i += 2;
@@ -382,12 +357,7 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let me = ctx.client.info.id;
     if a.len() == 3 {
         let addr = String::from_utf8_lossy(a[2]).into_owned();
-        let target = ctx
-            .state
-            .clients
-            .all()
-            .into_iter()
-            .find(|c| c.addr.to_string() == addr);
+        let target = ctx.state.clients.all().into_iter().find(|c| c.addr.to_string() == addr);
         return match target {
             Some(c) => {
                 c.request_kill();
@@ -403,20 +373,11 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if a.len() % 2 == 1 {
         return Err(CmdError::Syntax);
     }
-    let (mut id, mut addr, mut laddr, mut kind, mut skipme, mut maxage) =
-        (None, None, None, None, true, None);
+    let (mut id, mut addr, mut laddr, mut kind, mut skipme, mut maxage) = (None, None, None, None, true, None);
     for pair in a[2..].chunks(2) {
         let v = String::from_utf8_lossy(pair[1]).into_owned();
         match lower(pair[0]).as_str() {
-            "id" => {
-                id = Some(
-                    int(pair[1])
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or(CmdError::err("client-id should be greater than 0"))?
-                        as u64,
-                )
-            }
+            "id" => id = Some(int(pair[1]).ok().filter(|&n| n > 0).ok_or(CmdError::err("client-id should be greater than 0"))? as u64),
             "addr" => addr = Some(v),
             "laddr" => laddr = Some(v),
             "type" => kind = Some(v.to_ascii_lowercase()),
@@ -438,9 +399,7 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let matches = id.is_none_or(|i| c.id == i)
             && addr.as_ref().is_none_or(|x| &c.addr.to_string() == x)
             && laddr.as_ref().is_none_or(|x| &c.laddr.to_string() == x)
-            && kind
-                .as_deref()
-                .is_none_or(|k| (k == "pubsub") == pubsub && k != "master" && k != "replica")
+            && kind.as_deref().is_none_or(|k| (k == "pubsub") == pubsub && k != "master" && k != "replica")
             && maxage.is_none_or(|m| c.age_secs() as i64 >= m)
             && !(skipme && c.id == me);
         if matches {

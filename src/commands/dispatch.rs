@@ -33,10 +33,7 @@ pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
         let queued = argv.iter().map(|a| a.to_vec()).collect();
         if let Some(q) = ctx.client.multi.as_mut() {
             q.push(queued);
-            ctx.client
-                .info
-                .multi
-                .store(q.len() + 1, std::sync::atomic::Ordering::Relaxed);
+            ctx.client.info.multi.store(q.len() + 1, std::sync::atomic::Ordering::Relaxed);
         }
         ctx.out.simple("QUEUED");
         return;
@@ -47,10 +44,7 @@ pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
 /// Runs a command that passed every check (also used by EXEC for queued ones).
 pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
     let state = ctx.state;
-    ctx.client
-        .info
-        .last_cmd
-        .store(idx, std::sync::atomic::Ordering::Relaxed);
+    ctx.client.info.last_cmd.store(idx, std::sync::atomic::Ordering::Relaxed);
     // The TSC-based clock costs a few ns where clock_gettime costs tens.
     let start = quanta::Instant::now();
     // EXEC takes the lock itself; commands inside it run under EXEC's.

@@ -74,21 +74,14 @@ pub fn hsetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 /// Runs `f` on the hash at `key` if there is one.
-fn with_hash<R>(
-    ctx: &Ctx,
-    key: &[u8],
-    f: impl FnOnce(&HashValue) -> R,
-) -> Result<Option<R>, CmdError> {
-    db(ctx)
-        .read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f))
-        .transpose()
+fn with_hash<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&HashValue) -> R) -> Result<Option<R>, CmdError> {
+    db(ctx).read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f)).transpose()
 }
 
 pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| {
-        as_hash(&e.value).map(|h| out.bulk_opt(h.get(a[2]).map(|v| &v[..])))
-    });
+    let found = ctx.state.dbs[ctx.client.db]
+        .read(a[1], ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(|h| out.bulk_opt(h.get(a[2]).map(|v| &v[..]))));
     match found {
         Some(r) => r,
         None => {
@@ -99,13 +92,8 @@ pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hmget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let vals: Vec<Option<Vec<u8>>> = with_hash(ctx, a[1], |h| {
-        a[2..]
-            .iter()
-            .map(|f| h.get(f).map(|v| v.to_vec()))
-            .collect()
-    })?
-    .unwrap_or_else(|| vec![None; a.len() - 2]);
+    let vals: Vec<Option<Vec<u8>>> =
+        with_hash(ctx, a[1], |h| a[2..].iter().map(|f| h.get(f).map(|v| v.to_vec())).collect())?.unwrap_or_else(|| vec![None; a.len() - 2]);
     ctx.out.array(vals.len());
     for v in &vals {
         ctx.out.bulk_opt(v.as_deref());
@@ -212,10 +200,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     let text = db(ctx).write(a[1], now, |slot| {
         let h = hash_or_new(slot)?;
-        let cur = h
-            .get(a[2])
-            .map(|v| v.to_vec())
-            .unwrap_or_else(|| b"0".to_vec());
+        let cur = h.get(a[2]).map(|v| v.to_vec()).unwrap_or_else(|| b"0".to_vec());
         if super::args::parse_f64(&cur).is_none() {
             return Err(CmdError::err("hash value is not a float"));
         }
@@ -245,14 +230,9 @@ pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 all.truncate(c as usize);
                 all
             }
-            Some(c) => (0..c.unsigned_abs())
-                .map(|_| fastrand::usize(..n))
-                .collect(),
+            Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
         };
-        idxs.into_iter()
-            .filter_map(|i| h.get_index(i))
-            .map(|(f, v)| (f.to_vec(), v.to_vec()))
-            .collect::<Vec<_>>()
+        idxs.into_iter().filter_map(|i| h.get_index(i)).map(|(f, v)| (f.to_vec(), v.to_vec())).collect::<Vec<_>>()
     })?;
     let out = &mut *ctx.out;
     match (picked, count) {
@@ -283,25 +263,13 @@ pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// Collection SCAN over indexed storage: small (compact) collections are
 /// returned whole with cursor 0, as Redis does for listpacks and intsets.
-pub fn scan_indexed(
-    ctx: &mut Ctx,
-    a: &[&[u8]],
-    len: usize,
-    compact: bool,
-    item: &dyn Fn(usize) -> Option<Vec<Vec<u8>>>,
-) -> CmdResult {
+pub fn scan_indexed(ctx: &mut Ctx, a: &[&[u8]], len: usize, compact: bool, item: &dyn Fn(usize) -> Option<Vec<Vec<u8>>>) -> CmdResult {
     let o = parse_scan(a, 3, false)?;
-    let (start, end) = if compact {
-        (0, len)
-    } else {
-        (o.cursor as usize, (o.cursor as usize + o.count).min(len))
-    };
+    let (start, end) = if compact { (0, len) } else { (o.cursor as usize, (o.cursor as usize + o.count).min(len)) };
     let mut items = Vec::new();
     for i in start..end {
         if let Some(parts) = item(i)
-            && o.pattern
-                .as_deref()
-                .is_none_or(|p| glob::matches(p, &parts[0], false))
+            && o.pattern.as_deref().is_none_or(|p| glob::matches(p, &parts[0], false))
         {
             items.extend(parts);
         }
@@ -315,14 +283,7 @@ pub fn scan_indexed(
 
 pub fn hscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     parse_scan(a, 3, false)?;
-    let snapshot = with_hash(ctx, a[1], |h| {
-        (
-            h.iter()
-                .map(|(f, v)| vec![f.to_vec(), v.to_vec()])
-                .collect::<Vec<_>>(),
-            !h.is_big(),
-        )
-    })?;
+    let snapshot = with_hash(ctx, a[1], |h| (h.iter().map(|(f, v)| vec![f.to_vec(), v.to_vec()]).collect::<Vec<_>>(), !h.is_big()))?;
     let (items, compact) = snapshot.unwrap_or((Vec::new(), true));
     scan_indexed(ctx, a, items.len(), compact, &|i| items.get(i).cloned())
 }

@@ -11,10 +11,7 @@ fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
 
 pub fn del(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (db, now) = (db(ctx), ctx.now_ms);
-    let n = a[1..]
-        .iter()
-        .filter(|k| db.remove(k, now).is_some())
-        .count();
+    let n = a[1..].iter().filter(|k| db.remove(k, now).is_some()).count();
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -28,10 +25,7 @@ pub fn exists(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn touch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (db, now) = (db(ctx), ctx.now_ms);
-    let n = a[1..]
-        .iter()
-        .filter(|k| db.read(k, now, true, |_| ()).is_some())
-        .count();
+    let n = a[1..].iter().filter(|k| db.read(k, now, true, |_| ()).is_some()).count();
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -58,16 +52,8 @@ pub struct ScanOpts {
 }
 
 pub fn parse_scan(a: &[&[u8]], from: usize, allow_type: bool) -> Result<ScanOpts, CmdError> {
-    let cursor = std::str::from_utf8(a[from - 1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CmdError::err("invalid cursor"))?;
-    let mut o = ScanOpts {
-        cursor,
-        pattern: None,
-        count: 10,
-        kind: None,
-    };
+    let cursor = std::str::from_utf8(a[from - 1]).ok().and_then(|s| s.parse::<u64>().ok()).ok_or(CmdError::err("invalid cursor"))?;
+    let mut o = ScanOpts { cursor, pattern: None, count: 10, kind: None };
     let mut i = from;
     while i < a.len() {
         if i + 1 >= a.len() {
@@ -96,11 +82,7 @@ pub fn scan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut keys = Vec::new();
     let next = db(ctx).scan(o.cursor, o.count, ctx.now_ms, |k, e| {
         let type_ok = o.kind.as_deref().is_none_or(|t| t == e.value.kind().name());
-        if type_ok
-            && o.pattern
-                .as_deref()
-                .is_none_or(|p| crate::store::glob::matches(p, k, false))
-        {
+        if type_ok && o.pattern.as_deref().is_none_or(|p| crate::store::glob::matches(p, k, false)) {
             keys.push(k.to_vec());
         }
     });
@@ -223,22 +205,15 @@ fn expire_generic(ctx: &mut Ctx, a: &[&[u8]], seconds: bool, relative: bool) -> 
             "gt" => gt = true,
             "lt" => lt = true,
             _ => {
-                return Err(CmdError::err(format!(
-                    "Unsupported option {}",
-                    String::from_utf8_lossy(o)
-                )));
+                return Err(CmdError::err(format!("Unsupported option {}", String::from_utf8_lossy(o))));
             }
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(CmdError::err(
-            "NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("NX and XX, GT or LT options at the same time are not compatible"));
     }
     if gt && lt {
-        return Err(CmdError::err(
-            "GT and LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("GT and LT options at the same time are not compatible"));
     }
     let mut when = int(a[2])?;
     let bad = || CmdError::InvalidExpire(lower(a[0]));
@@ -300,9 +275,7 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(u64, u64) -> i64) -> Cm
 }
 
 pub fn ttl(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    ttl_generic(ctx, a[1], |at, now| {
-        ((at.saturating_sub(now) + 500) / 1000) as i64
-    })
+    ttl_generic(ctx, a[1], |at, now| ((at.saturating_sub(now) + 500) / 1000) as i64)
 }
 
 pub fn pttl(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -319,14 +292,12 @@ pub fn pexpiretime(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn persist(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let done = db(ctx).write(a[1], now, |slot| {
-        match slot.entry().map(|e| e.expire_at()) {
-            Some(Some(_)) => {
-                slot.entry_mut().expect("exists").set_expire(None);
-                1
-            }
-            _ => 0,
+    let done = db(ctx).write(a[1], now, |slot| match slot.entry().map(|e| e.expire_at()) {
+        Some(Some(_)) => {
+            slot.entry_mut().expect("exists").set_expire(None);
+            1
         }
+        _ => 0,
     });
     ctx.out.int(done);
     Ok(())
@@ -364,10 +335,7 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     if !["encoding", "freq", "idletime", "refcount"].contains(&sub.as_str()) {
-        return Err(CmdError::UnknownSubcommand {
-            cmd: "OBJECT".into(),
-            sub: String::from_utf8_lossy(a[1]).into(),
-        });
+        return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: String::from_utf8_lossy(a[1]).into() });
     }
     if a.len() != 3 {
         return Err(CmdError::Arity(format!("object|{sub}")));
@@ -401,9 +369,7 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Redis shares the integers 0..10000 between keys.
 fn refcount(v: &Value) -> i64 {
     match v {
-        Value::Str(s, false) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)) => {
-            i32::MAX as i64
-        }
+        Value::Str(s, false) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)) => i32::MAX as i64,
         _ => 1,
     }
 }
@@ -464,9 +430,6 @@ pub fn memory(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             );
             Ok(())
         }
-        _ => Err(CmdError::UnknownSubcommand {
-            cmd: "MEMORY".into(),
-            sub: String::from_utf8_lossy(a[1]).into(),
-        }),
+        _ => Err(CmdError::UnknownSubcommand { cmd: "MEMORY".into(), sub: String::from_utf8_lossy(a[1]).into() }),
     }
 }

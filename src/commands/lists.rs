@@ -38,9 +38,7 @@ fn push_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool, only_existing: bool) ->
         if only_existing && !slot.exists() {
             return Ok(0);
         }
-        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else {
-            unreachable!()
-        };
+        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else { unreachable!() };
         for e in &a[2..] {
             l.push(e, front);
         }
@@ -67,13 +65,7 @@ pub fn rpushx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 /// Pops up to `n` elements; None if the key is missing.
-fn pop_n(
-    db: &Keyspace,
-    key: &[u8],
-    now: u64,
-    front: bool,
-    n: usize,
-) -> Result<Option<Vec<Elem>>, CmdError> {
+fn pop_n(db: &Keyspace, key: &[u8], now: u64, front: bool, n: usize) -> Result<Option<Vec<Elem>>, CmdError> {
     db.write(key, now, |slot| {
         let Some(l) = list_mut(slot)? else {
             return Ok(None);
@@ -117,11 +109,7 @@ pub fn rpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn llen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let n = db(ctx)
-        .read(a[1], ctx.now_ms, ctx.touch, |e| {
-            as_list(&e.value).map(|l| l.len())
-        })
-        .transpose()?;
+    let n = db(ctx).read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| l.len())).transpose()?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -155,13 +143,7 @@ fn resolve(i: i64, len: usize) -> Option<usize> {
 pub fn lindex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let i = int(a[2])?;
     let v = db(ctx)
-        .read(a[1], ctx.now_ms, ctx.touch, |e| {
-            as_list(&e.value).map(|l| {
-                resolve(i, l.len())
-                    .and_then(|i| l.get(i))
-                    .map(|x| x.to_vec())
-            })
-        })
+        .read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| resolve(i, l.len()).and_then(|i| l.get(i)).map(|x| x.to_vec())))
         .transpose()?
         .flatten();
     ctx.out.bulk_opt(v.as_deref());
@@ -213,11 +195,7 @@ pub fn lrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let Some(l) = list_mut(slot)? else {
             return Ok(0);
         };
-        let limit = if count == 0 {
-            usize::MAX
-        } else {
-            count.unsigned_abs() as usize
-        };
+        let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
         let mut removed = 0;
         if count >= 0 {
             let mut i = 0;
@@ -274,9 +252,7 @@ pub fn lpos(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 ));
             }
             if v == i64::MIN {
-                return Err(CmdError::err(
-                    "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ));
+                return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
             }
             rank = v;
         } else if is(a[i], "count") {
@@ -347,14 +323,7 @@ fn side(arg: &[u8]) -> Result<bool, CmdError> {
 }
 
 /// Moves one element; None if the source is missing or empty.
-fn lmove_once(
-    db: &Keyspace,
-    now: u64,
-    src: &[u8],
-    dst: &[u8],
-    from_left: bool,
-    to_left: bool,
-) -> Result<Option<Elem>, CmdError> {
+fn lmove_once(db: &Keyspace, now: u64, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Result<Option<Elem>, CmdError> {
     let ok = db.read(src, now, false, |e| as_list(&e.value).map(|_| ()));
     match ok {
         None => return Ok(None),
@@ -370,9 +339,7 @@ fn lmove_once(
         return Ok(None);
     };
     db.write(dst, now, |slot| {
-        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else {
-            unreachable!("checked list")
-        };
+        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else { unreachable!("checked list") };
         l.push(&e, to_left);
     });
     Ok(Some(e))
@@ -425,13 +392,7 @@ pub fn parse_mpop<'a>(a: &[&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdErro
 /// Pops from the first non-empty list of `keys`.
 type Popped = Option<(Vec<u8>, Vec<Elem>)>;
 
-fn mpop(
-    db: &Keyspace,
-    now: u64,
-    keys: &[&[u8]],
-    front: bool,
-    count: usize,
-) -> Result<Popped, CmdError> {
+fn mpop(db: &Keyspace, now: u64, keys: &[&[u8]], front: bool, count: usize) -> Result<Popped, CmdError> {
     for k in keys {
         if let Some(v) = pop_n(db, k, now, front, count)?
             && !v.is_empty()
@@ -460,10 +421,8 @@ pub fn lmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// Asks the connection to wait for `keys` until the timeout, then retry.
 pub fn block_on(ctx: &mut Ctx, keys: &[&[u8]], timeout: u64) {
-    ctx.client.block = Some(BlockSpec {
-        keys: keys.iter().map(|k| k.to_vec()).collect(),
-        deadline_ms: (timeout > 0).then(|| ctx.now_ms + timeout),
-    });
+    ctx.client.block =
+        Some(BlockSpec { keys: keys.iter().map(|k| k.to_vec()).collect(), deadline_ms: (timeout > 0).then(|| ctx.now_ms + timeout) });
 }
 
 fn bpop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {
@@ -506,14 +465,7 @@ pub fn blmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn blmove_generic(
-    ctx: &mut Ctx,
-    src: &[u8],
-    dst: &[u8],
-    from: bool,
-    to: bool,
-    timeout: &[u8],
-) -> CmdResult {
+fn blmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: bool, to: bool, timeout: &[u8]) -> CmdResult {
     let timeout = timeout_ms(timeout)?;
     match lmove_once(db(ctx), ctx.now_ms, src, dst, from, to)? {
         Some(e) => ctx.out.bulk(&e),

@@ -99,36 +99,20 @@ impl CommandSpec {
 
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
-        if a >= 0 {
-            argc == a as usize
-        } else {
-            argc >= (-a) as usize
-        }
+        if a >= 0 { argc == a as usize } else { argc >= (-a) as usize }
     }
 
     /// Indexes of the key arguments in a call with `argc` arguments.
     pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
         let first = self.first_key.max(0) as usize;
-        let last = if self.last_key < 0 {
-            argc as i64 + self.last_key as i64
-        } else {
-            self.last_key as i64
-        };
+        let last = if self.last_key < 0 { argc as i64 + self.last_key as i64 } else { self.last_key as i64 };
         let step = self.step.max(1) as usize;
-        let end = if first == 0 {
-            0
-        } else {
-            (last.max(0) as usize).min(argc.saturating_sub(1)) + 1
-        };
+        let end = if first == 0 { 0 } else { (last.max(0) as usize).min(argc.saturating_sub(1)) + 1 };
         (first..end.max(first)).step_by(step)
     }
 
     pub fn flag_names(&self) -> Vec<&'static str> {
-        flags::NAMES
-            .iter()
-            .filter(|(f, _)| self.flags & f != 0)
-            .map(|(_, n)| *n)
-            .collect()
+        flags::NAMES.iter().filter(|(f, _)| self.flags & f != 0).map(|(_, n)| *n).collect()
     }
 }
 

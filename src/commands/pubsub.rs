@@ -7,23 +7,13 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::server::pubsub::Subscriber;
 
 fn subscriber(ctx: &Ctx) -> Subscriber {
-    Subscriber {
-        id: ctx.client.id(),
-        tx: ctx.client.msg_tx.clone(),
-        client: ctx.client.info.clone(),
-    }
+    Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), client: ctx.client.info.clone() }
 }
 
 fn confirm(ctx: &mut Ctx, kind: &str, name: Option<&[u8]>) {
     let n = ctx.client.subscriptions();
-    ctx.client
-        .info
-        .subs
-        .store(ctx.client.channels.len(), Relaxed);
-    ctx.client
-        .info
-        .psubs
-        .store(ctx.client.patterns.len(), Relaxed);
+    ctx.client.info.subs.store(ctx.client.channels.len(), Relaxed);
+    ctx.client.info.psubs.store(ctx.client.patterns.len(), Relaxed);
     ctx.out.push(3);
     ctx.out.bulk(kind.as_bytes());
     ctx.out.bulk_opt(name);
@@ -51,11 +41,8 @@ pub fn psubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn unsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let names: Vec<Vec<u8>> = if a.len() > 1 {
-        a[1..].iter().map(|c| c.to_vec()).collect()
-    } else {
-        ctx.client.channels.iter().cloned().collect()
-    };
+    let names: Vec<Vec<u8>> =
+        if a.len() > 1 { a[1..].iter().map(|c| c.to_vec()).collect() } else { ctx.client.channels.iter().cloned().collect() };
     if names.is_empty() {
         confirm(ctx, "unsubscribe", None);
     }
@@ -69,11 +56,8 @@ pub fn unsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn punsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let names: Vec<Vec<u8>> = if a.len() > 1 {
-        a[1..].iter().map(|c| c.to_vec()).collect()
-    } else {
-        ctx.client.patterns.iter().cloned().collect()
-    };
+    let names: Vec<Vec<u8>> =
+        if a.len() > 1 { a[1..].iter().map(|c| c.to_vec()).collect() } else { ctx.client.patterns.iter().cloned().collect() };
     if names.is_empty() {
         confirm(ctx, "punsubscribe", None);
     }
@@ -136,10 +120,7 @@ pub fn pubsub(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ],
         ),
         _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "PUBSUB".into(),
-                sub: String::from_utf8_lossy(a[1]).into(),
-            });
+            return Err(CmdError::UnknownSubcommand { cmd: "PUBSUB".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
     Ok(())

@@ -11,25 +11,8 @@ use super::{CmdError, CmdResult, CommandSpec, Ctx, lookup};
 use crate::config::{PARAMS, param};
 use crate::store::glob;
 
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "keyspace",
-];
-const ALL_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "commandstats",
-    "keyspace",
-];
+const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
+const ALL_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "commandstats", "keyspace"];
 
 pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut wanted: Vec<String> = a[1..].iter().map(|s| lower(s)).collect();
@@ -56,11 +39,7 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -101,11 +80,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 s.clients.len(),
                 cfg.maxclients,
                 s.blocking.blocked_clients(),
-                s.clients
-                    .all()
-                    .iter()
-                    .filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0)
-                    .count()
+                s.clients.all().iter().filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0).count()
             );
         }
         "memory" => {
@@ -149,11 +124,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 let (calls, usec) = cs.calls.get();
                 let (rej, fail) = (cs.rejected.get(), cs.failed.get());
                 if calls + rej > 0 {
-                    let per = if calls > 0 {
-                        usec as f64 / calls as f64
-                    } else {
-                        0.0
-                    };
+                    let per = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
                     let _ = write!(
                         t,
                         "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rej},failed_calls={fail}\r\n",
@@ -166,12 +137,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
             t.push_str("# Keyspace\r\n");
             for (i, d) in s.dbs.iter().enumerate() {
                 if !d.is_empty() {
-                    let _ = write!(
-                        t,
-                        "db{i}:keys={},expires={},avg_ttl=0\r\n",
-                        d.len(),
-                        d.volatile_len()
-                    );
+                    let _ = write!(t, "db{i}:keys={},expires={},avg_ttl=0\r\n", d.len(), d.volatile_len());
                 }
             }
         }
@@ -189,10 +155,7 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             let cfg = ctx.state.config.read().clone();
             let mut pairs: Vec<(&str, String)> = Vec::new();
             for p in PARAMS {
-                if a[2..]
-                    .iter()
-                    .any(|pat| glob::matches(pat, p.name.as_bytes(), true))
-                {
+                if a[2..].iter().any(|pat| glob::matches(pat, p.name.as_bytes(), true)) {
                     pairs.push((p.name, (p.get)(&cfg)));
                 }
             }
@@ -209,17 +172,13 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             let mut cfg = ctx.state.config.read().clone();
             for pair in a[2..].chunks(2) {
                 let name = String::from_utf8_lossy(pair[0]).into_owned();
-                let p = param(&name).ok_or_else(|| {
-                    CmdError::err(format!(
-                        "Unknown option or number of arguments for CONFIG SET - '{name}'"
-                    ))
+                let p = param(&name)
+                    .ok_or_else(|| CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")))?;
+                let set = p.set.ok_or_else(|| {
+                    CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"))
                 })?;
-                let set = p.set.ok_or_else(|| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")))?;
-                set(&mut cfg, &String::from_utf8_lossy(pair[1])).map_err(|m| {
-                    CmdError::err(format!(
-                        "CONFIG SET failed (possibly related to argument '{name}') - {m}"
-                    ))
-                })?;
+                set(&mut cfg, &String::from_utf8_lossy(pair[1]))
+                    .map_err(|m| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}")))?;
             }
             *ctx.state.config.write() = cfg;
             ctx.out.ok();
@@ -264,10 +223,7 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ],
         ),
         _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "CONFIG".into(),
-                sub: String::from_utf8_lossy(a[1]).into(),
-            });
+            return Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
     Ok(())
@@ -275,10 +231,7 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn time(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     let micros = ctx.state.now_ms() * 1000
-        + (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_micros() % 1000)
-            .unwrap_or(0)) as u64;
+        + (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_micros() % 1000).unwrap_or(0)) as u64;
     ctx.out.array(2);
     ctx.out.bulk((micros / 1_000_000).to_string().as_bytes());
     ctx.out.bulk((micros % 1_000_000).to_string().as_bytes());
@@ -317,10 +270,7 @@ pub fn function(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ],
         ),
         _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "FUNCTION".into(),
-                sub: String::from_utf8_lossy(a[1]).into(),
-            });
+            return Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
     Ok(())
@@ -331,10 +281,7 @@ pub fn function(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn debug(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match lower(a[1]).as_str() {
         "log" => {
-            tracing::info!(
-                "DEBUG LOG: {}",
-                String::from_utf8_lossy(a.get(2).copied().unwrap_or(b""))
-            );
+            tracing::info!("DEBUG LOG: {}", String::from_utf8_lossy(a.get(2).copied().unwrap_or(b"")));
             ctx.out.ok();
         }
         "jump" if a.len() == 3 => {
@@ -347,10 +294,7 @@ pub fn debug(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ctx.out.ok();
         }
         _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "DEBUG".into(),
-                sub: String::from_utf8_lossy(a[1]).into(),
-            });
+            return Err(CmdError::UnknownSubcommand { cmd: "DEBUG".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
     Ok(())
@@ -358,22 +302,9 @@ pub fn debug(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     use super::flags::*;
-    let mut v = vec![format!(
-        "@{}",
-        spec.group
-            .replace("sorted_set", "sortedset")
-            .replace("generic", "keyspace")
-    )];
-    v.push(if spec.has(WRITE) {
-        "@write".into()
-    } else {
-        "@read".into()
-    });
-    v.push(if spec.has(FAST) {
-        "@fast".into()
-    } else {
-        "@slow".into()
-    });
+    let mut v = vec![format!("@{}", spec.group.replace("sorted_set", "sortedset").replace("generic", "keyspace"))];
+    v.push(if spec.has(WRITE) { "@write".into() } else { "@read".into() });
+    v.push(if spec.has(FAST) { "@fast".into() } else { "@slow".into() });
     if spec.has(ADMIN) {
         v.push("@admin".into());
         v.push("@dangerous".into());
@@ -413,11 +344,7 @@ pub fn command(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         "count" => ctx.out.int(COMMANDS.len() as i64),
         "list" => ctx.out.bulks(COMMANDS.iter().map(|c| c.name.as_bytes())),
         "info" => {
-            let names: Vec<&[u8]> = if a.len() > 2 {
-                a[2..].to_vec()
-            } else {
-                COMMANDS.iter().map(|c| c.name.as_bytes()).collect()
-            };
+            let names: Vec<&[u8]> = if a.len() > 2 { a[2..].to_vec() } else { COMMANDS.iter().map(|c| c.name.as_bytes()).collect() };
             ctx.out.array(names.len());
             for n in names {
                 match lookup(n) {
@@ -427,21 +354,14 @@ pub fn command(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }
         "docs" => {
-            let specs: Vec<&CommandSpec> = if a.len() > 2 {
-                a[2..]
-                    .iter()
-                    .filter_map(|n| lookup(n).map(|(_, s)| s))
-                    .collect()
-            } else {
-                COMMANDS.iter().collect()
-            };
+            let specs: Vec<&CommandSpec> =
+                if a.len() > 2 { a[2..].iter().filter_map(|n| lookup(n).map(|(_, s)| s)).collect() } else { COMMANDS.iter().collect() };
             ctx.out.map(specs.len());
             for s in specs {
                 ctx.out.bulk(s.name.as_bytes());
                 ctx.out.map(3);
                 ctx.out.bulk(b"summary");
-                ctx.out
-                    .bulk(format!("The {} command", s.name.to_uppercase()).as_bytes());
+                ctx.out.bulk(format!("The {} command", s.name.to_uppercase()).as_bytes());
                 ctx.out.bulk(b"since");
                 ctx.out.bulk(b"1.0.0");
                 ctx.out.bulk(b"group");
@@ -467,10 +387,7 @@ pub fn command(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ],
         ),
         _ => {
-            return Err(CmdError::UnknownSubcommand {
-                cmd: "COMMAND".into(),
-                sub: String::from_utf8_lossy(a[1]).into(),
-            });
+            return Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
     Ok(())

@@ -34,14 +34,8 @@ fn set_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut SetVal
     }
 }
 
-fn with_set<R>(
-    ctx: &Ctx,
-    key: &[u8],
-    f: impl FnOnce(&SetValue) -> R,
-) -> Result<Option<R>, CmdError> {
-    db(ctx)
-        .read(key, ctx.now_ms, ctx.touch, |e| as_set(&e.value).map(f))
-        .transpose()
+fn with_set<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&SetValue) -> R) -> Result<Option<R>, CmdError> {
+    db(ctx).read(key, ctx.now_ms, ctx.touch, |e| as_set(&e.value).map(f)).transpose()
 }
 
 pub fn sadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -98,10 +92,8 @@ pub fn sismember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn smismember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let flags = with_set(ctx, a[1], |s| {
-        a[2..].iter().map(|m| s.contains(m)).collect::<Vec<_>>()
-    })?
-    .unwrap_or_else(|| vec![false; a.len() - 2]);
+    let flags =
+        with_set(ctx, a[1], |s| a[2..].iter().map(|m| s.contains(m)).collect::<Vec<_>>())?.unwrap_or_else(|| vec![false; a.len() - 2]);
     ctx.out.array(flags.len());
     flags.iter().for_each(|&f| ctx.out.int(f as i64));
     Ok(())
@@ -172,13 +164,9 @@ pub fn srandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 all.truncate(c as usize);
                 all
             }
-            Some(c) => (0..c.unsigned_abs())
-                .map(|_| fastrand::usize(..n))
-                .collect(),
+            Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
         };
-        idx.into_iter()
-            .filter_map(|i| s.get_index(i).map(|m| m.to_vec()))
-            .collect::<Vec<_>>()
+        idx.into_iter().filter_map(|i| s.get_index(i).map(|m| m.to_vec())).collect::<Vec<_>>()
     })?;
     match (picked, count) {
         (None, None) => ctx.out.null(),
@@ -205,19 +193,13 @@ pub fn smove(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     if a[1] == a[2] {
-        let has = db.read(a[1], now, false, |e| {
-            as_set(&e.value).map(|s| s.contains(a[3])).unwrap_or(false)
-        });
+        let has = db.read(a[1], now, false, |e| as_set(&e.value).map(|s| s.contains(a[3])).unwrap_or(false));
         ctx.out.int(has.unwrap_or(false) as i64);
         return Ok(());
     }
-    let moved = db.write(a[1], now, |slot| {
-        set_mut(slot, false).map(|s| s.is_some_and(|s| s.remove(a[3])))
-    })?;
+    let moved = db.write(a[1], now, |slot| set_mut(slot, false).map(|s| s.is_some_and(|s| s.remove(a[3]))))?;
     if moved {
-        db.write(a[2], now, |slot| {
-            set_mut(slot, true).map(|s| s.map(|s| s.insert(a[3])))
-        })?;
+        db.write(a[2], now, |slot| set_mut(slot, true).map(|s| s.map(|s| s.insert(a[3]))))?;
     }
     ctx.out.int(moved as i64);
     Ok(())
@@ -225,16 +207,7 @@ pub fn smove(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// Loads the sets at `keys` (missing ones as None), type-checking all first.
 fn load_sets(ctx: &Ctx, keys: &[&[u8]]) -> Result<Vec<Option<HashSet<Vec<u8>>>>, CmdError> {
-    keys.iter()
-        .map(|k| {
-            with_set(ctx, k, |s| {
-                s.members()
-                    .into_iter()
-                    .map(|m| m.to_vec())
-                    .collect::<HashSet<_>>()
-            })
-        })
-        .collect()
+    keys.iter().map(|k| with_set(ctx, k, |s| s.members().into_iter().map(|m| m.to_vec()).collect::<HashSet<_>>())).collect()
 }
 
 fn inter(sets: Vec<Option<HashSet<Vec<u8>>>>) -> HashSet<Vec<u8>> {
@@ -246,10 +219,7 @@ fn inter(sets: Vec<Option<HashSet<Vec<u8>>>>) -> HashSet<Vec<u8>> {
     let mut it = sets.into_iter();
     let first = it.next().unwrap_or_default();
     let rest: Vec<_> = it.collect();
-    first
-        .into_iter()
-        .filter(|m| rest.iter().all(|s| s.contains(m)))
-        .collect()
+    first.into_iter().filter(|m| rest.iter().all(|s| s.contains(m))).collect()
 }
 
 #[derive(Clone, Copy)]
@@ -262,11 +232,7 @@ enum Op {
 fn compute(ctx: &Ctx, keys: &[&[u8]], op: Op) -> Result<Vec<Vec<u8>>, CmdError> {
     let result = match op {
         Op::Inter => inter(load_sets(ctx, keys)?),
-        Op::Union => load_sets(ctx, keys)?
-            .into_iter()
-            .flatten()
-            .flatten()
-            .collect(),
+        Op::Union => load_sets(ctx, keys)?.into_iter().flatten().flatten().collect(),
         Op::Diff => {
             let mut sets = load_sets(ctx, keys)?.into_iter();
             let mut first = sets.next().flatten().unwrap_or_default();
@@ -339,9 +305,7 @@ pub fn parse_card_args<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, usize), Cmd
         _ => return Err(CmdError::err("numkeys should be greater than 0")),
     };
     if numkeys > a.len() - 2 {
-        return Err(CmdError::err(
-            "Number of keys can't be greater than number of args",
-        ));
+        return Err(CmdError::err("Number of keys can't be greater than number of args"));
     }
     let keys = a[2..2 + numkeys].to_vec();
     let mut limit = 0usize;
@@ -370,15 +334,7 @@ pub fn sintercard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn sscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     super::keys::parse_scan(a, 3, false)?;
-    let snap = with_set(ctx, a[1], |s| {
-        (
-            s.members()
-                .into_iter()
-                .map(|m| vec![m.to_vec()])
-                .collect::<Vec<_>>(),
-            s.is_intset(),
-        )
-    })?;
+    let snap = with_set(ctx, a[1], |s| (s.members().into_iter().map(|m| vec![m.to_vec()]).collect::<Vec<_>>(), s.is_intset()))?;
     let (items, compact) = snap.unwrap_or((Vec::new(), true));
     scan_indexed(ctx, a, items.len(), compact, &|i| items.get(i).cloned())
 }

@@ -20,9 +20,7 @@ fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
 
 pub fn get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| {
-        as_str(&e.value).map(|s| out.bulk(s))
-    });
+    let found = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| out.bulk(s)));
     hit_or_miss(ctx, found.is_some());
     match found {
         Some(r) => r,
@@ -34,11 +32,7 @@ pub fn get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hit_or_miss(ctx: &Ctx, hit: bool) {
-    if hit {
-        ctx.state.stats.keyspace_hits.incr()
-    } else {
-        ctx.state.stats.keyspace_misses.incr()
-    }
+    if hit { ctx.state.stats.keyspace_hits.incr() } else { ctx.state.stats.keyspace_misses.incr() }
 }
 
 /// How a write treats an existing expiry.
@@ -56,16 +50,8 @@ pub fn expire_arg(opt: &[u8], v: &[u8], now: u64, cmd: &str) -> Result<u64, CmdE
     if n <= 0 {
         return Err(bad());
     }
-    let ms = if is(opt, "ex") || is(opt, "exat") {
-        n.checked_mul(1000).ok_or_else(bad)?
-    } else {
-        n
-    };
-    let at = if is(opt, "ex") || is(opt, "px") {
-        ms.checked_add(now as i64).ok_or_else(bad)?
-    } else {
-        ms
-    };
+    let ms = if is(opt, "ex") || is(opt, "exat") { n.checked_mul(1000).ok_or_else(bad)? } else { n };
+    let at = if is(opt, "ex") || is(opt, "px") { ms.checked_add(now as i64).ok_or_else(bad)? } else { ms };
     Ok(at as u64)
 }
 
@@ -84,10 +70,7 @@ pub fn set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         } else if is(o, "keepttl") && !have_expire {
             have_expire = true;
             ttl = Ttl::Keep;
-        } else if (is(o, "ex") || is(o, "px") || is(o, "exat") || is(o, "pxat"))
-            && !have_expire
-            && i + 1 < a.len()
-        {
+        } else if (is(o, "ex") || is(o, "px") || is(o, "exat") || is(o, "pxat")) && !have_expire && i + 1 < a.len() {
             have_expire = true;
             ttl = Ttl::At(expire_arg(o, a[i + 1], ctx.now_ms, "set")?);
             i += 1;
@@ -100,11 +83,7 @@ pub fn set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     // (stored, the old value when GET was asked: Some(None) for a missing key)
     type SetOutcome = (bool, Option<Option<Vec<u8>>>);
     let old = db(ctx).write(a[1], now, |slot| -> Result<SetOutcome, CmdError> {
-        let old = if get {
-            Some(slot.value().map(as_str).transpose()?.map(|s| s.to_vec()))
-        } else {
-            None
-        };
+        let old = if get { Some(slot.value().map(as_str).transpose()?.map(|s| s.to_vec())) } else { None };
         if (nx && slot.exists()) || (xx && !slot.exists()) {
             return Ok((false, old));
         }
@@ -253,10 +232,7 @@ pub fn getex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let o = a[i];
         if is(o, "persist") && change.is_none() {
             change = Some(None);
-        } else if (is(o, "ex") || is(o, "px") || is(o, "exat") || is(o, "pxat"))
-            && change.is_none()
-            && i + 1 < a.len()
-        {
+        } else if (is(o, "ex") || is(o, "px") || is(o, "exat") || is(o, "pxat")) && change.is_none() && i + 1 < a.len() {
             change = Some(Some(expire_arg(o, a[i + 1], ctx.now_ms, "getex")?));
             i += 1;
         } else {
@@ -317,11 +293,7 @@ pub fn append(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn strlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let len = db(ctx)
-        .read(a[1], ctx.now_ms, ctx.touch, |e| {
-            as_str(&e.value).map(|s| s.len())
-        })
-        .transpose()?;
+    let len = db(ctx).read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.len())).transpose()?;
     ctx.out.int(len.unwrap_or(0) as i64);
     Ok(())
 }
@@ -435,34 +407,22 @@ impl Decimal {
             None => (false, s.strip_prefix('+').unwrap_or(s)),
         };
         let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-        if int.is_empty() && frac.is_empty()
-            || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit())
-        {
+        if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
             return None;
         }
         if int.len() + frac.len() > 30 || frac.len() > 17 {
             return None;
         }
         let digits = format!("{int}{frac}");
-        let m: i128 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().ok()?
-        };
-        Some(Decimal {
-            m: if neg { -m } else { m },
-            scale: frac.len() as u32,
-        })
+        let m: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+        Some(Decimal { m: if neg { -m } else { m }, scale: frac.len() as u32 })
     }
 
     fn add(&self, o: &Decimal) -> Option<Decimal> {
         let scale = self.scale.max(o.scale);
         let a = self.m.checked_mul(10i128.pow(scale - self.scale))?;
         let b = o.m.checked_mul(10i128.pow(scale - o.scale))?;
-        Some(Decimal {
-            m: a.checked_add(b)?,
-            scale,
-        })
+        Some(Decimal { m: a.checked_add(b)?, scale })
     }
 }
 
@@ -471,11 +431,7 @@ impl std::fmt::Display for Decimal {
         let neg = self.m < 0;
         let digits = self.m.unsigned_abs().to_string();
         let scale = self.scale as usize;
-        let padded = if digits.len() <= scale {
-            format!("{}{}", "0".repeat(scale - digits.len() + 1), digits)
-        } else {
-            digits
-        };
+        let padded = if digits.len() <= scale { format!("{}{}", "0".repeat(scale - digits.len() + 1), digits) } else { digits };
         let (int, frac) = padded.split_at(padded.len() - scale);
         let frac = frac.trim_end_matches('0');
         let zero = int.bytes().all(|c| c == b'0') && frac.is_empty();
@@ -549,9 +505,7 @@ pub fn setrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         if !slot.exists() {
             slot.set(Value::string(b""));
         }
-        let Some(Value::Str(s, raw)) = slot.value_mut() else {
-            unreachable!("checked string")
-        };
+        let Some(Value::Str(s, raw)) = slot.value_mut() else { unreachable!("checked string") };
         let end = offset as usize + v.len();
         if s.len() < end {
             s.resize(end, 0);
@@ -583,60 +537,32 @@ pub fn lcs(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         i += 1;
     }
     let fetch = |k: &[u8]| -> Result<Vec<u8>, CmdError> {
-        match db(ctx).read(k, ctx.now_ms, ctx.touch, |e| {
-            as_str(&e.value).map(|s| s.to_vec())
-        }) {
+        match db(ctx).read(k, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.to_vec())) {
             None => Ok(Vec::new()),
             Some(Ok(v)) => Ok(v),
-            Some(Err(_)) => Err(CmdError::err(
-                "The specified keys must contain string values",
-            )),
+            Some(Err(_)) => Err(CmdError::err("The specified keys must contain string values")),
         }
     };
     let (x, y) = (fetch(a[1])?, fetch(a[2])?);
     if getidx && getlen {
-        return Err(CmdError::err(
-            "If you want both the length and indexes, please just use IDX.",
-        ));
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
     }
     if (x.len() as u64 + 1) * (y.len() as u64 + 1) > max_len(ctx) as u64 / 4 {
-        return Err(CmdError::err(
-            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        ));
+        return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
-    lcs_reply(
-        ctx,
-        &x,
-        &y,
-        getlen,
-        getidx,
-        withmatchlen,
-        minmatchlen as usize,
-    );
+    lcs_reply(ctx, &x, &y, getlen, getidx, withmatchlen, minmatchlen as usize);
     Ok(())
 }
 
 /// Redis's LCS: the dynamic-programming table, then a walk back from the end
 /// that builds the string and the matched ranges (last match first).
-fn lcs_reply(
-    ctx: &mut Ctx,
-    x: &[u8],
-    y: &[u8],
-    getlen: bool,
-    getidx: bool,
-    withlen: bool,
-    minlen: usize,
-) {
+fn lcs_reply(ctx: &mut Ctx, x: &[u8], y: &[u8], getlen: bool, getidx: bool, withlen: bool, minlen: usize) {
     let (al, bl) = (x.len(), y.len());
     let w = bl + 1;
     let mut t = vec![0u32; (al + 1) * w];
     for i in 1..=al {
         for j in 1..=bl {
-            t[i * w + j] = if x[i - 1] == y[j - 1] {
-                t[(i - 1) * w + j - 1] + 1
-            } else {
-                t[(i - 1) * w + j].max(t[i * w + j - 1])
-            };
+            t[i * w + j] = if x[i - 1] == y[j - 1] { t[(i - 1) * w + j - 1] + 1 } else { t[(i - 1) * w + j].max(t[i * w + j - 1]) };
         }
     }
     let total = t[al * w + bl] as usize;

@@ -40,9 +40,7 @@ pub fn exec(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     };
     if ctx.client.multi_error {
         end_multi(ctx);
-        return Err(CmdError::msg(
-            "EXECABORT Transaction discarded because of previous errors.",
-        ));
+        return Err(CmdError::msg("EXECABORT Transaction discarded because of previous errors."));
     }
     let state = ctx.state;
     let guard = state.exec_lock.write();
@@ -82,12 +80,7 @@ pub fn watch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let db = ctx.client.db;
     for k in &a[1..] {
-        if ctx
-            .client
-            .watched
-            .iter()
-            .any(|(d, w)| *d == db && w.as_slice() == *k)
-        {
+        if ctx.client.watched.iter().any(|(d, w)| *d == db && w.as_slice() == *k) {
             continue;
         }
         ctx.state.dbs[db].watch(k, ctx.client.watch_dirty.clone());

@@ -35,14 +35,8 @@ fn zset_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut ZSetV
     }
 }
 
-fn with_zset<R>(
-    ctx: &Ctx,
-    key: &[u8],
-    f: impl FnOnce(&ZSetValue) -> R,
-) -> Result<Option<R>, CmdError> {
-    db(ctx)
-        .read(key, ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(f))
-        .transpose()
+fn with_zset<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&ZSetValue) -> R) -> Result<Option<R>, CmdError> {
+    db(ctx).read(key, ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(f)).transpose()
 }
 
 type Scored = Vec<(Vec<u8>, f64)>;
@@ -67,8 +61,7 @@ fn reply_scored(out: &mut Out, items: &[(Vec<u8>, f64)], withscores: bool) {
 }
 
 pub fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
-        (false, false, false, false, false, false);
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
     let mut i = 2;
     while i < a.len() {
         match lower(a[i]).as_str() {
@@ -87,24 +80,15 @@ pub fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
-        return Err(CmdError::err(
-            "XX and NX options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("XX and NX options at the same time are not compatible"));
     }
     if (nx && (gt || lt)) || (gt && lt) {
-        return Err(CmdError::err(
-            "GT, LT, and/or NX options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("GT, LT, and/or NX options at the same time are not compatible"));
     }
     if incr && pairs.len() > 2 {
-        return Err(CmdError::err(
-            "INCR option supports a single increment-element pair",
-        ));
+        return Err(CmdError::err("INCR option supports a single increment-element pair"));
     }
-    let scores: Vec<f64> = pairs
-        .chunks(2)
-        .map(|p| float(p[0]))
-        .collect::<Result<_, _>>()?;
+    let scores: Vec<f64> = pairs.chunks(2).map(|p| float(p[0])).collect::<Result<_, _>>()?;
     let now = ctx.now_ms;
     let r = db(ctx).write(a[1], now, |slot| {
         if !slot.exists() && xx {
@@ -187,10 +171,8 @@ pub fn zscore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn zmscore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let scores = with_zset(ctx, a[1], |z| {
-        a[2..].iter().map(|m| z.score(m)).collect::<Vec<_>>()
-    })?
-    .unwrap_or_else(|| vec![None; a.len() - 2]);
+    let scores =
+        with_zset(ctx, a[1], |z| a[2..].iter().map(|m| z.score(m)).collect::<Vec<_>>())?.unwrap_or_else(|| vec![None; a.len() - 2]);
     ctx.out.array(scores.len());
     for s in scores {
         match s {
@@ -202,10 +184,7 @@ pub fn zmscore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 fn rank_generic(ctx: &mut Ctx, a: &[&[u8]], rev: bool) -> CmdResult {
-    let r = with_zset(ctx, a[1], |z| {
-        z.rank(a[2]).map(|r| if rev { z.len() - 1 - r } else { r })
-    })?
-    .flatten();
+    let r = with_zset(ctx, a[1], |z| z.rank(a[2]).map(|r| if rev { z.len() - 1 - r } else { r }))?.flatten();
     match r {
         Some(r) => ctx.out.int(r as i64),
         None => ctx.out.null(),
@@ -263,14 +242,8 @@ fn collect_range(z: &ZSetValue, r: &RangeSpec) -> Result<Scored, CmdError> {
     if offset < 0 {
         return Ok(Vec::new());
     }
-    let take = if count < 0 {
-        usize::MAX
-    } else {
-        count as usize
-    };
-    let page = |it: Box<dyn Iterator<Item = (&[u8], f64)> + '_>| {
-        it.skip(offset as usize).take(take).map(own).collect()
-    };
+    let take = if count < 0 { usize::MAX } else { count as usize };
+    let page = |it: Box<dyn Iterator<Item = (&[u8], f64)> + '_>| it.skip(offset as usize).take(take).map(own).collect();
     Ok(match r.by {
         By::Rank => {
             let (start, end) = (int(r.min)?, int(r.max)?);
@@ -282,30 +255,17 @@ fn collect_range(z: &ZSetValue, r: &RangeSpec) -> Result<Scored, CmdError> {
         }
         By::Score => {
             let (min, max) = (parse_score_bound(r.min)?, parse_score_bound(r.max)?);
-            if r.rev {
-                page(Box::new(z.range_by_score(min, max).rev()))
-            } else {
-                page(Box::new(z.range_by_score(min, max)))
-            }
+            if r.rev { page(Box::new(z.range_by_score(min, max).rev())) } else { page(Box::new(z.range_by_score(min, max))) }
         }
         By::Lex => {
             let (min, max) = (parse_lex_bound(r.min)?, parse_lex_bound(r.max)?);
-            if r.rev {
-                page(Box::new(z.range_by_lex(&min, &max).rev()))
-            } else {
-                page(Box::new(z.range_by_lex(&min, &max)))
-            }
+            if r.rev { page(Box::new(z.range_by_lex(&min, &max).rev())) } else { page(Box::new(z.range_by_lex(&min, &max))) }
         }
     })
 }
 
 /// Parses options after `key min max`, from index `from`.
-fn parse_range_opts<'a>(
-    a: &[&'a [u8]],
-    from: usize,
-    mut spec: RangeSpec<'a>,
-    unified: bool,
-) -> Result<RangeSpec<'a>, CmdError> {
+fn parse_range_opts<'a>(a: &[&'a [u8]], from: usize, mut spec: RangeSpec<'a>, unified: bool) -> Result<RangeSpec<'a>, CmdError> {
     let mut i = from;
     while i < a.len() {
         let o = lower(a[i]);
@@ -323,14 +283,10 @@ fn parse_range_opts<'a>(
         i += 1;
     }
     if spec.limit.is_some() && spec.by == By::Rank {
-        return Err(CmdError::err(
-            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
+        return Err(CmdError::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
     }
     if spec.withscores && spec.by == By::Lex {
-        return Err(CmdError::err(
-            "syntax error, WITHSCORES not supported in combination with BYLEX",
-        ));
+        return Err(CmdError::err("syntax error, WITHSCORES not supported in combination with BYLEX"));
     }
     if spec.rev && spec.by != By::Rank {
         std::mem::swap(&mut spec.min, &mut spec.max);
@@ -351,14 +307,7 @@ fn range_reply(ctx: &mut Ctx, key: &[u8], spec: RangeSpec) -> CmdResult {
 }
 
 fn spec<'a>(by: By, rev: bool, min: &'a [u8], max: &'a [u8]) -> RangeSpec<'a> {
-    RangeSpec {
-        by,
-        rev,
-        min,
-        max,
-        limit: None,
-        withscores: false,
-    }
+    RangeSpec { by, rev, min, max, limit: None, withscores: false }
 }
 
 pub fn zrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -378,15 +327,7 @@ pub fn zrangebyscore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn zrevrangebyscore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let s = parse_range_opts(a, 4, spec(By::Score, true, a[3], a[2]), false)?;
-    range_reply(
-        ctx,
-        a[1],
-        RangeSpec {
-            min: a[3],
-            max: a[2],
-            ..s
-        },
-    )
+    range_reply(ctx, a[1], RangeSpec { min: a[3], max: a[2], ..s })
 }
 
 pub fn zrangebylex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -396,15 +337,7 @@ pub fn zrangebylex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn zrevrangebylex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let s = parse_range_opts(a, 4, spec(By::Lex, true, a[3], a[2]), false)?;
-    range_reply(
-        ctx,
-        a[1],
-        RangeSpec {
-            min: a[3],
-            max: a[2],
-            ..s
-        },
-    )
+    range_reply(ctx, a[1], RangeSpec { min: a[3], max: a[2], ..s })
 }
 
 pub fn zrangestore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -489,23 +422,13 @@ pub fn zremrangebylex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 /// Pops up to `n` lowest (or highest) members; None if the key is missing.
-fn pop_n(
-    db: &Keyspace,
-    key: &[u8],
-    now: u64,
-    max: bool,
-    n: usize,
-) -> Result<Option<Scored>, CmdError> {
+fn pop_n(db: &Keyspace, key: &[u8], now: u64, max: bool, n: usize) -> Result<Option<Scored>, CmdError> {
     db.write(key, now, |slot| {
         let Some(z) = zset_mut(slot, false)? else {
             return Ok(None);
         };
         let picked: Scored = if max {
-            z.iter()
-                .rev()
-                .take(n)
-                .map(|(m, s)| (m.to_vec(), s))
-                .collect()
+            z.iter().rev().take(n).map(|(m, s)| (m.to_vec(), s)).collect()
         } else {
             z.iter().take(n).map(|(m, s)| (m.to_vec(), s)).collect()
         };
@@ -520,10 +443,7 @@ fn zpop_generic(ctx: &mut Ctx, a: &[&[u8]], max: bool) -> CmdResult {
     if a.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = a
-        .get(2)
-        .map(|c| super::lists::positive_count(c))
-        .transpose()?;
+    let count = a.get(2).map(|c| super::lists::positive_count(c)).transpose()?;
     let items = pop_n(db(ctx), a[1], ctx.now_ms, max, count.unwrap_or(1))?.unwrap_or_default();
     if count.is_none() && ctx.out.resp3 {
         // Without COUNT, RESP3 gets the single pair flat.
@@ -546,12 +466,7 @@ pub fn zpopmax(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     zpop_generic(ctx, a, true)
 }
 
-fn first_nonempty(
-    ctx: &Ctx,
-    keys: &[&[u8]],
-    max: bool,
-    count: usize,
-) -> Result<Option<(Vec<u8>, Scored)>, CmdError> {
+fn first_nonempty(ctx: &Ctx, keys: &[&[u8]], max: bool, count: usize) -> Result<Option<(Vec<u8>, Scored)>, CmdError> {
     for k in keys {
         if let Some(r) = db(ctx).read(k, ctx.now_ms, false, |e| as_zset(&e.value).map(|_| ())) {
             r?;
@@ -653,9 +568,7 @@ pub fn zrandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 v.truncate(c as usize);
                 v
             }
-            Some(c) => (0..c.unsigned_abs())
-                .map(|_| all[fastrand::usize(..n)].clone())
-                .collect(),
+            Some(c) => (0..c.unsigned_abs()).map(|_| all[fastrand::usize(..n)].clone()).collect(),
         }
     })?;
     match (picked, count) {
@@ -708,9 +621,7 @@ fn setop(ctx: &mut Ctx, a: &[&[u8]], at: usize, op: SetOp, store: Option<&[u8]>)
     let name = lower(a[0]);
     let numkeys = int(a[at])?;
     if numkeys < 1 {
-        return Err(CmdError::err(format!(
-            "at least 1 input key is needed for '{name}' command"
-        )));
+        return Err(CmdError::err(format!("at least 1 input key is needed for '{name}' command")));
     }
     let numkeys = numkeys as usize;
     if at + numkeys >= a.len() {
@@ -769,9 +680,7 @@ fn combine(inputs: Vec<Option<Scored>>, weights: &[f64], agg: Aggregate, op: Set
             for (input, &w) in inputs.into_iter().zip(weights) {
                 for (m, s) in input.unwrap_or_default() {
                     let v = weigh(s, w);
-                    acc.entry(m)
-                        .and_modify(|cur| *cur = aggregate(agg, *cur, v))
-                        .or_insert(v);
+                    acc.entry(m).and_modify(|cur| *cur = aggregate(agg, *cur, v)).or_insert(v);
                 }
             }
         }
@@ -779,10 +688,7 @@ fn combine(inputs: Vec<Option<Scored>>, weights: &[f64], agg: Aggregate, op: Set
             if inputs.iter().any(|i| i.is_none()) {
                 return Vec::new();
             }
-            let mut it = inputs
-                .into_iter()
-                .zip(weights)
-                .map(|(i, &w)| (i.unwrap_or_default(), w));
+            let mut it = inputs.into_iter().zip(weights).map(|(i, &w)| (i.unwrap_or_default(), w));
             if let Some((first, w)) = it.next() {
                 acc = first.into_iter().map(|(m, s)| (m, weigh(s, w))).collect();
             }
@@ -796,12 +702,7 @@ fn combine(inputs: Vec<Option<Scored>>, weights: &[f64], agg: Aggregate, op: Set
         }
         SetOp::Diff => {
             let mut it = inputs.into_iter();
-            acc = it
-                .next()
-                .flatten()
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
+            acc = it.next().flatten().unwrap_or_default().into_iter().collect();
             for input in it.flatten() {
                 for (m, _) in input {
                     acc.remove(&m);
@@ -810,11 +711,7 @@ fn combine(inputs: Vec<Option<Scored>>, weights: &[f64], agg: Aggregate, op: Set
         }
     }
     let mut v: Scored = acc.into_iter().collect();
-    v.sort_by(|x, y| {
-        x.1.partial_cmp(&y.1)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| x.0.cmp(&y.0))
-    });
+    v.sort_by(|x, y| x.1.partial_cmp(&y.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| x.0.cmp(&y.0)));
     v
 }
 
@@ -845,9 +742,7 @@ pub fn zdiffstore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn zintercard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match int(a[1]) {
         Ok(n) if n < 1 => {
-            return Err(CmdError::err(
-                "at least 1 input key is needed for 'zintercard' command",
-            ));
+            return Err(CmdError::err("at least 1 input key is needed for 'zintercard' command"));
         }
         Ok(n) if n as usize > a.len() - 2 => return Err(CmdError::Syntax),
         _ => {}
@@ -865,15 +760,8 @@ pub fn zintercard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn zscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     super::keys::parse_scan(a, 3, false)?;
     let snap = with_zset(ctx, a[1], |z| {
-        let items: Vec<Vec<Vec<u8>>> = z
-            .iter()
-            .map(|(m, s)| {
-                vec![
-                    m.to_vec(),
-                    crate::protocol::reply::format_double(s).into_bytes(),
-                ]
-            })
-            .collect();
+        let items: Vec<Vec<Vec<u8>>> =
+            z.iter().map(|(m, s)| vec![m.to_vec(), crate::protocol::reply::format_double(s).into_bytes()]).collect();
         (items, !z.is_big())
     })?;
     let (items, compact) = snap.unwrap_or((Vec::new(), true));

@@ -68,10 +68,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn num(b: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad number {:?}", text(b)))
+    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad number {:?}", text(b)))
 }
 
 fn decode_many(buf: &[u8], pos: &mut usize, n: i64) -> Result<Option<Vec<Frame>>, String> {
@@ -113,11 +110,7 @@ fn decode_at(buf: &[u8], pos: &mut usize) -> Result<Option<Frame>, String> {
             }
             let data = buf[*pos..end].to_vec();
             *pos = end + 2;
-            if tag == b'=' {
-                Frame::Verbatim(data)
-            } else {
-                Frame::Bulk(data)
-            }
+            if tag == b'=' { Frame::Verbatim(data) } else { Frame::Bulk(data) }
         }
         b'*' | b'~' | b'>' => {
             let n = num(l)?;

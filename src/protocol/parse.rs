@@ -90,11 +90,7 @@ impl Argv {
 /// Returns `Ok(None)` when more bytes are needed, or `Ok(Some(consumed))`
 /// with `argv` filled (possibly empty: blank lines, `*0` and `*-1` are
 /// consumed and ignored, as Redis does).
-pub fn parse_request(
-    buf: &[u8],
-    limits: &Limits,
-    argv: &mut Argv,
-) -> Result<Option<usize>, ProtocolError> {
+pub fn parse_request(buf: &[u8], limits: &Limits, argv: &mut Argv) -> Result<Option<usize>, ProtocolError> {
     argv.clear();
     match buf.first() {
         None => Ok(None),
@@ -105,11 +101,7 @@ pub fn parse_request(
 
 /// Finds the `\r\n`-terminated line starting at `from`: returns the index of
 /// `\r`, `Ok(None)` if incomplete, or `too_big` if no `\r` within the limit.
-fn find_crlf(
-    buf: &[u8],
-    from: usize,
-    too_big: ProtocolError,
-) -> Result<Option<usize>, ProtocolError> {
+fn find_crlf(buf: &[u8], from: usize, too_big: ProtocolError) -> Result<Option<usize>, ProtocolError> {
     match memchr(b'\r', &buf[from..]) {
         None if buf.len() - from > INLINE_MAX => Err(too_big),
         None => Ok(None),
@@ -122,16 +114,10 @@ fn find_crlf(
 /// Finds `needle` the way C's `strchr` does on Redis's NUL-terminated query
 /// buffer: a NUL byte before it hides it (so the request stays incomplete).
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter()
-        .position(|&b| b == needle || b == 0)
-        .filter(|&i| hay[i] == needle)
+    hay.iter().position(|&b| b == needle || b == 0).filter(|&i| hay[i] == needle)
 }
 
-fn parse_multibulk(
-    buf: &[u8],
-    limits: &Limits,
-    argv: &mut Argv,
-) -> Result<Option<usize>, ProtocolError> {
+fn parse_multibulk(buf: &[u8], limits: &Limits, argv: &mut Argv) -> Result<Option<usize>, ProtocolError> {
     let Some(cr) = find_crlf(buf, 1, ProtocolError::TooBigMbulkCount)? else {
         return Ok(None);
     };
@@ -196,11 +182,7 @@ fn parse_inline(buf: &[u8], argv: &mut Argv) -> Result<Option<usize>, ProtocolEr
 
 /// Splits an inline request like Redis's `sdssplitargs`: whitespace separated,
 /// with "double quotes" (C escapes, `\xHH`) and 'single quotes'.
-fn split_args(
-    line: &[u8],
-    out: &mut Vec<u8>,
-    spans: &mut Vec<(usize, usize)>,
-) -> Result<(), ProtocolError> {
+fn split_args(line: &[u8], out: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) -> Result<(), ProtocolError> {
     let mut p = 0;
     loop {
         while p < line.len() && is_space(line[p]) {
@@ -242,12 +224,7 @@ fn split_one(line: &[u8], mut p: usize, out: &mut Vec<u8>) -> Result<usize, Prot
         }
         let c = line[p];
         if in_dq {
-            if c == b'\\'
-                && p + 3 < line.len()
-                && line[p + 1] == b'x'
-                && is_hex(line[p + 2])
-                && is_hex(line[p + 3])
-            {
+            if c == b'\\' && p + 3 < line.len() && line[p + 1] == b'x' && is_hex(line[p + 2]) && is_hex(line[p + 3]) {
                 out.push(hex_val(line[p + 2]) * 16 + hex_val(line[p + 3]));
                 p += 3;
             } else if c == b'\\' && p + 1 < line.len() {
@@ -315,15 +292,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         }
         v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
     }
-    if neg {
-        if v > i64::MAX as u64 + 1 {
-            None
-        } else {
-            Some((v as i64).wrapping_neg())
-        }
-    } else {
-        i64::try_from(v).ok()
-    }
+    if neg { if v > i64::MAX as u64 + 1 { None } else { Some((v as i64).wrapping_neg()) } } else { i64::try_from(v).ok() }
 }
 
 #[cfg(test)]
@@ -334,21 +303,14 @@ mod tests {
 
     fn parse(buf: &[u8]) -> Result<Parsed, ProtocolError> {
         let mut argv = Argv::default();
-        let limits = Limits {
-            max_bulk_len: 512 << 20,
-            unauthenticated: false,
-        };
-        Ok(parse_request(buf, &limits, &mut argv)?
-            .map(|n| (n, argv.iter(buf).map(|a| a.to_vec()).collect())))
+        let limits = Limits { max_bulk_len: 512 << 20, unauthenticated: false };
+        Ok(parse_request(buf, &limits, &mut argv)?.map(|n| (n, argv.iter(buf).map(|a| a.to_vec()).collect())))
     }
 
     #[test]
     fn multibulk_and_incomplete() {
         let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
-        assert_eq!(
-            parse(req).unwrap(),
-            Some((req.len(), vec![b"GET".to_vec(), b"k".to_vec()]))
-        );
+        assert_eq!(parse(req).unwrap(), Some((req.len(), vec![b"GET".to_vec(), b"k".to_vec()])));
         for cut in 0..req.len() {
             assert_eq!(parse(&req[..cut]).unwrap(), None, "cut at {cut}");
         }
@@ -357,14 +319,8 @@ mod tests {
     #[test]
     fn inline_quotes() {
         let (_, args) = parse(b"set \"a b\\x41\" 'c\\'d'\r\n").unwrap().unwrap();
-        assert_eq!(
-            args,
-            vec![b"set".to_vec(), b"a bA".to_vec(), b"c'd".to_vec()]
-        );
-        assert_eq!(
-            parse(b"set \"foo bar\r\n"),
-            Err(ProtocolError::UnbalancedQuotes)
-        );
+        assert_eq!(args, vec![b"set".to_vec(), b"a bA".to_vec(), b"c'd".to_vec()]);
+        assert_eq!(parse(b"set \"foo bar\r\n"), Err(ProtocolError::UnbalancedQuotes));
         assert_eq!(parse(b"get \"a\"b\n"), Err(ProtocolError::UnbalancedQuotes));
         // A NUL hides the newline from Redis's strchr: the request stays incomplete.
         assert_eq!(parse(b"get a\0b c\n"), Ok(None));
@@ -375,15 +331,7 @@ mod tests {
     fn string2ll_rules() {
         assert_eq!(parse_i64(b"0"), Some(0));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b"+1"[..],
-            b"01",
-            b"-0",
-            b"",
-            b"-",
-            b"1 ",
-            b"9223372036854775808",
-        ] {
+        for bad in [&b"+1"[..], b"01", b"-0", b"", b"-", b"1 ", b"9223372036854775808"] {
             assert_eq!(parse_i64(bad), None, "{:?}", bad);
         }
     }

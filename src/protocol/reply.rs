@@ -17,16 +17,12 @@ pub struct Out {
 
 impl Out {
     pub fn new(resp3: bool) -> Self {
-        Out {
-            buf: BytesMut::with_capacity(16 * 1024),
-            resp3,
-        }
+        Out { buf: BytesMut::with_capacity(16 * 1024), resp3 }
     }
 
     fn header(&mut self, tag: u8, n: usize) {
         self.buf.put_u8(tag);
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -50,16 +46,14 @@ impl Out {
     pub fn error_bytes(&mut self, msg: &[u8]) {
         self.buf.put_u8(b'-');
         for &b in msg {
-            self.buf
-                .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            self.buf.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
 
     pub fn int(&mut self, n: i64) {
         self.buf.put_u8(b':');
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -82,14 +76,12 @@ impl Out {
 
     /// A missing value: `$-1` in RESP2.
     pub fn null(&mut self) {
-        self.buf
-            .extend_from_slice(if self.resp3 { b"_\r\n" } else { b"$-1\r\n" });
+        self.buf.extend_from_slice(if self.resp3 { b"_\r\n" } else { b"$-1\r\n" });
     }
 
     /// A missing aggregate: `*-1` in RESP2.
     pub fn null_array(&mut self) {
-        self.buf
-            .extend_from_slice(if self.resp3 { b"_\r\n" } else { b"*-1\r\n" });
+        self.buf.extend_from_slice(if self.resp3 { b"_\r\n" } else { b"*-1\r\n" });
     }
 
     pub fn array(&mut self, n: usize) {
@@ -98,11 +90,7 @@ impl Out {
 
     /// `n` key/value pairs follow.
     pub fn map(&mut self, n: usize) {
-        if self.resp3 {
-            self.header(b'%', n)
-        } else {
-            self.header(b'*', n * 2)
-        }
+        if self.resp3 { self.header(b'%', n) } else { self.header(b'*', n * 2) }
     }
 
     pub fn set(&mut self, n: usize) {
@@ -116,8 +104,7 @@ impl Out {
 
     pub fn boolean(&mut self, v: bool) {
         if self.resp3 {
-            self.buf
-                .extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(v as i64);
         }
@@ -164,11 +151,7 @@ pub fn format_double(d: f64) -> String {
         return "nan".into();
     }
     if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let e = format!("{:.16e}", d);
     let (mant, exp) = e.split_once('e').expect("exponent form");

@@ -113,16 +113,10 @@ impl Conn {
 
     /// Handles newly read bytes; false means close the connection.
     async fn on_input(&mut self) -> std::io::Result<bool> {
-        self.state
-            .stats
-            .net_input_bytes
-            .add(self.inbuf.len() as u64);
+        self.state.stats.net_input_bytes.add(self.inbuf.len() as u64);
         let limit = self.state.config.read().client_query_buffer_limit as usize;
         if self.inbuf.len() > limit {
-            tracing::warn!(
-                client = self.client.id(),
-                "closing client that exceeded the query buffer limit"
-            );
+            tracing::warn!(client = self.client.id(), "closing client that exceeded the query buffer limit");
             return Ok(false);
         }
         loop {
@@ -151,10 +145,7 @@ impl Conn {
         self.client.info.last_active_ms.store(now, Relaxed);
         let max_bulk_len = self.state.config.read().proto_max_bulk_len as i64;
         loop {
-            let limits = Limits {
-                max_bulk_len,
-                unauthenticated: !self.client.authenticated,
-            };
+            let limits = Limits { max_bulk_len, unauthenticated: !self.client.authenticated };
             let consumed = match parse_request(&self.inbuf, &limits, &mut self.argv) {
                 Ok(None) => break,
                 Ok(Some(n)) => n,
@@ -166,14 +157,7 @@ impl Conn {
             if !self.argv.is_empty() {
                 let args: SmallVec<[&[u8]; 8]> = self.argv.iter(&self.inbuf).collect();
                 let touch = !self.client.info.no_touch.load(Relaxed);
-                let mut ctx = Ctx {
-                    state: &self.state,
-                    client: &mut self.client,
-                    out: &mut self.out,
-                    now_ms: now,
-                    in_exec: false,
-                    touch,
-                };
+                let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: now, in_exec: false, touch };
                 execute(&mut ctx, &args);
                 if let Some(spec) = self.client.block.take() {
                     let owned = args.iter().map(|a| a.to_vec()).collect();
@@ -205,9 +189,7 @@ impl Conn {
 
     async fn block_loop(&mut self, spec: &BlockSpec, argv: &[Vec<u8>]) -> std::io::Result<bool> {
         loop {
-            let remaining = spec
-                .deadline_ms
-                .map(|d| Duration::from_millis(d.saturating_sub(self.state.now_ms())));
+            let remaining = spec.deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(self.state.now_ms())));
             tokio::select! {
                 _ = self.wake.notified() => {
                     let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
@@ -254,10 +236,7 @@ impl Conn {
         if self.out.buf.is_empty() {
             return Ok(());
         }
-        self.state
-            .stats
-            .net_output_bytes
-            .add(self.out.buf.len() as u64);
+        self.state.stats.net_output_bytes.add(self.out.buf.len() as u64);
         self.socket.write_all(&self.out.buf).await?;
         self.out.buf.clear();
         if self.out.buf.capacity() > KEEP_CAPACITY {
@@ -269,14 +248,7 @@ impl Conn {
     /// Releases what the client held in shared registries.
     fn cleanup(&mut self) {
         let mut sink = Out::default();
-        let mut ctx = Ctx {
-            state: &self.state,
-            client: &mut self.client,
-            out: &mut sink,
-            now_ms: 0,
-            in_exec: false,
-            touch: false,
-        };
+        let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut sink, now_ms: 0, in_exec: false, touch: false };
         crate::commands::cleanup_client(&mut ctx);
     }
 }

@@ -41,9 +41,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listener.local_addr().expect("bound listener has an address")
     }
 
     pub fn state(&self) -> Arc<ServerState> {
@@ -79,9 +77,7 @@ impl Server {
         state.stats.connections_received.incr();
         if state.clients.len() as u64 >= state.config.read().maxclients {
             state.stats.rejected_connections.incr();
-            let _ = socket
-                .write_all(b"-ERR max number of clients reached\r\n")
-                .await;
+            let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
             return;
         }
         let _ = socket.set_nodelay(true);
@@ -139,11 +135,7 @@ impl Drop for ServerHandle {
 pub fn start_background(config: Config) -> std::io::Result<ServerHandle> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         rt.block_on(async move {
             match Server::bind(&config).await {
                 Ok(server) => {
@@ -157,9 +149,5 @@ pub fn start_background(config: Config) -> std::io::Result<ServerHandle> {
         });
     });
     let (addr, state) = rx.recv().map_err(std::io::Error::other)??;
-    Ok(ServerHandle {
-        addr,
-        state,
-        thread: Some(thread),
-    })
+    Ok(ServerHandle { addr, state, thread: Some(thread) })
 }

@@ -53,10 +53,7 @@ pub struct PubSub {
 }
 
 fn add(reg: &Registry, name: &[u8], sub: Subscriber) {
-    reg.write()
-        .entry(name.to_vec())
-        .or_default()
-        .insert(sub.id, sub);
+    reg.write().entry(name.to_vec()).or_default().insert(sub.id, sub);
 }
 
 fn remove(reg: &Registry, name: &[u8], id: u64) {
@@ -105,11 +102,7 @@ impl PubSub {
         let mut n = 0;
         if let Some(subs) = self.channels.read().get(&channel[..]) {
             for s in subs.values() {
-                let m = Message {
-                    pattern: None,
-                    channel: channel.clone(),
-                    payload: payload.clone(),
-                };
+                let m = Message { pattern: None, channel: channel.clone(), payload: payload.clone() };
                 n += deliver(s, m) as usize;
             }
         }
@@ -117,11 +110,7 @@ impl PubSub {
             if glob::matches(pat, &channel, false) {
                 let pat: Arc<[u8]> = Arc::from(&pat[..]);
                 for s in subs.values() {
-                    let m = Message {
-                        pattern: Some(pat.clone()),
-                        channel: channel.clone(),
-                        payload: payload.clone(),
-                    };
+                    let m = Message { pattern: Some(pat.clone()), channel: channel.clone(), payload: payload.clone() };
                     n += deliver(s, m) as usize;
                 }
             }
@@ -132,11 +121,7 @@ impl PubSub {
     /// Active channels (with at least one subscriber) matching `pattern`.
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
         let map = self.channels.read();
-        let mut v: Vec<_> = map
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| glob::matches(p, c, false)))
-            .cloned()
-            .collect();
+        let mut v: Vec<_> = map.keys().filter(|c| pattern.is_none_or(|p| glob::matches(p, c, false))).cloned().collect();
         v.sort();
         v
     }

@@ -61,13 +61,9 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(config: &Config) -> Arc<ServerState> {
-        let run_id: String = (0..40)
-            .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-            .collect();
+        let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
         Arc::new(ServerState {
-            dbs: (0..config.server.databases)
-                .map(|_| Keyspace::new())
-                .collect(),
+            dbs: (0..config.server.databases).map(|_| Keyspace::new()).collect(),
             config: RwLock::new(config.server.clone()),
             clock: Clock::default(),
             clients: ClientRegistry::default(),

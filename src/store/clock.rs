@@ -13,10 +13,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn now_ms(&self) -> u64 {
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         (real + self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
     }
 
@@ -36,11 +33,7 @@ pub fn lru_clock(now_ms: u64) -> u32 {
 /// Idle seconds between an access stamp and now, accounting for wrap-around.
 pub fn idle_secs(stamp: u32, now_ms: u64) -> u64 {
     let now = lru_clock(now_ms);
-    if now >= stamp {
-        (now - stamp) as u64
-    } else {
-        (LRU_MAX - stamp + now) as u64
-    }
+    if now >= stamp { (now - stamp) as u64 } else { (LRU_MAX - stamp + now) as u64 }
 }
 
 /// New keys start with this LFU counter so they are not evicted at once.
@@ -54,11 +47,7 @@ pub fn lfu_incr(counter: u8) -> u8 {
     }
     let base = counter.saturating_sub(LFU_INIT) as f64;
     let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
-    if fastrand::f64() < p {
-        counter + 1
-    } else {
-        counter
-    }
+    if fastrand::f64() < p { counter + 1 } else { counter }
 }
 
 /// Decays the counter by one per `decay_minutes` elapsed since the last access.

@@ -7,11 +7,7 @@ pub fn matches(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
 }
 
 fn eq(a: u8, b: u8, nocase: bool) -> bool {
-    if nocase {
-        a.eq_ignore_ascii_case(&b)
-    } else {
-        a == b
-    }
+    if nocase { a.eq_ignore_ascii_case(&b) } else { a == b }
 }
 
 fn match_from(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
@@ -90,15 +86,8 @@ fn match_class(mut p: &[u8], c: u8, nocase: bool) -> (bool, &[u8]) {
             }
             [a, b'-', b, rest @ ..] if *b != b']' => {
                 let (lo, hi) = if a <= b { (*a, *b) } else { (*b, *a) };
-                let (cl, lol, hil) = if nocase {
-                    (
-                        c.to_ascii_lowercase(),
-                        lo.to_ascii_lowercase(),
-                        hi.to_ascii_lowercase(),
-                    )
-                } else {
-                    (c, lo, hi)
-                };
+                let (cl, lol, hil) =
+                    if nocase { (c.to_ascii_lowercase(), lo.to_ascii_lowercase(), hi.to_ascii_lowercase()) } else { (c, lo, hi) };
                 matched |= cl >= lol && cl <= hil;
                 p = rest;
             }

@@ -17,9 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
-};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use dashmap::{DashMap, SharedValue};
 use hashbrown::raw::{Bucket, RawTable};
@@ -50,21 +48,13 @@ pub struct Entry {
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
-        Entry {
-            value: self.value.clone(),
-            expire_at: self.expire_at,
-            access: AtomicU32::new(self.access.load(Relaxed)),
-        }
+        Entry { value: self.value.clone(), expire_at: self.expire_at, access: AtomicU32::new(self.access.load(Relaxed)) }
     }
 }
 
 impl Entry {
     pub fn new(value: Value, now_ms: u64) -> Entry {
-        Entry {
-            value,
-            expire_at: 0,
-            access: AtomicU32::new(lru_clock(now_ms) << 8 | LFU_INIT as u32),
-        }
+        Entry { value, expire_at: 0, access: AtomicU32::new(lru_clock(now_ms) << 8 | LFU_INIT as u32) }
     }
 
     pub fn expire_at(&self) -> Option<u64> {
@@ -93,8 +83,7 @@ impl Entry {
     /// Records an access: relaxed, racing updates only lose a stamp.
     pub fn touch(&self, now_ms: u64) {
         let counter = lfu_incr(self.lfu(now_ms));
-        self.access
-            .store(lru_clock(now_ms) << 8 | counter as u32, Relaxed);
+        self.access.store(lru_clock(now_ms) << 8 | counter as u32, Relaxed);
     }
 }
 
@@ -169,9 +158,7 @@ impl Slot<'_> {
     pub fn entry_mut(&mut self) -> Option<&mut Entry> {
         self.dirty = true;
         // SAFETY: as in `entry`.
-        self.bucket
-            .as_ref()
-            .map(|b| unsafe { b.as_mut().1.get_mut() })
+        self.bucket.as_ref().map(|b| unsafe { b.as_mut().1.get_mut() })
     }
 
     pub fn value_mut(&mut self) -> Option<&mut Value> {
@@ -192,10 +179,7 @@ impl Slot<'_> {
         }
         let hasher = self.hasher;
         let item = (Key::from_slice(self.key), SharedValue::new(entry));
-        self.bucket = Some(
-            self.table
-                .insert(self.hash, item, |(k, _)| hasher.hash_one(k.as_slice())),
-        );
+        self.bucket = Some(self.table.insert(self.hash, item, |(k, _)| hasher.hash_one(k.as_slice())));
         None
     }
 
@@ -263,13 +247,7 @@ impl Keyspace {
 
     /// Reads a live key. `touch` records the access (LRU/LFU); an expired key
     /// is deleted and reads as absent.
-    pub fn read<R>(
-        &self,
-        key: &[u8],
-        now_ms: u64,
-        touch: bool,
-        f: impl FnOnce(&Entry) -> R,
-    ) -> Option<R> {
+    pub fn read<R>(&self, key: &[u8], now_ms: u64, touch: bool, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         let hash = self.hash(key);
         let shard = self.shard(hash);
         {
@@ -310,15 +288,7 @@ impl Keyspace {
         let shard = self.shard(hash);
         let mut table = shard.write();
         let bucket = table.find(hash, |(k, _)| k.as_slice() == key);
-        let mut slot = Slot {
-            table: &mut table,
-            hasher: self.map.hasher(),
-            hash,
-            key,
-            bucket,
-            now_ms,
-            dirty: false,
-        };
+        let mut slot = Slot { table: &mut table, hasher: self.map.hasher(), hash, key, bucket, now_ms, dirty: false };
         let mut expired = false;
         if slot.entry().is_some_and(|e| e.is_expired(now_ms)) {
             expired = true;
@@ -404,13 +374,7 @@ impl Keyspace {
     ///
     /// The cursor is `shard << 32 | bucket`. A key present for the whole scan
     /// is returned at least once unless a table grows meanwhile.
-    pub fn scan(
-        &self,
-        cursor: u64,
-        count: usize,
-        now_ms: u64,
-        mut f: impl FnMut(&[u8], &Entry),
-    ) -> u64 {
+    pub fn scan(&self, cursor: u64, count: usize, now_ms: u64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
         let shards = self.map.shards();
         let (mut si, mut bi) = ((cursor >> 32) as usize, (cursor & 0xffff_ffff) as usize);
         let mut seen = 0;
@@ -429,11 +393,7 @@ impl Keyspace {
                 }
                 bi += 1;
                 if seen >= count.max(1) {
-                    return if bi < t.buckets() {
-                        (si as u64) << 32 | bi as u64
-                    } else {
-                        next_shard(si, shards.len())
-                    };
+                    return if bi < t.buckets() { (si as u64) << 32 | bi as u64 } else { next_shard(si, shards.len()) };
                 }
             }
             si += 1;
@@ -537,11 +497,7 @@ impl Keyspace {
                 }
             }
             visited += end - bi;
-            *pos = if end >= t.buckets() {
-                ((si + 1) % shards.len(), 0)
-            } else {
-                (si, end)
-            };
+            *pos = if end >= t.buckets() { ((si + 1) % shards.len(), 0) } else { (si, end) };
             drop(t);
             deleted += freed.1 as usize;
             self.account(freed, (0, 0, 0));
@@ -559,11 +515,7 @@ impl Keyspace {
 
     /// Registers a WATCH flag: set when `key` is next modified.
     pub fn watch(&self, key: &[u8], flag: Arc<AtomicBool>) {
-        self.watchers
-            .lock()
-            .entry(key.to_vec())
-            .or_default()
-            .push(flag);
+        self.watchers.lock().entry(key.to_vec()).or_default().push(flag);
         self.watched.fetch_add(1, Relaxed);
     }
 
@@ -599,11 +551,7 @@ impl Keyspace {
 }
 
 fn next_shard(si: usize, n: usize) -> u64 {
-    if si + 1 < n {
-        ((si + 1) as u64) << 32
-    } else {
-        0
-    }
+    if si + 1 < n { ((si + 1) as u64) << 32 } else { 0 }
 }
 
 #[cfg(test)]
@@ -617,9 +565,7 @@ mod tests {
         ks.write(b"b", 1000, |s| s.set(Value::string(b"small")));
         assert_eq!(ks.len(), 2);
         assert_eq!(ks.used_bytes(), 2 * ENTRY_OVERHEAD + 100);
-        ks.write(b"a", 1000, |s| {
-            s.entry_mut().unwrap().set_expire(Some(2000))
-        });
+        ks.write(b"a", 1000, |s| s.entry_mut().unwrap().set_expire(Some(2000)));
         assert_eq!(ks.volatile_len(), 1);
         assert!(ks.contains(b"a", 2000));
         assert!(!ks.contains(b"a", 2001));
@@ -653,9 +599,7 @@ mod tests {
     fn scan_visits_every_key_once_without_writes() {
         let ks = Keyspace::new();
         for i in 0..5000 {
-            ks.write(format!("key:{i}").as_bytes(), 0, |s| {
-                s.set(Value::string(b"v"))
-            });
+            ks.write(format!("key:{i}").as_bytes(), 0, |s| s.set(Value::string(b"v")));
         }
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0;

@@ -185,19 +185,11 @@ impl ListValue {
 
     pub fn push(&mut self, e: &[u8], front: bool) {
         self.bytes += cost(e);
-        if front {
-            self.items.push_front(elem(e))
-        } else {
-            self.items.push_back(elem(e))
-        }
+        if front { self.items.push_front(elem(e)) } else { self.items.push_back(elem(e)) }
     }
 
     pub fn pop(&mut self, front: bool) -> Option<Elem> {
-        let e = if front {
-            self.items.pop_front()
-        } else {
-            self.items.pop_back()
-        }?;
+        let e = if front { self.items.pop_front() } else { self.items.pop_back() }?;
         self.bytes -= cost(&e);
         Some(e)
     }
@@ -297,11 +289,7 @@ impl HashValue {
 
     pub fn remove(&mut self, f: &[u8]) -> bool {
         // Small hashes keep their order, as a listpack does.
-        let removed = if self.big {
-            self.map.swap_remove(f)
-        } else {
-            self.map.shift_remove_entry(f).map(|(_, v)| v)
-        };
+        let removed = if self.big { self.map.swap_remove(f) } else { self.map.shift_remove_entry(f).map(|(_, v)| v) };
         match removed {
             Some(v) => {
                 self.bytes -= cost(f) + cost(&v);
@@ -322,11 +310,7 @@ pub struct SetValue {
 
 impl Default for SetValue {
     fn default() -> Self {
-        SetValue {
-            set: IndexSet::default(),
-            bytes: 0,
-            intset: true,
-        }
+        SetValue { set: IndexSet::default(), bytes: 0, intset: true }
     }
 }
 

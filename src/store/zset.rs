@@ -102,10 +102,7 @@ impl ZSetValue {
         match old {
             Some(s) if s == score => {}
             Some(s) => {
-                let key = self
-                    .order
-                    .take(&(Score(s), elem(m)))
-                    .expect("index in sync");
+                let key = self.order.take(&(Score(s), elem(m))).expect("index in sync");
                 self.order.insert((Score(score), key.1));
                 *self.scores.get_mut(m).expect("present") = score;
             }
@@ -140,17 +137,9 @@ impl ZSetValue {
     }
 
     /// Members with `min <= score <= max` (bounds may be exclusive), ascending.
-    pub fn range_by_score(
-        &self,
-        min: ScoreBound,
-        max: ScoreBound,
-    ) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
+    pub fn range_by_score(&self, min: ScoreBound, max: ScoreBound) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
         let key = |v: f64| (Score(v), elem(b""));
-        let lo = if min.exclusive {
-            min.value.next_up()
-        } else {
-            min.value
-        };
+        let lo = if min.exclusive { min.value.next_up() } else { min.value };
         let hi = match (max.exclusive, max.value) {
             (false, v) if v == f64::INFINITY => Bound::Unbounded,
             (false, v) => Bound::Excluded(key(v.next_up())),
@@ -163,8 +152,7 @@ impl ZSetValue {
                 _ => false,
             };
         let range = if empty {
-            self.order
-                .range((Bound::Included(key(0.0)), Bound::Excluded(key(0.0))))
+            self.order.range((Bound::Included(key(0.0)), Bound::Excluded(key(0.0))))
         } else {
             self.order.range((Bound::Included(key(lo)), hi))
         };
@@ -172,14 +160,7 @@ impl ZSetValue {
     }
 
     /// Members between lex bounds (meaningful when all scores are equal).
-    pub fn range_by_lex<'a>(
-        &'a self,
-        min: &'a LexBound,
-        max: &'a LexBound,
-    ) -> impl DoubleEndedIterator<Item = (&'a [u8], f64)> + 'a {
-        self.order
-            .iter()
-            .filter(move |(_, m)| min.above_min(m) && max.below_max(m))
-            .map(|(s, m)| (&m[..], s.0))
+    pub fn range_by_lex<'a>(&'a self, min: &'a LexBound, max: &'a LexBound) -> impl DoubleEndedIterator<Item = (&'a [u8], f64)> + 'a {
+        self.order.iter().filter(move |(_, m)| min.above_min(m) && max.below_max(m)).map(|(s, m)| (&m[..], s.0))
     }
 }

@@ -39,14 +39,9 @@ pub struct Raw {
 impl Raw {
     pub fn connect(addr: std::net::SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         stream.set_nodelay(true).unwrap();
-        Raw {
-            stream,
-            buf: Vec::new(),
-        }
+        Raw { stream, buf: Vec::new() }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -60,8 +55,7 @@ impl Raw {
 
     /// Reads one reply (panics on timeout).
     pub fn read(&mut self) -> Frame {
-        self.try_read()
-            .expect("a reply before the connection closed")
+        self.try_read().expect("a reply before the connection closed")
     }
 
     /// Reads one reply; None if the server closed the connection first.
@@ -126,11 +120,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
