@@ -30,15 +30,37 @@ use super::value::{Hasher, Value, ValueType};
 
 /// A key: up to 16 bytes inline, longer ones on the heap.
 pub type Key = SmallVec<[u8; 16]>;
-type Item = (Key, SharedValue<Entry>);
+
+/// What a table slot holds: one pointer to the entry, which carries its own
+/// key. An 8-byte slot keeps the table small even when hashbrown's
+/// power-of-two growth leaves it half empty (as it does at one million keys).
+#[derive(Debug)]
+pub struct Node(Box<Entry>);
+
+impl std::hash::Hash for Node {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.key.as_slice().hash(h)
+    }
+}
+
+impl PartialEq for Node {
+    fn eq(&self, o: &Node) -> bool {
+        self.0.key == o.0.key
+    }
+}
+
+impl Eq for Node {}
+
+type Item = (Node, SharedValue<()>);
 type Table = RawTable<Item>;
 
-/// Fixed cost of one entry: its table slot and metadata.
+/// Fixed cost of one entry: its table slot, the entry's allocation and metadata.
 pub const ENTRY_OVERHEAD: usize = 80;
 
-/// A stored value with its expiry and access metadata.
+/// A stored value with its key, expiry and access metadata.
 #[derive(Debug)]
 pub struct Entry {
+    key: Key,
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 means none.
     expire_at: u64,
@@ -48,13 +70,18 @@ pub struct Entry {
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
-        Entry { value: self.value.clone(), expire_at: self.expire_at, access: AtomicU32::new(self.access.load(Relaxed)) }
+        Entry {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            expire_at: self.expire_at,
+            access: AtomicU32::new(self.access.load(Relaxed)),
+        }
     }
 }
 
 impl Entry {
     pub fn new(value: Value, now_ms: u64) -> Entry {
-        Entry { value, expire_at: 0, access: AtomicU32::new(lru_clock(now_ms) << 8 | LFU_INIT as u32) }
+        Entry { key: Key::new(), value, expire_at: 0, access: AtomicU32::new(lru_clock(now_ms) << 8 | LFU_INIT as u32) }
     }
 
     pub fn expire_at(&self) -> Option<u64> {
@@ -88,8 +115,17 @@ impl Entry {
 }
 
 /// Bytes an entry accounts for.
-pub fn entry_mem(key: &Key, e: &Entry) -> usize {
-    ENTRY_OVERHEAD + if key.spilled() { key.len() } else { 0 } + e.value.mem()
+pub fn entry_mem(e: &Entry) -> usize {
+    ENTRY_OVERHEAD + if e.key.spilled() { e.key.len() } else { 0 } + e.value.mem()
+}
+
+/// The entry a live bucket points to.
+///
+/// # Safety
+/// `b` must be a full bucket of a table the caller has locked for as long as
+/// the reference is used.
+unsafe fn entry_of<'t>(b: &Bucket<Item>) -> &'t Entry {
+    unsafe { &b.as_ref().0.0 }
 }
 
 /// What eviction and RANDOMKEY learn about a sampled key.
@@ -104,7 +140,7 @@ pub struct Sample {
 }
 
 pub struct Keyspace {
-    map: DashMap<Key, Entry, Hasher>,
+    map: DashMap<Node, (), Hasher>,
     used: AtomicI64,
     keys: AtomicI64,
     volatile: AtomicI64,
@@ -143,7 +179,7 @@ impl Slot<'_> {
     pub fn entry(&self) -> Option<&Entry> {
         // SAFETY: the bucket came from `table`, which we borrow mutably, and
         // is dropped from `self.bucket` whenever it is erased.
-        self.bucket.as_ref().map(|b| unsafe { b.as_ref().1.get() })
+        self.bucket.as_ref().map(|b| unsafe { entry_of(b) })
     }
 
     pub fn value(&self) -> Option<&Value> {
@@ -158,7 +194,7 @@ impl Slot<'_> {
     pub fn entry_mut(&mut self) -> Option<&mut Entry> {
         self.dirty = true;
         // SAFETY: as in `entry`.
-        self.bucket.as_ref().map(|b| unsafe { b.as_mut().1.get_mut() })
+        self.bucket.as_ref().map(|b| unsafe { &mut *b.as_mut().0.0 })
     }
 
     pub fn value_mut(&mut self) -> Option<&mut Value> {
@@ -172,14 +208,16 @@ impl Slot<'_> {
     }
 
     /// Stores a whole entry (value, expiry, access), replacing what was there.
-    pub fn put(&mut self, entry: Entry) -> Option<Entry> {
+    pub fn put(&mut self, mut entry: Entry) -> Option<Entry> {
         self.dirty = true;
         if let Some(cur) = self.entry_mut() {
+            entry.key = std::mem::take(&mut cur.key);
             return Some(std::mem::replace(cur, entry));
         }
         let hasher = self.hasher;
-        let item = (Key::from_slice(self.key), SharedValue::new(entry));
-        self.bucket = Some(self.table.insert(self.hash, item, |(k, _)| hasher.hash_one(k.as_slice())));
+        entry.key = Key::from_slice(self.key);
+        let item = (Node(Box::new(entry)), SharedValue::new(()));
+        self.bucket = Some(self.table.insert(self.hash, item, |(n, _)| hasher.hash_one(n.0.key.as_slice())));
         None
     }
 
@@ -195,8 +233,8 @@ impl Slot<'_> {
         let b = self.bucket.take()?;
         self.dirty = true;
         // SAFETY: `b` is a live bucket of `table`.
-        let ((_, v), _) = unsafe { self.table.remove(b) };
-        Some(v.into_inner())
+        let ((n, _), _) = unsafe { self.table.remove(b) };
+        Some(*n.0)
     }
 }
 
@@ -252,9 +290,9 @@ impl Keyspace {
         let shard = self.shard(hash);
         {
             let table = shard.read();
-            let bucket = table.find(hash, |(k, _)| k.as_slice() == key)?;
+            let bucket = table.find(hash, |(n, _)| n.0.key.as_slice() == key)?;
             // SAFETY: the bucket is live while `table`'s read guard is held.
-            let entry = unsafe { bucket.as_ref().1.get() };
+            let entry = unsafe { entry_of(&bucket) };
             if !entry.is_expired(now_ms) {
                 if touch {
                     entry.touch(now_ms);
@@ -270,10 +308,10 @@ impl Keyspace {
     pub fn sample_one(&self, key: &[u8], now_ms: u64) -> Option<usize> {
         let hash = self.hash(key);
         let table = self.shard(hash).read();
-        let b = table.find(hash, |(k, _)| k.as_slice() == key)?;
+        let b = table.find(hash, |(n, _)| n.0.key.as_slice() == key)?;
         // SAFETY: live bucket under the read guard.
-        let (k, v) = unsafe { b.as_ref() };
-        (!v.get().is_expired(now_ms)).then(|| entry_mem(k, v.get()))
+        let e = unsafe { entry_of(&b) };
+        (!e.is_expired(now_ms)).then(|| entry_mem(e))
     }
 
     /// Whether a live key exists, without touching it.
@@ -287,7 +325,7 @@ impl Keyspace {
         let hash = self.hash(key);
         let shard = self.shard(hash);
         let mut table = shard.write();
-        let bucket = table.find(hash, |(k, _)| k.as_slice() == key);
+        let bucket = table.find(hash, |(n, _)| n.0.key.as_slice() == key);
         let mut slot = Slot { table: &mut table, hasher: self.map.hasher(), hash, key, bucket, now_ms, dirty: false };
         let mut expired = false;
         if slot.entry().is_some_and(|e| e.is_expired(now_ms)) {
@@ -319,9 +357,8 @@ impl Keyspace {
         match slot.bucket.as_ref() {
             // SAFETY: live bucket of the locked table.
             Some(b) => unsafe {
-                let (k, v) = b.as_ref();
-                let e = v.get();
-                (entry_mem(k, e) as i64, 1, e.expire_at().is_some() as i64)
+                let e = entry_of(b);
+                (entry_mem(e) as i64, 1, e.expire_at().is_some() as i64)
             },
             None => (0, 0, 0),
         }
@@ -356,9 +393,8 @@ impl Keyspace {
             let mut freed = (0i64, 0i64, 0i64);
             // SAFETY: iterating a table we hold exclusively.
             for b in unsafe { t.iter() } {
-                let (k, v) = unsafe { b.as_ref() };
-                let e = v.get();
-                freed.0 += entry_mem(k, e) as i64;
+                let e = unsafe { entry_of(&b) };
+                freed.0 += entry_mem(e) as i64;
                 freed.1 += 1;
                 freed.2 += e.expire_at().is_some() as i64;
             }
@@ -384,9 +420,9 @@ impl Keyspace {
                 // SAFETY: index < buckets(); checked full before use.
                 unsafe {
                     if t.is_bucket_full(bi) {
-                        let (k, v) = t.bucket(bi).as_ref();
-                        if !v.get().is_expired(now_ms) {
-                            f(k, v.get());
+                        let e = entry_of(&t.bucket(bi));
+                        if !e.is_expired(now_ms) {
+                            f(&e.key, e);
                             seen += 1;
                         }
                     }
@@ -410,9 +446,9 @@ impl Keyspace {
             let t = shard.read();
             // SAFETY: iterating under the read guard.
             for b in unsafe { t.iter() } {
-                let (k, v) = unsafe { b.as_ref() };
-                if !v.get().is_expired(now_ms) && (all || glob::matches(pattern, k, false)) {
-                    out.push(k.to_vec());
+                let e = unsafe { entry_of(&b) };
+                if !e.is_expired(now_ms) && (all || glob::matches(pattern, &e.key, false)) {
+                    out.push(e.key.to_vec());
                 }
             }
         }
@@ -444,15 +480,14 @@ impl Keyspace {
                     if !t.is_bucket_full(i) {
                         continue;
                     }
-                    let (k, v) = t.bucket(i).as_ref();
-                    let e = v.get();
+                    let e = entry_of(&t.bucket(i));
                     if e.is_expired(now_ms) || (volatile_only && e.expire_at().is_none()) {
                         continue;
                     }
                     out.push(Sample {
-                        key: k.to_vec(),
+                        key: e.key.to_vec(),
                         kind: e.value.kind(),
-                        bytes: entry_mem(k, e),
+                        bytes: entry_mem(e),
                         idle_secs: e.idle_secs(now_ms),
                         lfu: e.lfu(now_ms),
                         expire_at: e.expire_at(),
@@ -484,9 +519,10 @@ impl Keyspace {
                 unsafe {
                     if t.is_bucket_full(i) {
                         let b = t.bucket(i);
-                        if b.as_ref().1.get().is_expired(now_ms) {
-                            let ((k, v), _) = t.remove(b);
-                            freed.0 += entry_mem(&k, v.get()) as i64;
+                        if entry_of(&b).is_expired(now_ms) {
+                            let ((n, _), _) = t.remove(b);
+                            let k = &n.0.key;
+                            freed.0 += entry_mem(&n.0) as i64;
                             freed.1 += 1;
                             freed.2 += 1;
                             if self.watched.load(Relaxed) > 0 {
