@@ -40,11 +40,13 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.server.worker_threads())
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // One worker needs no work stealing: a current-thread runtime serves it
+    // with less bookkeeping per wake-up.
+    let rt = match config.server.worker_threads() {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    }
+    .context("starting the runtime")?;
     rt.block_on(async {
         let server = Server::bind(&config).await.with_context(|| format!("binding {}:{}", config.server.bind, config.server.port))?;
         let state = server.state();

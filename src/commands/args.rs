@@ -67,3 +67,20 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let e = if end < 0 { len + end } else { end.min(len - 1) };
     if s > e || s >= len || e < 0 { None } else { Some((s as usize, e as usize)) }
 }
+
+/// Which positions of an `n`-element collection SRANDMEMBER/HRANDFIELD/
+/// ZRANDMEMBER return: one random (no count), distinct ones (count >= 0, all
+/// of them once it reaches `n`), or `|count|` with repeats (count < 0).
+pub fn random_indexes(n: usize, count: Option<i64>) -> Vec<usize> {
+    match count {
+        None => vec![fastrand::usize(..n)],
+        Some(c) if c >= 0 && c as usize >= n => (0..n).collect(),
+        Some(c) if c >= 0 => {
+            let mut all: Vec<usize> = (0..n).collect();
+            fastrand::shuffle(&mut all);
+            all.truncate(c as usize);
+            all
+        }
+        Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
+    }
+}

@@ -5,11 +5,7 @@ use super::keys::parse_scan;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
 use crate::store::value::HashValue;
-use crate::store::{Keyspace, Slot, Value, glob};
-
-fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
-    &ctx.state.dbs[ctx.client.db]
-}
+use crate::store::{Slot, Value, glob};
 
 pub fn as_hash(v: &Value) -> Result<&HashValue, CmdError> {
     match v {
@@ -41,7 +37,7 @@ fn hset_generic(ctx: &mut Ctx, a: &[&[u8]], name: &str) -> Result<usize, CmdErro
         return Err(CmdError::Arity(name.into()));
     }
     let now = ctx.now_ms;
-    db(ctx).write(a[1], now, |slot| {
+    ctx.db().write(a[1], now, |slot| {
         let h = hash_or_new(slot)?;
         Ok(a[2..].chunks(2).filter(|fv| h.insert(fv[0], fv[1])).count())
     })
@@ -61,7 +57,7 @@ pub fn hmset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn hsetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let done = db(ctx).write(a[1], now, |slot| {
+    let done = ctx.db().write(a[1], now, |slot| {
         if let Some(v) = slot.value()
             && as_hash(v)?.get(a[2]).is_some()
         {
@@ -75,7 +71,7 @@ pub fn hsetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// Runs `f` on the hash at `key` if there is one.
 fn with_hash<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&HashValue) -> R) -> Result<Option<R>, CmdError> {
-    db(ctx).read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f)).transpose()
+    ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f)).transpose()
 }
 
 pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -103,7 +99,7 @@ pub fn hmget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn hdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let n = db(ctx).write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let Some(h) = existing_hash(slot)? else {
             return Ok(0);
         };
@@ -179,7 +175,7 @@ pub fn hgetall(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn hincrby(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let delta = int(a[3])?;
     let now = ctx.now_ms;
-    let n = db(ctx).write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let h = hash_or_new(slot)?;
         let cur = match h.get(a[2]) {
             None => 0,
@@ -198,7 +194,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
     let now = ctx.now_ms;
-    let text = db(ctx).write(a[1], now, |slot| {
+    let text = ctx.db().write(a[1], now, |slot| {
         let h = hash_or_new(slot)?;
         let cur = h.get(a[2]).map(|v| v.to_vec()).unwrap_or_else(|| b"0".to_vec());
         if super::args::parse_f64(&cur).is_none() {
@@ -221,17 +217,7 @@ pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let count = a.get(2).map(|c| int(c)).transpose()?;
     let picked = with_hash(ctx, a[1], |h| {
         let n = h.len();
-        let idxs: Vec<usize> = match count {
-            None => vec![fastrand::usize(..n)],
-            Some(c) if c >= 0 && c as usize >= n => (0..n).collect(),
-            Some(c) if c >= 0 => {
-                let mut all: Vec<usize> = (0..n).collect();
-                fastrand::shuffle(&mut all);
-                all.truncate(c as usize);
-                all
-            }
-            Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
-        };
+        let idxs: Vec<usize> = super::args::random_indexes(n, count);
         idxs.into_iter().filter_map(|i| h.get_index(i)).map(|(f, v)| (f.to_vec(), v.to_vec())).collect::<Vec<_>>()
     })?;
     let out = &mut *ctx.out;

@@ -3,41 +3,37 @@
 use super::args::{int, is, lower};
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
-use crate::store::{Keyspace, Value};
-
-fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
-    &ctx.state.dbs[ctx.client.db]
-}
+use crate::store::Value;
 
 pub fn del(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (db, now) = (db(ctx), ctx.now_ms);
+    let (db, now) = (ctx.db(), ctx.now_ms);
     let n = a[1..].iter().filter(|k| db.remove(k, now).is_some()).count();
     ctx.out.int(n as i64);
     Ok(())
 }
 
 pub fn exists(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (db, now) = (db(ctx), ctx.now_ms);
+    let (db, now) = (ctx.db(), ctx.now_ms);
     let n = a[1..].iter().filter(|k| db.contains(k, now)).count();
     ctx.out.int(n as i64);
     Ok(())
 }
 
 pub fn touch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (db, now) = (db(ctx), ctx.now_ms);
+    let (db, now) = (ctx.db(), ctx.now_ms);
     let n = a[1..].iter().filter(|k| db.read(k, now, true, |_| ()).is_some()).count();
     ctx.out.int(n as i64);
     Ok(())
 }
 
 pub fn type_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let t = db(ctx).read(a[1], ctx.now_ms, false, |e| e.value.kind().name());
+    let t = ctx.db().read(a[1], ctx.now_ms, false, |e| e.value.kind().name());
     ctx.out.simple(t.unwrap_or("none"));
     Ok(())
 }
 
 pub fn keys(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let keys = db(ctx).keys(a[1], ctx.now_ms);
+    let keys = ctx.db().keys(a[1], ctx.now_ms);
     ctx.out.bulks(keys.iter().map(|k| &k[..]));
     Ok(())
 }
@@ -80,7 +76,7 @@ pub fn parse_scan(a: &[&[u8]], from: usize, allow_type: bool) -> Result<ScanOpts
 pub fn scan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let o = parse_scan(a, 2, true)?;
     let mut keys = Vec::new();
-    let next = db(ctx).scan(o.cursor, o.count, ctx.now_ms, |k, e| {
+    let next = ctx.db().scan(o.cursor, o.count, ctx.now_ms, |k, e| {
         let type_ok = o.kind.as_deref().is_none_or(|t| t == e.value.kind().name());
         if type_ok && o.pattern.as_deref().is_none_or(|p| crate::store::glob::matches(p, k, false)) {
             keys.push(k.to_vec());
@@ -93,13 +89,13 @@ pub fn scan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn randomkey(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
-    let k = db(ctx).sample(1, ctx.now_ms, false).pop().map(|s| s.key);
+    let k = ctx.db().sample(1, ctx.now_ms, false).pop().map(|s| s.key);
     ctx.out.bulk_opt(k.as_deref());
     Ok(())
 }
 
 fn rename_generic(ctx: &mut Ctx, a: &[&[u8]], nx: bool) -> CmdResult {
-    let (db, now) = (db(ctx), ctx.now_ms);
+    let (db, now) = (ctx.db(), ctx.now_ms);
     if !db.contains(a[1], now) {
         return Err(CmdError::NoSuchKey);
     }
@@ -159,7 +155,7 @@ pub fn copy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("source and destination objects are the same"));
     }
     let now = ctx.now_ms;
-    let Some(entry) = db(ctx).read(a[1], now, false, |e| e.clone()) else {
+    let Some(entry) = ctx.db().read(a[1], now, false, |e| e.clone()) else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -181,7 +177,7 @@ pub fn move_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("source and destination objects are the same"));
     }
     let now = ctx.now_ms;
-    let src = db(ctx);
+    let src = ctx.db();
     let dst = &ctx.state.dbs[target];
     if !src.contains(a[1], now) || dst.contains(a[1], now) {
         ctx.out.int(0);
@@ -224,7 +220,7 @@ fn expire_generic(ctx: &mut Ctx, a: &[&[u8]], seconds: bool, relative: bool) -> 
     if relative {
         when = when.checked_add(now as i64).ok_or_else(bad)?;
     }
-    let done = db(ctx).write(a[1], now, |slot| {
+    let done = ctx.db().write(a[1], now, |slot| {
         let Some(cur) = slot.entry().map(|e| e.expire_at()) else {
             return 0;
         };
@@ -265,7 +261,7 @@ pub fn pexpireat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// TTL-family replies: -2 missing, -1 persistent, else the value.
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(u64, u64) -> i64) -> CmdResult {
     let now = ctx.now_ms;
-    let r = match db(ctx).read(key, now, false, |e| e.expire_at()) {
+    let r = match ctx.db().read(key, now, false, |e| e.expire_at()) {
         None => -2,
         Some(None) => -1,
         Some(Some(at)) => f(at, now),
@@ -292,7 +288,7 @@ pub fn pexpiretime(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn persist(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let done = db(ctx).write(a[1], now, |slot| match slot.entry().map(|e| e.expire_at()) {
+    let done = ctx.db().write(a[1], now, |slot| match slot.entry().map(|e| e.expire_at()) {
         Some(Some(_)) => {
             slot.entry_mut().expect("exists").set_expire(None);
             1
@@ -375,13 +371,13 @@ fn refcount(v: &Value) -> i64 {
 }
 
 pub fn dbsize(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
-    ctx.out.int(db(ctx).len() as i64);
+    ctx.out.int(ctx.db().len() as i64);
     Ok(())
 }
 
 pub fn flushdb(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
-    db(ctx).clear();
+    ctx.db().clear();
     ctx.out.ok();
     Ok(())
 }
@@ -411,7 +407,7 @@ pub fn memory(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             if a.len() != 3 && !(a.len() == 5 && is(a[3], "samples")) {
                 return Err(CmdError::Syntax);
             }
-            match db(ctx).sample_one(a[2], ctx.now_ms) {
+            match ctx.db().sample_one(a[2], ctx.now_ms) {
                 Some(b) => ctx.out.int(b as i64),
                 None => ctx.out.null(),
             }

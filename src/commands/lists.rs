@@ -6,10 +6,6 @@ use crate::server::client::BlockSpec;
 use crate::store::value::{Elem, ListValue};
 use crate::store::{Keyspace, Slot, Value};
 
-fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
-    &ctx.state.dbs[ctx.client.db]
-}
-
 pub fn as_list(v: &Value) -> Result<&ListValue, CmdError> {
     match v {
         Value::List(l) => Ok(l),
@@ -31,7 +27,7 @@ fn list_mut<'s>(slot: &'s mut Slot) -> Result<Option<&'s mut ListValue>, CmdErro
 
 fn push_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool, only_existing: bool) -> CmdResult {
     let now = ctx.now_ms;
-    let len = db(ctx).write(a[1], now, |slot| {
+    let len = ctx.db().write(a[1], now, |slot| {
         if slot.value().is_some_and(|v| !matches!(v, Value::List(_))) {
             return Err(CmdError::WrongType);
         }
@@ -83,7 +79,7 @@ fn pop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {
         Some(c) => Some(positive_count(c)?),
         None => None,
     };
-    let popped = pop_n(db(ctx), a[1], ctx.now_ms, front, count.unwrap_or(1))?;
+    let popped = pop_n(ctx.db(), a[1], ctx.now_ms, front, count.unwrap_or(1))?;
     match (popped, count) {
         (None, Some(_)) => ctx.out.null_array(),
         (None, None) => ctx.out.null(),
@@ -109,7 +105,7 @@ pub fn rpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn llen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let n = db(ctx).read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| l.len())).transpose()?;
+    let n = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| l.len())).transpose()?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -142,7 +138,8 @@ fn resolve(i: i64, len: usize) -> Option<usize> {
 
 pub fn lindex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let i = int(a[2])?;
-    let v = db(ctx)
+    let v = ctx
+        .db()
         .read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| resolve(i, l.len()).and_then(|i| l.get(i)).map(|x| x.to_vec())))
         .transpose()?
         .flatten();
@@ -153,7 +150,7 @@ pub fn lindex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn lset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let i = int(a[2])?;
     let now = ctx.now_ms;
-    db(ctx).write(a[1], now, |slot| {
+    ctx.db().write(a[1], now, |slot| {
         let l = list_mut(slot)?.ok_or(CmdError::NoSuchKey)?;
         let i = resolve(i, l.len()).ok_or(CmdError::IndexOutOfRange)?;
         l.set(i, a[3]);
@@ -172,7 +169,7 @@ pub fn linsert(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     };
     let now = ctx.now_ms;
-    let n = db(ctx).write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let Some(l) = list_mut(slot)? else {
             return Ok(0);
         };
@@ -191,7 +188,7 @@ pub fn linsert(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn lrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let count = int(a[2])?;
     let now = ctx.now_ms;
-    let removed = db(ctx).write(a[1], now, |slot| {
+    let removed = ctx.db().write(a[1], now, |slot| {
         let Some(l) = list_mut(slot)? else {
             return Ok(0);
         };
@@ -226,7 +223,7 @@ pub fn lrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn ltrim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (start, end) = (int(a[2])?, int(a[3])?);
     let now = ctx.now_ms;
-    db(ctx).write(a[1], now, |slot| {
+    ctx.db().write(a[1], now, |slot| {
         if let Some(l) = list_mut(slot)? {
             let r = super::args::clamp_range(start, end, l.len());
             l.retain_range(r);
@@ -270,7 +267,8 @@ pub fn lpos(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         i += 2;
     }
-    let found = db(ctx)
+    let found = ctx
+        .db()
         .read(a[1], ctx.now_ms, ctx.touch, |e| {
             let l = as_list(&e.value)?;
             let want = match count {
@@ -347,13 +345,13 @@ fn lmove_once(db: &Keyspace, now: u64, src: &[u8], dst: &[u8], from_left: bool, 
 
 pub fn lmove(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (from, to) = (side(a[3])?, side(a[4])?);
-    let e = lmove_once(db(ctx), ctx.now_ms, a[1], a[2], from, to)?;
+    let e = lmove_once(ctx.db(), ctx.now_ms, a[1], a[2], from, to)?;
     ctx.out.bulk_opt(e.as_deref());
     Ok(())
 }
 
 pub fn rpoplpush(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let e = lmove_once(db(ctx), ctx.now_ms, a[1], a[2], false, true)?;
+    let e = lmove_once(ctx.db(), ctx.now_ms, a[1], a[2], false, true)?;
     ctx.out.bulk_opt(e.as_deref());
     Ok(())
 }
@@ -412,7 +410,7 @@ fn reply_key_elems(ctx: &mut Ctx, key: &[u8], elems: &[Elem]) {
 pub fn lmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (keys, wh, count) = parse_mpop(a, 1)?;
     let front = side(wh)?;
-    match mpop(db(ctx), ctx.now_ms, &keys, front, count)? {
+    match mpop(ctx.db(), ctx.now_ms, &keys, front, count)? {
         Some((k, v)) => reply_key_elems(ctx, &k, &v),
         None => ctx.out.null_array(),
     }
@@ -429,11 +427,11 @@ fn bpop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {
     let timeout = timeout_ms(a[a.len() - 1])?;
     let keys = &a[1..a.len() - 1];
     for k in keys {
-        if let Some(r) = db(ctx).read(k, ctx.now_ms, false, |e| as_list(&e.value).map(|_| ())) {
+        if let Some(r) = ctx.db().read(k, ctx.now_ms, false, |e| as_list(&e.value).map(|_| ())) {
             r?;
         }
     }
-    match mpop(db(ctx), ctx.now_ms, keys, front, 1)? {
+    match mpop(ctx.db(), ctx.now_ms, keys, front, 1)? {
         Some((k, v)) => {
             ctx.out.array(2);
             ctx.out.bulk(&k);
@@ -457,7 +455,7 @@ pub fn blmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let timeout = timeout_ms(a[1])?;
     let (keys, wh, count) = parse_mpop(a, 2)?;
     let front = side(wh)?;
-    match mpop(db(ctx), ctx.now_ms, &keys, front, count)? {
+    match mpop(ctx.db(), ctx.now_ms, &keys, front, count)? {
         Some((k, v)) => reply_key_elems(ctx, &k, &v),
         None if ctx.in_exec => ctx.out.null_array(),
         None => block_on(ctx, &keys, timeout),
@@ -467,7 +465,7 @@ pub fn blmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn blmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: bool, to: bool, timeout: &[u8]) -> CmdResult {
     let timeout = timeout_ms(timeout)?;
-    match lmove_once(db(ctx), ctx.now_ms, src, dst, from, to)? {
+    match lmove_once(ctx.db(), ctx.now_ms, src, dst, from, to)? {
         Some(e) => ctx.out.bulk(&e),
         None if ctx.in_exec => ctx.out.null(),
         None => block_on(ctx, &[src], timeout),

@@ -129,9 +129,10 @@ pub struct Ctx<'a> {
     pub touch: bool,
 }
 
-impl Ctx<'_> {
-    /// The client's selected database.
-    pub fn db(&self) -> &Keyspace {
+impl<'a> Ctx<'a> {
+    /// The client's selected database. The reference outlives the borrow of
+    /// `self`, so a handler can hold it while writing to `self.out`.
+    pub fn db(&self) -> &'a Keyspace {
         &self.state.dbs[self.client.db]
     }
 }

@@ -6,11 +6,7 @@ use super::args::int;
 use super::hashes::scan_indexed;
 use super::{CmdError, CmdResult, Ctx};
 use crate::store::value::SetValue;
-use crate::store::{Keyspace, Slot, Value};
-
-fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
-    &ctx.state.dbs[ctx.client.db]
-}
+use crate::store::{Slot, Value};
 
 pub fn as_set(v: &Value) -> Result<&SetValue, CmdError> {
     match v {
@@ -35,12 +31,12 @@ fn set_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut SetVal
 }
 
 fn with_set<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&SetValue) -> R) -> Result<Option<R>, CmdError> {
-    db(ctx).read(key, ctx.now_ms, ctx.touch, |e| as_set(&e.value).map(f)).transpose()
+    ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_set(&e.value).map(f)).transpose()
 }
 
 pub fn sadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let n = db(ctx).write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let s = set_mut(slot, true)?.expect("created");
         Ok::<_, CmdError>(a[2..].iter().filter(|m| s.insert(m)).count())
     })?;
@@ -50,7 +46,7 @@ pub fn sadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn srem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let n = db(ctx).write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let Some(s) = set_mut(slot, false)? else {
             return Ok(0);
         };
@@ -124,7 +120,7 @@ fn spop_count(a: &[&[u8]]) -> Result<Option<usize>, CmdError> {
 pub fn spop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let count = spop_count(a)?;
     let now = ctx.now_ms;
-    let popped = db(ctx).write(a[1], now, |slot| {
+    let popped = ctx.db().write(a[1], now, |slot| {
         let Some(s) = set_mut(slot, false)? else {
             return Ok(None);
         };
@@ -155,17 +151,7 @@ pub fn srandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let count = count_arg(a)?;
     let picked = with_set(ctx, a[1], |s| {
         let n = s.len();
-        let idx: Vec<usize> = match count {
-            None => vec![fastrand::usize(..n)],
-            Some(c) if c >= 0 && c as usize >= n => (0..n).collect(),
-            Some(c) if c >= 0 => {
-                let mut all: Vec<usize> = (0..n).collect();
-                fastrand::shuffle(&mut all);
-                all.truncate(c as usize);
-                all
-            }
-            Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
-        };
+        let idx: Vec<usize> = super::args::random_indexes(n, count);
         idx.into_iter().filter_map(|i| s.get_index(i).map(|m| m.to_vec())).collect::<Vec<_>>()
     })?;
     match (picked, count) {
@@ -178,7 +164,7 @@ pub fn srandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn smove(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (db, now) = (db(ctx), ctx.now_ms);
+    let (db, now) = (ctx.db(), ctx.now_ms);
     let src_ok = db.read(a[1], now, false, |e| as_set(&e.value).map(|_| ()));
     let dst_ok = db.read(a[2], now, false, |e| as_set(&e.value).map(|_| ()));
     let src_exists = src_ok.is_some();
@@ -249,7 +235,7 @@ fn compute(ctx: &Ctx, keys: &[&[u8]], op: Op) -> Result<Vec<Vec<u8>>, CmdError> 
 
 fn store(ctx: &mut Ctx, dst: &[u8], members: &[Vec<u8>]) {
     let now = ctx.now_ms;
-    db(ctx).write(dst, now, |slot| {
+    ctx.db().write(dst, now, |slot| {
         slot.remove();
         if !members.is_empty() {
             let mut s = SetValue::default();

@@ -4,7 +4,7 @@ use super::args::{float, int, is};
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
 use crate::store::value::StrBytes;
-use crate::store::{Entry, Keyspace, Slot, Value};
+use crate::store::{Entry, Slot, Value};
 
 /// The string at `v`, or WRONGTYPE.
 pub fn as_str(v: &Value) -> Result<&[u8], CmdError> {
@@ -12,10 +12,6 @@ pub fn as_str(v: &Value) -> Result<&[u8], CmdError> {
         Value::Str(s, _) => Ok(s),
         _ => Err(CmdError::WrongType),
     }
-}
-
-fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
-    &ctx.state.dbs[ctx.client.db]
 }
 
 pub fn get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -82,7 +78,7 @@ pub fn set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     // (stored, the old value when GET was asked: Some(None) for a missing key)
     type SetOutcome = (bool, Option<Option<Vec<u8>>>);
-    let old = db(ctx).write(a[1], now, |slot| -> Result<SetOutcome, CmdError> {
+    let old = ctx.db().write(a[1], now, |slot| -> Result<SetOutcome, CmdError> {
         let old = if get { Some(slot.value().map(as_str).transpose()?.map(|s| s.to_vec())) } else { None };
         if (nx && slot.exists()) || (xx && !slot.exists()) {
             return Ok((false, old));
@@ -130,7 +126,7 @@ pub fn store_string(slot: &mut Slot, v: &[u8], ttl: Ttl) {
 
 pub fn setnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let done = db(ctx).write(a[1], now, |slot| {
+    let done = ctx.db().write(a[1], now, |slot| {
         if slot.exists() {
             return false;
         }
@@ -144,7 +140,7 @@ pub fn setnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 fn setex_generic(ctx: &mut Ctx, a: &[&[u8]], unit: &[u8], name: &str) -> CmdResult {
     let at = expire_arg(unit, a[2], ctx.now_ms, name)?;
     let now = ctx.now_ms;
-    db(ctx).write(a[1], now, |slot| store_string(slot, a[3], Ttl::At(at)));
+    ctx.db().write(a[1], now, |slot| store_string(slot, a[3], Ttl::At(at)));
     ctx.out.ok();
     Ok(())
 }
@@ -158,7 +154,7 @@ pub fn psetex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn mget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (db, now) = (db(ctx), ctx.now_ms);
+    let (db, now) = (ctx.db(), ctx.now_ms);
     ctx.out.array(a.len() - 1);
     for k in &a[1..] {
         let out = &mut *ctx.out;
@@ -177,7 +173,7 @@ fn mset_generic(ctx: &mut Ctx, a: &[&[u8]], nx: bool) -> CmdResult {
     if a.len().is_multiple_of(2) {
         return Err(CmdError::Arity(if nx { "msetnx" } else { "mset" }.into()));
     }
-    let (db, now) = (db(ctx), ctx.now_ms);
+    let (db, now) = (ctx.db(), ctx.now_ms);
     if nx && a[1..].chunks(2).any(|kv| db.contains(kv[0], now)) {
         ctx.out.int(0);
         return Ok(());
@@ -203,7 +199,7 @@ pub fn msetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn getset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let old = db(ctx).write(a[1], now, |slot| {
+    let old = ctx.db().write(a[1], now, |slot| {
         let old = slot.value().map(as_str).transpose()?.map(|s| s.to_vec());
         store_string(slot, a[2], Ttl::Clear);
         Ok::<_, CmdError>(old)
@@ -214,7 +210,7 @@ pub fn getset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn getdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let old = db(ctx).write(a[1], now, |slot| {
+    let old = ctx.db().write(a[1], now, |slot| {
         let old = slot.value().map(as_str).transpose()?.map(|s| s.to_vec());
         if old.is_some() {
             slot.remove();
@@ -241,7 +237,7 @@ pub fn getex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         i += 1;
     }
     let now = ctx.now_ms;
-    let val = db(ctx).write(a[1], now, |slot| {
+    let val = ctx.db().write(a[1], now, |slot| {
         let Some(v) = slot.value() else {
             return Ok(None);
         };
@@ -269,7 +265,7 @@ fn max_len(ctx: &Ctx) -> usize {
 
 pub fn append(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (now, max) = (ctx.now_ms, max_len(ctx));
-    let len = db(ctx).write(a[1], now, |slot| {
+    let len = ctx.db().write(a[1], now, |slot| {
         if let Some(v) = slot.value() {
             let cur = as_str(v)?.len();
             if cur + a[2].len() > max {
@@ -293,7 +289,7 @@ pub fn append(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn strlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let len = db(ctx).read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.len())).transpose()?;
+    let len = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.len())).transpose()?;
     ctx.out.int(len.unwrap_or(0) as i64);
     Ok(())
 }
@@ -301,7 +297,7 @@ pub fn strlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Adds `delta` to the integer at `key`, creating it at 0.
 fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
     let now = ctx.now_ms;
-    let n = db(ctx).write(key, now, |slot| {
+    let n = ctx.db().write(key, now, |slot| {
         let cur = match slot.value() {
             None => 0,
             Some(v) => parse_i64(as_str(v)?).ok_or(CmdError::NotInteger)?,
@@ -346,7 +342,7 @@ pub fn decrby(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn incrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     float(a[2])?;
     let now = ctx.now_ms;
-    let text = db(ctx).write(a[1], now, |slot| {
+    let text = ctx.db().write(a[1], now, |slot| {
         let cur: Vec<u8> = match slot.value() {
             None => b"0".to_vec(),
             Some(v) => as_str(v)?.to_vec(),
@@ -490,7 +486,7 @@ pub fn setrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let (now, max) = (ctx.now_ms, max_len(ctx));
     let v = a[3];
-    let len = db(ctx).write(a[1], now, |slot| {
+    let len = ctx.db().write(a[1], now, |slot| {
         let cur = match slot.value() {
             Some(val) => as_str(val)?.len(),
             None if v.is_empty() => return Ok(0),
@@ -537,7 +533,7 @@ pub fn lcs(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         i += 1;
     }
     let fetch = |k: &[u8]| -> Result<Vec<u8>, CmdError> {
-        match db(ctx).read(k, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.to_vec())) {
+        match ctx.db().read(k, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.to_vec())) {
             None => Ok(Vec::new()),
             Some(Ok(v)) => Ok(v),
             Some(Err(_)) => Err(CmdError::err("The specified keys must contain string values")),

@@ -9,10 +9,6 @@ use crate::protocol::Out;
 use crate::store::zset::{LexBound, ScoreBound};
 use crate::store::{Keyspace, Slot, Value, ZSetValue};
 
-fn db<'a>(ctx: &Ctx<'a>) -> &'a Keyspace {
-    &ctx.state.dbs[ctx.client.db]
-}
-
 pub fn as_zset(v: &Value) -> Result<&ZSetValue, CmdError> {
     match v {
         Value::ZSet(z) => Ok(z),
@@ -36,7 +32,7 @@ fn zset_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut ZSetV
 }
 
 fn with_zset<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&ZSetValue) -> R) -> Result<Option<R>, CmdError> {
-    db(ctx).read(key, ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(f)).transpose()
+    ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(f)).transpose()
 }
 
 type Scored = Vec<(Vec<u8>, f64)>;
@@ -90,7 +86,7 @@ pub fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let scores: Vec<f64> = pairs.chunks(2).map(|p| float(p[0])).collect::<Result<_, _>>()?;
     let now = ctx.now_ms;
-    let r = db(ctx).write(a[1], now, |slot| {
+    let r = ctx.db().write(a[1], now, |slot| {
         if !slot.exists() && xx {
             return Ok((0, 0, None));
         }
@@ -146,7 +142,7 @@ pub fn zincrby(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn zrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    let n = db(ctx).write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let Some(z) = zset_mut(slot, false)? else {
             return Ok(0);
         };
@@ -356,7 +352,7 @@ pub fn zrangestore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn store_scored(ctx: &Ctx, dst: &[u8], items: &[(Vec<u8>, f64)]) {
     let now = ctx.now_ms;
-    db(ctx).write(dst, now, |slot| {
+    ctx.db().write(dst, now, |slot| {
         slot.remove();
         if !items.is_empty() {
             let mut z = ZSetValue::default();
@@ -395,7 +391,7 @@ fn remrange_generic(ctx: &mut Ctx, a: &[&[u8]], by: By) -> CmdResult {
         int(a[3])?;
     }
     let now = ctx.now_ms;
-    let n = db(ctx).write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let Some(z) = zset_mut(slot, false)? else {
             return Ok(0);
         };
@@ -444,7 +440,7 @@ fn zpop_generic(ctx: &mut Ctx, a: &[&[u8]], max: bool) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let count = a.get(2).map(|c| super::lists::positive_count(c)).transpose()?;
-    let items = pop_n(db(ctx), a[1], ctx.now_ms, max, count.unwrap_or(1))?.unwrap_or_default();
+    let items = pop_n(ctx.db(), a[1], ctx.now_ms, max, count.unwrap_or(1))?.unwrap_or_default();
     if count.is_none() && ctx.out.resp3 {
         // Without COUNT, RESP3 gets the single pair flat.
         ctx.out.array(items.len() * 2);
@@ -468,12 +464,12 @@ pub fn zpopmax(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn first_nonempty(ctx: &Ctx, keys: &[&[u8]], max: bool, count: usize) -> Result<Option<(Vec<u8>, Scored)>, CmdError> {
     for k in keys {
-        if let Some(r) = db(ctx).read(k, ctx.now_ms, false, |e| as_zset(&e.value).map(|_| ())) {
+        if let Some(r) = ctx.db().read(k, ctx.now_ms, false, |e| as_zset(&e.value).map(|_| ())) {
             r?;
         }
     }
     for k in keys {
-        if let Some(v) = pop_n(db(ctx), k, ctx.now_ms, max, count)?
+        if let Some(v) = pop_n(ctx.db(), k, ctx.now_ms, max, count)?
             && !v.is_empty()
         {
             return Ok(Some((k.to_vec(), v)));
@@ -558,18 +554,7 @@ pub fn zrandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let count = a.get(2).map(|c| int(c)).transpose()?;
     let picked = with_zset(ctx, a[1], |z| {
         let all: Scored = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
-        let n = all.len();
-        match count {
-            None => vec![all[fastrand::usize(..n)].clone()],
-            Some(c) if c >= 0 && c as usize >= n => all,
-            Some(c) if c >= 0 => {
-                let mut v = all;
-                fastrand::shuffle(&mut v);
-                v.truncate(c as usize);
-                v
-            }
-            Some(c) => (0..c.unsigned_abs()).map(|_| all[fastrand::usize(..n)].clone()).collect(),
-        }
+        super::args::random_indexes(all.len(), count).into_iter().map(|i| all[i].clone()).collect::<Scored>()
     })?;
     match (picked, count) {
         (None, None) => ctx.out.null(),
@@ -607,7 +592,7 @@ fn aggregate(agg: Aggregate, a: f64, b: f64) -> f64 {
 
 /// Reads a zset or a plain set (members score 1) for the set operations.
 fn load_scored(ctx: &Ctx, key: &[u8]) -> Result<Option<Scored>, CmdError> {
-    db(ctx)
+    ctx.db()
         .read(key, ctx.now_ms, ctx.touch, |e| match &e.value {
             Value::ZSet(z) => Ok(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
             Value::Set(s) => Ok(s.members().into_iter().map(|m| (m.to_vec(), 1.0)).collect()),
