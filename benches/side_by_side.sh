@@ -18,12 +18,16 @@ ROUNDS=${ROUNDS:-3}
 RPORT=${RPORT:-16379}
 FPORT=${FPORT:-16380}
 FERRITE_ARGS=${FERRITE_ARGS:-}
+# PIN=1 runs both servers on core 1 and redis-benchmark on core 0, so the
+# load generator and the server under test never fight over a core.
+PIN=${PIN:-0}
+if [ "$PIN" = 1 ]; then SRV="taskset -c 1"; CLI="taskset -c 0"; else SRV=""; CLI=""; fi
 
 cargo build --release --quiet --bin ferrite
-redis-server --port "$RPORT" --save '' --appendonly no --daemonize no >/tmp/bench-redis.log 2>&1 &
+$SRV redis-server --port "$RPORT" --save '' --appendonly no --daemonize no >/tmp/bench-redis.log 2>&1 &
 RPID=$!
 # shellcheck disable=SC2086
-./target/release/ferrite --port "$FPORT" $FERRITE_ARGS >/tmp/bench-ferrite.log 2>&1 &
+$SRV ./target/release/ferrite --port "$FPORT" $FERRITE_ARGS >/tmp/bench-ferrite.log 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
 for p in "$RPORT" "$FPORT"; do
@@ -38,7 +42,7 @@ run() {
   local name before after rps
   name=$(echo "$3" | tr '[:lower:]' '[:upper:]')
   before=$(cpu_ticks "$2")
-  rps=$(redis-benchmark -p "$1" -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
+  rps=$($CLI redis-benchmark -p "$1" -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
     awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}')
   after=$(cpu_ticks "$2")
   awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$N" 'BEGIN { printf "%s %.2f\n", r, t / hz * 1e6 / n }'
