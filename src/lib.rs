@@ -24,4 +24,5 @@ pub mod config;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod space;
 pub mod store;

@@ -161,11 +161,11 @@ fn expiry_with_injected_time_lazy_and_active() {
     assert_eq!(c.cmd(&["GET", "lazy"]), Frame::Null);
     // The active cycle reclaims keys nobody reads.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while h.state.dbs[0].len() > 1 && Instant::now() < deadline {
+    while h.state.global.db(0).len() > 1 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(1));
-    assert_eq!(h.state.dbs[0].used_bytes(), h.state.dbs[0].sample_one(b"keep", h.state.now_ms()).unwrap());
+    assert_eq!(h.state.global.db(0).used_bytes(), h.state.global.db(0).sample_one(b"keep", h.state.now_ms()).unwrap());
 }
 
 #[test]

@@ -127,7 +127,7 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn select(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let n = int(a[1])?;
-    if n < 0 || n as usize >= ctx.state.dbs.len() {
+    if n < 0 || n as usize >= ctx.space().databases() {
         return Err(CmdError::DbIndex);
     }
     ctx.client.set_db(n as usize);

@@ -60,9 +60,10 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
     // A write may make a key ready for blocked clients; a blocking command
     // that is itself still waiting wrote nothing (and must not wake the
     // others, or waiters would wake each other forever).
-    if spec.has(WRITE) && state.blocking.any() && ctx.client.block.is_none() {
+    let blocking = &ctx.space().blocking;
+    if spec.has(WRITE) && blocking.any() && ctx.client.block.is_none() {
         for i in spec.key_indexes(argv.len()) {
-            state.blocking.signal(ctx.client.db, argv[i]);
+            blocking.signal(ctx.client.db, argv[i]);
         }
     }
     let stats = &state.command_stats[idx];

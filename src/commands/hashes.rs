@@ -75,9 +75,9 @@ fn with_hash<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&HashValue) -> R) -> Resul
 }
 
 pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db]
-        .read(a[1], ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(|h| out.bulk_opt(h.get(a[2]).map(|v| &v[..]))));
+    let found = db.read(a[1], ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(|h| out.bulk_opt(h.get(a[2]).map(|v| &v[..]))));
     match found {
         Some(r) => r,
         None => {
@@ -129,8 +129,9 @@ pub fn hexists(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// HKEYS, HVALS, HGETALL.
 fn hget_many(ctx: &mut Ctx, key: &[u8], keys: bool, vals: bool) -> CmdResult {
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db].read(key, ctx.now_ms, ctx.touch, |e| {
+    let found = db.read(key, ctx.now_ms, ctx.touch, |e| {
         let h = as_hash(&e.value)?;
         if keys && vals {
             out.map(h.len());

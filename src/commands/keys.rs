@@ -131,7 +131,7 @@ pub fn renamenx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, CmdError> {
     let n = int(arg)?;
-    if n < 0 || n as usize >= ctx.state.dbs.len() {
+    if n < 0 || n as usize >= ctx.space().databases() {
         return Err(CmdError::DbIndex);
     }
     Ok(n as usize)
@@ -159,7 +159,7 @@ pub fn copy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
-    let dst = &ctx.state.dbs[target];
+    let dst = ctx.space().db(target);
     let done = dst.write(a[2], now, |slot| {
         if slot.exists() && !replace {
             return false;
@@ -178,7 +178,7 @@ pub fn move_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let now = ctx.now_ms;
     let src = ctx.db();
-    let dst = &ctx.state.dbs[target];
+    let dst = ctx.space().db(target);
     if !src.contains(a[1], now) || dst.contains(a[1], now) {
         ctx.out.int(0);
         return Ok(());
@@ -349,8 +349,9 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ));
     }
     let now = ctx.now_ms;
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db].read(a[2], now, false, |e| match sub.as_str() {
+    let found = db.read(a[2], now, false, |e| match sub.as_str() {
         "encoding" => out.bulk(e.value.encoding().as_bytes()),
         "freq" => out.int(e.lfu(now) as i64),
         "idletime" => out.int(e.idle_secs(now) as i64),
@@ -384,7 +385,7 @@ pub fn flushdb(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn flushall(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
-    for d in &ctx.state.dbs {
+    for (_, d) in ctx.space().existing() {
         d.clear();
     }
     ctx.out.ok();

@@ -112,8 +112,9 @@ pub fn llen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn lrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (start, end) = (int(a[2])?, int(a[3])?);
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let r = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| {
+    let r = db.read(a[1], ctx.now_ms, ctx.touch, |e| {
         let l = as_list(&e.value)?;
         match super::args::clamp_range(start, end, l.len()) {
             None => out.array(0),

@@ -33,6 +33,7 @@ pub use table::{COMMANDS, lookup};
 use crate::protocol::Out;
 use crate::server::client::ClientState;
 use crate::server::state::ServerState;
+use crate::space::Space;
 use crate::store::Keyspace;
 
 /// A handler: the context and the full argument vector (name included).
@@ -133,7 +134,12 @@ impl<'a> Ctx<'a> {
     /// The client's selected database. The reference outlives the borrow of
     /// `self`, so a handler can hold it while writing to `self.out`.
     pub fn db(&self) -> &'a Keyspace {
-        &self.state.dbs[self.client.db]
+        self.space().db(self.client.db)
+    }
+
+    /// The namespace the client works in.
+    pub fn space(&self) -> &'a Space {
+        &self.state.global
     }
 }
 

@@ -4,10 +4,11 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::lower;
 use super::{CmdError, CmdResult, Ctx};
-use crate::server::pubsub::Subscriber;
+use crate::space::pubsub::Subscriber;
 
 fn subscriber(ctx: &Ctx) -> Subscriber {
-    Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), client: ctx.client.info.clone() }
+    let info = ctx.client.info.clone();
+    Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), kill: std::sync::Arc::new(move || info.request_kill()) }
 }
 
 fn confirm(ctx: &mut Ctx, kind: &str, name: Option<&[u8]>) {
@@ -23,7 +24,7 @@ fn confirm(ctx: &mut Ctx, kind: &str, name: Option<&[u8]>) {
 pub fn subscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     for ch in &a[1..] {
         if ctx.client.channels.insert(ch.to_vec()) {
-            ctx.state.pubsub.subscribe(ch, subscriber(ctx));
+            ctx.space().pubsub.subscribe(ch, subscriber(ctx));
         }
         confirm(ctx, "subscribe", Some(ch));
     }
@@ -33,7 +34,7 @@ pub fn subscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn psubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     for p in &a[1..] {
         if ctx.client.patterns.insert(p.to_vec()) {
-            ctx.state.pubsub.psubscribe(p, subscriber(ctx));
+            ctx.space().pubsub.psubscribe(p, subscriber(ctx));
         }
         confirm(ctx, "psubscribe", Some(p));
     }
@@ -48,7 +49,7 @@ pub fn unsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     for ch in names {
         if ctx.client.channels.remove(&ch) {
-            ctx.state.pubsub.unsubscribe(&ch, ctx.client.id());
+            ctx.space().pubsub.unsubscribe(&ch, ctx.client.id());
         }
         confirm(ctx, "unsubscribe", Some(&ch));
     }
@@ -63,7 +64,7 @@ pub fn punsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     for p in names {
         if ctx.client.patterns.remove(&p) {
-            ctx.state.pubsub.punsubscribe(&p, ctx.client.id());
+            ctx.space().pubsub.punsubscribe(&p, ctx.client.id());
         }
         confirm(ctx, "punsubscribe", Some(&p));
     }
@@ -72,18 +73,19 @@ pub fn punsubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// Drops every subscription of a client (on RESET and disconnect).
 pub fn unsubscribe_all(ctx: &mut Ctx) {
+    let (space, id) = (ctx.space(), ctx.client.info.id);
     for ch in ctx.client.channels.drain() {
-        ctx.state.pubsub.unsubscribe(&ch, ctx.client.info.id);
+        space.pubsub.unsubscribe(&ch, id);
     }
     for p in ctx.client.patterns.drain() {
-        ctx.state.pubsub.punsubscribe(&p, ctx.client.info.id);
+        space.pubsub.punsubscribe(&p, id);
     }
     ctx.client.info.subs.store(0, Relaxed);
     ctx.client.info.psubs.store(0, Relaxed);
 }
 
 pub fn publish(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let n = ctx.state.pubsub.publish(a[1], a[2]);
+    let n = ctx.space().pubsub.publish(a[1], a[2]);
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -92,17 +94,17 @@ pub fn pubsub(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let sub = lower(a[1]);
     match sub.as_str() {
         "channels" if a.len() <= 3 => {
-            let chans = ctx.state.pubsub.channels(a.get(2).copied());
+            let chans = ctx.space().pubsub.channels(a.get(2).copied());
             ctx.out.bulks(chans.iter().map(|c| &c[..]));
         }
         "numsub" => {
             ctx.out.map(a.len() - 2);
             for ch in &a[2..] {
                 ctx.out.bulk(ch);
-                ctx.out.int(ctx.state.pubsub.numsub(ch) as i64);
+                ctx.out.int(ctx.space().pubsub.numsub(ch) as i64);
             }
         }
-        "numpat" if a.len() == 2 => ctx.out.int(ctx.state.pubsub.numpat() as i64),
+        "numpat" if a.len() == 2 => ctx.out.int(ctx.space().pubsub.numpat() as i64),
         "channels" | "numpat" => return Err(CmdError::Arity(format!("pubsub|{sub}"))),
         "help" => super::keys::help_reply(
             ctx,

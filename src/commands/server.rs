@@ -79,7 +79,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n",
                 s.clients.len(),
                 cfg.maxclients,
-                s.blocking.blocked_clients(),
+                ctx.space().blocking.blocked_clients(),
                 s.clients.all().iter().filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0).count()
             );
         }
@@ -100,7 +100,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
             t.push_str("# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n");
         }
         "stats" => {
-            let expired: u64 = s.dbs.iter().map(|d| d.expired_count()).sum();
+            let expired: u64 = ctx.space().existing().map(|(_, d)| d.expired_count()).sum();
             let _ = write!(
                 t,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
@@ -112,8 +112,8 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 st.evicted_keys.get(),
                 st.keyspace_hits.get(),
                 st.keyspace_misses.get(),
-                s.pubsub.channels(None).len(),
-                s.pubsub.numpat(),
+                ctx.space().pubsub.channels(None).len(),
+                ctx.space().pubsub.numpat(),
                 st.total_error_replies.get()
             );
         }
@@ -135,7 +135,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
         }
         "keyspace" => {
             t.push_str("# Keyspace\r\n");
-            for (i, d) in s.dbs.iter().enumerate() {
+            for (i, d) in ctx.space().existing() {
                 if !d.is_empty() {
                     let _ = write!(t, "db{i}:keys={},expires={},avg_ttl=0\r\n", d.len(), d.volatile_len());
                 }

@@ -64,8 +64,9 @@ fn reply_set(ctx: &mut Ctx, members: &[Vec<u8>]) {
 }
 
 pub fn smembers(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| {
+    let found = db.read(a[1], ctx.now_ms, ctx.touch, |e| {
         let s = as_set(&e.value)?;
         let m = s.members();
         out.set(m.len());

@@ -15,8 +15,9 @@ pub fn as_str(v: &Value) -> Result<&[u8], CmdError> {
 }
 
 pub fn get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| out.bulk(s)));
+    let found = db.read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| out.bulk(s)));
     hit_or_miss(ctx, found.is_some());
     match found {
         Some(r) => r,
@@ -444,8 +445,9 @@ impl std::fmt::Display for Decimal {
 
 pub fn getrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (start, end) = (int(a[2])?, int(a[3])?);
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.state.dbs[ctx.client.db].read(a[1], ctx.now_ms, ctx.touch, |e| {
+    let found = db.read(a[1], ctx.now_ms, ctx.touch, |e| {
         let s = as_str(&e.value)?;
         out.bulk(string_range(s, start, end));
         Ok::<_, CmdError>(())

@@ -21,8 +21,9 @@ pub fn multi(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 
 /// Forgets every watched key and the dirty flag.
 pub fn unwatch_all(ctx: &mut Ctx) {
+    let space = ctx.space();
     for (db, key) in ctx.client.watched.drain(..) {
-        ctx.state.dbs[db].unwatch(&key, &ctx.client.watch_dirty);
+        space.db(db).unwatch(&key, &ctx.client.watch_dirty);
     }
     ctx.client.watch_dirty.store(false, Relaxed);
 }
@@ -83,7 +84,7 @@ pub fn watch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         if ctx.client.watched.iter().any(|(d, w)| *d == db && w.as_slice() == *k) {
             continue;
         }
-        ctx.state.dbs[db].watch(k, ctx.client.watch_dirty.clone());
+        ctx.space().db(db).watch(k, ctx.client.watch_dirty.clone());
         ctx.client.watched.push((db, k.to_vec()));
     }
     ctx.out.ok();

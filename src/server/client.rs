@@ -10,7 +10,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::pubsub::{MessageReceiver, MessageSender, new_channel};
+use crate::space::pubsub::{MessageReceiver, MessageSender, new_channel};
 
 /// What other clients may see of a connection (CLIENT LIST) or do to it (KILL).
 #[derive(Debug)]

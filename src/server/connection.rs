@@ -16,11 +16,11 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::client::{BlockSpec, ClientInfo, ClientState};
-use super::pubsub::{Message, MessageReceiver};
 use super::socket::Socket;
 use super::state::ServerState;
 use crate::commands::{Ctx, execute};
 use crate::protocol::{Argv, Limits, Out, parse_request};
+use crate::space::pubsub::{Message, MessageReceiver};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers that grew past this are given back when idle.
@@ -181,9 +181,9 @@ impl Conn {
     /// the client goes away; then replies. False means close.
     async fn wait_blocked(&mut self, spec: BlockSpec, argv: Vec<Vec<u8>>) -> std::io::Result<bool> {
         let db = self.client.db;
-        self.state.blocking.register(db, &spec.keys, &self.wake);
+        self.state.global.blocking.register(db, &spec.keys, &self.wake);
         let result = self.block_loop(&spec, &argv).await;
-        self.state.blocking.unregister(db, &spec.keys, &self.wake);
+        self.state.global.blocking.unregister(db, &spec.keys, &self.wake);
         result
     }
 

@@ -6,10 +6,8 @@
 //! runs a whole server on its own runtime thread, which is how integration
 //! tests start one on port 0.
 
-pub mod blocking;
 pub mod client;
 pub mod connection;
-pub mod pubsub;
 pub mod socket;
 pub mod state;
 
@@ -95,7 +93,7 @@ async fn active_expiry(state: Arc<ServerState>) {
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         let start = Instant::now();
         let now = state.now_ms();
-        for db in &state.dbs {
+        for (_, db) in state.global.existing() {
             while db.volatile_len() > 0 && start.elapsed() < Duration::from_millis(2) {
                 let (visited, deleted) = db.expire_step(now, 1024);
                 if deleted == 0 && visited < 1024 {

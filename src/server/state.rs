@@ -8,13 +8,11 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
-use super::blocking::Blocking;
 use super::client::ClientRegistry;
-use super::pubsub::PubSub;
 use crate::commands::COMMANDS;
 use crate::config::{Config, ServerConfig};
 use crate::metrics::{CallCounter, Counter};
-use crate::store::Keyspace;
+use crate::space::Space;
 use crate::store::clock::Clock;
 
 /// Per-command counters for `INFO commandstats`.
@@ -41,11 +39,10 @@ pub struct Stats {
 
 pub struct ServerState {
     pub config: RwLock<ServerConfig>,
-    pub dbs: Vec<Keyspace>,
+    /// The global (non-tenant) namespace.
+    pub global: Space,
     pub clock: Clock,
     pub clients: ClientRegistry,
-    pub pubsub: PubSub,
-    pub blocking: Blocking,
     pub stats: Stats,
     /// Indexed like [`COMMANDS`].
     pub command_stats: Vec<CommandStats>,
@@ -63,12 +60,10 @@ impl ServerState {
     pub fn new(config: &Config) -> Arc<ServerState> {
         let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
         Arc::new(ServerState {
-            dbs: (0..config.server.databases).map(|_| Keyspace::new()).collect(),
+            global: Space::new(config.server.databases as usize),
             config: RwLock::new(config.server.clone()),
             clock: Clock::default(),
             clients: ClientRegistry::default(),
-            pubsub: PubSub::default(),
-            blocking: Blocking::default(),
             stats: Stats::default(),
             command_stats: COMMANDS.iter().map(|_| CommandStats::default()).collect(),
             exec_lock: RwLock::new(()),
@@ -92,6 +87,6 @@ impl ServerState {
     }
 
     pub fn used_memory(&self) -> usize {
-        self.dbs.iter().map(|d| d.used_bytes()).sum()
+        self.global.used_bytes()
     }
 }

@@ -35,7 +35,8 @@ pub fn new_channel() -> (MessageSender, MessageReceiver) {
 pub struct Subscriber {
     pub id: u64,
     pub tx: MessageSender,
-    pub client: Arc<crate::server::client::ClientInfo>,
+    /// Disconnects the subscriber (when its queue is full).
+    pub kill: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -70,7 +71,7 @@ fn deliver(sub: &Subscriber, msg: Message) -> bool {
     match sub.tx.try_send(msg) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            sub.client.request_kill();
+            (sub.kill)();
             false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,

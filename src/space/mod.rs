@@ -1,0 +1,51 @@
+//! A namespace: numbered databases, pub/sub channels and blocked clients.
+//!
+//! The global context is one `Space`; every tenant owns another. Whatever a
+//! command can see or signal is reached through its client's space, so one
+//! tenant's keys, channels and wake-ups cannot reach another's. Databases are
+//! created on first use, so an idle space costs a few hundred bytes.
+
+pub mod blocking;
+pub mod pubsub;
+
+use std::sync::OnceLock;
+
+use crate::store::Keyspace;
+pub use blocking::Blocking;
+pub use pubsub::PubSub;
+
+pub struct Space {
+    dbs: Box<[OnceLock<Box<Keyspace>>]>,
+    pub pubsub: PubSub,
+    pub blocking: Blocking,
+}
+
+impl Space {
+    pub fn new(databases: usize) -> Space {
+        Space { dbs: (0..databases).map(|_| OnceLock::new()).collect(), pubsub: PubSub::default(), blocking: Blocking::default() }
+    }
+
+    /// How many databases this space may address.
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Database `i` (created on first use). Panics if `i` is out of range:
+    /// callers validate indexes against [`Space::databases`].
+    pub fn db(&self, i: usize) -> &Keyspace {
+        self.dbs[i].get_or_init(|| Box::new(Keyspace::new()))
+    }
+
+    /// The databases that exist, with their indexes.
+    pub fn existing(&self) -> impl Iterator<Item = (usize, &Keyspace)> {
+        self.dbs.iter().enumerate().filter_map(|(i, d)| d.get().map(|k| (i, &**k)))
+    }
+
+    pub fn used_bytes(&self) -> usize {
+        self.existing().map(|(_, d)| d.used_bytes()).sum()
+    }
+
+    pub fn keys(&self) -> usize {
+        self.existing().map(|(_, d)| d.len()).sum()
+    }
+}
