@@ -26,3 +26,4 @@ pub mod protocol;
 pub mod server;
 pub mod space;
 pub mod store;
+pub mod tenancy;

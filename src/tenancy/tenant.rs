@@ -1,0 +1,255 @@
+//! One tenant: identity, tier, limits, state, its own namespace, metering.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::RwLock;
+use sha2::{Digest, Sha256};
+
+use super::lifecycle::TenantState;
+use super::tier::{TenantLimits, TenantTier};
+use super::{OperationType, TenantError};
+use crate::space::Space;
+
+/// Per-tenant counters, all relaxed atomics.
+#[derive(Debug, Default)]
+pub struct TenantMetrics {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub admin: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub memory_peak: AtomicU64,
+    pub connections: AtomicU64,
+    pub connections_peak: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub quota_rejected: AtomicU64,
+    pub evicted: AtomicU64,
+}
+
+/// A point-in-time view of what a tenant uses against its limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub memory_used: u64,
+    pub keys: u64,
+    pub connections: u64,
+    pub databases: u64,
+    pub limits: TenantLimits,
+}
+
+fn percent(used: u64, limit: u64) -> f64 {
+    if limit == 0 { 0.0 } else { used as f64 * 100.0 / limit as f64 }
+}
+
+impl Usage {
+    pub fn memory_percent(&self) -> f64 {
+        percent(self.memory_used, self.limits.memory_bytes)
+    }
+
+    pub fn keys_percent(&self) -> f64 {
+        percent(self.keys, self.limits.max_keys)
+    }
+
+    pub fn connections_percent(&self) -> f64 {
+        percent(self.connections, self.limits.max_connections)
+    }
+}
+
+/// A salted SHA-256 of a password; never the password itself.
+#[derive(Clone)]
+pub struct PasswordHash {
+    salt: [u8; 16],
+    hash: [u8; 32],
+}
+
+impl PasswordHash {
+    pub fn new(password: &[u8]) -> PasswordHash {
+        let mut salt = [0u8; 16];
+        salt.iter_mut().for_each(|b| *b = fastrand::u8(..));
+        PasswordHash { salt, hash: Self::digest(&salt, password) }
+    }
+
+    fn digest(salt: &[u8; 16], password: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(salt);
+        h.update(password);
+        h.finalize().into()
+    }
+
+    /// Compares in constant time.
+    pub fn verify(&self, password: &[u8]) -> bool {
+        let d = Self::digest(&self.salt, password);
+        d.iter().zip(&self.hash).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+/// Descriptive fields that change rarely, behind one lock.
+#[derive(Clone)]
+pub struct TenantProfile {
+    pub name: String,
+    pub tier: TenantTier,
+    pub eviction: String,
+    pub password: Option<PasswordHash>,
+}
+
+pub struct Tenant {
+    id: String,
+    profile: RwLock<TenantProfile>,
+    limits: RwLock<TenantLimits>,
+    state: AtomicU8,
+    created_at: u64,
+    limiter: RwLock<DefaultDirectRateLimiter>,
+    /// Memory recorded by embedders through [`Tenant::record_memory`], on top
+    /// of the exact accounting of the tenant's own databases.
+    external_memory: AtomicI64,
+    external_keys: AtomicI64,
+    /// The tenant's databases, channels and blocked clients.
+    pub space: Space,
+    pub metrics: TenantMetrics,
+}
+
+fn limiter_for(ops: u64) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(ops.clamp(1, u32::MAX as u64) as u32).expect("clamped to at least 1");
+    // A burst of one second's worth lets clients pipeline without being
+    // refused for arriving together.
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(rate))
+}
+
+impl Tenant {
+    pub fn new(id: String, profile: TenantProfile, limits: TenantLimits, databases: usize, now_secs: u64) -> Tenant {
+        Tenant {
+            id,
+            profile: RwLock::new(profile),
+            limiter: RwLock::new(limiter_for(limits.ops_per_second)),
+            limits: RwLock::new(limits),
+            state: AtomicU8::new(TenantState::Active as u8),
+            created_at: now_secs,
+            external_memory: AtomicI64::new(0),
+            external_keys: AtomicI64::new(0),
+            space: Space::new(databases),
+            metrics: TenantMetrics::default(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn profile(&self) -> TenantProfile {
+        self.profile.read().clone()
+    }
+
+    pub fn update_profile(&self, f: impl FnOnce(&mut TenantProfile)) {
+        f(&mut self.profile.write());
+    }
+
+    pub fn limits(&self) -> TenantLimits {
+        *self.limits.read()
+    }
+
+    /// Replaces the limits; takes effect for the next command.
+    pub fn set_limits(&self, l: TenantLimits) {
+        let rate_changed = self.limits.read().ops_per_second != l.ops_per_second;
+        *self.limits.write() = l;
+        if rate_changed {
+            *self.limiter.write() = limiter_for(l.ops_per_second);
+        }
+    }
+
+    pub fn state(&self) -> TenantState {
+        TenantState::from_u8(self.state.load(Relaxed))
+    }
+
+    pub fn set_state(&self, to: TenantState) -> Result<(), TenantError> {
+        let from = self.state();
+        if !from.can_become(to) {
+            return Err(TenantError::InvalidTransition { id: self.id.clone(), from, to });
+        }
+        self.state.store(to as u8, Relaxed);
+        Ok(())
+    }
+
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    pub fn check_password(&self, password: &[u8]) -> bool {
+        self.profile.read().password.as_ref().is_some_and(|h| h.verify(password))
+    }
+
+    /// Whether an operation of this class may run now: the tenant's state,
+    /// then its rate limit. Admin operations are not rate limited.
+    pub fn check_operation(&self, op: OperationType) -> Result<(), TenantError> {
+        match (self.state(), op) {
+            (TenantState::Deleting, _) => return Err(TenantError::Deleting(self.id.clone())),
+            (TenantState::Suspended, OperationType::Read | OperationType::Write) => {
+                return Err(TenantError::Suspended(self.id.clone()));
+            }
+            (s @ (TenantState::Archived | TenantState::Migrating), OperationType::Write) => {
+                return Err(TenantError::ReadOnly { id: self.id.clone(), state: s });
+            }
+            _ => {}
+        }
+        if op == OperationType::Admin {
+            return Ok(());
+        }
+        if let Err(not_until) = self.limiter.read().check() {
+            self.metrics.rate_limited.fetch_add(1, Relaxed);
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(TenantError::RateLimited {
+                id: self.id.clone(),
+                limit: self.limits().ops_per_second,
+                retry_ms: wait.as_millis() as u64 + 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds bytes an embedder tracks outside Ferrite's own databases.
+    pub fn record_memory(&self, bytes: i64) {
+        self.external_memory.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn record_keys(&self, keys: i64) {
+        self.external_keys.fetch_add(keys, Relaxed);
+    }
+
+    pub fn memory_used(&self) -> u64 {
+        let used = (self.space.used_bytes() as i64 + self.external_memory.load(Relaxed)).max(0) as u64;
+        self.metrics.memory_peak.fetch_max(used, Relaxed);
+        used
+    }
+
+    pub fn keys(&self) -> u64 {
+        (self.space.keys() as i64 + self.external_keys.load(Relaxed)).max(0) as u64
+    }
+
+    pub fn get_usage(&self) -> Usage {
+        Usage {
+            memory_used: self.memory_used(),
+            keys: self.keys(),
+            connections: self.metrics.connections.load(Relaxed),
+            databases: self.space.existing().count() as u64,
+            limits: self.limits(),
+        }
+    }
+
+    /// Counts a connection in, refusing it over the cap.
+    pub fn connect(&self) -> Result<(), TenantError> {
+        let limit = self.limits().max_connections;
+        let now = self.metrics.connections.fetch_add(1, Relaxed) + 1;
+        if now > limit {
+            self.metrics.connections.fetch_sub(1, Relaxed);
+            return Err(TenantError::Connections { id: self.id.clone(), limit });
+        }
+        self.metrics.connections_peak.fetch_max(now, Relaxed);
+        Ok(())
+    }
+
+    pub fn disconnect(&self) {
+        self.metrics.connections.fetch_sub(1, Relaxed);
+    }
+}
