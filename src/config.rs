@@ -28,6 +28,8 @@ pub enum ConfigError {
 pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub tenancy: crate::tenancy::TenantConfig,
 }
 
 /// `[server]`: Redis's own settings, under their Redis names.
@@ -323,6 +325,7 @@ impl Config {
     /// Checks values serde cannot: ranges and enumerations, by running each
     /// through its `CONFIG SET` validator.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.tenancy.validate().map_err(|message| ConfigError::BadValue { key: "tenancy".into(), message })?;
         let mut scratch = self.server.clone();
         for p in PARAMS {
             if let Some(set) = p.set {

@@ -128,6 +128,9 @@ pub struct Ctx<'a> {
     pub in_exec: bool,
     /// False under CLIENT NO-TOUCH: reads leave LRU/LFU stamps alone.
     pub touch: bool,
+    /// The client's namespace (its tenant's, or the global one), resolved by
+    /// the connection, which keeps the tenant alive while the command runs.
+    pub space: &'a Space,
 }
 
 impl<'a> Ctx<'a> {
@@ -139,7 +142,7 @@ impl<'a> Ctx<'a> {
 
     /// The namespace the client works in.
     pub fn space(&self) -> &'a Space {
-        &self.state.global
+        self.space
     }
 }
 

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use parking_lot::Mutex;
+
+use crate::space::Space;
+use crate::tenancy::Tenant;
 use tokio::sync::Notify;
 
 use crate::space::pubsub::{MessageReceiver, MessageSender, new_channel};
@@ -31,6 +34,8 @@ pub struct ClientInfo {
     pub psubs: AtomicUsize,
     /// -1 outside MULTI, else the number of queued commands, stored +1.
     pub multi: AtomicUsize,
+    /// The tenant whose context the connection is in, for CLIENT LIST/KILL.
+    pub tenant: Mutex<Option<String>>,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
@@ -73,6 +78,7 @@ impl ClientRegistry {
             subs: AtomicUsize::new(0),
             psubs: AtomicUsize::new(0),
             multi: AtomicUsize::new(0),
+            tenant: Mutex::new(None),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
@@ -140,6 +146,11 @@ pub struct ClientState {
     pub block: Option<BlockSpec>,
     /// Set by QUIT: close once the reply is written.
     pub close_after_reply: bool,
+    /// The tenant context, if any (AUTH as a tenant, or an admin's TENANT.USE).
+    pub tenant: Option<Arc<Tenant>>,
+    /// True when AUTH bound the connection to its tenant for its lifetime;
+    /// such a connection is not an admin.
+    pub bound: bool,
 }
 
 impl ClientState {
@@ -159,6 +170,8 @@ impl ClientState {
             msg_tx: tx,
             block: None,
             close_after_reply: false,
+            tenant: None,
+            bound: false,
         };
         (state, rx)
     }
@@ -169,6 +182,24 @@ impl ClientState {
 
     pub fn subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// The namespace the client works in.
+    pub fn space<'a>(&'a self, global: &'a Space) -> &'a Space {
+        self.tenant.as_ref().map_or(global, |t| &t.space)
+    }
+
+    /// Admins may manage tenants and enter any tenant's context.
+    pub fn is_admin(&self) -> bool {
+        !self.bound
+    }
+
+    /// Moves the connection into a tenant's context (or back to global).
+    /// The caller has dropped watches and subscriptions of the old space.
+    pub fn enter(&mut self, tenant: Option<Arc<Tenant>>) {
+        *self.info.tenant.lock() = tenant.as_ref().map(|t| t.id().to_string());
+        self.tenant = tenant;
+        self.set_db(0);
     }
 
     pub fn set_db(&mut self, db: usize) {

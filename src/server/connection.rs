@@ -21,6 +21,7 @@ use super::state::ServerState;
 use crate::commands::{Ctx, execute};
 use crate::protocol::{Argv, Limits, Out, parse_request};
 use crate::space::pubsub::{Message, MessageReceiver};
+use crate::tenancy::Tenant;
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers that grew past this are given back when idle.
@@ -42,6 +43,14 @@ struct Conn {
     out: Out,
     argv: Argv,
     wake: Arc<Notify>,
+}
+
+fn same_tenant(a: &Option<Arc<Tenant>>, b: &Option<Arc<Tenant>>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// Serves one accepted connection until it closes or is killed.
@@ -144,7 +153,14 @@ impl Conn {
         let now = self.state.now_ms();
         self.client.info.last_active_ms.store(now, Relaxed);
         let max_bulk_len = self.state.config.read().proto_max_bulk_len as i64;
+        // Held for the whole batch so the space stays alive; refreshed when a
+        // command (AUTH, TENANT.USE, TENANT.EXIT, RESET) changes the context.
+        let mut tenant = self.client.tenant.clone();
         loop {
+            if !same_tenant(&tenant, &self.client.tenant) {
+                tenant = self.client.tenant.clone();
+            }
+            let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
             let limits = Limits { max_bulk_len, unauthenticated: !self.client.authenticated };
             let consumed = match parse_request(&self.inbuf, &limits, &mut self.argv) {
                 Ok(None) => break,
@@ -157,7 +173,8 @@ impl Conn {
             if !self.argv.is_empty() {
                 let args: SmallVec<[&[u8]; 8]> = self.argv.iter(&self.inbuf).collect();
                 let touch = !self.client.info.no_touch.load(Relaxed);
-                let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: now, in_exec: false, touch };
+                let mut ctx =
+                    Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: now, in_exec: false, touch, space };
                 execute(&mut ctx, &args);
                 if let Some(spec) = self.client.block.take() {
                     let owned = args.iter().map(|a| a.to_vec()).collect();
@@ -181,9 +198,9 @@ impl Conn {
     /// the client goes away; then replies. False means close.
     async fn wait_blocked(&mut self, spec: BlockSpec, argv: Vec<Vec<u8>>) -> std::io::Result<bool> {
         let db = self.client.db;
-        self.state.global.blocking.register(db, &spec.keys, &self.wake);
+        self.client.space(&self.state.global).blocking.register(db, &spec.keys, &self.wake);
         let result = self.block_loop(&spec, &argv).await;
-        self.state.global.blocking.unregister(db, &spec.keys, &self.wake);
+        self.client.space(&self.state.global).blocking.unregister(db, &spec.keys, &self.wake);
         result
     }
 
@@ -194,7 +211,9 @@ impl Conn {
                 _ = self.wake.notified() => {
                     let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
                     let touch = !self.client.info.no_touch.load(Relaxed);
-                    let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: self.state.now_ms(), in_exec: false, touch };
+                    let tenant = self.client.tenant.clone();
+                    let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
+                    let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: self.state.now_ms(), in_exec: false, touch, space };
                     execute(&mut ctx, &args);
                     if self.client.block.take().is_none() {
                         return Ok(true);
@@ -248,7 +267,12 @@ impl Conn {
     /// Releases what the client held in shared registries.
     fn cleanup(&mut self) {
         let mut sink = Out::default();
-        let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut sink, now_ms: 0, in_exec: false, touch: false };
+        let tenant = self.client.tenant.clone();
+        let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
+        let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut sink, now_ms: 0, in_exec: false, touch: false, space };
         crate::commands::cleanup_client(&mut ctx);
+        if let (Some(t), true) = (&tenant, self.client.bound) {
+            t.disconnect();
+        }
     }
 }

@@ -14,6 +14,7 @@ use crate::config::{Config, ServerConfig};
 use crate::metrics::{CallCounter, Counter};
 use crate::space::Space;
 use crate::store::clock::Clock;
+use crate::tenancy::{TenantConfig, TenantManager};
 
 /// Per-command counters for `INFO commandstats`.
 #[derive(Debug, Default)]
@@ -41,6 +42,7 @@ pub struct ServerState {
     pub config: RwLock<ServerConfig>,
     /// The global (non-tenant) namespace.
     pub global: Space,
+    pub tenants: TenantManager,
     pub clock: Clock,
     pub clients: ClientRegistry,
     pub stats: Stats,
@@ -61,6 +63,7 @@ impl ServerState {
         let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
         Arc::new(ServerState {
             global: Space::new(config.server.databases as usize),
+            tenants: TenantManager::new(TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() }),
             config: RwLock::new(config.server.clone()),
             clock: Clock::default(),
             clients: ClientRegistry::default(),
