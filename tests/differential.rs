@@ -167,7 +167,8 @@ fn generated_scripts() -> Vec<Script> {
             v.push(Script { name: format!("types: {cmd} on a {t}"), steps });
         }
     }
-    for c in COMMANDS.iter().filter(|c| !NOT_IN_ARITY_SWEEP.contains(&c.name)) {
+    // Ferrite's own commands (tenancy) have no Redis counterpart to compare with.
+    for c in COMMANDS.iter().filter(|c| !NOT_IN_ARITY_SWEEP.contains(&c.name) && c.group != "tenancy") {
         let mut steps = vec![Step { args: vec![c.name.as_bytes().to_vec()], compare: Compare::Exact, line: c.name.into() }];
         if c.arity > 1 {
             let mut args = vec![c.name.as_bytes().to_vec()];

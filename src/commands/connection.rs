@@ -6,6 +6,8 @@ use super::args::{int, is, lower};
 use super::keys::help_reply;
 use super::{CmdError, CmdResult, Ctx};
 use crate::server::client::ClientInfo;
+use crate::tenancy::Tenant;
+use std::sync::Arc;
 
 pub const REDIS_VERSION: &str = "7.0.15";
 
@@ -31,15 +33,42 @@ pub fn echo(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Checks a username/password pair against `requirepass`.
-fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let required = ctx.state.config.read().requirepass.clone();
-    match required {
-        _ if user != b"default" => Err(CmdError::WrongPass),
-        None => Ok(()),
-        Some(p) if p.as_bytes() == pass => Ok(()),
-        Some(_) => Err(CmdError::WrongPass),
+/// Checks a username/password pair: `default` against `requirepass` (the
+/// admin), any other user name as a tenant id against that tenant's password.
+fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<Tenant>>, CmdError> {
+    if user == b"default" {
+        let required = ctx.state.config.read().requirepass.clone();
+        return match required {
+            None => Ok(None),
+            Some(p) if p.as_bytes() == pass => Ok(None),
+            Some(_) => Err(CmdError::WrongPass),
+        };
     }
+    let id = std::str::from_utf8(user).map_err(|_| CmdError::WrongPass)?;
+    match ctx.state.tenants.get_tenant(id) {
+        Ok(t) if t.check_password(pass) => Ok(Some(t)),
+        _ => Err(CmdError::WrongPass),
+    }
+}
+
+/// Makes an authenticated identity the connection's: a tenant binds the
+/// connection to itself for its lifetime (counted against its connection
+/// limit); the admin may not re-authenticate a bound connection.
+fn bind(ctx: &mut Ctx, who: Option<Arc<Tenant>>) -> CmdResult {
+    let bound_to = ctx.client.tenant.as_ref().filter(|_| ctx.client.bound).map(|t| t.id().to_string());
+    match (who, bound_to) {
+        (Some(t), Some(cur)) if t.id() == cur => {}
+        (_, Some(cur)) => return Err(CmdError::err(format!("this connection is bound to tenant '{cur}' for its lifetime"))),
+        (None, None) => {}
+        (Some(t), None) => {
+            t.connect().map_err(|e| CmdError::msg(e.to_string()))?;
+            super::cleanup_client(ctx);
+            ctx.client.enter(Some(t));
+            ctx.client.bound = true;
+        }
+    }
+    ctx.client.authenticated = true;
+    Ok(())
 }
 
 pub fn auth(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -53,8 +82,8 @@ pub fn auth(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
     }
-    check_password(ctx, user, pass)?;
-    ctx.client.authenticated = true;
+    let who = check_password(ctx, user, pass)?;
+    bind(ctx, who)?;
     ctx.out.ok();
     Ok(())
 }
@@ -87,8 +116,8 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
     }
     if let Some((u, p)) = auth {
-        check_password(ctx, u, p)?;
-        ctx.client.authenticated = true;
+        let who = check_password(ctx, u, p)?;
+        bind(ctx, who)?;
     }
     if !ctx.client.authenticated {
         return Err(CmdError::msg(
@@ -127,7 +156,7 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn select(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let n = int(a[1])?;
-    if n < 0 || n as usize >= ctx.space().databases() {
+    if n < 0 || n as usize >= super::databases_allowed(ctx) {
         return Err(CmdError::DbIndex);
     }
     ctx.client.set_db(n as usize);
@@ -147,6 +176,9 @@ pub fn reset(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     ctx.client.info.multi.store(0, Relaxed);
     super::transactions::unwatch_all(ctx);
     super::pubsub::unsubscribe_all(ctx);
+    if !ctx.client.bound {
+        ctx.client.enter(None);
+    }
     ctx.client.set_db(0);
     ctx.client.resp3 = false;
     ctx.out.resp3 = false;
@@ -154,7 +186,7 @@ pub fn reset(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     ctx.client.info.name.lock().clear();
     ctx.client.info.no_evict.store(false, Relaxed);
     ctx.client.info.no_touch.store(false, Relaxed);
-    ctx.client.authenticated = ctx.state.config.read().requirepass.is_none();
+    ctx.client.authenticated = ctx.client.bound || ctx.state.config.read().requirepass.is_none();
     ctx.out.simple("RESET");
     Ok(())
 }
@@ -202,6 +234,16 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         c.lib_name.lock(),
         c.lib_ver.lock(),
     )
+}
+
+/// The clients a CLIENT command may see: all of them from the global
+/// context, only the same tenant's from a tenant context.
+fn visible_clients(ctx: &Ctx) -> Vec<Arc<ClientInfo>> {
+    let all = ctx.state.clients.all();
+    match &ctx.client.tenant {
+        None => all,
+        Some(t) => all.into_iter().filter(|c| c.tenant.lock().as_deref() == Some(t.id())).collect(),
+    }
 }
 
 fn on_off(a: &[u8]) -> Result<bool, CmdError> {
@@ -335,7 +377,7 @@ fn client_list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
     }
     let mut text = String::new();
-    for c in ctx.state.clients.all() {
+    for c in visible_clients(ctx) {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
             continue;
         }
@@ -357,7 +399,7 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let me = ctx.client.info.id;
     if a.len() == 3 {
         let addr = String::from_utf8_lossy(a[2]).into_owned();
-        let target = ctx.state.clients.all().into_iter().find(|c| c.addr.to_string() == addr);
+        let target = visible_clients(ctx).into_iter().find(|c| c.addr.to_string() == addr);
         return match target {
             Some(c) => {
                 c.request_kill();
@@ -394,7 +436,7 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
     }
     let mut killed = 0;
-    for c in ctx.state.clients.all() {
+    for c in visible_clients(ctx) {
         let pubsub = c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0;
         let matches = id.is_none_or(|i| c.id == i)
             && addr.as_ref().is_none_or(|x| &c.addr.to_string() == x)

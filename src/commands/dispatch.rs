@@ -4,12 +4,38 @@
 //! The order of checks follows Redis's `processCommand`, so the same bad
 //! request gets the same error here as there.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::error::CmdError;
 use super::flags::*;
 use super::{CommandSpec, Ctx, lookup};
+use crate::tenancy::{OperationType, TenantError};
 
 /// Runs one command (or queues it inside MULTI) and writes its reply.
 pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv.len() >= 2 && argv[0].eq_ignore_ascii_case(b"tenant") {
+        let (name, used) = tenant_subcommand(argv);
+        if lookup(name.as_bytes()).is_some() {
+            let mut dotted: Vec<&[u8]> = vec![name.as_bytes()];
+            dotted.extend_from_slice(&argv[used..]);
+            return execute_table(ctx, &dotted);
+        }
+    }
+    execute_table(ctx, argv)
+}
+
+/// `TENANT LIMITS SET x ...` names the entry `tenant.limits.set`; returns
+/// the dotted name and how many arguments it took.
+fn tenant_subcommand(argv: &[&[u8]]) -> (String, usize) {
+    let sub = String::from_utf8_lossy(argv[1]).to_ascii_lowercase();
+    if sub == "limits" && argv.len() >= 3 {
+        (format!("tenant.limits.{}", String::from_utf8_lossy(argv[2]).to_ascii_lowercase()), 3)
+    } else {
+        (format!("tenant.{sub}"), 2)
+    }
+}
+
+fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
     let Some((idx, spec)) = lookup(argv[0]) else {
         return reject(ctx, None, unknown_command(argv));
     };
@@ -18,6 +44,14 @@ pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     if !ctx.client.authenticated && !spec.has(NO_AUTH) {
         return reject(ctx, Some(idx), CmdError::NoAuth);
+    }
+    if ctx.client.bound && spec.has(ADMIN) {
+        let id = ctx.client.tenant.as_ref().map_or("?", |t| t.id()).to_string();
+        return reject(
+            ctx,
+            Some(idx),
+            CmdError::msg(format!("NOPERM tenant '{id}' has no permissions to run the '{}' command", spec.name)),
+        );
     }
     if ctx.client.subscriptions() > 0 && !ctx.client.resp3 && !spec.has(SUB_CONTEXT) {
         let msg = format!(
@@ -47,6 +81,12 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
     ctx.client.info.last_cmd.store(idx, std::sync::atomic::Ordering::Relaxed);
     // The TSC-based clock costs a few ns where clock_gettime costs tens.
     let start = quanta::Instant::now();
+    if let Err(e) = tenant_admission(ctx, spec, argv) {
+        state.command_stats[idx].rejected.incr();
+        state.stats.total_error_replies.incr();
+        ctx.out.error(&e.to_string());
+        return;
+    }
     // EXEC takes the lock itself; commands inside it run under EXEC's.
     let result = if ctx.in_exec || spec.has(TX_CONTROL) {
         (spec.handler)(ctx, argv)
@@ -74,6 +114,44 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
         state.stats.total_error_replies.incr();
         ctx.out.error_bytes(&e.to_bytes());
     }
+}
+
+/// A tenant's state, rate limit and quotas, checked before a data command
+/// runs. Only commands the table marks as reading or writing data count.
+fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), TenantError> {
+    let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
+    if spec.has(ADMIN) || spec.group == "tenancy" {
+        t.metrics.admin.fetch_add(1, Relaxed);
+    }
+    let op = if spec.has(WRITE) {
+        OperationType::Write
+    } else if spec.has(READONLY) {
+        OperationType::Read
+    } else {
+        return Ok(());
+    };
+    t.check_operation(op)?;
+    let counter = if op == OperationType::Write { &t.metrics.writes } else { &t.metrics.reads };
+    counter.fetch_add(1, Relaxed);
+    if spec.has(DENYOOM) {
+        let limits = t.limits();
+        let used = t.memory_used();
+        t.note_memory_level(used);
+        if used >= limits.memory_bytes {
+            t.metrics.quota_rejected.fetch_add(1, Relaxed);
+            return Err(TenantError::Oom { id: t.id().into(), used, limit: limits.memory_bytes });
+        }
+        let keys = t.keys();
+        // Only near the limit is it worth counting which keys are new.
+        if keys + argv.len() as u64 > limits.max_keys {
+            let new = spec.key_indexes(argv.len()).filter(|&i| !ctx.db().contains(argv[i], ctx.now_ms)).count() as u64;
+            if keys + new > limits.max_keys {
+                t.metrics.quota_rejected.fetch_add(1, Relaxed);
+                return Err(TenantError::KeyLimit { id: t.id().into(), keys, limit: limits.max_keys });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Commands that touch several keys (or whole databases) run alone.

@@ -131,7 +131,7 @@ pub fn renamenx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, CmdError> {
     let n = int(arg)?;
-    if n < 0 || n as usize >= ctx.space().databases() {
+    if n < 0 || n as usize >= super::databases_allowed(ctx) {
         return Err(CmdError::DbIndex);
     }
     Ok(n as usize)

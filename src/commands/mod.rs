@@ -23,6 +23,7 @@ mod pubsub;
 mod server;
 mod sets;
 mod strings;
+mod tenant;
 mod transactions;
 mod zsets;
 
@@ -144,6 +145,13 @@ impl<'a> Ctx<'a> {
     pub fn space(&self) -> &'a Space {
         self.space
     }
+}
+
+/// How many databases the client may SELECT: the space's, capped by its
+/// tenant's DATABASES limit.
+pub fn databases_allowed(ctx: &Ctx) -> usize {
+    let n = ctx.space().databases();
+    ctx.client.tenant.as_ref().map_or(n, |t| n.min(t.limits().max_databases as usize))
 }
 
 /// Drops a departing client's subscriptions and watches.

@@ -29,7 +29,15 @@ pub fn get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hit_or_miss(ctx: &Ctx, hit: bool) {
-    if hit { ctx.state.stats.keyspace_hits.incr() } else { ctx.state.stats.keyspace_misses.incr() }
+    if hit {
+        ctx.state.stats.keyspace_hits.incr()
+    } else {
+        ctx.state.stats.keyspace_misses.incr()
+    }
+    if let Some(t) = &ctx.client.tenant {
+        let m = &t.metrics;
+        if hit { &m.hits } else { &m.misses }.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// How a write treats an existing expiry.

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use ahash::AHashMap;
 
 use super::flags::*;
-use super::{CommandSpec, connection, hashes, keys, lists, pubsub, server, sets, strings, transactions, zsets};
+use super::{CommandSpec, connection, hashes, keys, lists, pubsub, server, sets, strings, tenant, transactions, zsets};
 
 macro_rules! cmd {
     ($name:expr, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $group:expr, $handler:path) => {
@@ -194,6 +194,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("discard", 1, FAST | TX_CONTROL | LOADING | STALE, 0, 0, 0, "transactions", transactions::discard),
     cmd!("watch", -2, FAST | TX_CONTROL | LOADING | STALE, 1, -1, 1, "transactions", transactions::watch),
     cmd!("unwatch", 1, FAST | LOADING | STALE, 0, 0, 0, "transactions", transactions::unwatch),
+    // tenants (management entries are admin-only; a tenant may read its own record)
+    cmd!("tenant", -2, FAST, 0, 0, 0, "tenancy", tenant::tenant),
+    cmd!("tenant.create", -2, ADMIN | NO_MULTI, 0, 0, 0, "tenancy", tenant::create),
+    cmd!("tenant.update", -3, ADMIN | NO_MULTI, 0, 0, 0, "tenancy", tenant::update),
+    cmd!("tenant.delete", 2, ADMIN | NO_MULTI, 0, 0, 0, "tenancy", tenant::delete),
+    cmd!("tenant.list", -1, ADMIN, 0, 0, 0, "tenancy", tenant::list),
+    cmd!("tenant.info", -1, FAST, 0, 0, 0, "tenancy", tenant::info),
+    cmd!("tenant.use", 2, ADMIN | NO_MULTI | FAST, 0, 0, 0, "tenancy", tenant::use_),
+    cmd!("tenant.current", 1, FAST, 0, 0, 0, "tenancy", tenant::current),
+    cmd!("tenant.exit", 1, ADMIN | NO_MULTI | FAST, 0, 0, 0, "tenancy", tenant::exit),
+    cmd!("tenant.limits.set", -4, ADMIN, 0, 0, 0, "tenancy", tenant::limits_set),
+    cmd!("tenant.limits.get", -1, FAST, 0, 0, 0, "tenancy", tenant::limits_get),
+    cmd!("tenant.quota", -1, FAST, 0, 0, 0, "tenancy", tenant::quota),
+    cmd!("tenant.suspend", 2, ADMIN, 0, 0, 0, "tenancy", tenant::suspend),
+    cmd!("tenant.activate", 2, ADMIN, 0, 0, 0, "tenancy", tenant::activate),
+    cmd!("tenant.stats", -1, FAST, 0, 0, 0, "tenancy", tenant::stats),
     // pubsub
     cmd!("subscribe", -2, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::subscribe),
     cmd!("unsubscribe", -1, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::unsubscribe),

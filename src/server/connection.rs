@@ -96,10 +96,11 @@ impl Conn {
             tokio::select! {
                 _ = self.client.info.kill.notified() => return Ok(()),
                 r = self.socket.read_into(&mut self.inbuf) => {
-                    if r? == 0 {
+                    let n = r?;
+                    if n == 0 {
                         return Ok(());
                     }
-                    if !self.on_input().await? {
+                    if !self.on_input(n).await? {
                         return Ok(());
                     }
                 }
@@ -121,8 +122,11 @@ impl Conn {
     }
 
     /// Handles newly read bytes; false means close the connection.
-    async fn on_input(&mut self) -> std::io::Result<bool> {
-        self.state.stats.net_input_bytes.add(self.inbuf.len() as u64);
+    async fn on_input(&mut self, read: usize) -> std::io::Result<bool> {
+        self.state.stats.net_input_bytes.add(read as u64);
+        if let Some(t) = &self.client.tenant {
+            t.metrics.bytes_in.fetch_add(read as u64, Relaxed);
+        }
         let limit = self.state.config.read().client_query_buffer_limit as usize;
         if self.inbuf.len() > limit {
             tracing::warn!(client = self.client.id(), "closing client that exceeded the query buffer limit");
@@ -256,6 +260,9 @@ impl Conn {
             return Ok(());
         }
         self.state.stats.net_output_bytes.add(self.out.buf.len() as u64);
+        if let Some(t) = &self.client.tenant {
+            t.metrics.bytes_out.fetch_add(self.out.buf.len() as u64, Relaxed);
+        }
         self.socket.write_all(&self.out.buf).await?;
         self.out.buf.clear();
         if self.out.buf.capacity() > KEEP_CAPACITY {

@@ -1,7 +1,7 @@
 //! One tenant: identity, tier, limits, state, its own namespace, metering.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
@@ -109,7 +109,11 @@ pub struct Tenant {
     /// The tenant's databases, channels and blocked clients.
     pub space: Space,
     pub metrics: TenantMetrics,
+    warned: AtomicBool,
 }
+
+/// Usage above this share of a limit logs a warning.
+pub const WARN_PERCENT: u64 = 80;
 
 fn limiter_for(ops: u64) -> DefaultDirectRateLimiter {
     let rate = NonZeroU32::new(ops.clamp(1, u32::MAX as u64) as u32).expect("clamped to at least 1");
@@ -131,6 +135,7 @@ impl Tenant {
             external_keys: AtomicI64::new(0),
             space: Space::new(databases),
             metrics: TenantMetrics::default(),
+            warned: AtomicBool::new(false),
         }
     }
 
@@ -234,6 +239,16 @@ impl Tenant {
             connections: self.metrics.connections.load(Relaxed),
             databases: self.space.existing().count() as u64,
             limits: self.limits(),
+        }
+    }
+
+    /// Logs once each time memory use crosses 80% of the limit (and re-arms
+    /// when it falls back under).
+    pub fn note_memory_level(&self, used: u64) {
+        let limit = self.limits().memory_bytes;
+        let high = limit > 0 && used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT);
+        if high != self.warned.swap(high, Relaxed) && high {
+            tracing::warn!(tenant = %self.id, used, limit, "tenant memory above {WARN_PERCENT}% of its limit");
         }
     }
 

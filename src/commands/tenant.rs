@@ -1,0 +1,395 @@
+//! TENANT.* : managing tenants and entering their context.
+//!
+//! Each subcommand is its own table entry (`tenant.create`, `tenant.info`,
+//! ...), so permissions come from the table: management entries carry the
+//! `admin` flag, which a tenant-bound connection is refused by dispatch. The
+//! space form (`TENANT CREATE ...`) is rewritten to the dotted one before
+//! lookup. Read-only entries let a tenant see its own record only.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::args::{is, lower};
+use super::keys::help_reply;
+use super::{CmdError, CmdResult, Ctx};
+use crate::config::parse_size;
+use crate::protocol::Out;
+use crate::store::glob;
+use crate::tenancy::{Tenant, TenantError, TenantLimits, TenantState, TenantTier, Usage};
+
+/// Eviction policies a tenant may choose: the product page's and Redis's names.
+pub const EVICTION_POLICIES: &[&str] = &[
+    "noeviction",
+    "lru",
+    "lfu",
+    "ttl",
+    "random",
+    "volatile-lru",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+fn terr(e: TenantError) -> CmdError {
+    CmdError::msg(e.to_string())
+}
+
+/// The tenant a read-only subcommand is about: the named one (a bound
+/// connection may only name its own) or the current context's.
+fn target(ctx: &Ctx, arg: Option<&[u8]>) -> Result<Arc<Tenant>, CmdError> {
+    match arg {
+        Some(id) => {
+            let id = String::from_utf8_lossy(id);
+            if let (true, Some(own)) = (ctx.client.bound, ctx.client.tenant.as_ref())
+                && own.id() != id
+            {
+                return Err(CmdError::msg(format!("NOPERM tenant '{}' may only see its own record", own.id())));
+            }
+            ctx.state.tenants.get_tenant(&id).map_err(terr)
+        }
+        None => ctx.client.tenant.clone().ok_or_else(|| CmdError::err("no tenant selected: name one, or enter one with TENANT.USE")),
+    }
+}
+
+fn named(ctx: &Ctx, id: &[u8]) -> Result<Arc<Tenant>, CmdError> {
+    ctx.state.tenants.get_tenant(&String::from_utf8_lossy(id)).map_err(terr)
+}
+
+fn count(a: &[u8]) -> Result<u64, CmdError> {
+    super::args::uint(a, CmdError::NotInteger)
+}
+
+/// Options shared by CREATE and UPDATE.
+#[derive(Default)]
+struct Options {
+    name: Option<String>,
+    tier: Option<TenantTier>,
+    memory: Option<u64>,
+    keys: Option<u64>,
+    ops: Option<u64>,
+    connections: Option<u64>,
+    databases: Option<u64>,
+    password: Option<Vec<u8>>,
+    eviction: Option<String>,
+}
+
+fn parse_options(a: &[&[u8]]) -> Result<Options, CmdError> {
+    let mut o = Options::default();
+    if !a.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    for pair in a.chunks(2) {
+        let v = pair[1];
+        let text = String::from_utf8_lossy(v).into_owned();
+        match lower(pair[0]).as_str() {
+            "name" => o.name = Some(text),
+            "tier" => o.tier = Some(TenantTier::parse(&text)),
+            "memory" => o.memory = Some(parse_size(&text).map_err(|e| CmdError::err(format!("invalid MEMORY: {e}")))?),
+            "keys" => o.keys = Some(count(v)?),
+            "ops" => o.ops = Some(count(v)?.max(1)),
+            "connections" => o.connections = Some(count(v)?),
+            "databases" => o.databases = Some(count(v)?),
+            "password" => o.password = Some(v.to_vec()),
+            "eviction" => {
+                let p = text.to_ascii_lowercase();
+                if !EVICTION_POLICIES.contains(&p.as_str()) {
+                    return Err(CmdError::err(format!("unknown eviction policy '{text}'; use one of {}", EVICTION_POLICIES.join(", "))));
+                }
+                o.eviction = Some(p);
+            }
+            _ => return Err(CmdError::err(format!("unknown TENANT option '{}'", String::from_utf8_lossy(pair[0])))),
+        }
+    }
+    Ok(o)
+}
+
+/// Explicit limits override the tier's (or the current) ones.
+fn apply_limits(base: TenantLimits, o: &Options, max_dbs: usize) -> Result<TenantLimits, CmdError> {
+    let mut l = base;
+    l.memory_bytes = o.memory.unwrap_or(l.memory_bytes);
+    l.max_keys = o.keys.unwrap_or(l.max_keys);
+    l.ops_per_second = o.ops.unwrap_or(l.ops_per_second);
+    l.max_connections = o.connections.unwrap_or(l.max_connections);
+    l.max_databases = o.databases.unwrap_or(l.max_databases);
+    if l.max_databases == 0 || l.max_databases as usize > max_dbs {
+        return Err(CmdError::err(format!("DATABASES must be between 1 and {max_dbs}")));
+    }
+    Ok(l)
+}
+
+pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let id = String::from_utf8_lossy(a[1]).into_owned();
+    let o = parse_options(&a[2..])?;
+    let m = &ctx.state.tenants;
+    let base = match &o.tier {
+        Some(t) => m.tier_limits(t).map_err(terr)?,
+        None => m.config().default_limits,
+    };
+    let limits = apply_limits(base, &o, m.config().databases)?;
+    let tier = o.tier.clone().unwrap_or(TenantTier::Free);
+    let eviction = o.eviction.as_deref().unwrap_or("noeviction");
+    m.create_with(&id, o.name.as_deref(), tier, limits, o.password.as_deref(), eviction).map_err(terr)?;
+    tracing::info!(tenant = %id, "tenant created");
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = named(ctx, a[1])?;
+    let o = parse_options(&a[2..])?;
+    let m = &ctx.state.tenants;
+    // Changing the tier re-applies its limits; explicit options win.
+    let base = match &o.tier {
+        Some(tier) => m.tier_limits(tier).map_err(terr)?,
+        None => t.limits(),
+    };
+    let limits = apply_limits(base, &o, m.config().databases)?;
+    t.set_limits(limits);
+    let hash = o.password.as_deref().map(crate::tenancy::tenant::PasswordHash::new);
+    t.update_profile(|p| {
+        if let Some(n) = &o.name {
+            p.name = n.clone();
+        }
+        if let Some(tier) = &o.tier {
+            p.tier = tier.clone();
+        }
+        if let Some(e) = &o.eviction {
+            p.eviction = e.clone();
+        }
+        if hash.is_some() {
+            p.password = hash;
+        }
+    });
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = ctx.state.tenants.delete_tenant(&String::from_utf8_lossy(a[1])).map_err(terr)?;
+    for c in ctx.state.clients.all() {
+        if c.tenant.lock().as_deref() == Some(t.id()) && c.id != ctx.client.id() {
+            c.request_kill();
+        }
+    }
+    if ctx.client.tenant.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, &t)) {
+        super::cleanup_client(ctx);
+        ctx.client.enter(None);
+    }
+    for (_, db) in t.space.existing() {
+        db.clear();
+    }
+    tracing::info!(tenant = %t.id(), "tenant deleted");
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let filter = match a.len() {
+        1 => None,
+        4 if is(a[1], "filter") => Some((lower(a[2]), a[3])),
+        _ => return Err(CmdError::Syntax),
+    };
+    let mut ids = Vec::new();
+    for t in ctx.state.tenants.list() {
+        let keep = match &filter {
+            None => true,
+            Some((k, v)) if k == "state" => t.state().name().as_bytes().eq_ignore_ascii_case(v),
+            Some((k, v)) if k == "tier" => t.profile().tier.name().as_bytes().eq_ignore_ascii_case(v),
+            Some((k, v)) if k == "name" => glob::matches(v, t.profile().name.as_bytes(), true),
+            Some(_) => return Err(CmdError::err("FILTER takes state, tier or name")),
+        };
+        if keep {
+            ids.push(t.id().to_string());
+        }
+    }
+    ctx.out.bulks(ids.iter().map(|s| s.as_bytes()));
+    Ok(())
+}
+
+/// Field/value pairs as a flat array (RESP2) or a map (RESP3).
+enum V {
+    S(String),
+    I(u64),
+}
+
+fn reply_fields(out: &mut Out, fields: &[(&str, V)]) {
+    out.map(fields.len());
+    for (k, v) in fields {
+        out.bulk(k.as_bytes());
+        match v {
+            V::S(s) => out.bulk(s.as_bytes()),
+            V::I(n) => out.int(*n as i64),
+        }
+    }
+}
+
+pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() > 2 {
+        return Err(CmdError::Arity("tenant.info".into()));
+    }
+    let t = target(ctx, a.get(1).copied())?;
+    let (p, u) = (t.profile(), t.get_usage());
+    let fields = [
+        ("id", V::S(t.id().into())),
+        ("name", V::S(p.name)),
+        ("tier", V::S(p.tier.name().into())),
+        ("state", V::S(t.state().name().into())),
+        ("memory_used", V::I(u.memory_used)),
+        ("memory_limit", V::I(u.limits.memory_bytes)),
+        ("memory_peak", V::I(t.metrics.memory_peak.load(Relaxed))),
+        ("keys", V::I(u.keys)),
+        ("key_limit", V::I(u.limits.max_keys)),
+        ("ops_limit", V::I(u.limits.ops_per_second)),
+        ("ops", V::I(t.metrics.reads.load(Relaxed) + t.metrics.writes.load(Relaxed))),
+        ("connections", V::I(u.connections)),
+        ("connection_limit", V::I(u.limits.max_connections)),
+        ("databases", V::I(u.databases)),
+        ("database_limit", V::I(u.limits.max_databases)),
+        ("eviction", V::S(p.eviction)),
+        ("created_at", V::I(t.created_at())),
+    ];
+    reply_fields(ctx.out, &fields);
+    Ok(())
+}
+
+pub fn use_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = named(ctx, a[1])?;
+    super::cleanup_client(ctx);
+    ctx.client.enter(Some(t));
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn current(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    let id = ctx.client.tenant.as_ref().map(|t| t.id().to_string());
+    ctx.out.bulk_opt(id.as_deref().map(str::as_bytes));
+    Ok(())
+}
+
+pub fn exit(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    super::cleanup_client(ctx);
+    ctx.client.enter(None);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn limits_set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = named(ctx, a[1])?;
+    let o = parse_options(&a[2..])?;
+    if o.name.is_some() || o.tier.is_some() || o.password.is_some() || o.eviction.is_some() {
+        return Err(CmdError::err("TENANT.LIMITS.SET takes MEMORY, KEYS, OPS, CONNECTIONS or DATABASES"));
+    }
+    let l = apply_limits(t.limits(), &o, ctx.state.tenants.config().databases)?;
+    t.set_limits(l);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn limits_get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = target(ctx, a.get(1).copied())?;
+    let l = t.limits();
+    let fields = [
+        ("memory", V::I(l.memory_bytes)),
+        ("keys", V::I(l.max_keys)),
+        ("ops", V::I(l.ops_per_second)),
+        ("connections", V::I(l.max_connections)),
+        ("databases", V::I(l.max_databases)),
+    ];
+    reply_fields(ctx.out, &fields);
+    Ok(())
+}
+
+pub fn quota(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = target(ctx, a.get(1).copied())?;
+    let u: Usage = t.get_usage();
+    let rows = [
+        ("memory", u.memory_used, u.limits.memory_bytes),
+        ("keys", u.keys, u.limits.max_keys),
+        ("connections", u.connections, u.limits.max_connections),
+        ("databases", u.databases, u.limits.max_databases),
+    ];
+    let out = &mut *ctx.out;
+    out.map(rows.len());
+    for (name, used, limit) in rows {
+        out.bulk(name.as_bytes());
+        out.map(3);
+        out.bulk(b"used");
+        out.int(used as i64);
+        out.bulk(b"limit");
+        out.int(limit as i64);
+        out.bulk(b"percent");
+        let pct = if limit == 0 { 0.0 } else { used as f64 * 100.0 / limit as f64 };
+        out.bulk(format!("{pct:.2}").as_bytes());
+    }
+    Ok(())
+}
+
+fn set_state(ctx: &mut Ctx, id: &[u8], to: TenantState) -> CmdResult {
+    named(ctx, id)?.set_state(to).map_err(terr)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn suspend(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    set_state(ctx, a[1], TenantState::Suspended)
+}
+
+pub fn activate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    set_state(ctx, a[1], TenantState::Active)
+}
+
+pub fn stats(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = target(ctx, a.get(1).copied())?;
+    let m = &t.metrics;
+    let g = |x: &std::sync::atomic::AtomicU64| V::I(x.load(Relaxed));
+    let expired: u64 = t.space.existing().map(|(_, d)| d.expired_count()).sum();
+    let fields = [
+        ("commands_read", g(&m.reads)),
+        ("commands_write", g(&m.writes)),
+        ("commands_admin", g(&m.admin)),
+        ("keyspace_hits", g(&m.hits)),
+        ("keyspace_misses", g(&m.misses)),
+        ("bytes_in", g(&m.bytes_in)),
+        ("bytes_out", g(&m.bytes_out)),
+        ("memory_used", V::I(t.memory_used())),
+        ("memory_peak", g(&m.memory_peak)),
+        ("keys", V::I(t.keys())),
+        ("connections", g(&m.connections)),
+        ("connections_peak", g(&m.connections_peak)),
+        ("rate_limited", g(&m.rate_limited)),
+        ("quota_rejected", g(&m.quota_rejected)),
+        ("evicted", g(&m.evicted)),
+        ("expired", V::I(expired)),
+    ];
+    reply_fields(ctx.out, &fields);
+    Ok(())
+}
+
+/// `TENANT` alone or with an unknown subcommand (known ones are rewritten
+/// to their dotted entries before lookup).
+pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if is(a[1], "help") {
+        help_reply(
+            ctx,
+            &[
+                "TENANT <subcommand> [<arg> ...] (also written TENANT.<SUBCOMMAND>). Subcommands are:",
+                "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy]",
+                "UPDATE <id> [same options]",
+                "DELETE <id>",
+                "LIST [FILTER state|tier|name <value>]",
+                "INFO [<id>]",
+                "USE <id> / CURRENT / EXIT",
+                "LIMITS SET <id> MEMORY|KEYS|OPS|CONNECTIONS|DATABASES <value>",
+                "LIMITS GET [<id>]",
+                "QUOTA [<id>]",
+                "SUSPEND <id> / ACTIVATE <id>",
+                "STATS [<id>]",
+            ],
+        );
+        return Ok(());
+    }
+    Err(CmdError::UnknownSubcommand { cmd: "TENANT".into(), sub: String::from_utf8_lossy(a[1]).into() })
+}

@@ -1,0 +1,267 @@
+//! Tenants on the wire: management, AUTH binding, permissions, isolation
+//! attacked from a tenant connection, quotas, states.
+
+mod common;
+
+use common::{Raw, bulk, err, ok, start};
+use ferrite::protocol::Frame;
+
+fn admin_with_tenants(h: &ferrite::server::ServerHandle, ids: &[&str]) -> Raw {
+    let mut a = Raw::connect(h.addr);
+    for id in ids {
+        assert_eq!(a.cmd(&["TENANT.CREATE", id, "PASSWORD", &format!("pw-{id}")]), ok());
+    }
+    a
+}
+
+fn tenant_conn(h: &ferrite::server::ServerHandle, id: &str) -> Raw {
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["AUTH", id, &format!("pw-{id}")]), ok());
+    c
+}
+
+fn field(f: &Frame, name: &str) -> Frame {
+    let Frame::Array(v) = f else { panic!("array: {f}") };
+    let i = v.iter().position(|x| x == &bulk(name)).unwrap_or_else(|| panic!("no {name} in {f}"));
+    v[i + 1].clone()
+}
+
+#[test]
+fn create_info_list_and_both_spellings() {
+    let h = start();
+    let mut a = Raw::connect(h.addr);
+    assert_eq!(a.cmd(&["TENANT.CREATE", "acme-corp", "NAME", "Acme Corporation", "TIER", "pro"]), ok());
+    assert_eq!(a.cmd(&["TENANT", "CREATE", "startup-xyz", "MEMORY", "512MB", "KEYS", "100000", "OPS", "1000"]), ok());
+    assert_eq!(a.cmd(&["TENANT.CREATE", "acme-corp"]), err("ERR tenant 'acme-corp' already exists"));
+    assert_eq!(a.cmd(&["TENANT.CREATE", "bad:id"]), err("ERR invalid tenant id 'bad:id': use 1-64 characters of A-Z a-z 0-9 _ -"));
+    assert_eq!(a.cmd(&["TENANT.CREATE", "t", "TIER", "platinum"]), err("ERR unknown tier 'platinum'"));
+    assert_eq!(a.cmd(&["TENANT.CREATE", "t", "MEMORY"]), err("ERR syntax error"));
+    let info = a.cmd(&["TENANT.INFO", "acme-corp"]);
+    assert_eq!(field(&info, "name"), bulk("Acme Corporation"));
+    assert_eq!(field(&info, "tier"), bulk("pro"));
+    assert_eq!(field(&info, "state"), bulk("active"));
+    assert_eq!(field(&info, "memory_limit"), Frame::Integer(4 << 30));
+    assert_eq!(field(&info, "key_limit"), Frame::Integer(10_000_000));
+    let s = a.cmd(&["TENANT", "INFO", "startup-xyz"]);
+    assert_eq!(field(&s, "memory_limit"), Frame::Integer(512 << 20));
+    assert_eq!(field(&s, "ops_limit"), Frame::Integer(1000));
+    assert_eq!(a.cmd(&["TENANT.LIST"]), Frame::Array(vec![bulk("acme-corp"), bulk("startup-xyz")]));
+    assert_eq!(a.cmd(&["TENANT.LIST", "FILTER", "tier", "pro"]), Frame::Array(vec![bulk("acme-corp")]));
+    // Changing the tier re-applies its limits.
+    assert_eq!(a.cmd(&["TENANT.UPDATE", "acme-corp", "TIER", "free"]), ok());
+    assert_eq!(field(&a.cmd(&["TENANT.INFO", "acme-corp"]), "memory_limit"), Frame::Integer(64 << 20));
+    // RESP3 gets a map in the same order.
+    a.cmd(&["HELLO", "3"]);
+    let Frame::Map(m) = a.cmd(&["TENANT.INFO", "acme-corp"]) else { panic!("map") };
+    assert_eq!(m[0], (bulk("id"), bulk("acme-corp")));
+}
+
+#[test]
+fn tenant_keys_are_isolated_from_every_angle() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["a", "b"]);
+    let mut a = tenant_conn(&h, "a");
+    let mut b = tenant_conn(&h, "b");
+    admin.cmd(&["SET", "user:1", "global"]);
+    a.cmd(&["SET", "user:1", "alice"]);
+    a.cmd(&["HSET", "h", "f", "v"]);
+    a.cmd(&["RPUSH", "l", "x"]);
+    assert_eq!(b.cmd(&["GET", "user:1"]), Frame::Null);
+    assert_eq!(b.cmd(&["EXISTS", "user:1", "h", "l"]), Frame::Integer(0));
+    assert_eq!(b.cmd(&["KEYS", "*"]), Frame::Array(vec![]));
+    assert_eq!(b.cmd(&["SCAN", "0", "COUNT", "1000"]), Frame::Array(vec![bulk("0"), Frame::Array(vec![])]));
+    assert_eq!(b.cmd(&["RANDOMKEY"]), Frame::Null);
+    assert_eq!(b.cmd(&["DBSIZE"]), Frame::Integer(0));
+    assert_eq!(b.cmd(&["RENAME", "user:1", "x"]), err("ERR no such key"));
+    assert_eq!(b.cmd(&["COPY", "user:1", "x"]), Frame::Integer(0));
+    // A tenant naming another tenant's internal key gets its own key of that name.
+    assert_eq!(b.cmd(&["GET", "__tenant:a:user:1"]), Frame::Null);
+    b.cmd(&["FLUSHALL"]);
+    assert_eq!(a.cmd(&["GET", "user:1"]), bulk("alice"));
+    assert_eq!(admin.cmd(&["GET", "user:1"]), bulk("global"));
+    assert_eq!(a.cmd(&["DBSIZE"]), Frame::Integer(3));
+    let Frame::Bulk(info) = b.cmd(&["INFO", "keyspace"]) else { panic!() };
+    assert!(!String::from_utf8_lossy(&info).contains("db0"));
+}
+
+#[test]
+fn pubsub_and_transactions_stay_inside_a_tenant() {
+    let h = start();
+    let _admin = admin_with_tenants(&h, &["a", "b"]);
+    let mut sub_b = tenant_conn(&h, "b");
+    sub_b.cmd(&["PSUBSCRIBE", "*"]);
+    let mut a = tenant_conn(&h, "a");
+    assert_eq!(a.cmd(&["PUBLISH", "news", "secret"]), Frame::Integer(0));
+    assert_eq!(a.cmd(&["PUBSUB", "NUMPAT"]), Frame::Integer(0));
+    let mut b = tenant_conn(&h, "b");
+    assert_eq!(b.cmd(&["PUBLISH", "news", "hello"]), Frame::Integer(1));
+    assert_eq!(sub_b.read(), Frame::Array(vec![bulk("pmessage"), bulk("*"), bulk("news"), bulk("hello")]));
+    // WATCH in b is not disturbed by a's writes to the same key name.
+    b.cmd(&["WATCH", "k"]);
+    a.cmd(&["SET", "k", "1"]);
+    b.cmd(&["MULTI"]);
+    b.cmd(&["SET", "k", "2"]);
+    assert_eq!(b.cmd(&["EXEC"]), Frame::Array(vec![ok()]));
+}
+
+#[test]
+fn tenant_connections_cannot_manage_or_administer() {
+    let h = start();
+    let _admin = admin_with_tenants(&h, &["a", "b"]);
+    let mut a = tenant_conn(&h, "a");
+    for cmd in [
+        &["TENANT.CREATE", "x"][..],
+        &["TENANT.USE", "b"],
+        &["TENANT.EXIT"],
+        &["TENANT.DELETE", "b"],
+        &["CONFIG", "GET", "port"],
+        &["SHUTDOWN"],
+    ] {
+        let Frame::Error(e) = a.cmd(cmd) else { panic!("{cmd:?} allowed") };
+        assert!(e.starts_with("NOPERM tenant 'a'"), "{e}");
+    }
+    assert_eq!(a.cmd(&["TENANT.CURRENT"]), bulk("a"));
+    assert_eq!(field(&a.cmd(&["TENANT.INFO"]), "id"), bulk("a"));
+    let Frame::Error(e) = a.cmd(&["TENANT.INFO", "b"]) else { panic!() };
+    assert!(e.starts_with("NOPERM"), "{e}");
+    // Bound for life: no switching identity.
+    let Frame::Error(e) = a.cmd(&["AUTH", "b", "pw-b"]) else { panic!() };
+    assert!(e.contains("bound to tenant 'a'"), "{e}");
+    // CLIENT LIST shows only the tenant's own connections.
+    let Frame::Bulk(list) = a.cmd(&["CLIENT", "LIST"]) else { panic!() };
+    assert_eq!(String::from_utf8_lossy(&list).lines().count(), 1);
+}
+
+#[test]
+fn admin_use_and_exit() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["a"]);
+    assert_eq!(admin.cmd(&["TENANT.CURRENT"]), Frame::Null);
+    assert_eq!(admin.cmd(&["TENANT.USE", "a"]), ok());
+    admin.cmd(&["SET", "inside", "1"]);
+    assert_eq!(admin.cmd(&["TENANT.CURRENT"]), bulk("a"));
+    assert_eq!(admin.cmd(&["TENANT.EXIT"]), ok());
+    assert_eq!(admin.cmd(&["GET", "inside"]), Frame::Null);
+    let mut a = tenant_conn(&h, "a");
+    assert_eq!(a.cmd(&["GET", "inside"]), bulk("1"));
+    assert_eq!(admin.cmd(&["TENANT.USE", "nope"]), err("ERR no such tenant 'nope'"));
+}
+
+#[test]
+fn wrong_tenant_password_is_wrongpass() {
+    let h = start();
+    let _admin = admin_with_tenants(&h, &["a"]);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["AUTH", "a", "nope"]), err("WRONGPASS invalid username-password pair or user is disabled."));
+    assert_eq!(c.cmd(&["AUTH", "ghost", "x"]), err("WRONGPASS invalid username-password pair or user is disabled."));
+    let (Frame::Map(_) | Frame::Array(_)) = c.cmd(&["HELLO", "2", "AUTH", "a", "pw-a"]) else { panic!("hello auth") };
+    assert_eq!(c.cmd(&["TENANT.CURRENT"]), bulk("a"));
+}
+
+#[test]
+fn memory_and_key_quotas_are_enforced_on_the_wire() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["q"]);
+    admin.cmd(&["TENANT.LIMITS.SET", "q", "KEYS", "3"]);
+    let mut q = tenant_conn(&h, "q");
+    for k in ["k1", "k2", "k3"] {
+        assert_eq!(q.cmd(&["SET", k, "v"]), ok());
+    }
+    assert_eq!(q.cmd(&["SET", "k4", "v"]), err("ERR tenant 'q' is at its key limit: 3 of 3 keys"));
+    assert_eq!(q.cmd(&["SET", "k1", "overwrite"]), ok(), "overwriting is not a new key");
+    assert_eq!(q.cmd(&["MSET", "k2", "a", "k5", "b"]), err("ERR tenant 'q' is at its key limit: 3 of 3 keys"));
+    // Memory: lower the limit under current use; writes fail with OOM, reads and deletes work.
+    admin.cmd(&["TENANT", "LIMITS", "SET", "q", "MEMORY", "100"]);
+    let Frame::Error(e) = q.cmd(&["SET", "k1", "x"]) else { panic!("write over memory limit") };
+    assert!(e.starts_with("OOM tenant 'q' is over its memory limit:") && e.ends_with("of 100 bytes used"), "{e}");
+    assert_eq!(q.cmd(&["GET", "k1"]), bulk("overwrite"));
+    assert_eq!(q.cmd(&["DEL", "k1", "k2", "k3"]), Frame::Integer(3));
+    admin.cmd(&["TENANT.LIMITS.SET", "q", "MEMORY", "1mb"]);
+    assert_eq!(q.cmd(&["SET", "k1", "x"]), ok());
+    let stats = q.cmd(&["TENANT.STATS"]);
+    assert_eq!(field(&stats, "quota_rejected"), Frame::Integer(3));
+    let quota = admin.cmd(&["TENANT.QUOTA", "q"]);
+    let Frame::Array(rows) = quota else { panic!() };
+    assert_eq!(rows[0], bulk("memory"));
+}
+
+#[test]
+fn ops_rate_limit_refuses_with_a_retry_hint() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["r"]);
+    admin.cmd(&["TENANT.LIMITS.SET", "r", "OPS", "5"]);
+    let mut r = tenant_conn(&h, "r");
+    let mut refused = None;
+    for i in 0..50 {
+        if let Frame::Error(e) = r.cmd(&["GET", "k"]) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("rate limited");
+    assert!(i >= 5, "allowed the burst first ({i})");
+    assert!(e.starts_with("ERR tenant 'r' is over its rate limit of 5 ops/sec; retry in"), "{e}");
+    assert_eq!(field(&r.cmd(&["TENANT.STATS"]), "rate_limited"), Frame::Integer(1));
+}
+
+#[test]
+fn connection_and_database_limits() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["c"]);
+    admin.cmd(&["TENANT.LIMITS.SET", "c", "CONNECTIONS", "1", "DATABASES", "2"]);
+    let mut first = tenant_conn(&h, "c");
+    let mut second = Raw::connect(h.addr);
+    assert_eq!(second.cmd(&["AUTH", "c", "pw-c"]), err("ERR tenant 'c' is at its connection limit of 1"));
+    assert_eq!(first.cmd(&["SELECT", "1"]), ok());
+    assert_eq!(first.cmd(&["SELECT", "2"]), err("ERR DB index is out of range"));
+    drop(first);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(second.cmd(&["AUTH", "c", "pw-c"]), ok());
+}
+
+#[test]
+fn states_suspend_archive_and_activate() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["s"]);
+    let mut s = tenant_conn(&h, "s");
+    s.cmd(&["SET", "k", "v"]);
+    assert_eq!(admin.cmd(&["TENANT.SUSPEND", "s"]), ok());
+    let Frame::Error(e) = s.cmd(&["GET", "k"]) else { panic!() };
+    assert!(e.contains("tenant 's' is suspended"), "{e}");
+    assert_eq!(s.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    assert_eq!(admin.cmd(&["TENANT.SUSPEND", "s"]), err("ERR tenant 's' cannot go from suspended to suspended"));
+    assert_eq!(admin.cmd(&["TENANT.ACTIVATE", "s"]), ok());
+    assert_eq!(s.cmd(&["GET", "k"]), bulk("v"));
+    assert_eq!(field(&admin.cmd(&["TENANT.INFO", "s"]), "state"), bulk("active"));
+}
+
+#[test]
+fn delete_removes_data_and_disconnects() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["d"]);
+    let mut d = tenant_conn(&h, "d");
+    d.cmd(&["SET", "k", "v"]);
+    assert_eq!(admin.cmd(&["TENANT.DELETE", "d"]), ok());
+    assert!(d.try_read().is_none() || d.is_closed());
+    assert_eq!(admin.cmd(&["TENANT.INFO", "d"]), err("ERR no such tenant 'd'"));
+    assert_eq!(admin.cmd(&["TENANT.CREATE", "d", "PASSWORD", "pw-d"]), ok());
+    let mut again = tenant_conn(&h, "d");
+    assert_eq!(again.cmd(&["GET", "k"]), Frame::Null);
+}
+
+#[test]
+fn ten_thousand_empty_tenants_fit() {
+    let h = start();
+    let mut admin = Raw::connect(h.addr);
+    let mut batch = Vec::new();
+    for i in 0..10_000 {
+        let id = format!("t{i}");
+        batch.extend(common::encode([&b"TENANT.CREATE"[..], id.as_bytes()].into_iter()));
+    }
+    admin.send(&batch);
+    for _ in 0..10_000 {
+        assert_eq!(admin.read(), ok());
+    }
+    assert_eq!(h.state.tenants.len(), 10_000);
+    assert_eq!(admin.cmd(&["TENANT.CREATE", "one-more"]), err("ERR tenant limit reached: max_tenants is 10000"));
+}
