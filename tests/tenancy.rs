@@ -265,3 +265,58 @@ fn ten_thousand_empty_tenants_fit() {
     assert_eq!(h.state.tenants.len(), 10_000);
     assert_eq!(admin.cmd(&["TENANT.CREATE", "one-more"]), err("ERR tenant limit reached: max_tenants is 10000"));
 }
+
+#[test]
+fn eviction_keeps_a_tenant_under_its_limit_and_spares_hot_keys() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["e", "other"]);
+    let mut other = tenant_conn(&h, "other");
+    other.cmd(&["SET", "mine", "safe"]);
+    admin.cmd(&["TENANT.UPDATE", "e", "MEMORY", "40kb", "EVICTION", "allkeys-lru", "KEYS", "1000000"]);
+    let mut e = tenant_conn(&h, "e");
+    let value = "v".repeat(100);
+    for i in 0..150 {
+        assert_eq!(e.cmd(&["SET", &format!("old:{i}"), &value]), ok());
+    }
+    // Time passes; ten keys are used again and so become the most recent.
+    h.state.clock.advance(100_000);
+    for i in 0..10 {
+        e.cmd(&["GET", &format!("old:{i}")]);
+    }
+    for i in 0..150 {
+        assert_eq!(e.cmd(&["SET", &format!("new:{i}"), &value]), ok(), "writes succeed by evicting");
+    }
+    let used = h.state.tenants.get_tenant("e").unwrap().memory_used();
+    assert!(used <= 40 * 1024 + 400, "used {used}");
+    for i in 0..10 {
+        assert_eq!(e.cmd(&["EXISTS", &format!("old:{i}")]), Frame::Integer(1), "hot key old:{i} survived");
+    }
+    let Frame::Integer(evicted) = field(&e.cmd(&["TENANT.STATS"]), "evicted") else { panic!() };
+    // About 227 keys of 180 accounted bytes fit in 40 KiB; 300 were written.
+    assert!(evicted >= 60, "evicted {evicted}");
+    assert_eq!(other.cmd(&["GET", "mine"]), bulk("safe"));
+}
+
+#[test]
+fn volatile_policies_only_evict_keys_with_a_ttl() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["v"]);
+    admin.cmd(&["TENANT.UPDATE", "v", "MEMORY", "20kb", "EVICTION", "volatile-ttl"]);
+    let mut v = tenant_conn(&h, "v");
+    let value = "x".repeat(100);
+    for i in 0..50 {
+        v.cmd(&["SET", &format!("keep:{i}"), &value]);
+    }
+    for i in 0..200 {
+        let r = v.cmd(&["SET", &format!("tmp:{i}"), &value, "EX", &(1000 + i).to_string()]);
+        if let Frame::Error(e) = r {
+            panic!("write {i} refused: {e}");
+        }
+    }
+    for i in 0..50 {
+        assert_eq!(v.cmd(&["EXISTS", &format!("keep:{i}")]), Frame::Integer(1));
+    }
+    // The soonest-expiring keys went first.
+    assert_eq!(v.cmd(&["EXISTS", "tmp:0"]), Frame::Integer(0));
+    assert_eq!(v.cmd(&["EXISTS", "tmp:199"]), Frame::Integer(1));
+}

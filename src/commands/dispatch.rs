@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::error::CmdError;
 use super::flags::*;
 use super::{CommandSpec, Ctx, lookup};
-use crate::tenancy::{OperationType, TenantError};
+use crate::tenancy::eviction::{Policy, evict_until_under};
+use crate::tenancy::{OperationType, Tenant, TenantError};
 
 /// Runs one command (or queues it inside MULTI) and writes its reply.
 pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -137,9 +138,9 @@ fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(),
         let limits = t.limits();
         let used = t.memory_used();
         t.note_memory_level(used);
-        if used >= limits.memory_bytes {
+        if used >= limits.memory_bytes && !make_room(ctx, t, limits.memory_bytes) {
             t.metrics.quota_rejected.fetch_add(1, Relaxed);
-            return Err(TenantError::Oom { id: t.id().into(), used, limit: limits.memory_bytes });
+            return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: limits.memory_bytes });
         }
         let keys = t.keys();
         // Only near the limit is it worth counting which keys are new.
@@ -152,6 +153,20 @@ fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Evicts by the tenant's policy until it is under `limit`; false if the
+/// policy is noeviction or nothing more could go.
+fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
+    let policy = Policy::parse(&t.profile().eviction).unwrap_or(Policy::NoEviction);
+    let samples = ctx.state.config.read().maxmemory_samples as usize;
+    match evict_until_under(t, policy, limit, samples, ctx.now_ms) {
+        Some(n) => {
+            ctx.state.stats.evicted_keys.add(n as u64);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Commands that touch several keys (or whole databases) run alone.

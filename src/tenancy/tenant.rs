@@ -7,6 +7,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
+use super::eviction::EvictionPool;
 use super::lifecycle::TenantState;
 use super::tier::{TenantLimits, TenantTier};
 use super::{OperationType, TenantError};
@@ -109,6 +110,7 @@ pub struct Tenant {
     /// The tenant's databases, channels and blocked clients.
     pub space: Space,
     pub metrics: TenantMetrics,
+    pub eviction_pool: EvictionPool,
     warned: AtomicBool,
 }
 
@@ -135,6 +137,7 @@ impl Tenant {
             external_keys: AtomicI64::new(0),
             space: Space::new(databases),
             metrics: TenantMetrics::default(),
+            eviction_pool: EvictionPool::default(),
             warned: AtomicBool::new(false),
         }
     }

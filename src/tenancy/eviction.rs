@@ -1,0 +1,132 @@
+//! Per-tenant eviction, after Redis's `evict.c`: sample a few keys from each
+//! of the tenant's databases into a small pool of the best candidates, evict
+//! the best, repeat until the tenant is under its memory limit or a time
+//! budget runs out. Only the tenant's own space is ever sampled.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::tenant::Tenant;
+use crate::store::keyspace::Sample;
+
+/// Candidates kept between rounds, as Redis's EVPOOL_SIZE.
+pub const POOL_SIZE: usize = 16;
+/// Give up evicting after this long and refuse the write instead.
+pub const TIME_BUDGET: Duration = Duration::from_micros(500);
+
+/// What to evict first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    NoEviction,
+    Lru {
+        volatile: bool,
+    },
+    Lfu {
+        volatile: bool,
+    },
+    Random {
+        volatile: bool,
+    },
+    /// Soonest expiry first (keys with a TTL only).
+    Ttl,
+}
+
+impl Policy {
+    /// Maps the product page's and Redis's policy names.
+    pub fn parse(name: &str) -> Option<Policy> {
+        Some(match name {
+            "noeviction" => Policy::NoEviction,
+            "lru" | "allkeys-lru" => Policy::Lru { volatile: false },
+            "volatile-lru" => Policy::Lru { volatile: true },
+            "lfu" | "allkeys-lfu" => Policy::Lfu { volatile: false },
+            "volatile-lfu" => Policy::Lfu { volatile: true },
+            "random" | "allkeys-random" => Policy::Random { volatile: false },
+            "volatile-random" => Policy::Random { volatile: true },
+            "ttl" | "volatile-ttl" => Policy::Ttl,
+            _ => return None,
+        })
+    }
+
+    fn volatile_only(self) -> bool {
+        matches!(self, Policy::Lru { volatile: true } | Policy::Lfu { volatile: true } | Policy::Random { volatile: true } | Policy::Ttl)
+    }
+
+    /// Higher is a better victim: idle time, 255 - LFU counter, or how soon
+    /// the key expires.
+    fn score(self, s: &Sample) -> u64 {
+        match self {
+            Policy::Lru { .. } => s.idle_secs,
+            Policy::Lfu { .. } => 255 - s.lfu as u64,
+            Policy::Ttl => u64::MAX - s.expire_at.unwrap_or(u64::MAX),
+            Policy::Random { .. } => fastrand::u64(..),
+            Policy::NoEviction => 0,
+        }
+    }
+}
+
+/// A candidate in the pool.
+#[derive(Debug, Clone)]
+struct Candidate {
+    score: u64,
+    db: usize,
+    key: Vec<u8>,
+}
+
+/// The tenant's persistent pool of best candidates.
+#[derive(Debug, Default)]
+pub struct EvictionPool {
+    pool: Mutex<Vec<Candidate>>,
+}
+
+impl EvictionPool {
+    fn fill(&self, tenant: &Tenant, policy: Policy, samples: usize, now_ms: u64) {
+        let mut pool = self.pool.lock();
+        for (db, ks) in tenant.space.existing() {
+            for s in ks.sample(samples, now_ms, policy.volatile_only()) {
+                if pool.iter().any(|c| c.db == db && c.key == s.key) {
+                    continue;
+                }
+                pool.push(Candidate { score: policy.score(&s), db, key: s.key });
+            }
+        }
+        pool.sort_by_key(|c| std::cmp::Reverse(c.score));
+        pool.truncate(POOL_SIZE);
+    }
+
+    fn best(&self) -> Option<Candidate> {
+        let mut pool = self.pool.lock();
+        if pool.is_empty() { None } else { Some(pool.remove(0)) }
+    }
+}
+
+/// Evicts the tenant's keys by `policy` until it uses less than `limit`
+/// bytes. Returns how many keys went, or None if it could not get under the
+/// limit (nothing evictable, or the time budget ran out).
+pub fn evict_until_under(tenant: &Tenant, policy: Policy, limit: u64, samples: usize, now_ms: u64) -> Option<usize> {
+    if policy == Policy::NoEviction {
+        return None;
+    }
+    let start = Instant::now();
+    let mut evicted = 0;
+    while tenant.memory_used() >= limit {
+        if start.elapsed() > TIME_BUDGET {
+            return None;
+        }
+        tenant.eviction_pool.fill(tenant, policy, samples, now_ms);
+        let mut removed = false;
+        while let Some(c) = tenant.eviction_pool.best() {
+            // The candidate may have gone since it was sampled.
+            if tenant.space.db(c.db).remove(&c.key, now_ms).is_some() {
+                removed = true;
+                break;
+            }
+        }
+        if !removed {
+            return None;
+        }
+        evicted += 1;
+        tenant.metrics.evicted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Some(evicted)
+}
