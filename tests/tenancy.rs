@@ -233,6 +233,13 @@ fn states_suspend_archive_and_activate() {
     assert_eq!(admin.cmd(&["TENANT.ACTIVATE", "s"]), ok());
     assert_eq!(s.cmd(&["GET", "k"]), bulk("v"));
     assert_eq!(field(&admin.cmd(&["TENANT.INFO", "s"]), "state"), bulk("active"));
+    // Archived (and migrating) tenants are read-only.
+    assert_eq!(admin.cmd(&["TENANT.UPDATE", "s", "STATE", "archived"]), ok());
+    assert_eq!(s.cmd(&["GET", "k"]), bulk("v"));
+    assert_eq!(s.cmd(&["SET", "k", "w"]), err("READONLY tenant 's' is archived: writes are refused"));
+    assert_eq!(admin.cmd(&["TENANT.UPDATE", "s", "STATE", "migrating"]), err("ERR tenant 's' cannot go from archived to migrating"));
+    assert_eq!(admin.cmd(&["TENANT.ACTIVATE", "s"]), ok());
+    assert_eq!(s.cmd(&["SET", "k", "w"]), ok());
 }
 
 #[test]
@@ -319,4 +326,56 @@ fn volatile_policies_only_evict_keys_with_a_ttl() {
     // The soonest-expiring keys went first.
     assert_eq!(v.cmd(&["EXISTS", "tmp:0"]), Frame::Integer(0));
     assert_eq!(v.cmd(&["EXISTS", "tmp:199"]), Frame::Integer(1));
+}
+
+#[test]
+fn the_admin_addresses_tenant_keys_by_internal_name() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["acme-corp", "b"]);
+    let mut t = tenant_conn(&h, "acme-corp");
+    t.cmd(&["SET", "user:123", "Alice"]);
+    assert_eq!(admin.cmd(&["GET", "__tenant:acme-corp:user:123"]), bulk("Alice"));
+    assert_eq!(admin.cmd(&["SET", "__tenant:acme-corp:user:124", "Bob"]), ok());
+    assert_eq!(t.cmd(&["GET", "user:124"]), bulk("Bob"));
+    assert_eq!(admin.cmd(&["GET", "user:124"]), Frame::Null, "not in the global keyspace");
+    assert_eq!(
+        admin.cmd(&["MGET", "__tenant:acme-corp:user:123", "__tenant:b:x"]),
+        err("ERR all keys of a command must belong to the same tenant")
+    );
+    assert_eq!(admin.cmd(&["GET", "__tenant:nope:k"]), err("ERR no such tenant 'nope'"));
+    // Nested prefixes do not hop to a second tenant.
+    admin.cmd(&["SET", "__tenant:acme-corp:__tenant:b:x", "stays"]);
+    let mut b = tenant_conn(&h, "b");
+    assert_eq!(b.cmd(&["GET", "x"]), Frame::Null);
+    assert_eq!(t.cmd(&["GET", "__tenant:b:x"]), bulk("stays"));
+}
+
+#[test]
+fn isolation_holds_for_sets_sorted_sets_and_blocking_pops() {
+    let h = start();
+    let _admin = admin_with_tenants(&h, &["a", "b"]);
+    let mut a = tenant_conn(&h, "a");
+    let mut b = tenant_conn(&h, "b");
+    a.cmd(&["SADD", "s", "1", "2"]);
+    a.cmd(&["ZADD", "z", "1", "m"]);
+    assert_eq!(b.cmd(&["SMEMBERS", "s"]), Frame::Array(vec![]));
+    assert_eq!(b.cmd(&["SUNIONSTORE", "d", "s"]), Frame::Integer(0));
+    assert_eq!(b.cmd(&["ZRANGE", "z", "0", "-1"]), Frame::Array(vec![]));
+    assert_eq!(b.cmd(&["ZUNIONSTORE", "d", "1", "z"]), Frame::Integer(0));
+    // A push in tenant a does not wake a BLPOP on the same key name in b.
+    let addr = h.addr;
+    let waiter = std::thread::spawn(move || {
+        let mut c = tenant_conn_addr(addr, "b");
+        c.cmd(&["BLPOP", "q", "0.5"])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    a.cmd(&["RPUSH", "q", "for-a"]);
+    assert_eq!(waiter.join().unwrap(), Frame::Null);
+    assert_eq!(a.cmd(&["LLEN", "q"]), Frame::Integer(1));
+}
+
+fn tenant_conn_addr(addr: std::net::SocketAddr, id: &str) -> Raw {
+    let mut c = Raw::connect(addr);
+    assert_eq!(c.cmd(&["AUTH", id, &format!("pw-{id}")]), ok());
+    c
 }

@@ -78,6 +78,15 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 /// Runs a command that passed every check (also used by EXEC for queued ones).
 pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
+    if ctx.client.tenant.is_none() && spec.first_key > 0 && argv.get(spec.first_key as usize).is_some_and(|k| k.starts_with(TENANT_PREFIX))
+    {
+        return run_addressed(ctx, idx, spec, argv);
+    }
+    run_here(ctx, idx, spec, argv);
+}
+
+/// Runs a command in the context's own space.
+fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
     let state = ctx.state;
     ctx.client.info.last_cmd.store(idx, std::sync::atomic::Ordering::Relaxed);
     // The TSC-based clock costs a few ns where clock_gettime costs tens.
@@ -166,6 +175,53 @@ fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// How the global context names a tenant's key: `__tenant:<id>:<key>`.
+pub const TENANT_PREFIX: &[u8] = b"__tenant:";
+
+/// Runs a global-context command whose keys are `__tenant:<id>:<key>` in that
+/// tenant's space, with the prefix stripped. Every key must name the same
+/// tenant; commands whose keys the table cannot locate are refused.
+fn run_addressed(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
+    let addressed = (|| {
+        if spec.has(MOVABLEKEYS) {
+            return Err(CmdError::err(format!("'{}' cannot address __tenant: keys; enter the tenant with TENANT.USE", spec.name)));
+        }
+        let first = &argv[spec.first_key as usize][TENANT_PREFIX.len()..];
+        let end = first.iter().position(|&b| b == b':').ok_or_else(|| CmdError::err("a tenant key is __tenant:<id>:<key>"))?;
+        let id = String::from_utf8_lossy(&first[..end]).into_owned();
+        let tenant = ctx.state.tenants.get_tenant(&id).map_err(|e| CmdError::msg(e.to_string()))?;
+        let prefix_len = TENANT_PREFIX.len() + end + 1;
+        let mut rewritten: Vec<&[u8]> = argv.to_vec();
+        for i in spec.key_indexes(argv.len()) {
+            let k = argv[i];
+            if k.len() < prefix_len || k[..prefix_len] != argv[spec.first_key as usize][..prefix_len] {
+                return Err(CmdError::err("all keys of a command must belong to the same tenant"));
+            }
+            rewritten[i] = &k[prefix_len..];
+        }
+        Ok((tenant, rewritten))
+    })();
+    match addressed {
+        Err(e) => {
+            ctx.state.stats.total_error_replies.incr();
+            ctx.out.error_bytes(&e.to_bytes());
+        }
+        Ok((tenant, rewritten)) => {
+            let mut inner = Ctx {
+                state: ctx.state,
+                client: &mut *ctx.client,
+                out: &mut *ctx.out,
+                now_ms: ctx.now_ms,
+                in_exec: ctx.in_exec,
+                touch: ctx.touch,
+                space: &tenant.space,
+            };
+            // Inside the tenant a key named `__tenant:...` is just a name.
+            run_here(&mut inner, idx, spec, &rewritten);
+        }
     }
 }
 

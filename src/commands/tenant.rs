@@ -74,6 +74,7 @@ struct Options {
     databases: Option<u64>,
     password: Option<Vec<u8>>,
     eviction: Option<String>,
+    state: Option<TenantState>,
 }
 
 fn parse_options(a: &[&[u8]]) -> Result<Options, CmdError> {
@@ -93,6 +94,12 @@ fn parse_options(a: &[&[u8]]) -> Result<Options, CmdError> {
             "connections" => o.connections = Some(count(v)?),
             "databases" => o.databases = Some(count(v)?),
             "password" => o.password = Some(v.to_vec()),
+            "state" => {
+                o.state = Some(
+                    TenantState::parse(&text)
+                        .ok_or_else(|| CmdError::err(format!("unknown state '{text}'; use active, suspended, migrating or archived")))?,
+                )
+            }
             "eviction" => {
                 let p = text.to_ascii_lowercase();
                 if !EVICTION_POLICIES.contains(&p.as_str()) {
@@ -123,6 +130,9 @@ fn apply_limits(base: TenantLimits, o: &Options, max_dbs: usize) -> Result<Tenan
 pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let id = String::from_utf8_lossy(a[1]).into_owned();
     let o = parse_options(&a[2..])?;
+    if o.state.is_some() {
+        return Err(CmdError::err("a new tenant starts active; change its STATE with TENANT.UPDATE"));
+    }
     let m = &ctx.state.tenants;
     let base = match &o.tier {
         Some(t) => m.tier_limits(t).map_err(terr)?,
@@ -147,6 +157,9 @@ pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         None => t.limits(),
     };
     let limits = apply_limits(base, &o, m.config().databases)?;
+    if let Some(s) = o.state {
+        t.set_state(s).map_err(terr)?;
+    }
     t.set_limits(limits);
     let hash = o.password.as_deref().map(crate::tenancy::tenant::PasswordHash::new);
     t.update_profile(|p| {
@@ -279,7 +292,7 @@ pub fn exit(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 pub fn limits_set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = named(ctx, a[1])?;
     let o = parse_options(&a[2..])?;
-    if o.name.is_some() || o.tier.is_some() || o.password.is_some() || o.eviction.is_some() {
+    if o.name.is_some() || o.tier.is_some() || o.password.is_some() || o.eviction.is_some() || o.state.is_some() {
         return Err(CmdError::err("TENANT.LIMITS.SET takes MEMORY, KEYS, OPS, CONNECTIONS or DATABASES"));
     }
     let l = apply_limits(t.limits(), &o, ctx.state.tenants.config().databases)?;
