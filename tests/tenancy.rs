@@ -379,3 +379,37 @@ fn tenant_conn_addr(addr: std::net::SocketAddr, id: &str) -> Raw {
     assert_eq!(c.cmd(&["AUTH", id, &format!("pw-{id}")]), ok());
     c
 }
+
+#[test]
+fn billing_prices_ops_memory_hours_and_bandwidth() {
+    let mut cfg = common::config();
+    cfg.tenancy.billing.price_per_million_ops = 2.0;
+    cfg.tenancy.billing.price_per_gb_hour = 1.0;
+    cfg.tenancy.billing.price_per_gb_bandwidth = 0.0;
+    let h = common::start_with(cfg);
+    let _admin = admin_with_tenants(&h, &["bill"]);
+    let mut t = tenant_conn(&h, "bill");
+    let value = "x".repeat(1 << 20);
+    t.cmd(&["SET", "big", &value]);
+    for _ in 0..99 {
+        t.cmd(&["GET", "nothing"]);
+    }
+    let tenant = h.state.tenants.get_tenant("bill").unwrap();
+    let used = tenant.memory_used();
+    // One hour passes (injected time); the metering tick integrates memory.
+    h.state.tenants.tick(h.state.now_ms());
+    h.state.clock.advance(3_600_000);
+    h.state.tenants.tick(h.state.now_ms());
+    let bill = t.cmd(&["TENANT.BILLING"]);
+    let Frame::Array(v) = &bill else { panic!("{bill}") };
+    assert_eq!(field(&bill, "ops"), Frame::Integer(100));
+    let Frame::Bulk(gbh) = field(&bill, "memory_gb_hours") else { panic!() };
+    let gbh: f64 = String::from_utf8_lossy(&gbh).parse().unwrap();
+    let expected = used as f64 / (1u64 << 30) as f64;
+    assert!((gbh - expected).abs() < expected * 0.01, "{gbh} vs {expected}");
+    let Frame::Bulk(total) = field(&bill, "total") else { panic!() };
+    let total: f64 = String::from_utf8_lossy(&total).parse().unwrap();
+    let want = 100.0 / 1e6 * 2.0 + expected * 1.0;
+    assert!((total - want).abs() < 1e-5, "total {total} want {want}");
+    assert!(v.contains(&bulk("items")));
+}

@@ -210,6 +210,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("tenant.suspend", 2, ADMIN, 0, 0, 0, "tenancy", tenant::suspend),
     cmd!("tenant.activate", 2, ADMIN, 0, 0, 0, "tenancy", tenant::activate),
     cmd!("tenant.stats", -1, FAST, 0, 0, 0, "tenancy", tenant::stats),
+    cmd!("tenant.billing", -1, FAST, 0, 0, 0, "tenancy", tenant::billing),
     // pubsub
     cmd!("subscribe", -2, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::subscribe),
     cmd!("unsubscribe", -1, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::unsubscribe),

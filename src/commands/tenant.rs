@@ -381,6 +381,39 @@ pub fn stats(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+pub fn billing(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = target(ctx, a.get(1).copied())?;
+    let cfg = &ctx.state.tenants.config().billing;
+    let inv = t.meter.invoice(&t, cfg);
+    let money = |x: f64| format!("{x:.6}");
+    let out = &mut *ctx.out;
+    out.map(8);
+    out.bulk(b"tenant");
+    out.bulk(t.id().as_bytes());
+    out.bulk(b"currency");
+    out.bulk(inv.currency.as_bytes());
+    out.bulk(b"period_start");
+    out.int((inv.period_start_ms / 1000) as i64);
+    out.bulk(b"ops");
+    out.int(inv.ops as i64);
+    out.bulk(b"memory_gb_hours");
+    out.bulk(format!("{:.9}", inv.memory_gb_hours).as_bytes());
+    out.bulk(b"bandwidth_bytes");
+    out.int(inv.bandwidth_bytes as i64);
+    out.bulk(b"items");
+    out.array(inv.items.len());
+    for i in &inv.items {
+        out.array(4);
+        out.bulk(i.name.as_bytes());
+        out.bulk(format!("{:.9}", i.quantity).as_bytes());
+        out.bulk(i.unit.as_bytes());
+        out.bulk(money(i.amount).as_bytes());
+    }
+    out.bulk(b"total");
+    out.bulk(money(inv.total).as_bytes());
+    Ok(())
+}
+
 /// `TENANT` alone or with an unknown subcommand (known ones are rewritten
 /// to their dotted entries before lookup).
 pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -400,6 +433,7 @@ pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 "QUOTA [<id>]",
                 "SUSPEND <id> / ACTIVATE <id>",
                 "STATS [<id>]",
+                "BILLING [<id>]",
             ],
         );
         return Ok(());

@@ -49,6 +49,7 @@ impl Server {
     /// Accepts connections until shutdown is requested.
     pub async fn run(self) {
         let expiry = tokio::spawn(active_expiry(self.state.clone()));
+        let metering = tokio::spawn(meter_tenants(self.state.clone()));
         tracing::info!(addr = %self.local_addr(), "Ready to accept connections");
         loop {
             tokio::select! {
@@ -66,6 +67,7 @@ impl Server {
             }
         }
         expiry.abort();
+        metering.abort();
         self.state.clients.kill_all();
         tracing::info!("Ferrite is now ready to exit, bye bye...");
     }
@@ -104,6 +106,15 @@ async fn active_expiry(state: Arc<ServerState>) {
                 }
             }
         }
+    }
+}
+
+/// Integrates each tenant's memory over time for billing, once a second.
+async fn meter_tenants(state: Arc<ServerState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        state.tenants.tick(state.now_ms());
     }
 }
 

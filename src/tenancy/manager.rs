@@ -6,6 +6,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::Deserialize;
 
+use super::billing::BillingConfig;
 use super::tenant::{PasswordHash, Tenant, TenantProfile};
 use super::tier::{TenantLimits, TenantTier};
 use super::{TenantError, valid_id};
@@ -22,6 +23,8 @@ pub struct TenantConfig {
     pub default_limits: TenantLimits,
     /// `[tenancy.tiers.<name>]`: custom tiers with their limits.
     pub tiers: BTreeMap<String, TenantLimits>,
+    /// `[tenancy.billing]`: prices for TENANT.BILLING.
+    pub billing: BillingConfig,
     /// Databases each tenant may address at most (the server's `databases`).
     #[serde(skip)]
     pub databases: usize,
@@ -37,6 +40,7 @@ impl Default for TenantConfig {
             billing_enabled: true,
             default_limits: TenantLimits::default(),
             tiers: BTreeMap::new(),
+            billing: BillingConfig::default(),
             databases: 16,
         }
     }
@@ -52,6 +56,12 @@ impl TenantConfig {
             if TenantTier::parse(name).builtin_limits().is_some() {
                 return Err(format!("tenancy.tiers.{name}: a built-in tier cannot be redefined"));
             }
+        }
+        let b = &self.billing;
+        if b.period_days == 0
+            || [b.price_per_million_ops, b.price_per_gb_hour, b.price_per_gb_bandwidth].iter().any(|p| !p.is_finite() || *p < 0.0)
+        {
+            return Err("tenancy.billing: period_days must be at least 1 and prices non-negative".into());
         }
         let check = |what: &str, l: &TenantLimits| {
             if l.max_databases == 0 || l.max_databases > 1024 {
@@ -159,6 +169,13 @@ impl TenantManager {
 
     pub fn len(&self) -> usize {
         self.tenants.read().len()
+    }
+
+    /// The once-a-second metering tick: memory held, period roll-over.
+    pub fn tick(&self, now_ms: u64) {
+        for t in self.tenants.read().values() {
+            t.meter.tick(t, &self.config.billing, now_ms);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

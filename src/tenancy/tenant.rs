@@ -7,6 +7,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
+use super::billing::Meter;
 use super::eviction::EvictionPool;
 use super::lifecycle::TenantState;
 use super::tier::{TenantLimits, TenantTier};
@@ -111,6 +112,7 @@ pub struct Tenant {
     pub space: Space,
     pub metrics: TenantMetrics,
     pub eviction_pool: EvictionPool,
+    pub meter: Meter,
     warned: AtomicBool,
 }
 
@@ -138,6 +140,11 @@ impl Tenant {
             space: Space::new(databases),
             metrics: TenantMetrics::default(),
             eviction_pool: EvictionPool::default(),
+            meter: {
+                let m = Meter::default();
+                m.start(now_secs * 1000);
+                m
+            },
             warned: AtomicBool::new(false),
         }
     }
