@@ -413,3 +413,34 @@ fn billing_prices_ops_memory_hours_and_bandwidth() {
     assert!((total - want).abs() < 1e-5, "total {total} want {want}");
     assert!(v.contains(&bulk("items")));
 }
+
+#[test]
+fn global_maxmemory_evicts_the_tenant_most_over_its_limit_first() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["roomy", "tight", "pinned"]);
+    admin.cmd(&["TENANT.UPDATE", "roomy", "MEMORY", "10mb", "EVICTION", "allkeys-lru"]);
+    admin.cmd(&["TENANT.UPDATE", "tight", "MEMORY", "60kb", "EVICTION", "allkeys-lru"]);
+    admin.cmd(&["TENANT.UPDATE", "pinned", "MEMORY", "60kb", "EVICTION", "noeviction"]);
+    let value = "z".repeat(400);
+    for id in ["roomy", "tight", "pinned"] {
+        let mut t = tenant_conn(&h, id);
+        for i in 0..100 {
+            assert_eq!(t.cmd(&["SET", &format!("k{i}"), &value]), ok());
+        }
+    }
+    let used = |id: &str| h.state.tenants.get_tenant(id).unwrap().memory_used();
+    let (roomy, tight, pinned) = (used("roomy"), used("tight"), used("pinned"));
+    // Cap the whole server 20 KB below what it holds, then write globally.
+    let max = h.state.used_memory() - 20_000;
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "maxmemory", &max.to_string()]), ok());
+    assert_eq!(admin.cmd(&["SET", "global", "1"]), ok());
+    assert!(used("tight") < tight, "the tenant most over its limit gave memory back");
+    assert_eq!(used("roomy"), roomy, "a tenant far under its limit was not touched");
+    assert_eq!(used("pinned"), pinned, "noeviction tenants are never evicted");
+    // With nothing evictable left, writes get Redis's OOM.
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    admin.cmd(&["TENANT.UPDATE", "roomy", "EVICTION", "noeviction"]);
+    admin.cmd(&["TENANT.UPDATE", "tight", "EVICTION", "noeviction"]);
+    assert_eq!(admin.cmd(&["SET", "global2", "1"]), err("OOM command not allowed when used memory > 'maxmemory'."));
+    assert_eq!(admin.cmd(&["GET", "global"]), bulk("1"), "reads still work");
+}

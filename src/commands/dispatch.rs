@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::error::CmdError;
 use super::flags::*;
 use super::{CommandSpec, Ctx, lookup};
-use crate::tenancy::eviction::{Policy, evict_until_under};
+use crate::tenancy::eviction::{Policy, evict, evict_until_under};
 use crate::tenancy::{OperationType, Tenant, TenantError};
 
 /// Runs one command (or queues it inside MULTI) and writes its reply.
@@ -91,6 +91,14 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     ctx.client.info.last_cmd.store(idx, std::sync::atomic::Ordering::Relaxed);
     // The TSC-based clock costs a few ns where clock_gettime costs tens.
     let start = quanta::Instant::now();
+    if spec.has(DENYOOM)
+        && let Err(e) = maxmemory_guard(ctx)
+    {
+        state.command_stats[idx].rejected.incr();
+        state.stats.total_error_replies.incr();
+        ctx.out.error(&e.to_string());
+        return;
+    }
     if let Err(e) = tenant_admission(ctx, spec, argv) {
         state.command_stats[idx].rejected.incr();
         state.stats.total_error_replies.incr();
@@ -169,13 +177,44 @@ fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(),
 fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
     let policy = Policy::parse(&t.profile().eviction).unwrap_or(Policy::NoEviction);
     let samples = ctx.state.config.read().maxmemory_samples as usize;
-    match evict_until_under(t, policy, limit, samples, ctx.now_ms) {
-        Some(n) => {
-            ctx.state.stats.evicted_keys.add(n as u64);
-            true
-        }
-        None => false,
+    let r = evict_until_under(t, policy, limit, samples, ctx.now_ms);
+    let (Ok(n) | Err(n)) = r;
+    ctx.state.stats.evicted_keys.add(n as u64);
+    r.is_ok()
+}
+
+/// The server-wide `maxmemory` guard: when every space together holds more
+/// than `maxmemory`, evict from the tenants most over their own limits first
+/// (by their policies; noeviction tenants are left alone), then from the
+/// global space by `maxmemory-policy`; refuse the write if that is not enough.
+fn maxmemory_guard(ctx: &Ctx) -> Result<(), CmdError> {
+    let state = ctx.state;
+    let max = state.config.read().maxmemory;
+    let over = || state.used_memory() as u64 >= max;
+    if max == 0 || !over() {
+        return Ok(());
     }
+    let (policy_name, samples) = {
+        let c = state.config.read();
+        (c.maxmemory_policy.clone(), c.maxmemory_samples as usize)
+    };
+    let mut tenants = state.tenants.list();
+    let ratio = |t: &Tenant| t.memory_used() as f64 / t.limits().memory_bytes.max(1) as f64;
+    tenants.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
+    for t in tenants {
+        let policy = Policy::parse(&t.profile().eviction).unwrap_or(Policy::NoEviction);
+        let r = evict(&t.space, &t.eviction_pool, policy, samples, ctx.now_ms, over);
+        let (Ok(n) | Err(n)) = r;
+        t.metrics.evicted.fetch_add(n as u64, Relaxed);
+        state.stats.evicted_keys.add(n as u64);
+        if !over() {
+            return Ok(());
+        }
+    }
+    let policy = Policy::parse(&policy_name).unwrap_or(Policy::NoEviction);
+    let (Ok(n) | Err(n)) = evict(&state.global, &state.global_eviction, policy, samples, ctx.now_ms, over);
+    state.stats.evicted_keys.add(n as u64);
+    if over() { Err(CmdError::msg("OOM command not allowed when used memory > 'maxmemory'.")) } else { Ok(()) }
 }
 
 /// How the global context names a tenant's key: `__tenant:<id>:<key>`.

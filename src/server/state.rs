@@ -2,7 +2,7 @@
 //! pub/sub, blocked clients and statistics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use parking_lot::RwLock;
@@ -14,6 +14,7 @@ use crate::config::{Config, ServerConfig};
 use crate::metrics::{CallCounter, Counter};
 use crate::space::Space;
 use crate::store::clock::Clock;
+use crate::tenancy::eviction::EvictionPool;
 use crate::tenancy::{TenantConfig, TenantManager};
 
 /// Per-command counters for `INFO commandstats`.
@@ -43,6 +44,10 @@ pub struct ServerState {
     /// The global (non-tenant) namespace.
     pub global: Space,
     pub tenants: TenantManager,
+    /// Bytes held by every space (global and tenants), exact.
+    pub memory_total: Arc<AtomicI64>,
+    /// Eviction candidates of the global space (for `maxmemory`).
+    pub global_eviction: EvictionPool,
     pub clock: Clock,
     pub clients: ClientRegistry,
     pub stats: Stats,
@@ -60,10 +65,16 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(config: &Config) -> Arc<ServerState> {
+        let memory_total = Arc::new(AtomicI64::new(0));
         let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
         Arc::new(ServerState {
-            global: Space::new(config.server.databases as usize),
-            tenants: TenantManager::new(TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() }),
+            global: Space::with_total(config.server.databases as usize, Some(memory_total.clone())),
+            tenants: TenantManager::with_total(
+                TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() },
+                Some(memory_total.clone()),
+            ),
+            memory_total,
+            global_eviction: EvictionPool::default(),
             config: RwLock::new(config.server.clone()),
             clock: Clock::default(),
             clients: ClientRegistry::default(),
@@ -90,6 +101,6 @@ impl ServerState {
     }
 
     pub fn used_memory(&self) -> usize {
-        self.global.used_bytes()
+        self.memory_total.load(Relaxed).max(0) as usize
     }
 }

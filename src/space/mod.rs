@@ -8,7 +8,8 @@
 pub mod blocking;
 pub mod pubsub;
 
-use std::sync::OnceLock;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock};
 
 use crate::store::Keyspace;
 pub use blocking::Blocking;
@@ -16,13 +17,19 @@ pub use pubsub::PubSub;
 
 pub struct Space {
     dbs: Box<[OnceLock<Box<Keyspace>>]>,
+    total: Option<Arc<AtomicI64>>,
     pub pubsub: PubSub,
     pub blocking: Blocking,
 }
 
 impl Space {
     pub fn new(databases: usize) -> Space {
-        Space { dbs: (0..databases).map(|_| OnceLock::new()).collect(), pubsub: PubSub::default(), blocking: Blocking::default() }
+        Self::with_total(databases, None)
+    }
+
+    /// A space whose databases add their bytes to a shared total.
+    pub fn with_total(databases: usize, total: Option<Arc<AtomicI64>>) -> Space {
+        Space { dbs: (0..databases).map(|_| OnceLock::new()).collect(), total, pubsub: PubSub::default(), blocking: Blocking::default() }
     }
 
     /// How many databases this space may address.
@@ -33,7 +40,7 @@ impl Space {
     /// Database `i` (created on first use). Panics if `i` is out of range:
     /// callers validate indexes against [`Space::databases`].
     pub fn db(&self, i: usize) -> &Keyspace {
-        self.dbs[i].get_or_init(|| Box::new(Keyspace::new()))
+        self.dbs[i].get_or_init(|| Box::new(Keyspace::with_total(self.total.clone())))
     }
 
     /// The databases that exist, with their indexes.

@@ -148,6 +148,7 @@ pub struct Keyspace {
     sweep: Mutex<(usize, usize)>,
     watched: AtomicUsize,
     watchers: Mutex<HashMap<Vec<u8>, Vec<Arc<AtomicBool>>>>,
+    total: Option<Arc<AtomicI64>>,
 }
 
 impl Default for Keyspace {
@@ -240,7 +241,14 @@ impl Slot<'_> {
 
 impl Keyspace {
     pub fn new() -> Self {
+        Self::with_total(None)
+    }
+
+    /// A keyspace that also adds its byte changes to a shared total (the
+    /// server-wide figure `maxmemory` is checked against).
+    pub fn with_total(total: Option<Arc<AtomicI64>>) -> Self {
         Keyspace {
+            total,
             map: DashMap::with_hasher_and_shard_amount(Hasher::new(), 64),
             used: AtomicI64::new(0),
             keys: AtomicI64::new(0),
@@ -367,6 +375,9 @@ impl Keyspace {
     fn account(&self, before: (i64, i64, i64), after: (i64, i64, i64)) {
         if before.0 != after.0 {
             self.used.fetch_add(after.0 - before.0, Relaxed);
+            if let Some(total) = &self.total {
+                total.fetch_add(after.0 - before.0, Relaxed);
+            }
         }
         if before.1 != after.1 {
             self.keys.fetch_add(after.1 - before.1, Relaxed);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::tenant::Tenant;
+use crate::space::Space;
 use crate::store::keyspace::Sample;
 
 /// Candidates kept between rounds, as Redis's EVPOOL_SIZE.
@@ -80,9 +81,9 @@ pub struct EvictionPool {
 }
 
 impl EvictionPool {
-    fn fill(&self, tenant: &Tenant, policy: Policy, samples: usize, now_ms: u64) {
+    fn fill(&self, space: &Space, policy: Policy, samples: usize, now_ms: u64) {
         let mut pool = self.pool.lock();
-        for (db, ks) in tenant.space.existing() {
+        for (db, ks) in space.existing() {
             for s in ks.sample(samples, now_ms, policy.volatile_only()) {
                 if pool.iter().any(|c| c.db == db && c.key == s.key) {
                     continue;
@@ -100,33 +101,46 @@ impl EvictionPool {
     }
 }
 
-/// Evicts the tenant's keys by `policy` until it uses less than `limit`
-/// bytes. Returns how many keys went, or None if it could not get under the
-/// limit (nothing evictable, or the time budget ran out).
-pub fn evict_until_under(tenant: &Tenant, policy: Policy, limit: u64, samples: usize, now_ms: u64) -> Option<usize> {
-    if policy == Policy::NoEviction {
-        return None;
-    }
+/// Evicts keys of `space` by `policy` while `over()` says so. `Ok(n)` when
+/// it got under with `n` evictions, `Err(n)` when it gave up after `n`
+/// (nothing evictable, noeviction, or the time budget ran out).
+pub fn evict(
+    space: &Space,
+    pool: &EvictionPool,
+    policy: Policy,
+    samples: usize,
+    now_ms: u64,
+    mut over: impl FnMut() -> bool,
+) -> Result<usize, usize> {
     let start = Instant::now();
     let mut evicted = 0;
-    while tenant.memory_used() >= limit {
-        if start.elapsed() > TIME_BUDGET {
-            return None;
+    while over() {
+        if policy == Policy::NoEviction || start.elapsed() > TIME_BUDGET {
+            return Err(evicted);
         }
-        tenant.eviction_pool.fill(tenant, policy, samples, now_ms);
+        pool.fill(space, policy, samples, now_ms);
         let mut removed = false;
-        while let Some(c) = tenant.eviction_pool.best() {
+        while let Some(c) = pool.best() {
             // The candidate may have gone since it was sampled.
-            if tenant.space.db(c.db).remove(&c.key, now_ms).is_some() {
+            if space.db(c.db).remove(&c.key, now_ms).is_some() {
                 removed = true;
                 break;
             }
         }
         if !removed {
-            return None;
+            return Err(evicted);
         }
         evicted += 1;
-        tenant.metrics.evicted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    Some(evicted)
+    Ok(evicted)
+}
+
+/// Evicts the tenant's keys by `policy` until it uses less than `limit` bytes.
+pub fn evict_until_under(tenant: &Tenant, policy: Policy, limit: u64, samples: usize, now_ms: u64) -> Result<usize, usize> {
+    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, || tenant.memory_used() >= limit);
+    let n = match r {
+        Ok(n) | Err(n) => n,
+    };
+    tenant.metrics.evicted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    r
 }

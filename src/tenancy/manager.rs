@@ -2,6 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use crate::space::Space;
 
 use parking_lot::RwLock;
 use serde::Deserialize;
@@ -82,6 +85,8 @@ impl TenantConfig {
 
 pub struct TenantManager {
     config: TenantConfig,
+    /// The server-wide byte total every tenant's databases add to.
+    total: Option<Arc<AtomicI64>>,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
 }
 
@@ -91,7 +96,12 @@ fn now_secs() -> u64 {
 
 impl TenantManager {
     pub fn new(config: TenantConfig) -> TenantManager {
-        TenantManager { config, tenants: RwLock::new(HashMap::new()) }
+        Self::with_total(config, None)
+    }
+
+    /// A registry whose tenants add their bytes to the server's total.
+    pub fn with_total(config: TenantConfig, total: Option<Arc<AtomicI64>>) -> TenantManager {
+        TenantManager { config, total, tenants: RwLock::new(HashMap::new()) }
     }
 
     pub fn config(&self) -> &TenantConfig {
@@ -143,7 +153,8 @@ impl TenantManager {
         };
         // The space spans the server's databases; SELECT enforces the tenant's
         // own (changeable) database limit.
-        let tenant = Arc::new(Tenant::new(id.to_string(), profile, limits, self.config.databases, now_secs()));
+        let space = Space::with_total(self.config.databases, self.total.clone());
+        let tenant = Arc::new(Tenant::new(id.to_string(), profile, limits, space, now_secs()));
         map.insert(id.to_string(), tenant.clone());
         Ok(tenant)
     }

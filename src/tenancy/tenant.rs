@@ -127,7 +127,7 @@ fn limiter_for(ops: u64) -> DefaultDirectRateLimiter {
 }
 
 impl Tenant {
-    pub fn new(id: String, profile: TenantProfile, limits: TenantLimits, databases: usize, now_secs: u64) -> Tenant {
+    pub fn new(id: String, profile: TenantProfile, limits: TenantLimits, space: Space, now_secs: u64) -> Tenant {
         Tenant {
             id,
             profile: RwLock::new(profile),
@@ -137,7 +137,7 @@ impl Tenant {
             created_at: now_secs,
             external_memory: AtomicI64::new(0),
             external_keys: AtomicI64::new(0),
-            space: Space::new(databases),
+            space,
             metrics: TenantMetrics::default(),
             eviction_pool: EvictionPool::default(),
             meter: {
