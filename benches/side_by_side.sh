@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side throughput: redis-server (Debian's 7.0) and Ferrite (release),
-# both on loopback, driven by redis-benchmark in one run.
+# both on loopback, driven by redis-benchmark in one run. Ferrite is measured
+# twice: from the global context, and through a tenant's connections
+# (redis-benchmark --user bench -a benchpw), so the cost of tenancy shows.
 #
 # Each test runs ROUNDS times, alternating redis and Ferrite so that machine
 # noise hits both alike; the median requests/s of each is reported, and the
@@ -34,15 +36,18 @@ for p in "$RPORT" "$FPORT"; do
   for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 TICK=$(getconf CLK_TCK)
+# A tenant with limits high enough not to throttle the benchmark itself.
+redis-cli -p "$FPORT" TENANT.CREATE bench TIER enterprise OPS 1000000000 KEYS 1000000000 MEMORY 64gb CONNECTIONS 10000 PASSWORD benchpw >/dev/null
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# port pid test pipeline -> "rps cpu_us_per_request" of the named test's own line
+# port pid test pipeline [auth...] -> "rps cpu_us_per_request" of the named test's own line
 run() {
   local name before after rps
   name=$(echo "$3" | tr '[:lower:]' '[:upper:]')
   before=$(cpu_ticks "$2")
-  rps=$($CLI redis-benchmark -p "$1" -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
+  # shellcheck disable=SC2086
+  rps=$($CLI redis-benchmark -p "$1" ${5:-} -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
     awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}')
   after=$(cpu_ticks "$2")
   awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$N" 'BEGIN { printf "%s %.2f\n", r, t / hz * 1e6 / n }'
@@ -50,21 +55,25 @@ run() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "test,pipeline,redis_rps,ferrite_rps,ratio,redis_cpu_us_per_req,ferrite_cpu_us_per_req"
+TENANT_AUTH="--user bench -a benchpw"
+echo "test,pipeline,redis_rps,ferrite_rps,ratio,redis_cpu_us_per_req,ferrite_cpu_us_per_req,tenant_rps,tenant_vs_global,tenant_vs_redis"
 for pipe in $PIPES; do
   # Tests run in redis-benchmark's own order, so GET finds SET's keys and LPOP LPUSH's list.
   redis-cli -p "$RPORT" flushall >/dev/null; redis-cli -p "$FPORT" flushall >/dev/null
+  redis-cli -p "$FPORT" --user bench --pass benchpw flushall >/dev/null 2>&1
   for t in ${TESTS//,/ }; do
-    rr=(); fr=()
+    rr=(); fr=(); tr=()
     for _ in $(seq "$ROUNDS"); do
       rr+=("$(run "$RPORT" "$RPID" "$t" "$pipe")")
       fr+=("$(run "$FPORT" "$FPID" "$t" "$pipe")")
+      tr+=("$(run "$FPORT" "$FPID" "$t" "$pipe" "$TENANT_AUTH")")
     done
     r=$(printf '%s\n' "${rr[@]}" | awk '{print $1}' | median)
     f=$(printf '%s\n' "${fr[@]}" | awk '{print $1}' | median)
+    tn=$(printf '%s\n' "${tr[@]}" | awk '{print $1}' | median)
     rc=$(printf '%s\n' "${rr[@]}" | awk '{print $2}' | median)
     fc=$(printf '%s\n' "${fr[@]}" | awk '{print $2}' | median)
-    awk -v t="$t" -v p="$pipe" -v r="$r" -v f="$f" -v rc="$rc" -v fc="$fc" \
-      'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f,%s,%s\n", t, p, r, f, f / r, rc, fc }'
+    awk -v t="$t" -v p="$pipe" -v r="$r" -v f="$f" -v rc="$rc" -v fc="$fc" -v tn="$tn" \
+      'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f,%s,%s,%.0f,%.2f,%.2f\n", t, p, r, f, f / r, rc, fc, tn, tn / f, tn / r }'
   done
 done

@@ -444,3 +444,23 @@ fn global_maxmemory_evicts_the_tenant_most_over_its_limit_first() {
     assert_eq!(admin.cmd(&["SET", "global2", "1"]), err("OOM command not allowed when used memory > 'maxmemory'."));
     assert_eq!(admin.cmd(&["GET", "global"]), bulk("1"), "reads still work");
 }
+
+#[test]
+fn a_flooding_tenant_is_paused_rather_than_served_errors_at_full_speed() {
+    let h = start();
+    let mut admin = admin_with_tenants(&h, &["flood"]);
+    admin.cmd(&["TENANT.LIMITS.SET", "flood", "OPS", "10"]);
+    let mut f = tenant_conn(&h, "flood");
+    let mut batch = Vec::new();
+    for _ in 0..30 {
+        batch.extend(common::encode([&b"GET"[..], b"k"].into_iter()));
+    }
+    let t0 = std::time::Instant::now();
+    f.send(&batch);
+    let replies: Vec<Frame> = (0..30).map(|_| f.read()).collect();
+    let errors = replies.iter().filter(|r| matches!(r, Frame::Error(_))).count();
+    // The burst of 10 passes; after each refusal the connection waits for a
+    // token, so the rest mostly succeed instead of all failing at once.
+    assert!(errors <= 12, "{errors} refusals");
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(500), "paused");
+}

@@ -100,6 +100,9 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         return;
     }
     if let Err(e) = tenant_admission(ctx, spec, argv) {
+        if let TenantError::RateLimited { retry_ms, .. } = e {
+            ctx.client.throttled_ms = Some(retry_ms.clamp(1, 1000));
+        }
         state.command_stats[idx].rejected.incr();
         state.stats.total_error_replies.incr();
         ctx.out.error(&e.to_string());

@@ -148,6 +148,9 @@ pub struct ClientState {
     pub close_after_reply: bool,
     /// The tenant context, if any (AUTH as a tenant, or an admin's TENANT.USE).
     pub tenant: Option<Arc<Tenant>>,
+    /// Set when the tenant's rate limit refused a command: how long the
+    /// connection should stop reading.
+    pub throttled_ms: Option<u64>,
     /// True when AUTH bound the connection to its tenant for its lifetime;
     /// such a connection is not an admin.
     pub bound: bool,
@@ -171,6 +174,7 @@ impl ClientState {
             block: None,
             close_after_reply: false,
             tenant: None,
+            throttled_ms: None,
             bound: false,
         };
         (state, rx)

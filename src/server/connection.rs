@@ -31,6 +31,10 @@ const KEEP_CAPACITY: usize = 256 * 1024;
 enum Next {
     Continue,
     Block(BlockSpec, Vec<Vec<u8>>),
+    /// The tenant hit its rate limit: stop reading this connection for a
+    /// while, so a client that ignores the error cannot make the server
+    /// spend its time refusing it (and slow every other tenant).
+    Pause(Duration),
     Close,
 }
 
@@ -148,6 +152,13 @@ impl Conn {
                         return Ok(false);
                     }
                 }
+                Next::Pause(d) => {
+                    self.flush().await?;
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = self.client.info.kill.notified() => return Ok(false),
+                    }
+                }
             }
         }
     }
@@ -190,6 +201,9 @@ impl Conn {
             self.inbuf.advance(consumed);
             if self.client.close_after_reply {
                 return Next::Close;
+            }
+            if let Some(ms) = self.client.throttled_ms.take() {
+                return Next::Pause(Duration::from_millis(ms));
             }
         }
         if self.inbuf.is_empty() && self.inbuf.capacity() > KEEP_CAPACITY {
