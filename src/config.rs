@@ -363,6 +363,18 @@ mod tests {
         assert!(e.contains("maxmemory-policy"), "{e}");
         let e = Config::from_toml("[nonsense]\n").unwrap_err().to_string();
         assert!(e.contains("nonsense"), "{e}");
+        let e = Config::from_toml("[tenancy.default_limits]\nmemory = 5\n").unwrap_err().to_string();
+        assert!(e.contains("memory"), "{e}");
+        let e = Config::from_toml("[tenancy]\nisolation_enabled = false\n").unwrap_err().to_string();
+        assert!(e.contains("isolation_enabled"), "{e}");
+        let c = Config::from_toml(
+            "[tenancy]\nmax_tenants = 7\n[tenancy.default_limits]\nmemory_bytes = 1024\nmax_keys = 2\nops_per_second = 3\nmax_connections = 4\nmax_databases = 5\n[tenancy.tiers.gold]\nmemory_bytes = 1\nmax_keys = 1\nops_per_second = 1\nmax_connections = 1\nmax_databases = 1\n[tenancy.billing]\nprice_per_gb_hour = 2.5\n",
+        )
+        .unwrap();
+        assert_eq!(c.tenancy.max_tenants, 7);
+        assert_eq!(c.tenancy.default_limits.max_databases, 5);
+        assert!(c.tenancy.tiers.contains_key("gold"));
+        assert_eq!(c.tenancy.billing.price_per_gb_hour, 2.5);
         let c = Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
         assert_eq!((c.server.port, c.server.proto_max_bulk_len), (7000, 16 << 20));
     }

@@ -46,6 +46,9 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
     if !ctx.client.authenticated && !spec.has(NO_AUTH) {
         return reject(ctx, Some(idx), CmdError::NoAuth);
     }
+    if spec.has(TENANCY) && !ctx.state.tenants.config().enabled {
+        return reject(ctx, Some(idx), CmdError::err("multi-tenancy is disabled ([tenancy] enabled = false)"));
+    }
     if ctx.client.bound && spec.has(ADMIN) {
         let id = ctx.client.tenant.as_ref().map_or("?", |t| t.id()).to_string();
         return reject(
@@ -141,7 +144,7 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
 /// runs. Only commands the table marks as reading or writing data count.
 fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), TenantError> {
     let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
-    if spec.has(ADMIN) || spec.group == "tenancy" {
+    if spec.has(ADMIN) || spec.has(TENANCY) {
         t.metrics.admin.fetch_add(1, Relaxed);
     }
     let op = if spec.has(WRITE) {
@@ -157,7 +160,7 @@ fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(),
     if spec.has(DENYOOM) {
         let limits = t.limits();
         let used = t.memory_used();
-        t.note_memory_level(used);
+        t.note_memory_level(used, limits.memory_bytes);
         if used >= limits.memory_bytes && !make_room(ctx, t, limits.memory_bytes) {
             t.metrics.quota_rejected.fetch_add(1, Relaxed);
             return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: limits.memory_bytes });
@@ -192,7 +195,7 @@ fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
 /// global space by `maxmemory-policy`; refuse the write if that is not enough.
 fn maxmemory_guard(ctx: &Ctx) -> Result<(), CmdError> {
     let state = ctx.state;
-    let max = state.config.read().maxmemory;
+    let max = state.maxmemory.load(Relaxed);
     let over = || state.used_memory() as u64 >= max;
     if max == 0 || !over() {
         return Ok(());

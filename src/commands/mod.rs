@@ -61,6 +61,8 @@ pub mod flags {
     pub const SUB_CONTEXT: u32 = 1 << 14;
     /// Needs the whole server to itself (multi-key atomicity, flushes).
     pub const EXCLUSIVE: u32 = 1 << 15;
+    /// A tenant-management command (refused when tenancy is disabled).
+    pub const TENANCY: u32 = 1 << 16;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

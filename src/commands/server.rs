@@ -180,7 +180,7 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 set(&mut cfg, &String::from_utf8_lossy(pair[1]))
                     .map_err(|m| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}")))?;
             }
-            *ctx.state.config.write() = cfg;
+            ctx.state.set_config(cfg);
             ctx.out.ok();
         }
         "resetstat" => {

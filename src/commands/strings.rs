@@ -3,7 +3,6 @@
 use super::args::{float, int, is};
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
-use crate::store::value::StrBytes;
 use crate::store::{Entry, Slot, Value};
 
 /// The string at `v`, or WRONGTYPE.
@@ -312,14 +311,16 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
             Some(v) => parse_i64(as_str(v)?).ok_or(CmdError::NotInteger)?,
         };
         let new = cur.checked_add(delta).ok_or(CmdError::Overflow)?;
-        let text = itoa::Buffer::new().format(new).as_bytes().to_vec();
+        let mut buf = itoa::Buffer::new();
+        let text = buf.format(new).as_bytes();
         match slot.value_mut() {
             Some(Value::Str(s, raw)) => {
-                *s = StrBytes::from_slice(&text);
+                s.clear();
+                s.extend_from_slice(text);
                 *raw = false;
             }
             _ => {
-                slot.set(Value::string(&text));
+                slot.set(Value::string(text));
             }
         }
         Ok::<_, CmdError>(new)

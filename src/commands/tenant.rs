@@ -355,6 +355,9 @@ pub fn activate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn stats(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if !ctx.state.tenants.config().metrics_enabled {
+        return Err(CmdError::err("tenant metrics are disabled ([tenancy] metrics_enabled = false)"));
+    }
     let t = target(ctx, a.get(1).copied())?;
     let m = &t.metrics;
     let g = |x: &std::sync::atomic::AtomicU64| V::I(x.load(Relaxed));
@@ -382,6 +385,9 @@ pub fn stats(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn billing(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if !ctx.state.tenants.config().billing_enabled {
+        return Err(CmdError::err("billing is disabled ([tenancy] billing_enabled = false)"));
+    }
     let t = target(ctx, a.get(1).copied())?;
     let cfg = &ctx.state.tenants.config().billing;
     let inv = t.meter.invoice(&t, cfg);

@@ -46,6 +46,8 @@ pub struct ServerState {
     pub tenants: TenantManager,
     /// Bytes held by every space (global and tenants), exact.
     pub memory_total: Arc<AtomicI64>,
+    /// `maxmemory`, mirrored here so the write path reads it without a lock.
+    pub maxmemory: AtomicU64,
     /// Eviction candidates of the global space (for `maxmemory`).
     pub global_eviction: EvictionPool,
     pub clock: Clock,
@@ -74,6 +76,7 @@ impl ServerState {
                 Some(memory_total.clone()),
             ),
             memory_total,
+            maxmemory: AtomicU64::new(config.server.maxmemory),
             global_eviction: EvictionPool::default(),
             config: RwLock::new(config.server.clone()),
             clock: Clock::default(),
@@ -87,6 +90,12 @@ impl ServerState {
             run_id,
             port: AtomicU64::new(config.server.port as u64),
         })
+    }
+
+    /// Installs a new runtime configuration (CONFIG SET).
+    pub fn set_config(&self, cfg: ServerConfig) {
+        self.maxmemory.store(cfg.maxmemory, Relaxed);
+        *self.config.write() = cfg;
     }
 
     pub fn now_ms(&self) -> u64 {

@@ -254,8 +254,7 @@ impl Tenant {
 
     /// Logs once each time memory use crosses 80% of the limit (and re-arms
     /// when it falls back under).
-    pub fn note_memory_level(&self, used: u64) {
-        let limit = self.limits().memory_bytes;
+    pub fn note_memory_level(&self, used: u64, limit: u64) {
         let high = limit > 0 && used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT);
         if high != self.warned.swap(high, Relaxed) && high {
             tracing::warn!(tenant = %self.id, used, limit, "tenant memory above {WARN_PERCENT}% of its limit");
