@@ -15,8 +15,9 @@ use crate::protocol::parse::parse_i64;
 
 pub use super::zset::ZSetValue;
 
-/// An element of a collection.
-pub type Elem = Box<[u8]>;
+/// An element of a collection: up to 24 bytes inline (most members, fields
+/// and list items), so a lookup does not chase a pointer to compare it.
+pub type Elem = SmallVec<[u8; 24]>;
 /// A string value: short ones (counters, flags) live inline with no allocation.
 pub type StrBytes = SmallVec<[u8; 16]>;
 /// Fast keyed hasher for collections (ahash with a random key resists hash flooding).
@@ -31,7 +32,7 @@ pub const LISTPACK_MAX_VALUE: usize = 64;
 pub const INTSET_MAX_ENTRIES: usize = 512;
 
 pub fn elem(b: &[u8]) -> Elem {
-    Box::from(b)
+    SmallVec::from_slice(b)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
