@@ -82,6 +82,12 @@ fn tenant_keys_are_isolated_from_every_angle() {
     assert_eq!(a.cmd(&["DBSIZE"]), Frame::Integer(3));
     let Frame::Bulk(info) = b.cmd(&["INFO", "keyspace"]) else { panic!() };
     assert!(!String::from_utf8_lossy(&info).contains("db0"));
+    // INFO shows a tenant its own memory, clients and traffic, nothing of others'.
+    let Frame::Bulk(info) = b.cmd(&["INFO", "all"]) else { panic!() };
+    let info = String::from_utf8_lossy(&info).to_string();
+    assert!(info.contains("connected_clients:1\r\n"), "{info}");
+    assert!(info.contains("used_memory:0\r\n"), "{info}");
+    assert!(!info.contains("cmdstat_"), "{info}");
 }
 
 #[test]

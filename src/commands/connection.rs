@@ -238,7 +238,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
 
 /// The clients a CLIENT command may see: all of them from the global
 /// context, only the same tenant's from a tenant context.
-fn visible_clients(ctx: &Ctx) -> Vec<Arc<ClientInfo>> {
+pub fn visible_clients(ctx: &Ctx) -> Vec<Arc<ClientInfo>> {
     let all = ctx.state.clients.all();
     match &ctx.client.tenant {
         None => all,

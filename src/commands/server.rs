@@ -74,26 +74,32 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
             );
         }
         "clients" => {
+            let clients = super::connection::visible_clients(ctx);
+            let maxclients = ctx.client.tenant.as_ref().map_or(cfg.maxclients, |t| t.limits().max_connections);
             let _ = write!(
                 t,
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n",
-                s.clients.len(),
-                cfg.maxclients,
+                clients.len(),
+                maxclients,
                 ctx.space().blocking.blocked_clients(),
-                s.clients.all().iter().filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0).count()
+                clients.iter().filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0).count()
             );
         }
         "memory" => {
-            let used = s.used_memory() as u64;
+            // A tenant sees its own memory against its own limit.
+            let (used, maxmemory, policy) = match &ctx.client.tenant {
+                Some(tn) => (tn.memory_used(), tn.limits().memory_bytes, tn.profile().eviction),
+                None => (s.used_memory() as u64, cfg.maxmemory, cfg.maxmemory_policy.clone()),
+            };
             let rss = rss_bytes();
             let _ = write!(
                 t,
                 "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:mimalloc\r\n",
                 human_bytes(used),
                 human_bytes(rss),
-                cfg.maxmemory,
-                human_bytes(cfg.maxmemory),
-                cfg.maxmemory_policy
+                maxmemory,
+                human_bytes(maxmemory),
+                policy
             );
         }
         "persistence" => {
@@ -101,23 +107,54 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
         }
         "stats" => {
             let expired: u64 = ctx.space().existing().map(|(_, d)| d.expired_count()).sum();
+            // A tenant's counters are its own; the server's would reveal others' traffic.
+            let v = match &ctx.client.tenant {
+                Some(tn) => {
+                    let m = &tn.metrics;
+                    let g = |x: &std::sync::atomic::AtomicU64| x.load(Relaxed);
+                    [
+                        g(&m.connections_total),
+                        g(&m.reads) + g(&m.writes) + g(&m.admin),
+                        g(&m.bytes_in),
+                        g(&m.bytes_out),
+                        g(&m.connections_refused),
+                        g(&m.evicted),
+                        g(&m.hits),
+                        g(&m.misses),
+                        g(&m.rate_limited) + g(&m.quota_rejected),
+                    ]
+                }
+                None => [
+                    st.connections_received.get(),
+                    st.commands_processed.get(),
+                    st.net_input_bytes.get(),
+                    st.net_output_bytes.get(),
+                    st.rejected_connections.get(),
+                    st.evicted_keys.get(),
+                    st.keyspace_hits.get(),
+                    st.keyspace_misses.get(),
+                    st.total_error_replies.get(),
+                ],
+            };
             let _ = write!(
                 t,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
-                st.connections_received.get(),
-                st.commands_processed.get(),
-                st.net_input_bytes.get(),
-                st.net_output_bytes.get(),
-                st.rejected_connections.get(),
-                st.evicted_keys.get(),
-                st.keyspace_hits.get(),
-                st.keyspace_misses.get(),
+                v[0],
+                v[1],
+                v[2],
+                v[3],
+                v[4],
+                v[5],
+                v[6],
+                v[7],
                 ctx.space().pubsub.channels(None).len(),
                 ctx.space().pubsub.numpat(),
-                st.total_error_replies.get()
+                v[8]
             );
         }
         "replication" => t.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+        // Per-command counters are server-wide; a tenant gets the header only.
+        "commandstats" if ctx.client.tenant.is_some() => t.push_str("# Commandstats\r\n"),
         "commandstats" => {
             t.push_str("# Commandstats\r\n");
             for (spec, cs) in COMMANDS.iter().zip(&s.command_stats) {

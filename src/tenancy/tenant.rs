@@ -27,6 +27,9 @@ pub struct TenantMetrics {
     pub memory_peak: AtomicU64,
     pub connections: AtomicU64,
     pub connections_peak: AtomicU64,
+    /// Connections accepted (AUTH as the tenant) and refused over the cap.
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
     pub rate_limited: AtomicU64,
     pub quota_rejected: AtomicU64,
     pub evicted: AtomicU64,
@@ -267,9 +270,11 @@ impl Tenant {
         let now = self.metrics.connections.fetch_add(1, Relaxed) + 1;
         if now > limit {
             self.metrics.connections.fetch_sub(1, Relaxed);
+            self.metrics.connections_refused.fetch_add(1, Relaxed);
             return Err(TenantError::Connections { id: self.id.clone(), limit });
         }
         self.metrics.connections_peak.fetch_max(now, Relaxed);
+        self.metrics.connections_total.fetch_add(1, Relaxed);
         Ok(())
     }
 
