@@ -470,3 +470,28 @@ fn a_flooding_tenant_is_paused_rather_than_served_errors_at_full_speed() {
     assert!(errors <= 12, "{errors} refusals");
     assert!(t0.elapsed() >= std::time::Duration::from_millis(500), "paused");
 }
+
+#[test]
+fn tenants_defined_in_the_config_file_exist_at_start() {
+    let cfg = ferrite::config::Config::from_toml(
+        "[server]\nport = 0\n[[tenancy.tenants]]\nid = \"from-file\"\nname = \"Configured\"\ntier = \"basic\"\npassword = \"pw-from-file\"\neviction = \"allkeys-lfu\"\n[tenancy.tenants.limits]\nmax_keys = 42\n",
+    )
+    .unwrap();
+    let h = common::start_with(cfg);
+    let mut t = tenant_conn(&h, "from-file");
+    let info = t.cmd(&["TENANT.INFO"]);
+    assert_eq!(field(&info, "name"), bulk("Configured"));
+    assert_eq!(field(&info, "tier"), bulk("basic"));
+    assert_eq!(field(&info, "memory_limit"), Frame::Integer(512 << 20));
+    assert_eq!(field(&info, "key_limit"), Frame::Integer(42));
+    assert_eq!(field(&info, "eviction"), bulk("allkeys-lfu"));
+    for (bad, named) in [
+        ("[[tenancy.tenants]]\nid = \"bad:id\"\n", "tenancy.tenants[0]"),
+        ("[[tenancy.tenants]]\nid = \"x\"\ntier = \"platinum\"\n", "platinum"),
+        ("[[tenancy.tenants]]\nid = \"x\"\neviction = \"sometimes\"\n", "tenancy.tenants[0].eviction"),
+        ("[[tenancy.tenants]]\nid = \"x\"\nsurprise = 1\n", "surprise"),
+    ] {
+        let e = ferrite::config::Config::from_toml(bad).unwrap_err().to_string();
+        assert!(e.contains(named), "{bad}: {e}");
+    }
+}

@@ -28,6 +28,8 @@ pub struct TenantConfig {
     pub tiers: BTreeMap<String, TenantLimits>,
     /// `[tenancy.billing]`: prices for TENANT.BILLING.
     pub billing: BillingConfig,
+    /// `[[tenancy.tenants]]`: tenants that exist from start-up.
+    pub tenants: Vec<TenantDef>,
     /// Databases each tenant may address at most (the server's `databases`).
     #[serde(skip)]
     pub databases: usize,
@@ -44,6 +46,7 @@ impl Default for TenantConfig {
             default_limits: TenantLimits::default(),
             tiers: BTreeMap::new(),
             billing: BillingConfig::default(),
+            tenants: Vec::new(),
             databases: 16,
         }
     }
@@ -76,10 +79,55 @@ impl TenantConfig {
             Ok(())
         };
         check("tenancy.default_limits", &self.default_limits)?;
+        // Each configured tenant must be creatable: try them on a scratch registry.
+        let scratch = TenantManager::new(TenantConfig { tenants: Vec::new(), databases: 16, ..self.clone() });
+        for (i, def) in self.tenants.iter().enumerate() {
+            if let Some(e) = &def.eviction
+                && super::eviction::Policy::parse(e).is_none()
+            {
+                return Err(format!("tenancy.tenants[{i}].eviction: unknown policy '{e}'"));
+            }
+            scratch.create_from_def(def).map_err(|e| format!("tenancy.tenants[{i}] ({}): {e}", def.id))?;
+        }
         for (name, l) in &self.tiers {
             check(&format!("tenancy.tiers.{name}"), l)?;
         }
         Ok(())
+    }
+}
+
+/// A tenant defined in the configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantDef {
+    pub id: String,
+    pub name: Option<String>,
+    pub tier: Option<String>,
+    pub password: Option<String>,
+    pub eviction: Option<String>,
+    /// Overrides of the tier's limits.
+    pub limits: Option<LimitOverrides>,
+}
+
+/// Optional per-limit overrides (`[tenancy.tenants.limits]`).
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    pub memory_bytes: Option<u64>,
+    pub max_keys: Option<u64>,
+    pub ops_per_second: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_databases: Option<u64>,
+}
+
+impl LimitOverrides {
+    pub fn apply(&self, mut l: TenantLimits) -> TenantLimits {
+        l.memory_bytes = self.memory_bytes.unwrap_or(l.memory_bytes);
+        l.max_keys = self.max_keys.unwrap_or(l.max_keys);
+        l.ops_per_second = self.ops_per_second.unwrap_or(l.ops_per_second);
+        l.max_connections = self.max_connections.unwrap_or(l.max_connections);
+        l.max_databases = self.max_databases.unwrap_or(l.max_databases);
+        l
     }
 }
 
@@ -100,8 +148,35 @@ impl TenantManager {
     }
 
     /// A registry whose tenants add their bytes to the server's total.
+    /// Tenants defined in the configuration are created here; a definition
+    /// that `validate` accepted cannot fail.
     pub fn with_total(config: TenantConfig, total: Option<Arc<AtomicI64>>) -> TenantManager {
-        TenantManager { config, total, tenants: RwLock::new(HashMap::new()) }
+        let m = TenantManager { config, total, tenants: RwLock::new(HashMap::new()) };
+        for def in m.config.tenants.clone() {
+            if let Err(e) = m.create_from_def(&def) {
+                tracing::error!(tenant = %def.id, "configured tenant not created: {e}");
+            }
+        }
+        m
+    }
+
+    /// Creates a tenant from its `[[tenancy.tenants]]` definition.
+    pub fn create_from_def(&self, def: &TenantDef) -> Result<Arc<Tenant>, TenantError> {
+        let tier = def.tier.as_deref().map(TenantTier::parse);
+        let base = match &tier {
+            Some(t) => self.tier_limits(t)?,
+            None => self.config.default_limits,
+        };
+        let limits = def.limits.unwrap_or_default().apply(base);
+        let eviction = def.eviction.as_deref().unwrap_or("noeviction");
+        self.create_with(
+            &def.id,
+            def.name.as_deref(),
+            tier.unwrap_or(TenantTier::Free),
+            limits,
+            def.password.as_deref().map(str::as_bytes),
+            eviction,
+        )
     }
 
     pub fn config(&self) -> &TenantConfig {
