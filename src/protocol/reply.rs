@@ -63,10 +63,6 @@ impl Out {
         self.buf.extend_from_slice(b"\r\n");
     }
 
-    pub fn bulk_int(&mut self, n: i64) {
-        self.bulk(itoa::Buffer::new().format(n).as_bytes());
-    }
-
     pub fn bulk_opt(&mut self, b: Option<&[u8]>) {
         match b {
             Some(b) => self.bulk(b),
@@ -100,14 +96,6 @@ impl Out {
     /// An out-of-band message (pub/sub); an ordinary array in RESP2.
     pub fn push(&mut self, n: usize) {
         self.header(if self.resp3 { b'>' } else { b'*' }, n);
-    }
-
-    pub fn boolean(&mut self, v: bool) {
-        if self.resp3 {
-            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
-        } else {
-            self.int(v as i64);
-        }
     }
 
     /// A score or other double, formatted like Redis 7.0 (`%.17g`).

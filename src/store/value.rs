@@ -55,17 +55,6 @@ impl ValueType {
             ValueType::ZSet => "zset",
         }
     }
-
-    pub fn from_name(name: &[u8]) -> Option<ValueType> {
-        Some(match name.to_ascii_lowercase().as_slice() {
-            b"string" => ValueType::String,
-            b"list" => ValueType::List,
-            b"hash" => ValueType::Hash,
-            b"set" => ValueType::Set,
-            b"zset" => ValueType::ZSet,
-            _ => return None,
-        })
-    }
 }
 
 #[derive(Debug, Clone)]
