@@ -543,7 +543,8 @@ impl Keyspace {
                     }
                 }
             }
-            visited += end - bi;
+            // A cursor past the end (never expected: tables do not shrink) just moves on.
+            visited += end.saturating_sub(bi).max(1);
             *pos = if end >= t.buckets() { ((si + 1) % shards.len(), 0) } else { (si, end) };
             drop(t);
             deleted += freed.1 as usize;
