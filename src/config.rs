@@ -156,6 +156,39 @@ fn bounded(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
     Ok(n)
 }
 
+/// An integer parameter settable within `lo..=hi`.
+macro_rules! int_param {
+    ($name:literal, $field:ident, $lo:expr, $hi:expr) => {
+        Param {
+            name: $name,
+            get: |c| c.$field.to_string(),
+            set: Some(|c, v| {
+                c.$field = bounded(v, $lo, $hi)?;
+                Ok(())
+            }),
+        }
+    };
+}
+
+/// A size parameter (`512mb`, `1gb`, bytes) settable within `lo..=hi`.
+macro_rules! size_param {
+    ($name:literal, $field:ident, $lo:expr, $hi:expr) => {
+        Param {
+            name: $name,
+            get: |c| c.$field.to_string(),
+            set: Some(|c, v| {
+                let n = parse_size(v)?;
+                let (lo, hi): (u64, u64) = ($lo, $hi);
+                if !(lo..=hi).contains(&n) {
+                    return Err(format!("argument must be between {lo} and {hi} inclusive"));
+                }
+                c.$field = n;
+                Ok(())
+            }),
+        }
+    };
+}
+
 /// The parameters Ferrite knows; anything else is an unknown key.
 pub static PARAMS: &[Param] = &[
     Param { name: "bind", get: |c| c.bind.clone(), set: None },
@@ -168,56 +201,13 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param {
-        name: "maxclients",
-        get: |c| c.maxclients.to_string(),
-        set: Some(|c, v| {
-            c.maxclients = bounded(v, 1, 1_000_000)?;
-            Ok(())
-        }),
-    },
+    int_param!("maxclients", maxclients, 1, 1_000_000),
     Param { name: "databases", get: |c| c.databases.to_string(), set: None },
     Param { name: "threads", get: |c| c.threads.to_string(), set: None },
-    Param {
-        name: "proto-max-bulk-len",
-        get: |c| c.proto_max_bulk_len.to_string(),
-        set: Some(|c, v| {
-            let n = parse_size(v)?;
-            if !(1024 * 1024..=1 << 40).contains(&n) {
-                return Err("argument must be between 1048576 and 1099511627776 inclusive".into());
-            }
-            c.proto_max_bulk_len = n;
-            Ok(())
-        }),
-    },
-    Param {
-        name: "client-query-buffer-limit",
-        get: |c| c.client_query_buffer_limit.to_string(),
-        set: Some(|c, v| {
-            let n = parse_size(v)?;
-            if !(1024 * 1024..=1 << 40).contains(&n) {
-                return Err("argument must be between 1048576 and 1099511627776 inclusive".into());
-            }
-            c.client_query_buffer_limit = n;
-            Ok(())
-        }),
-    },
-    Param {
-        name: "timeout",
-        get: |c| c.timeout.to_string(),
-        set: Some(|c, v| {
-            c.timeout = bounded(v, 0, i32::MAX as u64)?;
-            Ok(())
-        }),
-    },
-    Param {
-        name: "maxmemory",
-        get: |c| c.maxmemory.to_string(),
-        set: Some(|c, v| {
-            c.maxmemory = parse_size(v)?;
-            Ok(())
-        }),
-    },
+    size_param!("proto-max-bulk-len", proto_max_bulk_len, 1 << 20, 1 << 40),
+    size_param!("client-query-buffer-limit", client_query_buffer_limit, 1 << 20, 1 << 40),
+    int_param!("timeout", timeout, 0, i32::MAX as u64),
+    size_param!("maxmemory", maxmemory, 0, u64::MAX),
     Param {
         name: "maxmemory-policy",
         get: |c| c.maxmemory_policy.clone(),
@@ -230,38 +220,10 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param {
-        name: "maxmemory-samples",
-        get: |c| c.maxmemory_samples.to_string(),
-        set: Some(|c, v| {
-            c.maxmemory_samples = bounded(v, 1, 64)?;
-            Ok(())
-        }),
-    },
-    Param {
-        name: "lfu-log-factor",
-        get: |c| c.lfu_log_factor.to_string(),
-        set: Some(|c, v| {
-            c.lfu_log_factor = bounded(v, 0, i32::MAX as u64)?;
-            Ok(())
-        }),
-    },
-    Param {
-        name: "lfu-decay-time",
-        get: |c| c.lfu_decay_time.to_string(),
-        set: Some(|c, v| {
-            c.lfu_decay_time = bounded(v, 0, i32::MAX as u64)?;
-            Ok(())
-        }),
-    },
-    Param {
-        name: "hz",
-        get: |c| c.hz.to_string(),
-        set: Some(|c, v| {
-            c.hz = bounded(v, 1, 500)?;
-            Ok(())
-        }),
-    },
+    int_param!("maxmemory-samples", maxmemory_samples, 1, 64),
+    int_param!("lfu-log-factor", lfu_log_factor, 0, i32::MAX as u64),
+    int_param!("lfu-decay-time", lfu_decay_time, 0, i32::MAX as u64),
+    int_param!("hz", hz, 1, 500),
     Param {
         name: "loglevel",
         get: |c| c.loglevel.clone(),
@@ -274,14 +236,7 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
-    Param {
-        name: "tcp-keepalive",
-        get: |c| c.tcp_keepalive.to_string(),
-        set: Some(|c, v| {
-            c.tcp_keepalive = bounded(v, 0, i32::MAX as u64)?;
-            Ok(())
-        }),
-    },
+    int_param!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as u64),
     // Probed by clients and test harnesses; Ferrite has no persistence of
     // this kind yet, so they read as Redis's "off" and accept only that.
     Param {

@@ -15,7 +15,7 @@ pub fn ping(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if a.len() > 2 {
         return Err(CmdError::Arity("ping".into()));
     }
-    if ctx.client.subscriptions() > 0 && !ctx.client.resp3 {
+    if ctx.client.subscriptions() > 0 && !ctx.out.resp3 {
         ctx.out.array(2);
         ctx.out.bulk(b"pong");
         ctx.out.bulk(a.get(1).copied().unwrap_or(b""));
@@ -131,7 +131,6 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         *ctx.client.info.name.lock() = String::from_utf8_lossy(n).into_owned();
     }
     if let Some(p) = proto {
-        ctx.client.resp3 = p == 3;
         ctx.out.resp3 = p == 3;
         ctx.client.info.resp.store(p as usize, Relaxed);
     }
@@ -180,7 +179,6 @@ pub fn reset(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
         ctx.client.enter(None);
     }
     ctx.client.set_db(0);
-    ctx.client.resp3 = false;
     ctx.out.resp3 = false;
     ctx.client.info.resp.store(2, Relaxed);
     ctx.client.info.name.lock().clear();

@@ -57,7 +57,7 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
             CmdError::msg(format!("NOPERM tenant '{id}' has no permissions to run the '{}' command", spec.name)),
         );
     }
-    if ctx.client.subscriptions() > 0 && !ctx.client.resp3 && !spec.has(SUB_CONTEXT) {
+    if ctx.client.subscriptions() > 0 && !ctx.out.resp3 && !spec.has(SUB_CONTEXT) {
         let msg = format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             spec.name

@@ -67,7 +67,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 std::env::consts::ARCH,
                 std::process::id(),
                 s.run_id,
-                s.port.load(Relaxed),
+                cfg.port,
                 up / 86400,
                 cfg.hz,
                 cfg.hz

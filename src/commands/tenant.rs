@@ -15,6 +15,7 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::config::parse_size;
 use crate::protocol::Out;
 use crate::store::glob;
+use crate::tenancy::tenant::percent;
 use crate::tenancy::{Tenant, TenantError, TenantLimits, TenantState, TenantTier, Usage};
 
 /// Eviction policies a tenant may choose: the product page's and Redis's names.
@@ -334,8 +335,7 @@ pub fn quota(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         out.bulk(b"limit");
         out.int(limit as i64);
         out.bulk(b"percent");
-        let pct = if limit == 0 { 0.0 } else { used as f64 * 100.0 / limit as f64 };
-        out.bulk(format!("{pct:.2}").as_bytes());
+        out.bulk(format!("{:.2}", percent(used, limit)).as_bytes());
     }
     Ok(())
 }

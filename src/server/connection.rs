@@ -121,7 +121,7 @@ impl Conn {
     }
 
     fn idle_timeout(&self) -> Option<Duration> {
-        let t = self.state.config.read().timeout;
+        let t = self.state.idle_timeout.load(Relaxed);
         (t > 0).then(|| Duration::from_secs(t))
     }
 
@@ -131,7 +131,7 @@ impl Conn {
         if let Some(t) = &self.client.tenant {
             t.metrics.bytes_in.fetch_add(read as u64, Relaxed);
         }
-        let limit = self.state.config.read().client_query_buffer_limit as usize;
+        let limit = self.state.query_buffer_limit.load(Relaxed) as usize;
         if self.inbuf.len() > limit {
             tracing::warn!(client = self.client.id(), "closing client that exceeded the query buffer limit");
             return Ok(false);
@@ -167,7 +167,7 @@ impl Conn {
     fn run_batch(&mut self) -> Next {
         let now = self.state.now_ms();
         self.client.info.last_active_ms.store(now, Relaxed);
-        let max_bulk_len = self.state.config.read().proto_max_bulk_len as i64;
+        let max_bulk_len = self.state.proto_max_bulk_len.load(Relaxed) as i64;
         // Held for the whole batch so the space stays alive; refreshed when a
         // command (AUTH, TENANT.USE, TENANT.EXIT, RESET) changes the context.
         let mut tenant = self.client.tenant.clone();

@@ -33,7 +33,6 @@ impl Server {
         let listener = TcpListener::bind(&addr).await?;
         let state = ServerState::new(config);
         let port = listener.local_addr()?.port();
-        state.port.store(port as u64, Relaxed);
         state.config.write().port = port;
         Ok(Server { state, listener })
     }

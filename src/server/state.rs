@@ -46,8 +46,13 @@ pub struct ServerState {
     pub tenants: TenantManager,
     /// Bytes held by every space (global and tenants), exact.
     pub memory_total: Arc<AtomicI64>,
-    /// `maxmemory`, mirrored here so the write path reads it without a lock.
+    /// Settings the per-request path reads, mirrored from `config` so that
+    /// path takes no lock: `maxmemory`, `proto-max-bulk-len`,
+    /// `client-query-buffer-limit`, `timeout`.
     pub maxmemory: AtomicU64,
+    pub proto_max_bulk_len: AtomicU64,
+    pub query_buffer_limit: AtomicU64,
+    pub idle_timeout: AtomicU64,
     /// Eviction candidates of the global space (for `maxmemory`).
     pub global_eviction: EvictionPool,
     pub clock: Clock,
@@ -62,7 +67,6 @@ pub struct ServerState {
     pub shutting_down: AtomicBool,
     pub started: Instant,
     pub run_id: String,
-    pub port: AtomicU64,
 }
 
 impl ServerState {
@@ -77,6 +81,9 @@ impl ServerState {
             ),
             memory_total,
             maxmemory: AtomicU64::new(config.server.maxmemory),
+            proto_max_bulk_len: AtomicU64::new(config.server.proto_max_bulk_len),
+            query_buffer_limit: AtomicU64::new(config.server.client_query_buffer_limit),
+            idle_timeout: AtomicU64::new(config.server.timeout),
             global_eviction: EvictionPool::default(),
             config: RwLock::new(config.server.clone()),
             clock: Clock::default(),
@@ -88,13 +95,15 @@ impl ServerState {
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             run_id,
-            port: AtomicU64::new(config.server.port as u64),
         })
     }
 
     /// Installs a new runtime configuration (CONFIG SET).
     pub fn set_config(&self, cfg: ServerConfig) {
         self.maxmemory.store(cfg.maxmemory, Relaxed);
+        self.proto_max_bulk_len.store(cfg.proto_max_bulk_len, Relaxed);
+        self.query_buffer_limit.store(cfg.client_query_buffer_limit, Relaxed);
+        self.idle_timeout.store(cfg.timeout, Relaxed);
         *self.config.write() = cfg;
     }
 

@@ -169,10 +169,6 @@ pub struct Slot<'a> {
 }
 
 impl Slot<'_> {
-    pub fn key(&self) -> &[u8] {
-        self.key
-    }
-
     pub fn now_ms(&self) -> u64 {
         self.now_ms
     }

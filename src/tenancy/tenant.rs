@@ -45,7 +45,8 @@ pub struct Usage {
     pub limits: TenantLimits,
 }
 
-fn percent(used: u64, limit: u64) -> f64 {
+/// `used` as a percentage of `limit` (0 for an unlimited 0).
+pub fn percent(used: u64, limit: u64) -> f64 {
     if limit == 0 { 0.0 } else { used as f64 * 100.0 / limit as f64 }
 }
 
