@@ -59,7 +59,7 @@ fn blocking_timeout_replies_null_array() {
 }
 
 #[test]
-fn blocked_clients_are_served_in_order() {
+fn three_blocked_clients_each_get_one_pushed_element() {
     let h = start();
     let addr = h.addr;
     let mut waiters = Vec::new();
