@@ -30,6 +30,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub tenancy: crate::tenancy::TenantConfig,
+    #[serde(default)]
+    pub policy: crate::policy::PolicyConfig,
 }
 
 /// `[server]`: Redis's own settings, under their Redis names.
@@ -281,6 +283,7 @@ impl Config {
     /// through its `CONFIG SET` validator.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.tenancy.validate().map_err(|message| ConfigError::BadValue { key: "tenancy".into(), message })?;
+        self.policy.validate().map_err(|message| ConfigError::BadValue { key: "policy".into(), message })?;
         let mut scratch = self.server.clone();
         for p in PARAMS {
             if let Some(set) = p.set {

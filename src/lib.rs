@@ -22,6 +22,7 @@
 pub mod commands;
 pub mod config;
 pub mod metrics;
+pub mod policy;
 pub mod protocol;
 pub mod server;
 pub mod space;

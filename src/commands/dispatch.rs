@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::error::CmdError;
 use super::flags::*;
 use super::{CommandSpec, Ctx, lookup};
-use crate::tenancy::eviction::{Policy, evict, evict_until_under};
+use crate::tenancy::eviction::{Policy, evict, evict_tenant};
+use crate::tenancy::hooks::{self, CommandClass, QuotaDecision, Resource};
+use crate::tenancy::tenant::WARN_PERCENT;
 use crate::tenancy::{OperationType, Tenant, TenantError};
 
 /// Runs one command (or queues it inside MULTI) and writes its reply.
@@ -102,7 +104,7 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         ctx.out.error(&e.to_string());
         return;
     }
-    if let Err(e) = tenant_admission(ctx, spec, argv) {
+    if let Err(e) = tenant_admission(&mut *ctx, spec, argv) {
         if let TenantError::RateLimited { retry_ms, .. } = e {
             // At least 10 ms: a client that ignores the error gets a hundred turns a
             // second at most, however fast it sends.
@@ -144,8 +146,11 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
 
 /// A tenant's state, rate limit and quotas, checked before a data command
 /// runs. Only commands the table marks as reading or writing data count.
-fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), TenantError> {
-    let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
+/// A quota policy, when the tenant has one, judges every crossing of a
+/// limit and every write above the warning threshold.
+fn tenant_admission(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), TenantError> {
+    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
+    let t = &*t;
     if spec.has(ADMIN) || spec.has(TENANCY) {
         t.metrics.admin.fetch_add(1, Relaxed);
     }
@@ -156,36 +161,90 @@ fn tenant_admission(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(),
     } else {
         return Ok(());
     };
-    t.check_operation(op)?;
+    let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
+    if let Err(e) = t.check_operation(op) {
+        match (&e, ask(ctx, t, spec, class, Resource::Ops)) {
+            (TenantError::RateLimited { .. }, QuotaDecision::Allow) => {}
+            (TenantError::RateLimited { .. }, QuotaDecision::Deny(m)) => return Err(TenantError::PolicyDenied(m)),
+            _ => return Err(e),
+        }
+    }
     let counter = if op == OperationType::Write { &t.metrics.writes } else { &t.metrics.reads };
     counter.fetch_add(1, Relaxed);
     if spec.has(DENYOOM) {
         let limits = t.limits();
         let used = t.memory_used();
         t.note_memory_level(used, limits.memory_bytes);
-        if used >= limits.memory_bytes && !make_room(ctx, t, limits.memory_bytes) {
+        let over_memory = used >= limits.memory_bytes;
+        if over_memory && !policy_allows(ctx, t, spec, Resource::Memory)? && !make_room(ctx, t, limits.memory_bytes) {
             t.metrics.quota_rejected.fetch_add(1, Relaxed);
             return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: limits.memory_bytes });
         }
         let keys = t.keys();
         // Only near the limit is it worth counting which keys are new.
+        let mut over_keys = false;
         if keys + argv.len() as u64 > limits.max_keys {
             let new = spec.key_indexes(argv.len()).filter(|&i| !ctx.db().contains(argv[i], ctx.now_ms)).count() as u64;
-            if keys + new > limits.max_keys {
+            over_keys = keys + new > limits.max_keys;
+            if over_keys && !policy_allows(ctx, t, spec, Resource::Keys)? {
                 t.metrics.quota_rejected.fetch_add(1, Relaxed);
                 return Err(TenantError::KeyLimit { id: t.id().into(), keys, limit: limits.max_keys });
             }
+        }
+        let near = |used: u64, limit: u64| used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT);
+        if !over_memory && !over_keys && (near(used, limits.memory_bytes) || near(keys, limits.max_keys)) {
+            // Above the threshold the policy may refuse (or slow) a write the
+            // limits would still let through.
+            policy_allows(ctx, t, spec, Resource::Threshold)?;
         }
     }
     Ok(())
 }
 
+/// Asks the tenant's quota policy (if any) about `resource`. A throttle is
+/// applied here (the connection pauses after this reply) and otherwise
+/// leaves the native decision standing.
+fn ask(ctx: &mut Ctx, t: &Tenant, spec: &CommandSpec, class: CommandClass, resource: Resource) -> QuotaDecision {
+    match hooks::quota(t, &ctx.state.policy, spec.name, class, resource) {
+        QuotaDecision::Throttle { ms } => {
+            ctx.client.throttled_ms = Some((ms as u64).clamp(1, 1000));
+            QuotaDecision::Native
+        }
+        QuotaDecision::Deny(m) => QuotaDecision::Deny(error_line(&m)),
+        d => d,
+    }
+}
+
+/// For a write crossing `resource`: `Ok(true)` when the policy grants it
+/// anyway, `Ok(false)` for the native decision, `Err` for the policy's refusal.
+fn policy_allows(ctx: &mut Ctx, t: &Tenant, spec: &CommandSpec, resource: Resource) -> Result<bool, TenantError> {
+    match ask(ctx, t, spec, CommandClass::Write, resource) {
+        QuotaDecision::Allow => Ok(resource != Resource::Threshold),
+        QuotaDecision::Deny(m) => {
+            t.metrics.quota_rejected.fetch_add(1, Relaxed);
+            Err(TenantError::PolicyDenied(m))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A policy's message as one RESP error line: no CR/LF, and an error code
+/// (`ERR`) unless it starts with an upper-case word of its own.
+fn error_line(m: &str) -> String {
+    let clean: String = m.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).take(512).collect();
+    let code = clean.split(' ').next().unwrap_or("");
+    if !code.is_empty() && code.len() < clean.len() && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        clean
+    } else {
+        format!("ERR {clean}")
+    }
+}
+
 /// Evicts by the tenant's policy until it is under `limit`; false if the
 /// policy is noeviction or nothing more could go.
 fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
-    let policy = Policy::parse(&t.profile().eviction).unwrap_or(Policy::NoEviction);
     let samples = ctx.state.config.read().maxmemory_samples as usize;
-    let r = evict_until_under(t, policy, limit, samples, ctx.now_ms);
+    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() >= limit);
     let (Ok(n) | Err(n)) = r;
     ctx.state.stats.evicted_keys.add(n as u64);
     r.is_ok()
@@ -210,17 +269,14 @@ fn maxmemory_guard(ctx: &Ctx) -> Result<(), CmdError> {
     let ratio = |t: &Tenant| t.memory_used() as f64 / t.limits().memory_bytes.max(1) as f64;
     tenants.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
     for t in tenants {
-        let policy = Policy::parse(&t.profile().eviction).unwrap_or(Policy::NoEviction);
-        let r = evict(&t.space, &t.eviction_pool, policy, samples, ctx.now_ms, over);
-        let (Ok(n) | Err(n)) = r;
-        t.metrics.evicted.fetch_add(n as u64, Relaxed);
+        let (Ok(n) | Err(n)) = evict_tenant(&t, samples, ctx.now_ms, &state.policy, over);
         state.stats.evicted_keys.add(n as u64);
         if !over() {
             return Ok(());
         }
     }
     let policy = Policy::parse(&policy_name).unwrap_or(Policy::NoEviction);
-    let (Ok(n) | Err(n)) = evict(&state.global, &state.global_eviction, policy, samples, ctx.now_ms, over);
+    let (Ok(n) | Err(n)) = evict(&state.global, &state.global_eviction, policy, samples, ctx.now_ms, over, None);
     state.stats.evicted_keys.add(n as u64);
     if over() { Err(CmdError::msg("OOM command not allowed when used memory > 'maxmemory'.")) } else { Ok(()) }
 }

@@ -211,6 +211,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("tenant.activate", 2, ADMIN | TENANCY, 0, 0, 0, "tenancy", tenant::activate),
     cmd!("tenant.stats", -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::stats),
     cmd!("tenant.billing", -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::billing),
+    cmd!("tenant.policy", -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::policy),
     // pubsub
     cmd!("subscribe", -2, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::subscribe),
     cmd!("unsubscribe", -1, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::unsubscribe),

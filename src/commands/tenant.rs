@@ -13,7 +13,10 @@ use super::args::{is, lower};
 use super::keys::help_reply;
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::parse_size;
+use crate::policy::slot::Prepared;
+use crate::policy::{PolicyConfig, PolicyError, PolicyModule};
 use crate::protocol::Out;
+use crate::server::client::{Deferred, DeferredReply};
 use crate::store::glob;
 use crate::tenancy::tenant::percent;
 use crate::tenancy::{Tenant, TenantError, TenantLimits, TenantState, TenantTier, Usage};
@@ -76,6 +79,15 @@ struct Options {
     password: Option<Vec<u8>>,
     eviction: Option<String>,
     state: Option<TenantState>,
+    policy: Option<PolicyArg>,
+    config: Option<Vec<u8>>,
+}
+
+/// `POLICY <wasm-bytes> | NONE | ROLLBACK`.
+enum PolicyArg {
+    Module(Vec<u8>),
+    Remove,
+    Rollback,
 }
 
 fn parse_options(a: &[&[u8]]) -> Result<Options, CmdError> {
@@ -95,6 +107,10 @@ fn parse_options(a: &[&[u8]]) -> Result<Options, CmdError> {
             "connections" => o.connections = Some(count(v)?),
             "databases" => o.databases = Some(count(v)?),
             "password" => o.password = Some(v.to_vec()),
+            "policy" if is(v, "none") => o.policy = Some(PolicyArg::Remove),
+            "policy" if is(v, "rollback") => o.policy = Some(PolicyArg::Rollback),
+            "policy" => o.policy = Some(PolicyArg::Module(v.to_vec())),
+            "config" => o.config = Some(v.to_vec()),
             "state" => {
                 o.state = Some(
                     TenantState::parse(&text)
@@ -134,6 +150,9 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if o.state.is_some() {
         return Err(CmdError::err("a new tenant starts active; change its STATE with TENANT.UPDATE"));
     }
+    if o.policy.is_some() || o.config.is_some() {
+        return Err(CmdError::err("create the tenant first, then upload its policy with TENANT.UPDATE <id> POLICY <wasm-bytes>"));
+    }
     let m = &ctx.state.tenants;
     let base = match &o.tier {
         Some(t) => m.tier_limits(t).map_err(terr)?,
@@ -148,9 +167,13 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// TENANT.UPDATE. With a new POLICY module, everything is checked first,
+/// the module is compiled off the event loop, and only when it loads are
+/// the other options applied and the module swapped in: the reply reports
+/// all or nothing.
 pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = named(ctx, a[1])?;
-    let o = parse_options(&a[2..])?;
+    let mut o = parse_options(&a[2..])?;
     let m = &ctx.state.tenants;
     // Changing the tier re-applies its limits; explicit options win.
     let base = match &o.tier {
@@ -158,8 +181,76 @@ pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         None => t.limits(),
     };
     let limits = apply_limits(base, &o, m.config().databases)?;
+    if let Some(s) = o.state
+        && !t.state().can_become(s)
+    {
+        return Err(terr(TenantError::InvalidTransition { id: t.id().into(), from: t.state(), to: s }));
+    }
+    let cfg = &ctx.state.policy;
+    let keep = cfg.keep_versions;
+    match (o.policy.take(), o.config.take()) {
+        (None, None) => apply_update(&t, o, limits),
+        (Some(PolicyArg::Module(bytes)), config) => {
+            ctx.client.deferred = Some(upload(t, bytes, config.unwrap_or_default(), cfg.clone(), (o, limits), ctx.now_ms));
+            return Ok(());
+        }
+        (Some(PolicyArg::Remove), None) => {
+            apply_update(&t, o, limits);
+            t.remove_policy(keep);
+        }
+        (Some(PolicyArg::Rollback), None) => {
+            let p = Prepared::new(t.policy.previous().map_err(perr)?, t.id(), cfg).map_err(perr)?;
+            apply_update(&t, o, limits);
+            t.restore_policy(p, ctx.now_ms);
+        }
+        (None, Some(config)) => {
+            let module = t.policy.module().ok_or_else(|| CmdError::err("the tenant has no policy to configure: upload one with POLICY"))?;
+            let p = Prepared::new(Arc::new(module.with_config(&config)), t.id(), cfg).map_err(perr)?;
+            apply_update(&t, o, limits);
+            t.install_policy(p, ctx.now_ms, keep);
+        }
+        (Some(_), Some(_)) => return Err(CmdError::err("CONFIG goes with a new POLICY module (or alone, to reconfigure the current one)")),
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn perr(e: PolicyError) -> CmdError {
+    CmdError::err(e.to_string())
+}
+
+/// Compiles and instantiates an uploaded module on the blocking pool, then
+/// (back on the connection) applies the update and swaps the module in.
+/// (`now_ms` is the command's start: compilation takes a few milliseconds.)
+fn upload(t: Arc<Tenant>, bytes: Vec<u8>, config: Vec<u8>, cfg: PolicyConfig, update: (Options, TenantLimits), now_ms: u64) -> Deferred {
+    Box::pin(async move {
+        let id = t.id().to_string();
+        let keep = cfg.keep_versions;
+        let built = tokio::task::spawn_blocking(move || {
+            let module = PolicyModule::compile(&bytes, &config, &cfg)?;
+            Prepared::new(Arc::new(module), &id, &cfg)
+        })
+        .await;
+        let reply: DeferredReply = Box::new(move |out: &mut Out| match built {
+            Ok(Ok(p)) => {
+                let hash = p.module.hash.clone();
+                apply_update(&t, update.0, update.1);
+                t.install_policy(p, now_ms, keep);
+                tracing::info!(tenant = %t.id(), %hash, "policy installed");
+                out.ok();
+            }
+            Ok(Err(e)) => out.error(&format!("ERR {e}")),
+            Err(e) => out.error(&format!("ERR policy upload failed: {e}")),
+        });
+        reply
+    })
+}
+
+/// Applies TENANT.UPDATE's options (already validated).
+fn apply_update(t: &Tenant, o: Options, limits: TenantLimits) {
     if let Some(s) = o.state {
-        t.set_state(s).map_err(terr)?;
+        // Checked by the caller; a concurrent change loses to the newer one.
+        let _ = t.set_state(s);
     }
     t.set_limits(limits);
     let hash = o.password.as_deref().map(crate::tenancy::tenant::PasswordHash::new);
@@ -177,8 +268,6 @@ pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             p.password = hash;
         }
     });
-    ctx.out.ok();
-    Ok(())
 }
 
 pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -264,6 +353,34 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("database_limit", V::I(u.limits.max_databases)),
         ("eviction", V::S(p.eviction)),
         ("created_at", V::I(t.created_at())),
+        ("policy", V::S(t.policy.info().state.into())),
+    ];
+    reply_fields(ctx.out, &fields);
+    Ok(())
+}
+
+/// TENANT.POLICY [<id>]: the tenant's policy module and how it has fared.
+pub fn policy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let t = target(ctx, a.get(1).copied())?;
+    let i = t.policy.info();
+    let fields = [
+        ("state", V::S(i.state.into())),
+        ("hash", V::S(i.hash)),
+        ("size", V::I(i.size)),
+        ("hooks", V::S(i.hooks)),
+        ("config_bytes", V::I(i.config_bytes)),
+        ("loaded_at", V::I(i.loaded_at_ms / 1000)),
+        ("calls", V::I(i.calls)),
+        ("fuel_used", V::I(i.fuel_used)),
+        ("traps", V::I(i.traps)),
+        ("out_of_fuel", V::I(i.out_of_fuel)),
+        ("timeouts", V::I(i.timeouts)),
+        ("bad_returns", V::I(i.bad_returns)),
+        ("fallbacks", V::I(i.fallbacks)),
+        ("logs_dropped", V::I(i.logs_dropped)),
+        ("versions_kept", V::I(i.versions_kept)),
+        ("disabled_reason", V::S(i.disabled_reason)),
+        ("last_error", V::S(i.last_error)),
     ];
     reply_fields(ctx.out, &fields);
     Ok(())
@@ -429,7 +546,8 @@ pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             &[
                 "TENANT <subcommand> [<arg> ...] (also written TENANT.<SUBCOMMAND>). Subcommands are:",
                 "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy]",
-                "UPDATE <id> [same options]",
+                "UPDATE <id> [same options] [POLICY <wasm-bytes>|NONE|ROLLBACK] [CONFIG <bytes>]",
+                "POLICY [<id>]",
                 "DELETE <id>",
                 "LIST [FILTER state|tier|name <value>]",
                 "INFO [<id>]",

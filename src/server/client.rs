@@ -153,7 +153,15 @@ pub struct ClientState {
     /// True when AUTH bound the connection to its tenant for its lifetime;
     /// such a connection is not an admin.
     pub bound: bool,
+    /// Set by a command whose work runs off the event loop (a policy
+    /// upload): the connection awaits it, then writes its reply.
+    pub deferred: Option<Deferred>,
 }
+
+/// Writes a deferred command's reply.
+pub type DeferredReply = Box<dyn FnOnce(&mut crate::protocol::Out) + Send>;
+/// Work a command handed off; resolves to its reply.
+pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = DeferredReply> + Send>>;
 
 impl ClientState {
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> (ClientState, MessageReceiver) {
@@ -171,6 +179,7 @@ impl ClientState {
             msg_tx: tx,
             block: None,
             close_after_reply: false,
+            deferred: None,
             tenant: None,
             throttled_ms: None,
             bound: false,

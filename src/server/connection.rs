@@ -35,6 +35,9 @@ enum Next {
     /// while, so a client that ignores the error cannot make the server
     /// spend its time refusing it (and slow every other tenant).
     Pause(Duration),
+    /// A command's work runs elsewhere; its reply comes when it is done,
+    /// before any later request of this client runs.
+    Await(super::client::Deferred),
     Close,
 }
 
@@ -152,6 +155,13 @@ impl Conn {
                         return Ok(false);
                     }
                 }
+                Next::Await(work) => {
+                    self.flush().await?;
+                    tokio::select! {
+                        reply = work => reply(&mut self.out),
+                        _ = self.client.info.kill.notified() => return Ok(false),
+                    }
+                }
                 Next::Pause(d) => {
                     self.flush().await?;
                     tokio::select! {
@@ -196,6 +206,11 @@ impl Conn {
                     drop(args);
                     self.inbuf.advance(consumed);
                     return Next::Block(spec, owned);
+                }
+                if let Some(work) = self.client.deferred.take() {
+                    drop(args);
+                    self.inbuf.advance(consumed);
+                    return Next::Await(work);
                 }
             }
             self.inbuf.advance(consumed);

@@ -32,6 +32,7 @@ impl Server {
         let addr = format!("{}:{}", config.server.bind, config.server.port);
         let listener = TcpListener::bind(&addr).await?;
         let state = ServerState::new(config);
+        load_configured_policies(&state, config)?;
         let port = listener.local_addr()?.port();
         state.config.write().port = port;
         Ok(Server { state, listener })
@@ -108,13 +109,36 @@ async fn active_expiry(state: Arc<ServerState>) {
     }
 }
 
-/// Integrates each tenant's memory over time for billing, once a second.
+/// Integrates each tenant's memory over time and runs billing policies,
+/// once a second (or once per billing interval, when that is shorter).
 async fn meter_tenants(state: Arc<ServerState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let period = state.policy.billing_interval_ms.clamp(100, 1000);
+    let mut tick = tokio::time::interval(Duration::from_millis(period));
     loop {
         tick.tick().await;
-        state.tenants.tick(state.now_ms());
+        let now = state.now_ms();
+        state.tenants.tick(now);
+        for t in state.tenants.list() {
+            crate::tenancy::hooks::bill(&t, &state.policy, now);
+        }
     }
+}
+
+/// Loads the `policy` files of `[[tenancy.tenants]]` before serving; a
+/// module that does not load stops start-up with the reason.
+fn load_configured_policies(state: &ServerState, config: &Config) -> std::io::Result<()> {
+    for (i, def) in config.tenancy.tenants.iter().enumerate() {
+        let Some(path) = &def.policy else { continue };
+        let fail = |e: String| std::io::Error::other(format!("tenancy.tenants[{i}].policy ({}): {e}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let blob = def.policy_config.as_deref().unwrap_or("").as_bytes();
+        let module = crate::policy::PolicyModule::compile(&bytes, blob, &state.policy).map_err(|e| fail(e.to_string()))?;
+        let prepared = crate::policy::slot::Prepared::new(Arc::new(module), &def.id, &state.policy).map_err(|e| fail(e.to_string()))?;
+        let tenant = state.tenants.get_tenant(&def.id).map_err(|e| fail(e.to_string()))?;
+        tenant.install_policy(prepared, state.now_ms(), state.policy.keep_versions);
+        tracing::info!(tenant = %def.id, "policy loaded from {}", path.display());
+    }
+    Ok(())
 }
 
 /// A server running on its own thread and runtime; stops when dropped.

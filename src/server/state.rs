@@ -12,6 +12,7 @@ use super::client::ClientRegistry;
 use crate::commands::COMMANDS;
 use crate::config::{Config, ServerConfig};
 use crate::metrics::{CallCounter, Counter};
+use crate::policy::PolicyConfig;
 use crate::space::Space;
 use crate::store::clock::Clock;
 use crate::tenancy::eviction::EvictionPool;
@@ -44,6 +45,8 @@ pub struct ServerState {
     /// The global (non-tenant) namespace.
     pub global: Space,
     pub tenants: TenantManager,
+    /// `[policy]`: the WASM sandbox's limits.
+    pub policy: PolicyConfig,
     /// Bytes held by every space (global and tenants), exact.
     pub memory_total: Arc<AtomicI64>,
     /// Settings the per-request path reads, mirrored from `config` so that
@@ -80,6 +83,7 @@ impl ServerState {
                 Some(memory_total.clone()),
             ),
             memory_total,
+            policy: config.policy.clone(),
             maxmemory: AtomicU64::new(config.server.maxmemory),
             proto_max_bulk_len: AtomicU64::new(config.server.proto_max_bulk_len),
             query_buffer_limit: AtomicU64::new(config.server.client_query_buffer_limit),

@@ -7,6 +7,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use parking_lot::Mutex;
+
 use serde::Deserialize;
 
 use super::tenant::Tenant;
@@ -43,6 +45,8 @@ pub struct Meter {
     bandwidth_base: AtomicU64,
     byte_seconds: AtomicU64,
     last_tick_ms: AtomicU64,
+    /// Operations counted at the last tick, for the tenant's ops rate.
+    ops_last: AtomicU64,
 }
 
 /// One priced line of a bill.
@@ -85,6 +89,11 @@ impl Meter {
     /// when it has run its length.
     pub fn tick(&self, t: &Tenant, cfg: &BillingConfig, now_ms: u64) {
         let last = self.last_tick_ms.swap(now_ms, Relaxed);
+        let ops = ops_of(t);
+        let ops_before = self.ops_last.swap(ops, Relaxed);
+        if now_ms > last {
+            t.ops_rate.store(ops.saturating_sub(ops_before) * 1000 / (now_ms - last), Relaxed);
+        }
         let secs = now_ms.saturating_sub(last) / 1000;
         let rem = now_ms.saturating_sub(last) % 1000;
         // Keep the sub-second remainder for the next tick.
@@ -98,7 +107,13 @@ impl Meter {
             self.ops_base.store(ops_of(t), Relaxed);
             self.bandwidth_base.store(bandwidth_of(t), Relaxed);
             self.byte_seconds.store(0, Relaxed);
+            t.ledger.clear();
         }
+    }
+
+    /// Memory held this period, integrated over time.
+    pub fn byte_seconds(&self) -> u64 {
+        self.byte_seconds.load(Relaxed)
     }
 
     pub fn invoice(&self, t: &Tenant, cfg: &BillingConfig) -> Invoice {
@@ -125,6 +140,9 @@ impl Meter {
                 amount: bandwidth_bytes as f64 / GB * cfg.price_per_gb_bandwidth,
             },
         ];
+        // A billing policy's ledger replaces the native price list.
+        let ledger = t.ledger.items();
+        let items = if t.ledger.in_use() { ledger } else { items };
         let total = items.iter().map(|i| i.amount).sum();
         Invoice {
             period_start_ms: self.period_start_ms.load(Relaxed),
@@ -135,5 +153,99 @@ impl Meter {
             total,
             currency: cfg.currency.clone(),
         }
+    }
+}
+
+/// The counters a billing interval is measured between.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    at_ms: u64,
+    reads: u64,
+    writes: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    byte_seconds: u64,
+    evicted: u64,
+}
+
+impl Mark {
+    fn of(t: &Tenant, now_ms: u64) -> Mark {
+        let m = &t.metrics;
+        Mark {
+            at_ms: now_ms,
+            reads: m.reads.load(Relaxed),
+            writes: m.writes.load(Relaxed),
+            bytes_in: m.bytes_in.load(Relaxed),
+            bytes_out: m.bytes_out.load(Relaxed),
+            byte_seconds: t.meter.byte_seconds(),
+            evicted: m.evicted.load(Relaxed),
+        }
+    }
+}
+
+/// Line items a billing policy returned this period, added up by name and
+/// unit, and where its last interval ended.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    items: Mutex<Vec<LineItem>>,
+    mark: Mutex<Option<Mark>>,
+}
+
+impl Ledger {
+    /// Whether a billing policy has started keeping this period's bill.
+    pub fn in_use(&self) -> bool {
+        self.mark.lock().is_some()
+    }
+
+    pub fn items(&self) -> Vec<LineItem> {
+        self.items.lock().clone()
+    }
+
+    pub fn add(&self, new: impl IntoIterator<Item = LineItem>) {
+        let mut items = self.items.lock();
+        for n in new {
+            match items.iter_mut().find(|i| i.name == n.name && i.unit == n.unit) {
+                Some(i) => {
+                    i.quantity += n.quantity;
+                    i.amount += n.amount;
+                }
+                None => items.push(n),
+            }
+        }
+    }
+
+    /// A new period (or no billing policy any more): an empty ledger.
+    pub fn clear(&self) {
+        self.items.lock().clear();
+        *self.mark.lock() = None;
+    }
+
+    /// Starts measuring intervals now, unless already measuring.
+    pub fn begin(&self, t: &Tenant, now_ms: u64) {
+        self.mark.lock().get_or_insert_with(|| Mark::of(t, now_ms));
+    }
+
+    /// The usage since the last interval ended, when at least `interval_ms`
+    /// has passed; without a mark, the first call only sets it.
+    pub fn interval(&self, t: &Tenant, now_ms: u64, interval_ms: u64) -> Option<ferrite_policy_abi::UsageDelta> {
+        let mut mark = self.mark.lock();
+        let Some(last) = *mark else {
+            *mark = Some(Mark::of(t, now_ms));
+            return None;
+        };
+        if now_ms.saturating_sub(last.at_ms) < interval_ms {
+            return None;
+        }
+        let now = Mark::of(t, now_ms);
+        *mark = Some(now);
+        Some(ferrite_policy_abi::UsageDelta {
+            interval_ms: now.at_ms - last.at_ms,
+            reads: now.reads.saturating_sub(last.reads),
+            writes: now.writes.saturating_sub(last.writes),
+            bytes_in: now.bytes_in.saturating_sub(last.bytes_in),
+            bytes_out: now.bytes_out.saturating_sub(last.bytes_out),
+            memory_byte_seconds: now.byte_seconds.saturating_sub(last.byte_seconds),
+            evictions: now.evicted.saturating_sub(last.evicted),
+        })
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::hooks;
 use super::tenant::Tenant;
+use crate::policy::{Hook, PolicyConfig};
 use crate::space::Space;
 use crate::store::keyspace::Sample;
 
@@ -101,9 +103,15 @@ impl EvictionPool {
     }
 }
 
-/// Evicts keys of `space` by `policy` while `over()` says so. `Ok(n)` when
-/// it got under with `n` evictions, `Err(n)` when it gave up after `n`
-/// (nothing evictable, noeviction, or the time budget ran out).
+/// Picks victims among sampled `(db, key)` candidates: a tenant's WASM
+/// policy. `None` lets the native policy choose this round; an empty list
+/// means none of these may go.
+pub type Chooser<'a> = &'a mut dyn FnMut(&[(usize, Sample)]) -> Option<Vec<usize>>;
+
+/// Evicts keys of `space` by `policy` (or by `chooser` when it answers)
+/// while `over()` says so. `Ok(n)` when it got under with `n` evictions,
+/// `Err(n)` when it gave up after `n` (nothing evictable, noeviction, or the
+/// time budget ran out).
 pub fn evict(
     space: &Space,
     pool: &EvictionPool,
@@ -111,33 +119,88 @@ pub fn evict(
     samples: usize,
     now_ms: u64,
     mut over: impl FnMut() -> bool,
+    mut chooser: Option<Chooser<'_>>,
 ) -> Result<usize, usize> {
     let start = Instant::now();
     let mut evicted = 0;
     while over() {
-        if policy == Policy::NoEviction || start.elapsed() > TIME_BUDGET {
+        if start.elapsed() > TIME_BUDGET {
             return Err(evicted);
         }
-        pool.fill(space, policy, samples, now_ms);
-        let mut removed = false;
-        while let Some(c) = pool.best() {
-            // The candidate may have gone since it was sampled.
-            if space.db(c.db).remove(&c.key, now_ms).is_some() {
-                removed = true;
-                break;
+        let chosen = match chooser.as_mut() {
+            Some(choose) => {
+                let candidates = sample_all(space, now_ms);
+                if candidates.is_empty() {
+                    return Err(evicted);
+                }
+                choose(&candidates).map(|victims| (candidates, victims))
+            }
+            None => None,
+        };
+        match chosen {
+            Some((candidates, victims)) => {
+                for i in victims {
+                    if !over() {
+                        break;
+                    }
+                    let (db, s) = &candidates[i];
+                    if space.db(*db).remove(&s.key, now_ms).is_some() {
+                        evicted += 1;
+                    }
+                }
+            }
+            None if policy == Policy::NoEviction => return Err(evicted),
+            None => {
+                if !evict_one_native(space, pool, policy, samples, now_ms) {
+                    return Err(evicted);
+                }
+                evicted += 1;
             }
         }
-        if !removed {
-            return Err(evicted);
-        }
-        evicted += 1;
     }
     Ok(evicted)
 }
 
-/// Evicts the tenant's keys by `policy` until it uses less than `limit` bytes.
-pub fn evict_until_under(tenant: &Tenant, policy: Policy, limit: u64, samples: usize, now_ms: u64) -> Result<usize, usize> {
-    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, || tenant.memory_used() >= limit);
+/// One round of Redis's algorithm: refill the pool, evict its best.
+fn evict_one_native(space: &Space, pool: &EvictionPool, policy: Policy, samples: usize, now_ms: u64) -> bool {
+    pool.fill(space, policy, samples, now_ms);
+    while let Some(c) = pool.best() {
+        // The candidate may have gone since it was sampled.
+        if space.db(c.db).remove(&c.key, now_ms).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Up to [`POOL_SIZE`] keys sampled across the space's databases, for a
+/// policy to choose from in one call.
+fn sample_all(space: &Space, now_ms: u64) -> Vec<(usize, Sample)> {
+    let dbs: Vec<_> = space.existing().collect();
+    let per_db = (POOL_SIZE / dbs.len().max(1)).max(1);
+    let mut out = Vec::with_capacity(POOL_SIZE);
+    for (db, ks) in dbs {
+        out.extend(ks.sample(per_db, now_ms, false).into_iter().map(|s| (db, s)));
+    }
+    out.truncate(POOL_SIZE);
+    out
+}
+
+/// Evicts the tenant's keys while `over()`: by its WASM policy when it has
+/// an eviction hook (falling back round by round to its native policy when
+/// the module fails), else by its native policy alone.
+pub fn evict_tenant(
+    tenant: &Tenant,
+    samples: usize,
+    now_ms: u64,
+    policies: &PolicyConfig,
+    over: impl FnMut() -> bool,
+) -> Result<usize, usize> {
+    let policy = Policy::parse(&tenant.profile().eviction).unwrap_or(Policy::NoEviction);
+    let limit = tenant.limits().memory_bytes;
+    let mut choose = |c: &[(usize, Sample)]| hooks::choose_victims(tenant, policies, c, now_ms, limit);
+    let chooser: Option<Chooser<'_>> = if tenant.policy.has(Hook::Evict) { Some(&mut choose) } else { None };
+    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, over, chooser);
     let n = match r {
         Ok(n) | Err(n) => n,
     };

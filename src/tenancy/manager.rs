@@ -107,6 +107,10 @@ pub struct TenantDef {
     pub eviction: Option<String>,
     /// Overrides of the tier's limits.
     pub limits: Option<LimitOverrides>,
+    /// A WASM policy module to load at start-up (a file path).
+    pub policy: Option<std::path::PathBuf>,
+    /// The CONFIG blob handed to that module.
+    pub policy_config: Option<String>,
 }
 
 /// Optional per-limit overrides (`[tenancy.tenants.limits]`).

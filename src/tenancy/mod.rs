@@ -35,6 +35,7 @@
 
 pub mod billing;
 pub mod eviction;
+pub mod hooks;
 pub mod lifecycle;
 pub mod manager;
 pub mod tenant;
@@ -86,6 +87,9 @@ pub enum TenantError {
     KeyLimit { id: String, keys: u64, limit: u64 },
     #[error("ERR tenant '{id}' is at its connection limit of {limit}")]
     Connections { id: String, limit: u64 },
+    /// A quota policy's own refusal, sent as the policy wrote it.
+    #[error("{0}")]
+    PolicyDenied(String),
 }
 
 /// Tenant ids are 1-64 characters of `[A-Za-z0-9_-]`: no `:` or glob

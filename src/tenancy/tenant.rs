@@ -7,11 +7,13 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
-use super::billing::Meter;
+use super::billing::{Ledger, Meter};
 use super::eviction::EvictionPool;
 use super::lifecycle::TenantState;
 use super::tier::{TenantLimits, TenantTier};
 use super::{OperationType, TenantError};
+use crate::policy::slot::Prepared;
+use crate::policy::{Hook, PolicySlot};
 use crate::space::Space;
 
 /// Per-tenant counters, all relaxed atomics.
@@ -117,6 +119,12 @@ pub struct Tenant {
     pub metrics: TenantMetrics,
     pub eviction_pool: EvictionPool,
     pub meter: Meter,
+    /// The tenant's WASM policy, if it has one.
+    pub policy: PolicySlot,
+    /// Line items a billing policy has added this period.
+    pub ledger: Ledger,
+    /// Operations in the last full second, updated by the metering tick.
+    pub ops_rate: AtomicU64,
     warned: AtomicBool,
 }
 
@@ -133,6 +141,8 @@ fn limiter_for(ops: u64) -> DefaultDirectRateLimiter {
 impl Tenant {
     pub fn new(id: String, profile: TenantProfile, limits: TenantLimits, space: Space, now_secs: u64) -> Tenant {
         Tenant {
+            policy: PolicySlot::new(&id),
+            ledger: Ledger::default(),
             id,
             profile: RwLock::new(profile),
             limiter: RwLock::new(limiter_for(limits.ops_per_second)),
@@ -149,6 +159,7 @@ impl Tenant {
                 m.start(now_secs * 1000);
                 m
             },
+            ops_rate: AtomicU64::new(0),
             warned: AtomicBool::new(false),
         }
     }
@@ -263,6 +274,31 @@ impl Tenant {
         if high != self.warned.swap(high, Relaxed) && high {
             tracing::warn!(tenant = %self.id, used, limit, "tenant memory above {WARN_PERCENT}% of its limit");
         }
+    }
+
+    /// Makes `p` the tenant's policy (the current one is kept for rollback);
+    /// a billing hook starts its ledger from now.
+    pub fn install_policy(&self, p: Prepared, now_ms: u64, keep: usize) {
+        let bills = p.module.has(Hook::Bill);
+        self.policy.install(p, now_ms, keep);
+        if bills {
+            self.ledger.begin(self, now_ms);
+        }
+    }
+
+    /// POLICY ROLLBACK with the previous module already instantiated.
+    pub fn restore_policy(&self, p: Prepared, now_ms: u64) {
+        let bills = p.module.has(Hook::Bill);
+        self.policy.restore(p, now_ms);
+        if bills {
+            self.ledger.begin(self, now_ms);
+        }
+    }
+
+    /// POLICY NONE: native eviction, quotas and prices from now on.
+    pub fn remove_policy(&self, keep: usize) {
+        self.policy.remove(keep);
+        self.ledger.clear();
     }
 
     /// Counts a connection in, refusing it over the cap.

@@ -1,0 +1,382 @@
+//! The values that cross the boundary, each with its encoding.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::codec::{DecodeError, Reader, Writer};
+
+/// A value with a wire form.
+pub trait Wire: Sized {
+    fn encode(&self, w: &mut Writer);
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        self.encode(&mut w);
+        w.buf
+    }
+
+    /// Decodes a whole buffer: trailing bytes are an error.
+    fn from_bytes(buf: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(buf);
+        let v = Self::decode(&mut r)?;
+        r.finish()?;
+        Ok(v)
+    }
+}
+
+impl<T: Wire> Wire for Vec<T> {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.len() as u32);
+        self.iter().for_each(|x| x.encode(w));
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let n = r.count(1)?;
+        (0..n).map(|_| T::decode(r)).collect()
+    }
+}
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $tag:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vm])* $variant = $tag),+ }
+
+        impl Wire for $name {
+            fn encode(&self, w: &mut Writer) {
+                w.u8(*self as u8);
+            }
+            fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                match r.u8()? {
+                    $($tag => Ok($name::$variant),)+
+                    t => Err(DecodeError::BadTag(t)),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// The type of a key's value.
+    KeyType { String = 0, List = 1, Set = 2, ZSet = 3, Hash = 4 }
+);
+
+wire_enum!(
+    /// What kind of command is asking.
+    CommandClass { Read = 0, Write = 1, Admin = 2 }
+);
+
+wire_enum!(
+    /// Which limit a quota question is about.
+    Resource {
+        /// None yet: usage is above the warning threshold.
+        Threshold = 0,
+        Memory = 1,
+        Keys = 2,
+        Ops = 3,
+    }
+);
+
+/// A key the host sampled as a possible eviction victim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub key: Vec<u8>,
+    pub db: u32,
+    pub key_type: KeyType,
+    /// Bytes the key and its value hold.
+    pub size: u64,
+    pub idle_ms: u64,
+    /// Redis's logarithmic access counter (0-255).
+    pub lfu: u8,
+    /// Milliseconds until it expires; `None` without a TTL.
+    pub ttl_ms: Option<u64>,
+}
+
+impl Wire for Candidate {
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.key).u32(self.db);
+        self.key_type.encode(w);
+        w.u64(self.size).u64(self.idle_ms).u8(self.lfu).i64(self.ttl_ms.map_or(-1, |t| t as i64));
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Candidate {
+            key: r.bytes()?.to_vec(),
+            db: r.u32()?,
+            key_type: KeyType::decode(r)?,
+            size: r.u64()?,
+            idle_ms: r.u64()?,
+            lfu: r.u8()?,
+            ttl_ms: u64::try_from(r.i64()?).ok(),
+        })
+    }
+}
+
+/// What a tenant uses now.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub memory_bytes: u64,
+    pub keys: u64,
+    /// Operations in the last second.
+    pub ops_per_second: u64,
+    pub connections: u64,
+    pub databases: u64,
+}
+
+/// A tenant's limits (0 never means unlimited here: the host sends what it enforces).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub keys: u64,
+    pub ops_per_second: u64,
+    pub connections: u64,
+    pub databases: u64,
+}
+
+macro_rules! wire_u64_struct {
+    ($name:ident { $($field:ident),+ }) => {
+        impl Wire for $name {
+            fn encode(&self, w: &mut Writer) {
+                $(w.u64(self.$field);)+
+            }
+            fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                Ok($name { $($field: r.u64()?),+ })
+            }
+        }
+    };
+}
+
+wire_u64_struct!(Usage { memory_bytes, keys, ops_per_second, connections, databases });
+wire_u64_struct!(Limits { memory_bytes, keys, ops_per_second, connections, databases });
+
+/// The eviction hook's question: the tenant must free memory; which of these go?
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvictInput {
+    pub tenant: String,
+    pub usage: Usage,
+    pub limits: Limits,
+    /// Bytes still to free to get under the memory limit.
+    pub to_free: u64,
+    pub candidates: Vec<Candidate>,
+}
+
+impl Wire for EvictInput {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.tenant);
+        self.usage.encode(w);
+        self.limits.encode(w);
+        w.u64(self.to_free);
+        self.candidates.encode(w);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(EvictInput {
+            tenant: r.string()?,
+            usage: Usage::decode(r)?,
+            limits: Limits::decode(r)?,
+            to_free: r.u64()?,
+            candidates: Vec::decode(r)?,
+        })
+    }
+}
+
+/// The eviction hook's answer: indexes into the candidates, evicted in this
+/// order. Empty means "use the native policy".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvictOutput {
+    pub victims: Vec<u32>,
+}
+
+impl Wire for EvictOutput {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.victims.len() as u32);
+        self.victims.iter().for_each(|v| {
+            w.u32(*v);
+        });
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let n = r.count(4)?;
+        Ok(EvictOutput { victims: (0..n).map(|_| r.u32()).collect::<Result<_, _>>()? })
+    }
+}
+
+/// The quota hook's question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaInput {
+    pub tenant: String,
+    /// The command's name, lower case.
+    pub command: String,
+    pub class: CommandClass,
+    pub resource: Resource,
+    pub usage: Usage,
+    pub limits: Limits,
+}
+
+impl Wire for QuotaInput {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.tenant).str(&self.command);
+        self.class.encode(w);
+        self.resource.encode(w);
+        self.usage.encode(w);
+        self.limits.encode(w);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(QuotaInput {
+            tenant: r.string()?,
+            command: r.string()?,
+            class: CommandClass::decode(r)?,
+            resource: Resource::decode(r)?,
+            usage: Usage::decode(r)?,
+            limits: Limits::decode(r)?,
+        })
+    }
+}
+
+/// The quota hook's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaDecision {
+    /// Whatever the host would have done without a policy.
+    Native,
+    /// Let the command run, even over the limit in question.
+    Allow,
+    /// Refuse it; the message is the client's error reply (a leading
+    /// upper-case word is its error code, as in Redis).
+    Deny(String),
+    /// The host's decision stands, and the connection then pauses this long.
+    Throttle { ms: u32 },
+}
+
+impl Wire for QuotaDecision {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            QuotaDecision::Native => {
+                w.u8(0);
+            }
+            QuotaDecision::Allow => {
+                w.u8(1);
+            }
+            QuotaDecision::Deny(m) => {
+                w.u8(2).str(m);
+            }
+            QuotaDecision::Throttle { ms } => {
+                w.u8(3).u32(*ms);
+            }
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            0 => QuotaDecision::Native,
+            1 => QuotaDecision::Allow,
+            2 => QuotaDecision::Deny(r.string()?),
+            3 => QuotaDecision::Throttle { ms: r.u32()? },
+            t => return Err(DecodeError::BadTag(t)),
+        })
+    }
+}
+
+/// What a tenant used during one billing interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UsageDelta {
+    pub interval_ms: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Memory held, integrated over the interval.
+    pub memory_byte_seconds: u64,
+    pub evictions: u64,
+}
+
+wire_u64_struct!(UsageDelta { interval_ms, reads, writes, bytes_in, bytes_out, memory_byte_seconds, evictions });
+
+/// The billing hook's question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingInput {
+    pub tenant: String,
+    pub tier: String,
+    pub now_ms: u64,
+    pub delta: UsageDelta,
+    pub usage: Usage,
+}
+
+impl Wire for BillingInput {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.tenant).str(&self.tier).u64(self.now_ms);
+        self.delta.encode(w);
+        self.usage.encode(w);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(BillingInput {
+            tenant: r.string()?,
+            tier: r.string()?,
+            now_ms: r.u64()?,
+            delta: UsageDelta::decode(r)?,
+            usage: Usage::decode(r)?,
+        })
+    }
+}
+
+/// One line of a bill: the host adds lines with the same name and unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineItem {
+    pub name: String,
+    pub unit: String,
+    pub quantity: f64,
+    pub amount: f64,
+}
+
+impl Wire for LineItem {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.name).str(&self.unit).f64(self.quantity).f64(self.amount);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(LineItem { name: r.string()?, unit: r.string()?, quantity: r.f64()?, amount: r.f64()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn round_trip<T: Wire + PartialEq + core::fmt::Debug>(v: T) {
+        let b = v.to_bytes();
+        assert_eq!(T::from_bytes(&b).unwrap(), v);
+        // Every strict prefix is refused, never misread.
+        for n in 0..b.len() {
+            assert!(T::from_bytes(&b[..n]).is_err(), "prefix {n} of {v:?} decoded");
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips_and_prefixes_are_refused() {
+        let c = Candidate { key: b"k".to_vec(), db: 3, key_type: KeyType::Hash, size: 9, idle_ms: 7, lfu: 5, ttl_ms: Some(4) };
+        round_trip(EvictInput {
+            tenant: "t".into(),
+            usage: Usage { memory_bytes: 1, keys: 2, ..Usage::default() },
+            limits: Limits { memory_bytes: 3, ..Limits::default() },
+            to_free: 10,
+            candidates: vec![c.clone(), Candidate { ttl_ms: None, ..c }],
+        });
+        round_trip(EvictOutput { victims: vec![2, 0] });
+        round_trip(QuotaDecision::Deny("QUOTA no".into()));
+        round_trip(QuotaDecision::Throttle { ms: 30 });
+        round_trip(vec![LineItem { name: "ops".into(), unit: "M".into(), quantity: 1.5, amount: 0.25 }]);
+        round_trip(QuotaInput {
+            tenant: "t".into(),
+            command: "set".into(),
+            class: CommandClass::Write,
+            resource: Resource::Memory,
+            usage: Usage::default(),
+            limits: Limits::default(),
+        });
+    }
+
+    #[test]
+    fn hostile_input_is_refused() {
+        assert_eq!(QuotaDecision::from_bytes(&[9]), Err(DecodeError::BadTag(9)));
+        // A count of four billion items in a five-byte buffer.
+        assert_eq!(EvictOutput::from_bytes(&[0xff, 0xff, 0xff, 0xff, 0]), Err(DecodeError::Truncated));
+        assert_eq!(QuotaDecision::from_bytes(&[1, 0]), Err(DecodeError::Trailing(1)));
+        assert_eq!(crate::unpack(-1), None);
+        assert_eq!(crate::unpack(crate::pack(16, 3)), Some((16, 3)));
+    }
+}

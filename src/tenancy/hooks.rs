@@ -1,0 +1,122 @@
+//! Tenancy's side of the policy hooks: a tenant's state becomes the ABI's
+//! question, the module's answer becomes a decision. Each function returns
+//! the native choice when the tenant has no module for the hook or the call
+//! fails (the policy layer counts the failure).
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use ferrite_policy_abi::{self as abi, Wire};
+
+use super::billing::LineItem;
+use super::tenant::Tenant;
+use crate::policy::{Hook, PolicyConfig};
+use crate::store::keyspace::Sample;
+use crate::store::value::ValueType;
+
+pub use abi::{CommandClass, QuotaDecision, Resource};
+
+fn usage_and_limits(t: &Tenant) -> (abi::Usage, abi::Limits) {
+    let u = t.get_usage();
+    let l = u.limits;
+    (
+        abi::Usage {
+            memory_bytes: u.memory_used,
+            keys: u.keys,
+            ops_per_second: t.ops_rate.load(Relaxed),
+            connections: u.connections,
+            databases: u.databases,
+        },
+        abi::Limits {
+            memory_bytes: l.memory_bytes,
+            keys: l.max_keys,
+            ops_per_second: l.ops_per_second,
+            connections: l.max_connections,
+            databases: l.max_databases,
+        },
+    )
+}
+
+fn key_type(t: ValueType) -> abi::KeyType {
+    match t {
+        ValueType::String => abi::KeyType::String,
+        ValueType::List => abi::KeyType::List,
+        ValueType::Set => abi::KeyType::Set,
+        ValueType::ZSet => abi::KeyType::ZSet,
+        ValueType::Hash => abi::KeyType::Hash,
+    }
+}
+
+/// Encodes the eviction question for a batch of sampled keys.
+pub fn evict_input(t: &Tenant, samples: &[(usize, Sample)], now_ms: u64, limit: u64) -> Vec<u8> {
+    let (usage, limits) = usage_and_limits(t);
+    let candidates = samples
+        .iter()
+        .map(|(db, s)| abi::Candidate {
+            key: s.key.clone(),
+            db: *db as u32,
+            key_type: key_type(s.kind),
+            size: s.bytes as u64,
+            idle_ms: s.idle_secs.saturating_mul(1000),
+            lfu: s.lfu,
+            ttl_ms: s.expire_at.map(|at| at.saturating_sub(now_ms)),
+        })
+        .collect();
+    let to_free = usage.memory_bytes.saturating_sub(limit).max(1);
+    abi::EvictInput { tenant: t.id().into(), usage, limits, to_free, candidates }.to_bytes()
+}
+
+/// The module's victims among `samples` (indexes, in order), or `None` to
+/// let the native policy choose. Out-of-range or repeated indexes make the
+/// answer unusable (a failed call), not partly obeyed.
+pub fn choose_victims(t: &Tenant, cfg: &PolicyConfig, samples: &[(usize, Sample)], now_ms: u64, limit: u64) -> Option<Vec<usize>> {
+    if !t.policy.has(Hook::Evict) {
+        return None;
+    }
+    let input = evict_input(t, samples, now_ms, limit);
+    t.policy.call(Hook::Evict, &input, cfg, |out| {
+        let victims = abi::EvictOutput::from_bytes(out).map_err(|e| format!("eviction answer does not decode: {e}"))?.victims;
+        let mut seen = vec![false; samples.len()];
+        for &v in &victims {
+            match seen.get_mut(v as usize) {
+                Some(s) if !*s => *s = true,
+                Some(_) => return Err(format!("victim {v} named twice")),
+                None => return Err(format!("victim {v} is not one of the {} candidates", samples.len())),
+            }
+        }
+        Ok(victims.into_iter().map(|v| v as usize).collect())
+    })
+}
+
+/// Asks the quota hook about a command; `Native` without one.
+pub fn quota(t: &Tenant, cfg: &PolicyConfig, command: &str, class: CommandClass, resource: Resource) -> QuotaDecision {
+    if !t.policy.has(Hook::Quota) {
+        return QuotaDecision::Native;
+    }
+    let (usage, limits) = usage_and_limits(t);
+    let input = abi::QuotaInput { tenant: t.id().into(), command: command.into(), class, resource, usage, limits }.to_bytes();
+    t.policy
+        .call(Hook::Quota, &input, cfg, |out| abi::QuotaDecision::from_bytes(out).map_err(|e| format!("quota answer does not decode: {e}")))
+        .unwrap_or(QuotaDecision::Native)
+}
+
+/// Runs the billing hook when an interval is over and books its line items.
+/// Amounts must be finite and not negative, or the whole answer is refused.
+pub fn bill(t: &Tenant, cfg: &PolicyConfig, now_ms: u64) {
+    if !t.policy.has(Hook::Bill) {
+        return;
+    }
+    let Some(delta) = t.ledger.interval(t, now_ms, cfg.billing_interval_ms) else { return };
+    let (usage, _) = usage_and_limits(t);
+    let tier = t.profile().tier.name().to_string();
+    let input = abi::BillingInput { tenant: t.id().into(), tier, now_ms, delta, usage }.to_bytes();
+    let items = t.policy.call(Hook::Bill, &input, cfg, |out| {
+        let items = Vec::<abi::LineItem>::from_bytes(out).map_err(|e| format!("billing answer does not decode: {e}"))?;
+        match items.iter().find(|i| !(i.amount.is_finite() && i.quantity.is_finite() && i.amount >= 0.0)) {
+            Some(i) => Err(format!("line item '{}' has an invalid amount {} or quantity {}", i.name, i.amount, i.quantity)),
+            None => Ok(items),
+        }
+    });
+    if let Some(items) = items {
+        t.ledger.add(items.into_iter().map(|i| LineItem { name: i.name, quantity: i.quantity, unit: i.unit, amount: i.amount }));
+    }
+}
