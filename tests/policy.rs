@@ -416,3 +416,19 @@ fn a_policy_can_come_from_the_config_file() {
     assert!(e.to_string().starts_with("tenancy.tenants[0].policy ("), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_100_kb_module_uploads_while_other_clients_are_served() {
+    let h = start();
+    let mut a = Raw::connect(h.addr);
+    assert_eq!(a.cmd(&["TENANT.CREATE", "t"]), ok());
+    let module = policies::synthetic(100_000);
+    let mut args: Vec<&[u8]> = vec![b"TENANT.UPDATE", b"t", b"POLICY", &module];
+    a.send(&encode(args.drain(..)));
+    // The upload compiles off the event loop: another client is answered
+    // before the uploader's reply arrives (checked by order, not by time).
+    let mut other = Raw::connect(h.addr);
+    assert_eq!(other.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    assert_eq!(a.read(), ok());
+    assert!(int(&policy_info(&mut a, "t"), "size") >= 100_000);
+}

@@ -29,12 +29,27 @@ impl core::fmt::Display for DecodeError {
 }
 
 /// Appends values to a buffer.
-#[derive(Default)]
 pub struct Writer {
     pub buf: Vec<u8>,
 }
 
+impl Default for Writer {
+    /// Room for a typical message, so encoding rarely reallocates.
+    fn default() -> Self {
+        Writer { buf: Vec::with_capacity(1024) }
+    }
+}
+
 impl Writer {
+    pub fn with_capacity(n: usize) -> Writer {
+        Writer { buf: Vec::with_capacity(n) }
+    }
+
+    pub fn raw(&mut self, v: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(v);
+        self
+    }
+
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
         self
@@ -84,7 +99,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
@@ -110,7 +125,12 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
     pub fn string(&mut self) -> Result<String, DecodeError> {
-        core::str::from_utf8(self.bytes()?).map(String::from).map_err(|_| DecodeError::BadUtf8)
+        self.str().map(String::from)
+    }
+
+    /// A string borrowed from the buffer.
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        core::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::BadUtf8)
     }
 
     /// A count of items, refused when the buffer cannot hold that many of at

@@ -9,8 +9,10 @@
 //! a module built against another version is refused, not guessed at.
 //!
 //! Calling convention of a hook export `fn(ptr: i32, len: i32) -> i64`: the
-//! host has copied the input to `ptr` (memory it got from [`EXPORT_ALLOC`]);
-//! the guest owns and frees it. The result is `(out_ptr << 32) | out_len`
+//! host has copied the input to `ptr`, memory it got from [`EXPORT_ALLOC`].
+//! A buffer `ferrite_alloc(n)` returned stays the guest's input buffer,
+//! valid for up to `n` bytes, until the next `ferrite_alloc` call: the host
+//! reuses it call after call and asks again only for a larger input. The result is `(out_ptr << 32) | out_len`
 //! pointing into the guest's memory; the guest keeps that buffer alive until
 //! its next hook call. A negative result means the guest failed.
 //!

@@ -1,14 +1,15 @@
 //! The values that cross the boundary, each with its encoding.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::codec::{DecodeError, Reader, Writer};
 
 /// A value with a wire form.
-pub trait Wire: Sized {
+pub trait Wire<'a>: Sized {
     fn encode(&self, w: &mut Writer);
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
 
     fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::default();
@@ -17,7 +18,7 @@ pub trait Wire: Sized {
     }
 
     /// Decodes a whole buffer: trailing bytes are an error.
-    fn from_bytes(buf: &[u8]) -> Result<Self, DecodeError> {
+    fn from_bytes(buf: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(buf);
         let v = Self::decode(&mut r)?;
         r.finish()?;
@@ -25,14 +26,19 @@ pub trait Wire: Sized {
     }
 }
 
-impl<T: Wire> Wire for Vec<T> {
+impl<'a, T: Wire<'a>> Wire<'a> for Vec<T> {
     fn encode(&self, w: &mut Writer) {
         w.u32(self.len() as u32);
         self.iter().for_each(|x| x.encode(w));
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let n = r.count(1)?;
-        (0..n).map(|_| T::decode(r)).collect()
+        // `count` bounded n by the bytes left, so this cannot over-reserve.
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(T::decode(r)?);
+        }
+        Ok(v)
     }
 }
 
@@ -42,11 +48,11 @@ macro_rules! wire_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name { $($(#[$vm])* $variant = $tag),+ }
 
-        impl Wire for $name {
+        impl<'a> Wire<'a> for $name {
             fn encode(&self, w: &mut Writer) {
                 w.u8(*self as u8);
             }
-            fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
                 match r.u8()? {
                     $($tag => Ok($name::$variant),)+
                     t => Err(DecodeError::BadTag(t)),
@@ -77,10 +83,11 @@ wire_enum!(
     }
 );
 
-/// A key the host sampled as a possible eviction victim.
+/// A key the host sampled as a possible eviction victim. The key borrows
+/// the input buffer when decoded, so a decision allocates nothing per key.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
-    pub key: Vec<u8>,
+pub struct Candidate<'a> {
+    pub key: Cow<'a, [u8]>,
     pub db: u32,
     pub key_type: KeyType,
     /// Bytes the key and its value hold.
@@ -92,21 +99,32 @@ pub struct Candidate {
     pub ttl_ms: Option<u64>,
 }
 
-impl Wire for Candidate {
+impl<'a> Wire<'a> for Candidate<'a> {
     fn encode(&self, w: &mut Writer) {
-        w.bytes(&self.key).u32(self.db);
-        self.key_type.encode(w);
-        w.u64(self.size).u64(self.idle_ms).u8(self.lfu).i64(self.ttl_ms.map_or(-1, |t| t as i64));
+        w.bytes(&self.key);
+        // The fixed-size rest as one block, the mirror of `decode`.
+        let mut f = [0u8; 30];
+        f[0..4].copy_from_slice(&self.db.to_le_bytes());
+        f[4] = self.key_type as u8;
+        f[5..13].copy_from_slice(&self.size.to_le_bytes());
+        f[13..21].copy_from_slice(&self.idle_ms.to_le_bytes());
+        f[21] = self.lfu;
+        f[22..30].copy_from_slice(&self.ttl_ms.map_or(-1, |t| t as i64).to_le_bytes());
+        w.raw(&f);
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        let key = Cow::Borrowed(r.bytes()?);
+        // The fixed-size rest in one bounds check: a decision decodes many.
+        let f: [u8; 30] = r.array()?;
+        let u64_at = |i: usize| u64::from_le_bytes([f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], f[i + 5], f[i + 6], f[i + 7]]);
         Ok(Candidate {
-            key: r.bytes()?.to_vec(),
-            db: r.u32()?,
-            key_type: KeyType::decode(r)?,
-            size: r.u64()?,
-            idle_ms: r.u64()?,
-            lfu: r.u8()?,
-            ttl_ms: u64::try_from(r.i64()?).ok(),
+            key,
+            db: u32::from_le_bytes([f[0], f[1], f[2], f[3]]),
+            key_type: KeyType::decode(&mut Reader::new(&f[4..5]))?,
+            size: u64_at(5),
+            idle_ms: u64_at(13),
+            lfu: f[21],
+            ttl_ms: u64::try_from(u64_at(22) as i64).ok(),
         })
     }
 }
@@ -134,11 +152,11 @@ pub struct Limits {
 
 macro_rules! wire_u64_struct {
     ($name:ident { $($field:ident),+ }) => {
-        impl Wire for $name {
+        impl<'a> Wire<'a> for $name {
             fn encode(&self, w: &mut Writer) {
                 $(w.u64(self.$field);)+
             }
-            fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
                 Ok($name { $($field: r.u64()?),+ })
             }
         }
@@ -150,16 +168,16 @@ wire_u64_struct!(Limits { memory_bytes, keys, ops_per_second, connections, datab
 
 /// The eviction hook's question: the tenant must free memory; which of these go?
 #[derive(Debug, Clone, PartialEq)]
-pub struct EvictInput {
-    pub tenant: String,
+pub struct EvictInput<'a> {
+    pub tenant: Cow<'a, str>,
     pub usage: Usage,
     pub limits: Limits,
     /// Bytes still to free to get under the memory limit.
     pub to_free: u64,
-    pub candidates: Vec<Candidate>,
+    pub candidates: Vec<Candidate<'a>>,
 }
 
-impl Wire for EvictInput {
+impl<'a> Wire<'a> for EvictInput<'a> {
     fn encode(&self, w: &mut Writer) {
         w.str(&self.tenant);
         self.usage.encode(w);
@@ -167,9 +185,9 @@ impl Wire for EvictInput {
         w.u64(self.to_free);
         self.candidates.encode(w);
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         Ok(EvictInput {
-            tenant: r.string()?,
+            tenant: Cow::Borrowed(r.str()?),
             usage: Usage::decode(r)?,
             limits: Limits::decode(r)?,
             to_free: r.u64()?,
@@ -185,14 +203,14 @@ pub struct EvictOutput {
     pub victims: Vec<u32>,
 }
 
-impl Wire for EvictOutput {
+impl<'a> Wire<'a> for EvictOutput {
     fn encode(&self, w: &mut Writer) {
         w.u32(self.victims.len() as u32);
         self.victims.iter().for_each(|v| {
             w.u32(*v);
         });
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let n = r.count(4)?;
         Ok(EvictOutput { victims: (0..n).map(|_| r.u32()).collect::<Result<_, _>>()? })
     }
@@ -200,17 +218,17 @@ impl Wire for EvictOutput {
 
 /// The quota hook's question.
 #[derive(Debug, Clone, PartialEq)]
-pub struct QuotaInput {
-    pub tenant: String,
+pub struct QuotaInput<'a> {
+    pub tenant: Cow<'a, str>,
     /// The command's name, lower case.
-    pub command: String,
+    pub command: Cow<'a, str>,
     pub class: CommandClass,
     pub resource: Resource,
     pub usage: Usage,
     pub limits: Limits,
 }
 
-impl Wire for QuotaInput {
+impl<'a> Wire<'a> for QuotaInput<'a> {
     fn encode(&self, w: &mut Writer) {
         w.str(&self.tenant).str(&self.command);
         self.class.encode(w);
@@ -218,10 +236,10 @@ impl Wire for QuotaInput {
         self.usage.encode(w);
         self.limits.encode(w);
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         Ok(QuotaInput {
-            tenant: r.string()?,
-            command: r.string()?,
+            tenant: Cow::Borrowed(r.str()?),
+            command: Cow::Borrowed(r.str()?),
             class: CommandClass::decode(r)?,
             resource: Resource::decode(r)?,
             usage: Usage::decode(r)?,
@@ -244,7 +262,7 @@ pub enum QuotaDecision {
     Throttle { ms: u32 },
 }
 
-impl Wire for QuotaDecision {
+impl<'a> Wire<'a> for QuotaDecision {
     fn encode(&self, w: &mut Writer) {
         match self {
             QuotaDecision::Native => {
@@ -261,7 +279,7 @@ impl Wire for QuotaDecision {
             }
         }
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         Ok(match r.u8()? {
             0 => QuotaDecision::Native,
             1 => QuotaDecision::Allow,
@@ -289,24 +307,24 @@ wire_u64_struct!(UsageDelta { interval_ms, reads, writes, bytes_in, bytes_out, m
 
 /// The billing hook's question.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BillingInput {
-    pub tenant: String,
-    pub tier: String,
+pub struct BillingInput<'a> {
+    pub tenant: Cow<'a, str>,
+    pub tier: Cow<'a, str>,
     pub now_ms: u64,
     pub delta: UsageDelta,
     pub usage: Usage,
 }
 
-impl Wire for BillingInput {
+impl<'a> Wire<'a> for BillingInput<'a> {
     fn encode(&self, w: &mut Writer) {
         w.str(&self.tenant).str(&self.tier).u64(self.now_ms);
         self.delta.encode(w);
         self.usage.encode(w);
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         Ok(BillingInput {
-            tenant: r.string()?,
-            tier: r.string()?,
+            tenant: Cow::Borrowed(r.str()?),
+            tier: Cow::Borrowed(r.str()?),
             now_ms: r.u64()?,
             delta: UsageDelta::decode(r)?,
             usage: Usage::decode(r)?,
@@ -323,11 +341,11 @@ pub struct LineItem {
     pub amount: f64,
 }
 
-impl Wire for LineItem {
+impl<'a> Wire<'a> for LineItem {
     fn encode(&self, w: &mut Writer) {
         w.str(&self.name).str(&self.unit).f64(self.quantity).f64(self.amount);
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         Ok(LineItem { name: r.string()?, unit: r.string()?, quantity: r.f64()?, amount: r.f64()? })
     }
 }
@@ -337,37 +355,47 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    fn round_trip<T: Wire + PartialEq + core::fmt::Debug>(v: T) {
-        let b = v.to_bytes();
-        assert_eq!(T::from_bytes(&b).unwrap(), v);
-        // Every strict prefix is refused, never misread.
-        for n in 0..b.len() {
-            assert!(T::from_bytes(&b[..n]).is_err(), "prefix {n} of {v:?} decoded");
-        }
+    /// Decodes what was encoded, and refuses every strict prefix rather
+    /// than misreading it.
+    macro_rules! round_trip {
+        ($t:ty, $v:expr) => {{
+            let v: $t = $v;
+            let b = v.to_bytes();
+            assert_eq!(<$t>::from_bytes(&b).unwrap(), v);
+            for n in 0..b.len() {
+                assert!(<$t>::from_bytes(&b[..n]).is_err(), "prefix {n} of {v:?} decoded");
+            }
+        }};
     }
 
     #[test]
     fn every_message_round_trips_and_prefixes_are_refused() {
-        let c = Candidate { key: b"k".to_vec(), db: 3, key_type: KeyType::Hash, size: 9, idle_ms: 7, lfu: 5, ttl_ms: Some(4) };
-        round_trip(EvictInput {
-            tenant: "t".into(),
-            usage: Usage { memory_bytes: 1, keys: 2, ..Usage::default() },
-            limits: Limits { memory_bytes: 3, ..Limits::default() },
-            to_free: 10,
-            candidates: vec![c.clone(), Candidate { ttl_ms: None, ..c }],
-        });
-        round_trip(EvictOutput { victims: vec![2, 0] });
-        round_trip(QuotaDecision::Deny("QUOTA no".into()));
-        round_trip(QuotaDecision::Throttle { ms: 30 });
-        round_trip(vec![LineItem { name: "ops".into(), unit: "M".into(), quantity: 1.5, amount: 0.25 }]);
-        round_trip(QuotaInput {
-            tenant: "t".into(),
-            command: "set".into(),
-            class: CommandClass::Write,
-            resource: Resource::Memory,
-            usage: Usage::default(),
-            limits: Limits::default(),
-        });
+        let c = Candidate { key: Cow::Borrowed(b"k"), db: 3, key_type: KeyType::Hash, size: 9, idle_ms: 7, lfu: 5, ttl_ms: Some(4) };
+        round_trip!(
+            EvictInput,
+            EvictInput {
+                tenant: "t".into(),
+                usage: Usage { memory_bytes: 1, keys: 2, ..Usage::default() },
+                limits: Limits { memory_bytes: 3, ..Limits::default() },
+                to_free: 10,
+                candidates: vec![c.clone(), Candidate { ttl_ms: None, ..c }],
+            }
+        );
+        round_trip!(EvictOutput, EvictOutput { victims: vec![2, 0] });
+        round_trip!(QuotaDecision, QuotaDecision::Deny("QUOTA no".into()));
+        round_trip!(QuotaDecision, QuotaDecision::Throttle { ms: 30 });
+        round_trip!(Vec<LineItem>, vec![LineItem { name: "ops".into(), unit: "M".into(), quantity: 1.5, amount: 0.25 }]);
+        round_trip!(
+            QuotaInput,
+            QuotaInput {
+                tenant: "t".into(),
+                command: "set".into(),
+                class: CommandClass::Write,
+                resource: Resource::Memory,
+                usage: Usage::default(),
+                limits: Limits::default(),
+            }
+        );
     }
 
     #[test]

@@ -2,12 +2,11 @@
 //! exports' plumbing that [`export_policy!`](crate::export_policy) expands
 //! to, and (on wasm32) the allocator and the panic handler.
 
-use alloc::alloc::{Layout, alloc as raw_alloc, dealloc};
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
 pub use ferrite_policy_abi::EvictOutput;
-use ferrite_policy_abi::{Wire, pack};
+use ferrite_policy_abi::{Wire, Writer, pack};
 
 #[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "ferrite")]
@@ -44,11 +43,10 @@ pub fn host_now() -> u64 {
     MOCK_NOW.with(|n| n.get())
 }
 
-/// The policy instance and the last output buffer. A wasm module runs on one
-/// thread and the host never re-enters it, so plain cells are enough.
+/// The policy instance. A wasm module runs on one thread and the host never
+/// re-enters it, so plain cells are enough.
 pub struct State<T> {
     policy: UnsafeCell<Option<T>>,
-    output: UnsafeCell<Vec<u8>>,
 }
 
 // SAFETY: wasm32-unknown-unknown modules are single-threaded, and the host
@@ -57,7 +55,7 @@ unsafe impl<T> Sync for State<T> {}
 
 impl<T> State<T> {
     pub const fn new() -> Self {
-        State { policy: UnsafeCell::new(None), output: UnsafeCell::new(Vec::new()) }
+        State { policy: UnsafeCell::new(None) }
     }
 }
 
@@ -67,61 +65,95 @@ impl<T> Default for State<T> {
     }
 }
 
-fn layout(len: i32) -> Option<Layout> {
-    Layout::array::<u8>((len.max(1)) as usize).ok()
-}
+/// A buffer reused from call to call, so a decision allocates neither its
+/// input nor its output.
+struct Buffer(UnsafeCell<Vec<u8>>);
 
-/// Room for an input buffer the host is about to write; 0 on failure.
-pub fn alloc(len: i32) -> i32 {
-    match layout(len) {
-        // SAFETY: a non-zero-sized layout.
-        Some(l) if len >= 0 => unsafe { raw_alloc(l) as i32 },
-        _ => 0,
+// SAFETY: as for `State`.
+unsafe impl Sync for Buffer {}
+
+impl Buffer {
+    /// SAFETY: the caller holds no other reference into this buffer.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self) -> &mut Vec<u8> {
+        // SAFETY: see the function's contract.
+        unsafe { &mut *self.0.get() }
     }
 }
 
-/// Takes back the input buffer the host filled: copies it out and frees it.
-fn take_input(ptr: i32, len: i32) -> Option<Vec<u8>> {
-    let l = layout(len)?;
-    if ptr == 0 || len < 0 {
+/// Where the host writes a call's input.
+static INPUT: Buffer = Buffer(UnsafeCell::new(Vec::new()));
+/// Where a hook leaves its answer until the next call.
+static OUTPUT: Buffer = Buffer(UnsafeCell::new(Vec::new()));
+
+/// `ferrite_alloc`: room for the input the host is about to write (the same
+/// buffer each time, grown as needed); 0 for a negative length.
+pub fn alloc(len: i32) -> i32 {
+    let Ok(len) = usize::try_from(len) else { return 0 };
+    // SAFETY: no borrow of INPUT outlives a call, and the host is between calls.
+    let buf = unsafe { INPUT.get() };
+    buf.clear();
+    buf.reserve(len.max(1));
+    buf.as_mut_ptr() as i32
+}
+
+/// Lends `f` the input the host wrote into [`INPUT`]. Decoded values borrow
+/// from it, so nothing is copied. `None` if `ptr`/`len` are not that buffer.
+fn with_input<R>(ptr: i32, len: i32, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    // SAFETY: single-threaded, and the slice does not outlive this call.
+    let buf = unsafe { INPUT.get() };
+    let len = usize::try_from(len).ok()?;
+    if ptr != buf.as_ptr() as i32 || len > buf.capacity() {
         return None;
     }
-    // SAFETY: `ptr` came from `alloc(len)` and the host wrote `len` bytes.
-    let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len as usize) }.to_vec();
-    // SAFETY: same pointer and layout as the allocation.
-    unsafe { dealloc(ptr as *mut u8, l) };
-    Some(bytes)
+    // SAFETY: the host wrote `len` bytes into the buffer's spare capacity.
+    let input = unsafe { core::slice::from_raw_parts(buf.as_ptr(), len) };
+    Some(f(input))
 }
 
 /// `ferrite_init`: builds the policy from the CONFIG blob.
 pub fn init<T: crate::Policy>(state: &State<T>, ptr: i32, len: i32) -> i32 {
-    let Some(config) = take_input(ptr, len) else { return 2 };
-    match T::init(&config) {
-        Ok(p) => {
+    let made = with_input(ptr, len, |config| T::init(config));
+    match made {
+        Some(Ok(p)) => {
             // SAFETY: single-threaded, and no reference into the cell is live.
             unsafe { *state.policy.get() = Some(p) };
             0
         }
-        Err(msg) => {
+        Some(Err(msg)) => {
             host_log(ferrite_policy_abi::LOG_ERROR, &alloc::format!("init refused the CONFIG: {msg}"));
             1
         }
+        None => 2,
     }
 }
 
-/// A hook export: decode the input, run the policy, keep the encoded answer
-/// until the next call and return where it is. -1 when the input does not
+/// A hook export: decode the input, run the policy, leave the encoded
+/// answer in [`OUTPUT`] and return where it is. -1 when the input does not
 /// decode or init never ran.
-pub fn hook<T, I: Wire, O: Wire>(state: &State<T>, ptr: i32, len: i32, f: impl FnOnce(&mut T, I) -> O) -> i64 {
-    let Some(bytes) = take_input(ptr, len) else { return -1 };
-    let Ok(input) = I::from_bytes(&bytes) else { return -1 };
+pub fn hook<T>(state: &State<T>, ptr: i32, len: i32, f: impl FnOnce(&mut T, &[u8], &mut Writer) -> Option<()>) -> i64 {
     // SAFETY: single-threaded; the host does not re-enter the module during a call.
     let Some(policy) = (unsafe { &mut *state.policy.get() }) else { return -1 };
-    let out = f(policy, input).to_bytes();
-    // SAFETY: as above; the previous output is no longer read by the host.
-    let slot = unsafe { &mut *state.output.get() };
-    *slot = out;
-    pack(slot.as_ptr() as u32, slot.len() as u32)
+    // SAFETY: as above; the host no longer reads the previous answer.
+    let out = unsafe { OUTPUT.get() };
+    let mut w = Writer { buf: core::mem::take(out) };
+    w.buf.clear();
+    let ok = with_input(ptr, len, |bytes| f(policy, bytes, &mut w)).flatten().is_some();
+    *out = w.buf;
+    if ok { pack(out.as_ptr() as u32, out.len() as u32) } else { -1 }
+}
+
+/// Decodes a hook's input, runs the policy, encodes its answer into `out`;
+/// `None` when the input does not decode.
+pub fn decide<'a, T, I: Wire<'a>, O: Wire<'a>>(
+    policy: &mut T,
+    bytes: &'a [u8],
+    out: &mut Writer,
+    f: impl FnOnce(&mut T, I) -> O,
+) -> Option<()> {
+    let input = I::from_bytes(bytes).ok()?;
+    f(policy, input).encode(out);
+    Some(())
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -36,7 +36,7 @@
 //! export_policy!(Biggest: EvictionPolicy);
 //!
 //! // Natively, the same code runs under `cargo test`:
-//! let c = |key: &[u8], size| Candidate { key: key.to_vec(), db: 0, key_type: KeyType::String, size, idle_ms: 0, lfu: 0, ttl_ms: None };
+//! let c = |key: &'static [u8], size| Candidate { key: key.into(), db: 0, key_type: KeyType::String, size, idle_ms: 0, lfu: 0, ttl_ms: None };
 //! let input = EvictInput {
 //!     tenant: "acme".into(),
 //!     usage: Usage::default(),
@@ -171,26 +171,32 @@ macro_rules! export_policy {
 #[macro_export]
 macro_rules! __export_hook {
     (EvictionPolicy, $ty:ty, $state:ident) => {
-        #[unsafe(no_mangle)]
-        pub extern "C" fn ferrite_evict(ptr: i32, len: i32) -> i64 {
-            $crate::ffi::hook(&$state, ptr, len, |p: &mut $ty, input: $crate::EvictInput| $crate::ffi::EvictOutput {
-                victims: <$ty as $crate::EvictionPolicy>::choose(p, &input),
-            })
-        }
+        $crate::__hook_fn!(ferrite_evict, $ty, $state, |p: &mut $ty, input: $crate::EvictInput<'_>| $crate::ffi::EvictOutput {
+            victims: <$ty as $crate::EvictionPolicy>::choose(p, &input),
+        });
     };
     (QuotaPolicy, $ty:ty, $state:ident) => {
-        #[unsafe(no_mangle)]
-        pub extern "C" fn ferrite_quota(ptr: i32, len: i32) -> i64 {
-            $crate::ffi::hook(&$state, ptr, len, |p: &mut $ty, input: $crate::QuotaInput| <$ty as $crate::QuotaPolicy>::decide(p, &input))
-        }
+        $crate::__hook_fn!(ferrite_quota, $ty, $state, |p: &mut $ty, input: $crate::QuotaInput| {
+            <$ty as $crate::QuotaPolicy>::decide(p, &input)
+        });
     };
     (BillingPolicy, $ty:ty, $state:ident) => {
-        #[unsafe(no_mangle)]
-        pub extern "C" fn ferrite_bill(ptr: i32, len: i32) -> i64 {
-            $crate::ffi::hook(&$state, ptr, len, |p: &mut $ty, input: $crate::BillingInput| <$ty as $crate::BillingPolicy>::bill(p, &input))
-        }
+        $crate::__hook_fn!(ferrite_bill, $ty, $state, |p: &mut $ty, input: $crate::BillingInput| {
+            <$ty as $crate::BillingPolicy>::bill(p, &input)
+        });
     };
     ($other:ident, $ty:ty, $state:ident) => {
         compile_error!(concat!("unknown hook `", stringify!($other), "`: use EvictionPolicy, QuotaPolicy or BillingPolicy"));
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __hook_fn {
+    ($name:ident, $ty:ty, $state:ident, $decide:expr) => {
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name(ptr: i32, len: i32) -> i64 {
+            $crate::ffi::hook(&$state, ptr, len, |p: &mut $ty, bytes, out| $crate::ffi::decide(p, bytes, out, $decide))
+        }
     };
 }

@@ -40,7 +40,12 @@ pub struct PolicyInstance {
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
     hooks: [Option<TypedFunc<(i32, i32), i64>>; 3],
+    /// The guest's input buffer and its size, reused while inputs fit.
+    input: Option<(i32, usize)>,
 }
+
+/// The smallest input buffer asked for, so typical inputs need one `alloc`.
+const MIN_INPUT: usize = 4096;
 
 fn deadline_ticks(cfg: &PolicyConfig) -> u64 {
     (cfg.timeout_ms * 1000 / EPOCH_TICK.as_micros() as u64).max(1)
@@ -71,7 +76,7 @@ impl PolicyInstance {
         if found != abi::ABI_VERSION as i32 {
             return Err(PolicyError::AbiVersion { found, expected: abi::ABI_VERSION });
         }
-        let mut me = PolicyInstance { store, memory, alloc, hooks };
+        let mut me = PolicyInstance { store, memory, alloc, hooks, input: None };
         if module.has_init {
             me.init(&instance, &module.config, cfg)?;
         }
@@ -92,11 +97,19 @@ impl PolicyInstance {
     }
 
     fn write_input(&mut self, input: &[u8]) -> Result<i32, CallError> {
-        let len = i32::try_from(input.len()).map_err(|_| CallError::BadReturn("input too large".into()))?;
-        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| CallError::Trap(format!("{e:#}")))?;
-        if ptr == 0 {
-            return Err(CallError::BadReturn("ferrite_alloc returned 0".into()));
-        }
+        let ptr = match self.input {
+            Some((ptr, size)) if input.len() <= size => ptr,
+            _ => {
+                let size = input.len().max(MIN_INPUT);
+                let len = i32::try_from(size).map_err(|_| CallError::BadReturn("input too large".into()))?;
+                let ptr = self.alloc.call(&mut self.store, len).map_err(|e| CallError::Trap(format!("{e:#}")))?;
+                if ptr == 0 {
+                    return Err(CallError::BadReturn("ferrite_alloc returned 0".into()));
+                }
+                self.input = Some((ptr, size));
+                ptr
+            }
+        };
         self.memory
             .write(&mut self.store, ptr as u32 as usize, input)
             .map_err(|_| CallError::BadReturn("ferrite_alloc returned a buffer outside its memory".into()))?;

@@ -57,7 +57,7 @@ impl Policy {
 
     /// Higher is a better victim: idle time, 255 - LFU counter, or how soon
     /// the key expires.
-    fn score(self, s: &Sample) -> u64 {
+    pub fn score(self, s: &Sample) -> u64 {
         match self {
             Policy::Lru { .. } => s.idle_secs,
             Policy::Lfu { .. } => 255 - s.lfu as u64,

@@ -52,7 +52,7 @@ pub fn evict_input(t: &Tenant, samples: &[(usize, Sample)], now_ms: u64, limit: 
     let candidates = samples
         .iter()
         .map(|(db, s)| abi::Candidate {
-            key: s.key.clone(),
+            key: (&s.key[..]).into(),
             db: *db as u32,
             key_type: key_type(s.kind),
             size: s.bytes as u64,
@@ -62,7 +62,10 @@ pub fn evict_input(t: &Tenant, samples: &[(usize, Sample)], now_ms: u64, limit: 
         })
         .collect();
     let to_free = usage.memory_bytes.saturating_sub(limit).max(1);
-    abi::EvictInput { tenant: t.id().into(), usage, limits, to_free, candidates }.to_bytes()
+    let size = 128 + t.id().len() + samples.iter().map(|(_, s)| s.key.len() + 34).sum::<usize>();
+    let mut w = abi::Writer::with_capacity(size);
+    abi::EvictInput { tenant: t.id().into(), usage, limits, to_free, candidates }.encode(&mut w);
+    w.buf
 }
 
 /// The module's victims among `samples` (indexes, in order), or `None` to
@@ -108,7 +111,7 @@ pub fn bill(t: &Tenant, cfg: &PolicyConfig, now_ms: u64) {
     let Some(delta) = t.ledger.interval(t, now_ms, cfg.billing_interval_ms) else { return };
     let (usage, _) = usage_and_limits(t);
     let tier = t.profile().tier.name().to_string();
-    let input = abi::BillingInput { tenant: t.id().into(), tier, now_ms, delta, usage }.to_bytes();
+    let input = abi::BillingInput { tenant: t.id().into(), tier: tier.into(), now_ms, delta, usage }.to_bytes();
     let items = t.policy.call(Hook::Bill, &input, cfg, |out| {
         let items = Vec::<abi::LineItem>::from_bytes(out).map_err(|e| format!("billing answer does not decode: {e}"))?;
         match items.iter().find(|i| !(i.amount.is_finite() && i.quantity.is_finite() && i.amount >= 0.0)) {

@@ -29,3 +29,34 @@ pub fn wasm(name: &str) -> Vec<u8> {
     let file = built().join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::read(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()))
 }
+
+/// A valid eviction policy of about `bytes` bytes of real code (many small
+/// functions), for measuring what an upload of that size costs.
+pub fn synthetic(bytes: usize) -> Vec<u8> {
+    let mut wat = String::from(
+        r#"(module (memory (export "memory") 1)
+           (func (export "ferrite_abi_version") (result i32) i32.const 1)
+           (func (export "ferrite_alloc") (param i32) (result i32) i32.const 1024)
+           (func (export "ferrite_evict") (param i32 i32) (result i64) i64.const -1)"#,
+    );
+    let mut i = 0;
+    loop {
+        let m = wat::parse_str(format!("{wat})")).expect("valid WAT");
+        if m.len() >= bytes {
+            return m;
+        }
+        for _ in 0..50 {
+            wat.push_str(&format!("(func $f{i} (export \"f{i}\") (param i32 i32) (result i32)"));
+            for k in 0..12 {
+                wat.push_str(&format!(
+                    " local.get {} i32.const {} i32.mul local.get {} i32.xor local.set 0",
+                    k % 2,
+                    i * 31 + k,
+                    (k + 1) % 2
+                ));
+            }
+            wat.push_str(" local.get 0)");
+            i += 1;
+        }
+    }
+}

@@ -50,7 +50,7 @@ impl QuotaPolicy for BurstQuota {
             return QuotaDecision::Native;
         }
         let (used, limit, what) = used_and_limit(q);
-        if !self.tenants.contains(&q.tenant) {
+        if !self.tenants.iter().any(|t| q.tenant == t.as_str()) {
             return QuotaDecision::Deny(format!(
                 "QUOTA tenant '{}' reached its {what} limit ({limit}) and has no burst allowance",
                 q.tenant

@@ -32,23 +32,30 @@ impl ProtectPrefix {
 }
 
 /// Bigger and longer idle is a better victim; +1 so a just-touched huge key
-/// still ranks by size.
-fn cost(c: &Candidate) -> u128 {
-    c.size as u128 * (c.idle_ms as u128 + 1)
+/// still ranks by size. (Computed once per candidate: a u128 product would
+/// be a libcall in wasm, and sorting would repeat it.)
+fn cost(c: &Candidate) -> u64 {
+    c.size.saturating_mul(c.idle_ms.saturating_add(1))
 }
 
 impl EvictionPolicy for ProtectPrefix {
     fn choose(&mut self, input: &EvictInput) -> Vec<u32> {
-        let mut open: Vec<(usize, &Candidate)> = input.candidates.iter().enumerate().filter(|(_, c)| !self.is_protected(&c.key)).collect();
-        open.sort_by_key(|(_, c)| core::cmp::Reverse(cost(c)));
+        // (cost, index) of the keys that may go; usually one victim frees
+        // enough, so picking the costliest repeatedly beats sorting them all.
+        let mut open: Vec<(u64, u32)> = Vec::with_capacity(input.candidates.len());
+        for (i, c) in input.candidates.iter().enumerate() {
+            if !self.is_protected(&c.key) {
+                open.push((cost(c), i as u32));
+            }
+        }
         let mut freed = 0;
         let mut victims = Vec::new();
-        for (i, c) in open {
-            if freed >= input.to_free {
-                break;
-            }
-            freed += c.size;
-            victims.push(i as u32);
+        while freed < input.to_free {
+            // Highest cost first; the lowest index among equals.
+            let Some(best) = (0..open.len()).max_by(|&a, &b| open[a].0.cmp(&open[b].0).then(open[b].1.cmp(&open[a].1))) else { break };
+            let (_, i) = open.swap_remove(best);
+            freed += input.candidates[i as usize].size;
+            victims.push(i);
         }
         victims
     }
@@ -60,11 +67,11 @@ export_policy!(ProtectPrefix: EvictionPolicy);
 mod tests {
     use super::*;
 
-    fn cand(key: &str, size: u64, idle_ms: u64) -> Candidate {
-        Candidate { key: key.into(), db: 0, key_type: KeyType::String, size, idle_ms, lfu: 5, ttl_ms: None }
+    fn cand(key: &'static str, size: u64, idle_ms: u64) -> Candidate<'static> {
+        Candidate { key: key.as_bytes().into(), db: 0, key_type: KeyType::String, size, idle_ms, lfu: 5, ttl_ms: None }
     }
 
-    fn input(to_free: u64, candidates: Vec<Candidate>) -> EvictInput {
+    fn input(to_free: u64, candidates: Vec<Candidate<'static>>) -> EvictInput<'static> {
         EvictInput { tenant: "t".into(), usage: Usage::default(), limits: Limits::default(), to_free, candidates }
     }
 
