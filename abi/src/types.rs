@@ -172,7 +172,8 @@ pub struct EvictInput<'a> {
     pub tenant: Cow<'a, str>,
     pub usage: Usage,
     pub limits: Limits,
-    /// Bytes still to free to get under the memory limit.
+    /// Bytes to free: what is over the memory limit plus room for a few
+    /// candidates (the host asks for four), so one decision serves several writes.
     pub to_free: u64,
     pub candidates: Vec<Candidate<'a>>,
 }

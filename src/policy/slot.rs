@@ -63,6 +63,25 @@ impl Active {
     }
 }
 
+/// What a swap replaced. Dropping a module or an instance unmaps its code
+/// and memory (milliseconds for a large one), so inside a runtime that
+/// happens on the blocking pool rather than on the connection's thread.
+pub struct Retired {
+    active: Option<Arc<Active>>,
+    modules: Vec<Arc<PolicyModule>>,
+}
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        let (active, modules) = (self.active.take(), std::mem::take(&mut self.modules));
+        if (active.is_some() || !modules.is_empty())
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn_blocking(move || drop((active, modules)));
+        }
+    }
+}
+
 /// What TENANT.POLICY shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyInfo {
@@ -105,28 +124,30 @@ impl PolicySlot {
     }
 
     /// Makes `p` the active module; the one it replaces is kept for rollback.
-    pub fn install(&self, p: Prepared, now_ms: u64, keep: usize) {
+    pub fn install(&self, p: Prepared, now_ms: u64, keep: usize) -> Retired {
         let hooks = p.module.hooks;
         let old = self.active.write().replace(Arc::new(Active::new(p, now_ms)));
         self.hooks.store(hooks, Relaxed);
-        if let Some(old) = old {
-            self.remember(old.module.clone(), keep);
-        }
+        self.retire(old, keep)
     }
 
-    fn remember(&self, m: Arc<PolicyModule>, keep: usize) {
-        let mut h = self.history.lock();
-        h.push(m);
-        let excess = h.len().saturating_sub(keep.max(1));
-        h.drain(..excess);
+    /// Keeps the replaced module for rollback, up to `keep` versions.
+    fn retire(&self, old: Option<Arc<Active>>, keep: usize) -> Retired {
+        let mut modules = Vec::new();
+        if let Some(old) = &old {
+            let mut h = self.history.lock();
+            h.push(old.module.clone());
+            let excess = h.len().saturating_sub(keep.max(1));
+            modules.extend(h.drain(..excess));
+        }
+        Retired { active: old, modules }
     }
 
     /// POLICY NONE: native behaviour from the next decision on.
-    pub fn remove(&self, keep: usize) {
+    pub fn remove(&self, keep: usize) -> Retired {
         self.hooks.store(0, Relaxed);
-        if let Some(old) = self.active.write().take() {
-            self.remember(old.module.clone(), keep);
-        }
+        let old = self.active.write().take();
+        self.retire(old, keep)
     }
 
     /// The most recently replaced module, to be made active again.
@@ -136,7 +157,7 @@ impl PolicySlot {
 
     /// POLICY ROLLBACK, once `previous()` has been instantiated: the
     /// current module is dropped rather than kept, so rollbacks walk back.
-    pub fn restore(&self, p: Prepared, now_ms: u64) {
+    pub fn restore(&self, p: Prepared, now_ms: u64) -> Retired {
         {
             let mut h = self.history.lock();
             if h.last().is_some_and(|m| Arc::ptr_eq(m, &p.module)) {
@@ -144,8 +165,9 @@ impl PolicySlot {
             }
         }
         let hooks = p.module.hooks;
-        *self.active.write() = Some(Arc::new(Active::new(p, now_ms)));
+        let old = self.active.write().replace(Arc::new(Active::new(p, now_ms)));
         self.hooks.store(hooks, Relaxed);
+        Retired { active: old, modules: Vec::new() }
     }
 
     /// The active module, for persistence and info.

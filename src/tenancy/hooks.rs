@@ -46,6 +46,11 @@ fn key_type(t: ValueType) -> abi::KeyType {
     }
 }
 
+/// A policy is asked to free what is over the limit plus room for about
+/// this many of the candidates, so one decision (a sampling and a call)
+/// serves several writes while the module still ranks the batch.
+pub const EVICT_HEADROOM_KEYS: u64 = 4;
+
 /// Encodes the eviction question for a batch of sampled keys.
 pub fn evict_input(t: &Tenant, samples: &[(usize, Sample)], now_ms: u64, limit: u64) -> Vec<u8> {
     let (usage, limits) = usage_and_limits(t);
@@ -61,7 +66,9 @@ pub fn evict_input(t: &Tenant, samples: &[(usize, Sample)], now_ms: u64, limit: 
             ttl_ms: s.expire_at.map(|at| at.saturating_sub(now_ms)),
         })
         .collect();
-    let to_free = usage.memory_bytes.saturating_sub(limit).max(1);
+    // A native round evicts exactly enough, as Redis does; see EVICT_HEADROOM_KEYS.
+    let mean = samples.iter().map(|(_, s)| s.bytes as u64).sum::<u64>() / samples.len().max(1) as u64;
+    let to_free = usage.memory_bytes.saturating_sub(limit) + EVICT_HEADROOM_KEYS * mean.max(1);
     let size = 128 + t.id().len() + samples.iter().map(|(_, s)| s.key.len() + 34).sum::<usize>();
     let mut w = abi::Writer::with_capacity(size);
     abi::EvictInput { tenant: t.id().into(), usage, limits, to_free, candidates }.encode(&mut w);

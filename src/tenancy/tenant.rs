@@ -280,7 +280,7 @@ impl Tenant {
     /// a billing hook starts its ledger from now.
     pub fn install_policy(&self, p: Prepared, now_ms: u64, keep: usize) {
         let bills = p.module.has(Hook::Bill);
-        self.policy.install(p, now_ms, keep);
+        let _retired = self.policy.install(p, now_ms, keep);
         if bills {
             self.ledger.begin(self, now_ms);
         }
@@ -289,7 +289,7 @@ impl Tenant {
     /// POLICY ROLLBACK with the previous module already instantiated.
     pub fn restore_policy(&self, p: Prepared, now_ms: u64) {
         let bills = p.module.has(Hook::Bill);
-        self.policy.restore(p, now_ms);
+        let _retired = self.policy.restore(p, now_ms);
         if bills {
             self.ledger.begin(self, now_ms);
         }
@@ -297,7 +297,7 @@ impl Tenant {
 
     /// POLICY NONE: native eviction, quotas and prices from now on.
     pub fn remove_policy(&self, keep: usize) {
-        self.policy.remove(keep);
+        let _retired = self.policy.remove(keep);
         self.ledger.clear();
     }
 

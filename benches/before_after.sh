@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Ferrite now against Ferrite at an earlier commit, in one run: both release
+# binaries on loopback, driven by redis-benchmark through a tenant's
+# connections (a tenant without a policy, the case a later feature must not
+# slow down). Rounds alternate the two; medians and the ratio now/before.
+#
+# Usage: REV=<commit> benches/before_after.sh [requests-per-test] (default 200000)
+#        REV defaults to 2bacaca, the last commit before the WASM policy layer.
+#        TESTS=set,get PIPES="1 16" ROUNDS=3 benches/before_after.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+N=${1:-200000}
+REV=${REV:-2bacaca}
+TESTS=${TESTS:-set,get,incr,lpush,lpop,sadd,hset,zadd,lrange_100,mset}
+PIPES=${PIPES:-1 16}
+ROUNDS=${ROUNDS:-3}
+BPORT=${BPORT:-16381}
+APORT=${APORT:-16380}
+
+WT=/tmp/ferrite-before-$REV
+[ -d "$WT" ] || git worktree add --detach "$WT" "$REV" >/dev/null
+(cd "$WT" && CARGO_TARGET_DIR="$ROOT/target/before" cargo build --release --quiet --bin ferrite)
+cargo build --release --quiet --bin ferrite
+
+./target/before/release/ferrite --port "$BPORT" >/tmp/bench-before.log 2>&1 &
+BPID=$!
+./target/release/ferrite --port "$APORT" >/tmp/bench-after.log 2>&1 &
+APID=$!
+trap 'kill $BPID $APID 2>/dev/null; wait 2>/dev/null' EXIT
+for p in "$BPORT" "$APORT"; do
+  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$p" TENANT.CREATE bench TIER enterprise OPS 1000000000 KEYS 1000000000 MEMORY 64gb CONNECTIONS 10000 PASSWORD benchpw >/dev/null
+done
+
+run() {
+  local name
+  name=$(echo "$2" | tr '[:lower:]' '[:upper:]')
+  redis-benchmark -p "$1" --user bench -a benchpw -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
+    awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}'
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "test,pipeline,before_rps,now_rps,now_vs_before"
+for pipe in $PIPES; do
+  for p in "$BPORT" "$APORT"; do redis-cli -p "$p" --user bench --pass benchpw flushall >/dev/null 2>&1; done
+  for t in ${TESTS//,/ }; do
+    br=(); ar=()
+    for _ in $(seq "$ROUNDS"); do
+      br+=("$(run "$BPORT" "$t" "$pipe")")
+      ar+=("$(run "$APORT" "$t" "$pipe")")
+    done
+    b=$(printf '%s\n' "${br[@]}" | median)
+    a=$(printf '%s\n' "${ar[@]}" | median)
+    awk -v t="$t" -v p="$pipe" -v b="$b" -v a="$a" 'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f\n", t, p, b, a, a / b }'
+  done
+done
