@@ -432,3 +432,29 @@ fn a_100_kb_module_uploads_while_other_clients_are_served() {
     assert_eq!(a.read(), ok());
     assert!(int(&policy_info(&mut a, "t"), "size") >= 100_000);
 }
+
+#[test]
+fn quota_hooks_run_only_near_a_limit_and_throttle_pauses_the_connection() {
+    let h = start();
+    let mut a = Raw::connect(h.addr);
+    assert_eq!(a.cmd(&["TENANT.CREATE", "t", "MEMORY", "20000"]), ok());
+    // Always answers Throttle { ms: 300 }: tag 3, then 300 as u32 LE, at offset 32.
+    let throttle = wat_module(
+        r#"(data (i32.const 32) "\03\2c\01\00\00")
+           (func (export "ferrite_quota") (param i32 i32) (result i64) i64.const 0x0000002000000005)"#,
+    );
+    assert_eq!(upload(&mut a, "t", &throttle, None), ok());
+    let mut c = inside(&h, "t");
+    assert!(fill(&mut c, "small", 10).is_empty());
+    assert_eq!(int(&policy_info(&mut a, "t"), "calls"), 0, "below 80% of every limit no WASM runs");
+    // Past 80% of the memory limit every write asks the module, which
+    // throttles: the write succeeds, then the connection pauses before
+    // reading the next request.
+    let big = "x".repeat(17_000);
+    assert_eq!(c.cmd(&["SET", "big", &big]), ok());
+    assert_eq!(c.cmd(&["SET", "throttled", "1"]), ok());
+    let start = std::time::Instant::now();
+    assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(250), "paused {:?}", start.elapsed());
+    assert!(int(&policy_info(&mut a, "t"), "calls") >= 1);
+}
