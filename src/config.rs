@@ -32,6 +32,8 @@ pub struct Config {
     pub tenancy: crate::tenancy::TenantConfig,
     #[serde(default)]
     pub policy: crate::policy::PolicyConfig,
+    #[serde(default)]
+    pub persistence: crate::persist::PersistenceConfig,
 }
 
 /// `[server]`: Redis's own settings, under their Redis names.
@@ -284,6 +286,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.tenancy.validate().map_err(|message| ConfigError::BadValue { key: "tenancy".into(), message })?;
         self.policy.validate().map_err(|message| ConfigError::BadValue { key: "policy".into(), message })?;
+        if self.persistence.dir.as_os_str().is_empty() {
+            return Err(ConfigError::BadValue { key: "persistence.dir".into(), message: "must not be empty".into() });
+        }
         let mut scratch = self.server.clone();
         for p in PARAMS {
             if let Some(set) = p.set {

@@ -11,6 +11,7 @@
 //!
 //! let mut config = ferrite::config::Config::default();
 //! config.server.port = 0; // any free port
+//! config.persistence.appendonly = false; // no data directory
 //! let server = ferrite::server::start_background(config).unwrap();
 //! let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
 //! conn.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
@@ -22,6 +23,7 @@
 pub mod commands;
 pub mod config;
 pub mod metrics;
+pub mod persist;
 pub mod policy;
 pub mod protocol;
 pub mod server;

@@ -23,6 +23,15 @@ struct Args {
     /// Address to bind (overrides the file).
     #[arg(long)]
     bind: Option<String>,
+    /// Log every change and restore it at start-up: yes or no (overrides the file).
+    #[arg(long, value_parser = ["yes", "no"])]
+    appendonly: Option<String>,
+    /// Data directory (overrides the file).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// always, everysec or no (overrides the file).
+    #[arg(long, value_parser = ["always", "everysec", "no"])]
+    appendfsync: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +45,19 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(b) = args.bind {
         config.server.bind = b;
+    }
+    if let Some(a) = args.appendonly {
+        config.persistence.appendonly = a == "yes";
+    }
+    if let Some(d) = args.dir {
+        config.persistence.dir = d;
+    }
+    if let Some(f) = args.appendfsync {
+        config.persistence.appendfsync = match f.as_str() {
+            "always" => ferrite::persist::Fsync::Always,
+            "no" => ferrite::persist::Fsync::No,
+            _ => ferrite::persist::Fsync::Everysec,
+        };
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))

@@ -286,7 +286,10 @@ fn config_file_errors_name_the_key() {
 #[test]
 fn binary_runs_on_defaults_and_stops_on_sigterm() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite")).args(["--port", &port.to_string()]).spawn().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["--port", &port.to_string(), "--appendonly", "no"])
+        .spawn()
+        .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut up = false;
     for _ in 0..100 {

@@ -402,7 +402,7 @@ fn a_policy_can_come_from_the_config_file() {
     let file = dir.join("protect.wasm");
     std::fs::write(&file, policies::wasm("protect-prefix")).unwrap();
     let toml = format!(
-        "[server]\nport = 0\n[[tenancy.tenants]]\nid = \"shop\"\npolicy = \"{}\"\npolicy_config = \"protect=session:\"\n",
+        "[server]\nport = 0\n[persistence]\nappendonly = false\n[[tenancy.tenants]]\nid = \"shop\"\npolicy = \"{}\"\npolicy_config = \"protect=session:\"\n",
         file.display()
     );
     let h = start_with(ferrite::config::Config::from_toml(&toml).unwrap());

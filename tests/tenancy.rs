@@ -472,7 +472,7 @@ fn a_flooding_tenant_is_paused_rather_than_served_errors_at_full_speed() {
 #[test]
 fn tenants_defined_in_the_config_file_exist_at_start() {
     let cfg = ferrite::config::Config::from_toml(
-        "[server]\nport = 0\n[[tenancy.tenants]]\nid = \"from-file\"\nname = \"Configured\"\ntier = \"basic\"\npassword = \"pw-from-file\"\neviction = \"allkeys-lfu\"\n[tenancy.tenants.limits]\nmax_keys = 42\n",
+        "[server]\nport = 0\n[persistence]\nappendonly = false\n[[tenancy.tenants]]\nid = \"from-file\"\nname = \"Configured\"\ntier = \"basic\"\npassword = \"pw-from-file\"\neviction = \"allkeys-lfu\"\n[tenancy.tenants.limits]\nmax_keys = 42\n",
     )
     .unwrap();
     let h = common::start_with(cfg);

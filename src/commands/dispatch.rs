@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::error::CmdError;
 use super::flags::*;
 use super::{CommandSpec, Ctx, lookup};
-use crate::tenancy::eviction::{Policy, evict, evict_tenant};
+use crate::persist::Record;
+use crate::tenancy::eviction::{EvictHooks, Policy, evict, evict_tenant};
 use crate::tenancy::hooks::{self, CommandClass, QuotaDecision, Resource};
 use crate::tenancy::tenant::WARN_PERCENT;
 use crate::tenancy::{OperationType, Tenant, TenantError};
@@ -117,13 +118,13 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     }
     // EXEC takes the lock itself; commands inside it run under EXEC's.
     let result = if ctx.in_exec || spec.has(TX_CONTROL) {
-        (spec.handler)(ctx, argv)
+        run_logged(ctx, spec, argv)
     } else if needs_exclusive(spec, argv.len()) {
         let _g = state.exec_lock.write();
-        (spec.handler)(ctx, argv)
+        run_logged(ctx, spec, argv)
     } else {
         let _g = state.exec_lock.read();
-        (spec.handler)(ctx, argv)
+        run_logged(ctx, spec, argv)
     };
     // A write may make a key ready for blocked clients; a blocking command
     // that is itself still waiting wrote nothing (and must not wake the
@@ -142,6 +143,37 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         state.stats.total_error_replies.incr();
         ctx.out.error_bytes(&e.to_bytes());
     }
+}
+
+/// Runs the handler and logs a successful write, under the caller's lock:
+/// a compaction's cut (which takes the lock exclusively) then sees every
+/// change together with its record.
+fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdResult {
+    let r = (spec.handler)(ctx, argv);
+    let instead = ctx.client.propagate.take();
+    if r.is_ok()
+        && spec.has(WRITE)
+        && ctx.client.block.is_none()
+        && !ctx.client.loading
+        && let Some(p) = ctx.state.persistence()
+    {
+        let args: Vec<&[u8]>;
+        let logged = match &instead {
+            Some(v) => {
+                args = v.iter().map(|a| a.as_slice()).collect();
+                &args[..]
+            }
+            None => argv,
+        };
+        let (now_ms, db) = (ctx.now_ms, ctx.client.db);
+        if ctx.in_exec {
+            let argv = logged.iter().map(|a| a.to_vec()).collect();
+            ctx.client.tx_records.push(Record::Command { now_ms, space: ctx.space.owner().map(String::from), db: db as u32, argv });
+        } else {
+            ctx.client.persist_seq = p.log_command(now_ms, ctx.space.owner(), db, logged);
+        }
+    }
+    r
 }
 
 /// A tenant's state, rate limit and quotas, checked before a data command
@@ -244,7 +276,7 @@ fn error_line(m: &str) -> String {
 /// policy is noeviction or nothing more could go.
 fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
     let samples = ctx.state.config.read().maxmemory_samples as usize;
-    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() >= limit);
+    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() >= limit, &mut log_eviction(ctx, t.space.owner()));
     let (Ok(n) | Err(n)) = r;
     ctx.state.stats.evicted_keys.add(n as u64);
     r.is_ok()
@@ -269,16 +301,34 @@ fn maxmemory_guard(ctx: &Ctx) -> Result<(), CmdError> {
     let ratio = |t: &Tenant| t.memory_used() as f64 / t.limits().memory_bytes.max(1) as f64;
     tenants.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
     for t in tenants {
-        let (Ok(n) | Err(n)) = evict_tenant(&t, samples, ctx.now_ms, &state.policy, over);
+        let (Ok(n) | Err(n)) = evict_tenant(&t, samples, ctx.now_ms, &state.policy, over, &mut log_eviction(ctx, t.space.owner()));
         state.stats.evicted_keys.add(n as u64);
         if !over() {
             return Ok(());
         }
     }
     let policy = Policy::parse(&policy_name).unwrap_or(Policy::NoEviction);
-    let (Ok(n) | Err(n)) = evict(&state.global, &state.global_eviction, policy, samples, ctx.now_ms, over, None);
+    let (Ok(n) | Err(n)) = evict(
+        &state.global,
+        &state.global_eviction,
+        policy,
+        samples,
+        ctx.now_ms,
+        over,
+        EvictHooks { chooser: None, removed: &mut log_eviction(ctx, None) },
+    );
     state.stats.evicted_keys.add(n as u64);
     if over() { Err(CmdError::msg("OOM command not allowed when used memory > 'maxmemory'.")) } else { Ok(()) }
+}
+
+/// Logs each evicted key as a DEL in its space: which keys went was the
+/// sampler's choice, and replay must make the same one.
+fn log_eviction<'a>(ctx: &'a Ctx, owner: Option<&'a str>) -> impl FnMut(usize, &[u8]) + 'a {
+    move |db, key| {
+        if let (false, Some(p)) = (ctx.client.loading, ctx.state.persistence()) {
+            p.log_command(ctx.now_ms, owner, db, &[b"DEL", key]);
+        }
+    }
 }
 
 /// How the global context names a tenant's key: `__tenant:<id>:<key>`.

@@ -102,9 +102,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 policy
             );
         }
-        "persistence" => {
-            t.push_str("# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n");
-        }
+        "persistence" => persistence_section(ctx, t),
         "stats" => {
             let expired: u64 = ctx.space().existing().map(|(_, d)| d.expired_count()).sum();
             // A tenant's counters are its own; the server's would reveal others' traffic.
@@ -272,6 +270,83 @@ pub fn time(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     ctx.out.array(2);
     ctx.out.bulk((micros / 1_000_000).to_string().as_bytes());
     ctx.out.bulk((micros % 1_000_000).to_string().as_bytes());
+    Ok(())
+}
+
+fn persistence_section(ctx: &Ctx, t: &mut String) {
+    let Some(p) = ctx.state.persistence() else {
+        let now = ctx.state.started_secs();
+        let _ = write!(
+            t,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{now}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n"
+        );
+        return;
+    };
+    let status = |ok: bool| if ok { "ok" } else { "err" };
+    let rewriting = p.rewriting.load(Relaxed) as u8;
+    let saved_ok = status(p.last_save_ok.load(Relaxed));
+    let _ = write!(
+        t,
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{rewriting}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{saved_ok}\r\naof_enabled:1\r\naof_rewrite_in_progress:{rewriting}\r\naof_last_bgrewrite_status:{saved_ok}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_fsync:{}\r\naof_generation:{}\r\n",
+        p.changes.load(Relaxed),
+        p.last_save.load(Relaxed),
+        status(p.aof.write_ok.load(Relaxed)),
+        p.aof.size.load(Relaxed),
+        p.base_size.load(Relaxed),
+        p.config.appendfsync.name(),
+        p.aof.generation(),
+    );
+}
+
+/// BGSAVE and BGREWRITEAOF: both compact (snapshot plus the log since).
+fn background(ctx: &mut Ctx, started: &str, busy: &str) -> CmdResult {
+    match crate::persist::snapshot::start(&ctx.state.arc()) {
+        Ok(()) => {
+            ctx.out.simple(started);
+            Ok(())
+        }
+        Err(e) if e.contains("already in progress") => Err(CmdError::err(busy)),
+        Err(e) => Err(CmdError::err(e)),
+    }
+}
+
+pub fn bgsave(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() > 2 || a.get(1).is_some_and(|x| !x.eq_ignore_ascii_case(b"schedule")) {
+        return Err(CmdError::Syntax);
+    }
+    background(ctx, "Background saving started", "Background save already in progress")
+}
+
+pub fn bgrewriteaof(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    background(ctx, "Background append only file rewriting started", "Background append only file rewriting already in progress")
+}
+
+/// SAVE: a compaction the client waits for (off the event loop, unlike
+/// Redis's, so other clients are not blocked meanwhile).
+pub fn save(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    let state = ctx.state.arc();
+    ctx.state.persistence().ok_or_else(|| CmdError::err("persistence is off ([persistence] appendonly = false)"))?;
+    ctx.client.deferred = Some(Box::pin(async move {
+        let p = state.persistence().expect("checked above").clone();
+        let done = p.done.notified();
+        let started = crate::persist::snapshot::start(&state);
+        let reply: crate::server::client::DeferredReply = match started {
+            Err(e) if e.contains("already in progress") => Box::new(|out| out.error("ERR Background save already in progress")),
+            Err(e) => Box::new(move |out| out.error(&format!("ERR {e}"))),
+            Ok(()) => {
+                done.await;
+                let ok = p.last_save_ok.load(Relaxed);
+                Box::new(move |out| if ok { out.ok() } else { out.error("ERR saving failed: see the server log") })
+            }
+        };
+        reply
+    }));
+    Ok(())
+}
+
+pub fn lastsave(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    let secs = ctx.state.persistence().map_or_else(|| ctx.state.started_secs(), |p| p.last_save.load(Relaxed));
+    ctx.out.int(secs as i64);
     Ok(())
 }
 

@@ -139,6 +139,12 @@ pub fn spop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok::<_, CmdError>(Some(out))
     })?;
+    if let Some(members) = popped.as_ref().filter(|m| !m.is_empty()) {
+        // Which members went was random: the log records which.
+        let mut srem = vec![b"SREM".to_vec(), a[1].to_vec()];
+        srem.extend(members.iter().cloned());
+        ctx.client.propagate = Some(srem);
+    }
     match (popped, count) {
         (None, None) => ctx.out.null(),
         (None, Some(_)) => ctx.out.set(0),

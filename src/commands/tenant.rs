@@ -14,9 +14,10 @@ use super::keys::help_reply;
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::parse_size;
 use crate::policy::slot::Prepared;
-use crate::policy::{PolicyConfig, PolicyError, PolicyModule};
+use crate::policy::{PolicyError, PolicyModule};
 use crate::protocol::Out;
 use crate::server::client::{Deferred, DeferredReply};
+use crate::server::state::ServerState;
 use crate::store::glob;
 use crate::tenancy::tenant::percent;
 use crate::tenancy::{Tenant, TenantError, TenantLimits, TenantState, TenantTier, Usage};
@@ -161,7 +162,8 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let limits = apply_limits(base, &o, m.config().databases)?;
     let tier = o.tier.clone().unwrap_or(TenantTier::Free);
     let eviction = o.eviction.as_deref().unwrap_or("noeviction");
-    m.create_with(&id, o.name.as_deref(), tier, limits, o.password.as_deref(), eviction).map_err(terr)?;
+    let t = m.create_with(&id, o.name.as_deref(), tier, limits, o.password.as_deref(), eviction).map_err(terr)?;
+    persist_tenant(ctx, &t, false);
     tracing::info!(tenant = %id, "tenant created");
     ctx.out.ok();
     Ok(())
@@ -188,10 +190,11 @@ pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let cfg = &ctx.state.policy;
     let keep = cfg.keep_versions;
+    let policy_changed = o.policy.is_some() || o.config.is_some();
     match (o.policy.take(), o.config.take()) {
         (None, None) => apply_update(&t, o, limits),
         (Some(PolicyArg::Module(bytes)), config) => {
-            ctx.client.deferred = Some(upload(t, bytes, config.unwrap_or_default(), cfg.clone(), (o, limits), ctx.now_ms));
+            ctx.client.deferred = Some(upload(ctx.state.arc(), t, bytes, config.unwrap_or_default(), (o, limits), ctx.now_ms));
             return Ok(());
         }
         (Some(PolicyArg::Remove), None) => {
@@ -211,8 +214,19 @@ pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         (Some(_), Some(_)) => return Err(CmdError::err("CONFIG goes with a new POLICY module (or alone, to reconfigure the current one)")),
     }
+    persist_tenant(ctx, &t, policy_changed);
     ctx.out.ok();
     Ok(())
+}
+
+/// Logs the tenant's record (and its policy, when that changed).
+fn persist_tenant(ctx: &mut Ctx, t: &Tenant, policy_changed: bool) {
+    if let Some(p) = ctx.state.persistence() {
+        ctx.client.persist_seq = p.log_tenant(t);
+        if policy_changed {
+            ctx.client.persist_seq = p.log_policy(t);
+        }
+    }
 }
 
 fn perr(e: PolicyError) -> CmdError {
@@ -222,9 +236,17 @@ fn perr(e: PolicyError) -> CmdError {
 /// Compiles and instantiates an uploaded module on the blocking pool, then
 /// (back on the connection) applies the update and swaps the module in.
 /// (`now_ms` is the command's start: compilation takes a few milliseconds.)
-fn upload(t: Arc<Tenant>, bytes: Vec<u8>, config: Vec<u8>, cfg: PolicyConfig, update: (Options, TenantLimits), now_ms: u64) -> Deferred {
+fn upload(
+    state: Arc<ServerState>,
+    t: Arc<Tenant>,
+    bytes: Vec<u8>,
+    config: Vec<u8>,
+    update: (Options, TenantLimits),
+    now_ms: u64,
+) -> Deferred {
     Box::pin(async move {
         let id = t.id().to_string();
+        let cfg = state.policy.clone();
         let keep = cfg.keep_versions;
         let built = tokio::task::spawn_blocking(move || {
             let module = PolicyModule::compile(&bytes, &config, &cfg)?;
@@ -234,8 +256,15 @@ fn upload(t: Arc<Tenant>, bytes: Vec<u8>, config: Vec<u8>, cfg: PolicyConfig, up
         let reply: DeferredReply = Box::new(move |out: &mut Out| match built {
             Ok(Ok(p)) => {
                 let hash = p.module.hash.clone();
+                // Under the shared lock, like any command: a compaction's cut
+                // sees the new module and its log record together.
+                let _g = state.exec_lock.read();
                 apply_update(&t, update.0, update.1);
                 t.install_policy(p, now_ms, keep);
+                if let Some(persist) = state.persistence() {
+                    persist.log_tenant(&t);
+                    persist.log_policy(&t);
+                }
                 tracing::info!(tenant = %t.id(), %hash, "policy installed");
                 out.ok();
             }
@@ -272,6 +301,9 @@ fn apply_update(t: &Tenant, o: Options, limits: TenantLimits) {
 
 pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = ctx.state.tenants.delete_tenant(&String::from_utf8_lossy(a[1])).map_err(terr)?;
+    if let Some(p) = ctx.state.persistence() {
+        ctx.client.persist_seq = p.log(&crate::persist::Record::TenantDelete(t.id().to_string()));
+    }
     for c in ctx.state.clients.all() {
         if c.tenant.lock().as_deref() == Some(t.id()) && c.id != ctx.client.id() {
             c.request_kill();
@@ -415,6 +447,7 @@ pub fn limits_set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let l = apply_limits(t.limits(), &o, ctx.state.tenants.config().databases)?;
     t.set_limits(l);
+    persist_tenant(ctx, &t, false);
     ctx.out.ok();
     Ok(())
 }
@@ -458,7 +491,9 @@ pub fn quota(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 fn set_state(ctx: &mut Ctx, id: &[u8], to: TenantState) -> CmdResult {
-    named(ctx, id)?.set_state(to).map_err(terr)?;
+    let t = named(ctx, id)?;
+    t.set_state(to).map_err(terr)?;
+    persist_tenant(ctx, &t, false);
     ctx.out.ok();
     Ok(())
 }

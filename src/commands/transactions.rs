@@ -61,6 +61,11 @@ pub fn exec(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.in_exec = false;
+    // The transaction's writes reach the log as one record: all or nothing.
+    let records = std::mem::take(&mut ctx.client.tx_records);
+    if let (false, Some(p)) = (records.is_empty(), state.persistence()) {
+        ctx.client.persist_seq = p.log(&crate::persist::Record::Batch(records));
+    }
     drop(guard);
     end_multi(ctx);
     Ok(())

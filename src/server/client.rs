@@ -156,6 +156,15 @@ pub struct ClientState {
     /// Set by a command whose work runs off the event loop (a policy
     /// upload): the connection awaits it, then writes its reply.
     pub deferred: Option<Deferred>,
+    /// Replaying the log at start-up: no quotas, no eviction, no logging.
+    pub loading: bool,
+    /// The last log record this client's commands wrote; under
+    /// `appendfsync always` replies wait until it is durable.
+    pub persist_seq: u64,
+    /// Inside EXEC: the write commands logged so far, logged together at the end.
+    pub tx_records: Vec<crate::persist::Record>,
+    /// Set by a command whose effect is random (SPOP): what to log instead of it.
+    pub propagate: Option<Vec<Vec<u8>>>,
 }
 
 /// Writes a deferred command's reply.
@@ -180,6 +189,10 @@ impl ClientState {
             block: None,
             close_after_reply: false,
             deferred: None,
+            loading: false,
+            persist_seq: 0,
+            tx_records: Vec::new(),
+            propagate: None,
             tenant: None,
             throttled_ms: None,
             bound: false,

@@ -288,6 +288,13 @@ impl Conn {
         if self.out.buf.is_empty() {
             return Ok(());
         }
+        // Under `appendfsync always` a write is acknowledged once it is on disk.
+        if self.client.persist_seq > 0
+            && let Some(p) = self.state.persistence()
+            && p.aof.acks_after_fsync()
+        {
+            p.aof.durable(std::mem::take(&mut self.client.persist_seq)).await;
+        }
         self.state.stats.net_output_bytes.add(self.out.buf.len() as u64);
         if let Some(t) = &self.client.tenant {
             t.metrics.bytes_out.fetch_add(self.out.buf.len() as u64, Relaxed);

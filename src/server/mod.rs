@@ -33,6 +33,9 @@ impl Server {
         let listener = TcpListener::bind(&addr).await?;
         let state = ServerState::new(config);
         load_configured_policies(&state, config)?;
+        if config.persistence.appendonly {
+            start_persistence(&state, &config.persistence)?;
+        }
         let port = listener.local_addr()?.port();
         state.config.write().port = port;
         Ok(Server { state, listener })
@@ -69,6 +72,10 @@ impl Server {
         expiry.abort();
         metering.abort();
         self.state.clients.kill_all();
+        if let Some(p) = self.state.persistence() {
+            // Everything acknowledged reaches the disk before the process ends.
+            p.aof.close();
+        }
         tracing::info!("Ferrite is now ready to exit, bye bye...");
     }
 
@@ -95,7 +102,9 @@ async fn active_expiry(state: Arc<ServerState>) {
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         let start = Instant::now();
         let now = state.now_ms();
-        for (_, db) in state.global.existing() {
+        let tenants = state.tenants.list();
+        let spaces = std::iter::once(&state.global).chain(tenants.iter().map(|t| &t.space));
+        for (_, db) in spaces.flat_map(|s| s.existing()) {
             while db.volatile_len() > 0 && start.elapsed() < Duration::from_millis(2) {
                 let (visited, deleted) = db.expire_step(now, 1024);
                 if deleted == 0 && visited < 1024 {
@@ -121,7 +130,44 @@ async fn meter_tenants(state: Arc<ServerState>) {
         for t in state.tenants.list() {
             crate::tenancy::hooks::bill(&t, &state.policy, now);
         }
+        if let Some(p) = state.persistence()
+            && p.rewrite_due()
+            && !p.rewriting.load(Relaxed)
+        {
+            tracing::info!("the log doubled since the last compaction; compacting");
+            let _ = crate::persist::snapshot::start(&state);
+        }
     }
+}
+
+/// Recovers the data directory into `state`, then opens the log for appending.
+fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::PersistenceConfig) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
+    let started = Instant::now();
+    let r =
+        crate::persist::load::recover(state, cfg).map_err(|e| std::io::Error::other(format!("cannot load {}: {e}", cfg.dir.display())))?;
+    let aof = crate::persist::aof::Aof::open(&cfg.dir, r.generation, cfg.appendfsync)?;
+    tracing::info!(
+        dir = %cfg.dir.display(),
+        snapshot_entries = r.snapshot_entries,
+        commands = r.commands,
+        ms = started.elapsed().as_millis() as u64,
+        "data loaded"
+    );
+    let size = aof.size.load(Relaxed);
+    let p = crate::persist::Persistence {
+        config: cfg.clone(),
+        aof,
+        rewriting: AtomicBool::new(false),
+        epoch: AtomicU8::new(0),
+        last_save: AtomicU64::new(r.snapshot_secs.unwrap_or(state.now_ms() / 1000)),
+        last_save_ok: AtomicBool::new(true),
+        changes: AtomicU64::new(0),
+        base_size: AtomicU64::new(size),
+        done: tokio::sync::Notify::new(),
+    };
+    let _ = state.persist.set(Arc::new(p));
+    Ok(())
 }
 
 /// Loads the `policy` files of `[[tenancy.tenants]]` before serving; a

@@ -1,8 +1,8 @@
 //! State shared by every connection: databases, configuration, clients,
 //! pub/sub, blocked clients and statistics.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use parking_lot::RwLock;
@@ -12,6 +12,7 @@ use super::client::ClientRegistry;
 use crate::commands::COMMANDS;
 use crate::config::{Config, ServerConfig};
 use crate::metrics::{CallCounter, Counter};
+use crate::persist::Persistence;
 use crate::policy::PolicyConfig;
 use crate::space::Space;
 use crate::store::clock::Clock;
@@ -47,6 +48,10 @@ pub struct ServerState {
     pub tenants: TenantManager,
     /// `[policy]`: the WASM sandbox's limits.
     pub policy: PolicyConfig,
+    /// The log and compaction, once recovery has run (absent when off).
+    pub persist: OnceLock<Arc<Persistence>>,
+    /// This state's own `Arc`, for work that outlives a command (compaction).
+    me: OnceLock<Weak<ServerState>>,
     /// Bytes held by every space (global and tenants), exact.
     pub memory_total: Arc<AtomicI64>,
     /// Settings the per-request path reads, mirrored from `config` so that
@@ -76,7 +81,7 @@ impl ServerState {
     pub fn new(config: &Config) -> Arc<ServerState> {
         let memory_total = Arc::new(AtomicI64::new(0));
         let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
-        Arc::new(ServerState {
+        let state = Arc::new(ServerState {
             global: Space::with_total(config.server.databases as usize, Some(memory_total.clone())),
             tenants: TenantManager::with_total(
                 TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() },
@@ -84,6 +89,8 @@ impl ServerState {
             ),
             memory_total,
             policy: config.policy.clone(),
+            persist: OnceLock::new(),
+            me: OnceLock::new(),
             maxmemory: AtomicU64::new(config.server.maxmemory),
             proto_max_bulk_len: AtomicU64::new(config.server.proto_max_bulk_len),
             query_buffer_limit: AtomicU64::new(config.server.client_query_buffer_limit),
@@ -99,7 +106,9 @@ impl ServerState {
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             run_id,
-        })
+        });
+        let _ = state.me.set(Arc::downgrade(&state));
+        state
     }
 
     /// Installs a new runtime configuration (CONFIG SET).
@@ -109,6 +118,20 @@ impl ServerState {
         self.query_buffer_limit.store(cfg.client_query_buffer_limit, Relaxed);
         self.idle_timeout.store(cfg.timeout, Relaxed);
         *self.config.write() = cfg;
+    }
+
+    /// Unix seconds when the server started.
+    pub fn started_secs(&self) -> u64 {
+        (self.now_ms() / 1000).saturating_sub(self.started.elapsed().as_secs())
+    }
+
+    /// The `Arc` this state lives in.
+    pub fn arc(&self) -> Arc<ServerState> {
+        self.me.get().and_then(Weak::upgrade).expect("ServerState::new registers itself")
+    }
+
+    pub fn persistence(&self) -> Option<&Arc<Persistence>> {
+        self.persist.get()
     }
 
     pub fn now_ms(&self) -> u64 {

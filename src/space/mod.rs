@@ -16,6 +16,9 @@ pub use blocking::Blocking;
 pub use pubsub::PubSub;
 
 pub struct Space {
+    /// The tenant this space belongs to (`None`: the global space); how the
+    /// log names it.
+    owner: Option<Box<str>>,
     dbs: Box<[OnceLock<Box<Keyspace>>]>,
     total: Option<Arc<AtomicI64>>,
     pub pubsub: PubSub,
@@ -29,7 +32,23 @@ impl Space {
 
     /// A space whose databases add their bytes to a shared total.
     pub fn with_total(databases: usize, total: Option<Arc<AtomicI64>>) -> Space {
-        Space { dbs: (0..databases).map(|_| OnceLock::new()).collect(), total, pubsub: PubSub::default(), blocking: Blocking::default() }
+        Space {
+            owner: None,
+            dbs: (0..databases).map(|_| OnceLock::new()).collect(),
+            total,
+            pubsub: PubSub::default(),
+            blocking: Blocking::default(),
+        }
+    }
+
+    /// The same space, as the namespace of tenant `id`.
+    pub fn owned_by(mut self, id: &str) -> Space {
+        self.owner = Some(id.into());
+        self
+    }
+
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     /// How many databases this space may address.

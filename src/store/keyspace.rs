@@ -17,7 +17,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use ferrite_policy_abi::Writer;
 
 use dashmap::{DashMap, SharedValue};
 use hashbrown::raw::{Bucket, RawTable};
@@ -66,6 +68,9 @@ pub struct Entry {
     expire_at: u64,
     /// Redis-style access stamp: 24-bit LRU clock (seconds) << 8 | LFU counter.
     access: AtomicU32,
+    /// The snapshot epoch this entry was last written out in (or created
+    /// during): see [`Keyspace::begin_snapshot`]. Fits in padding.
+    saved: AtomicU8,
 }
 
 impl Clone for Entry {
@@ -75,13 +80,20 @@ impl Clone for Entry {
             value: self.value.clone(),
             expire_at: self.expire_at,
             access: AtomicU32::new(self.access.load(Relaxed)),
+            saved: AtomicU8::new(0),
         }
     }
 }
 
 impl Entry {
     pub fn new(value: Value, now_ms: u64) -> Entry {
-        Entry { key: Key::new(), value, expire_at: 0, access: AtomicU32::new(lru_clock(now_ms) << 8 | LFU_INIT as u32) }
+        Entry {
+            key: Key::new(),
+            value,
+            expire_at: 0,
+            access: AtomicU32::new(lru_clock(now_ms) << 8 | LFU_INIT as u32),
+            saved: AtomicU8::new(0),
+        }
     }
 
     pub fn expire_at(&self) -> Option<u64> {
@@ -149,6 +161,18 @@ pub struct Keyspace {
     watched: AtomicUsize,
     watchers: Mutex<HashMap<Vec<u8>, Vec<Arc<AtomicBool>>>>,
     total: Option<Arc<AtomicI64>>,
+    snap: Snap,
+}
+
+/// A point-in-time copy in progress: the copy-on-write state.
+#[derive(Default)]
+struct Snap {
+    active: AtomicBool,
+    epoch: AtomicU8,
+    cut_ms: AtomicU64,
+    /// Pre-images of entries writers changed before the snapshot pass
+    /// reached them, already encoded, and how many.
+    preserved: Mutex<(Writer, u64)>,
 }
 
 impl Default for Keyspace {
@@ -253,6 +277,7 @@ impl Keyspace {
             sweep: Mutex::new((0, 0)),
             watched: AtomicUsize::new(0),
             watchers: Mutex::new(HashMap::new()),
+            snap: Snap::default(),
         }
     }
 
@@ -331,6 +356,9 @@ impl Keyspace {
         let mut table = shard.write();
         let bucket = table.find(hash, |(n, _)| n.0.key.as_slice() == key);
         let mut slot = Slot { table: &mut table, hasher: self.map.hasher(), hash, key, bucket, now_ms, dirty: false };
+        if let Some(e) = slot.entry() {
+            self.preserve(e);
+        }
         let mut expired = false;
         if slot.entry().is_some_and(|e| e.is_expired(now_ms)) {
             expired = true;
@@ -347,6 +375,9 @@ impl Keyspace {
             slot.remove();
         }
         changed |= slot.dirty;
+        if let Some(e) = slot.entry() {
+            self.mark_current(e);
+        }
         let after = self.footprint(&slot);
         drop(table);
         self.account(before, after);
@@ -401,6 +432,7 @@ impl Keyspace {
             // SAFETY: iterating a table we hold exclusively.
             for b in unsafe { t.iter() } {
                 let e = unsafe { entry_of(&b) };
+                self.preserve(e);
                 freed.0 += entry_mem(e) as i64;
                 freed.1 += 1;
                 freed.2 += e.expire_at().is_some() as i64;
@@ -527,6 +559,7 @@ impl Keyspace {
                     if t.is_bucket_full(i) {
                         let b = t.bucket(i);
                         if entry_of(&b).is_expired(now_ms) {
+                            self.preserve(entry_of(&b));
                             let ((n, _), _) = t.remove(b);
                             let k = &n.0.key;
                             freed.0 += entry_mem(&n.0) as i64;
@@ -666,5 +699,177 @@ mod tests {
         ks.write(b"w", 0, |s| s.set(Value::string(b"1")));
         assert!(flag.load(Relaxed));
         ks.unwatch(b"w", &flag);
+    }
+}
+
+/// Snapshots: a consistent copy of the keyspace as it was at a cut, taken
+/// while writers go on. At the cut every entry is unmarked; a writer about
+/// to change (or delete) an unmarked entry first encodes it ("preserves"
+/// its pre-image) and marks it; the snapshot pass encodes and marks what is
+/// still unmarked, shard by shard under each shard's read lock; entries
+/// created after the cut are marked at birth and never written. So every
+/// entry alive at the cut is written exactly once, as it was at the cut.
+impl Keyspace {
+    /// Starts a snapshot of the state as of now. The caller makes this the
+    /// same instant for every keyspace (the server's exclusive lock).
+    /// `epoch` must differ from the previous snapshot's and from 0.
+    pub fn begin_snapshot(&self, epoch: u8, cut_ms: u64) {
+        self.snap.epoch.store(epoch, Relaxed);
+        self.snap.cut_ms.store(cut_ms, Relaxed);
+        self.snap.active.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[inline]
+    fn preserve(&self, e: &Entry) {
+        if self.snap.active.load(Relaxed) {
+            self.preserve_slow(e);
+        }
+    }
+
+    #[cold]
+    fn preserve_slow(&self, e: &Entry) {
+        let epoch = self.snap.epoch.load(Relaxed);
+        // Expired at the cut means absent at the cut: nothing to keep.
+        if e.saved.swap(epoch, Relaxed) != epoch && !e.is_expired(self.snap.cut_ms.load(Relaxed)) {
+            let mut p = self.snap.preserved.lock();
+            super::encode::encode_entry(&e.key, e, &mut p.0);
+            p.1 += 1;
+        }
+    }
+
+    #[inline]
+    fn mark_current(&self, e: &Entry) {
+        if self.snap.active.load(Relaxed) {
+            e.saved.store(self.snap.epoch.load(Relaxed), Relaxed);
+        }
+    }
+
+    /// Writes the keyspace as it was at the cut into `out` (entries in the
+    /// format of [`super::encode`]), handing `out` to `flush` whenever it
+    /// holds more than `chunk` bytes, then ends the snapshot. Returns the
+    /// number of entries written. Each shard is read-locked only while it
+    /// is encoded.
+    pub fn snapshot_into(
+        &self,
+        out: &mut Writer,
+        chunk: usize,
+        flush: &mut dyn FnMut(&mut Writer) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
+        let epoch = self.snap.epoch.load(Relaxed);
+        let cut = self.snap.cut_ms.load(Relaxed);
+        let mut n = 0;
+        for shard in self.map.shards() {
+            {
+                let t = shard.read();
+                // SAFETY: iterating a table we hold a read lock on.
+                for b in unsafe { t.iter() } {
+                    let e = unsafe { entry_of(&b) };
+                    if e.saved.swap(epoch, Relaxed) != epoch && !e.is_expired(cut) {
+                        super::encode::encode_entry(&e.key, e, out);
+                        n += 1;
+                    }
+                }
+            }
+            n += self.drain_preserved(out);
+            if out.buf.len() > chunk {
+                flush(out)?;
+            }
+        }
+        // Writers now find every entry marked; stop marking, then take what
+        // they preserved in the meantime.
+        self.snap.active.store(false, std::sync::atomic::Ordering::SeqCst);
+        n += self.drain_preserved(out);
+        Ok(n)
+    }
+
+    /// Ends a snapshot that will not be written (it failed): writers stop
+    /// preserving and what they preserved is dropped.
+    pub fn abort_snapshot(&self) {
+        self.snap.active.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut p = self.snap.preserved.lock();
+        p.0.buf = Vec::new();
+        p.1 = 0;
+    }
+
+    fn drain_preserved(&self, out: &mut Writer) -> u64 {
+        let mut p = self.snap.preserved.lock();
+        out.buf.extend_from_slice(&p.0.buf);
+        p.0.buf.clear();
+        std::mem::take(&mut p.1)
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use std::collections::BTreeMap;
+
+    use ferrite_policy_abi::{Reader, Writer};
+
+    use super::*;
+    use crate::store::encode::decode_entry;
+
+    fn get(ks: &Keyspace, k: &str) -> Option<Vec<u8>> {
+        ks.read(k.as_bytes(), 0, false, |e| match &e.value {
+            Value::Str(s, _) => s.to_vec(),
+            _ => panic!("string"),
+        })
+    }
+
+    fn set(ks: &Keyspace, k: &str, v: &str) {
+        ks.write(k.as_bytes(), 0, |s| s.set(Value::string(v.as_bytes())));
+    }
+
+    fn decode_all(buf: &[u8]) -> BTreeMap<String, String> {
+        let mut r = Reader::new(buf);
+        let mut out = BTreeMap::new();
+        while r.finish().is_err() {
+            let d = decode_entry(&mut r).unwrap();
+            let Value::Str(v, _) = d.value else { panic!("string") };
+            assert!(
+                out.insert(String::from_utf8(d.key.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()).is_none(),
+                "written twice"
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_snapshot_is_the_state_at_the_cut_whatever_writers_do_meanwhile() {
+        let ks = Keyspace::new();
+        for i in 0..1000 {
+            set(&ks, &format!("k{i}"), "old");
+        }
+        ks.begin_snapshot(1, 0);
+        // After the cut: overwrite, delete, create, clear a few.
+        for i in 0..300 {
+            set(&ks, &format!("k{i}"), "new");
+        }
+        for i in 300..400 {
+            ks.remove(format!("k{i}").as_bytes(), 0);
+        }
+        set(&ks, "born-after", "x");
+        let mut out = Writer::default();
+        let n = ks.snapshot_into(&mut out, usize::MAX, &mut |_| Ok(())).unwrap();
+        let snap = decode_all(&out.buf);
+        assert_eq!(n, 1000);
+        assert_eq!(snap.len(), 1000);
+        assert!(snap.values().all(|v| v == "old"));
+        assert!(!snap.contains_key("born-after"));
+        // The live keyspace has the new state, and the next snapshot sees it.
+        assert_eq!(get(&ks, "k0").as_deref(), Some(b"new".as_slice()));
+        ks.begin_snapshot(2, 0);
+        ks.clear();
+        let mut out = Writer::default();
+        ks.snapshot_into(&mut out, usize::MAX, &mut |_| Ok(())).unwrap();
+        let snap = decode_all(&out.buf);
+        assert_eq!(snap.len(), 901);
+        assert_eq!(snap["k0"], "new");
+        assert_eq!(snap["k999"], "old");
+    }
+
+    #[test]
+    fn entries_keep_their_size() {
+        // The snapshot mark lives in padding: an entry is no bigger for it.
+        assert_eq!(std::mem::size_of::<Entry>(), std::mem::size_of::<Key>() + std::mem::size_of::<Value>() + 16);
     }
 }

@@ -6,6 +6,7 @@
 //! which is also how tests control it.
 
 pub mod clock;
+pub mod encode;
 pub mod glob;
 pub mod keyspace;
 pub mod value;

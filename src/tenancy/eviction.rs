@@ -108,6 +108,16 @@ impl EvictionPool {
 /// means none of these may go.
 pub type Chooser<'a> = &'a mut dyn FnMut(&[(usize, Sample)]) -> Option<Vec<usize>>;
 
+/// Told about each evicted key (database, key): persistence logs it.
+pub type Removed<'a> = &'a mut dyn FnMut(usize, &[u8]);
+
+/// Who else takes part in an eviction: a WASM policy choosing victims (if
+/// any), and whoever must hear of each removal.
+pub struct EvictHooks<'a> {
+    pub chooser: Option<Chooser<'a>>,
+    pub removed: Removed<'a>,
+}
+
 /// Evicts keys of `space` by `policy` (or by `chooser` when it answers)
 /// while `over()` says so. `Ok(n)` when it got under with `n` evictions,
 /// `Err(n)` when it gave up after `n` (nothing evictable, noeviction, or the
@@ -119,8 +129,9 @@ pub fn evict(
     samples: usize,
     now_ms: u64,
     mut over: impl FnMut() -> bool,
-    mut chooser: Option<Chooser<'_>>,
+    hooks: EvictHooks<'_>,
 ) -> Result<usize, usize> {
+    let EvictHooks { mut chooser, removed } = hooks;
     let start = Instant::now();
     let mut evicted = 0;
     while over() {
@@ -143,13 +154,14 @@ pub fn evict(
                 for i in victims {
                     let (db, s) = &candidates[i];
                     if space.db(*db).remove(&s.key, now_ms).is_some() {
+                        removed(*db, &s.key);
                         evicted += 1;
                     }
                 }
             }
             None if policy == Policy::NoEviction => return Err(evicted),
             None => {
-                if !evict_one_native(space, pool, policy, samples, now_ms) {
+                if !evict_one_native(space, pool, policy, samples, now_ms, removed) {
                     return Err(evicted);
                 }
                 evicted += 1;
@@ -160,11 +172,12 @@ pub fn evict(
 }
 
 /// One round of Redis's algorithm: refill the pool, evict its best.
-fn evict_one_native(space: &Space, pool: &EvictionPool, policy: Policy, samples: usize, now_ms: u64) -> bool {
+fn evict_one_native(space: &Space, pool: &EvictionPool, policy: Policy, samples: usize, now_ms: u64, removed: Removed<'_>) -> bool {
     pool.fill(space, policy, samples, now_ms);
     while let Some(c) = pool.best() {
         // The candidate may have gone since it was sampled.
         if space.db(c.db).remove(&c.key, now_ms).is_some() {
+            removed(c.db, &c.key);
             return true;
         }
     }
@@ -193,12 +206,13 @@ pub fn evict_tenant(
     now_ms: u64,
     policies: &PolicyConfig,
     over: impl FnMut() -> bool,
+    removed: Removed<'_>,
 ) -> Result<usize, usize> {
     let policy = Policy::parse(&tenant.profile().eviction).unwrap_or(Policy::NoEviction);
     let limit = tenant.limits().memory_bytes;
     let mut choose = |c: &[(usize, Sample)]| hooks::choose_victims(tenant, policies, c, now_ms, limit);
     let chooser: Option<Chooser<'_>> = if tenant.policy.has(Hook::Evict) { Some(&mut choose) } else { None };
-    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, over, chooser);
+    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, over, EvictHooks { chooser, removed });
     let n = match r {
         Ok(n) | Err(n) => n,
     };

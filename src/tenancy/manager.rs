@@ -232,7 +232,7 @@ impl TenantManager {
         };
         // The space spans the server's databases; SELECT enforces the tenant's
         // own (changeable) database limit.
-        let space = Space::with_total(self.config.databases, self.total.clone());
+        let space = Space::with_total(self.config.databases, self.total.clone()).owned_by(id);
         let tenant = Arc::new(Tenant::new(id.to_string(), profile, limits, space, now_secs()));
         map.insert(id.to_string(), tenant.clone());
         Ok(tenant)

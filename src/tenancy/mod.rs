@@ -36,6 +36,7 @@
 pub mod billing;
 pub mod eviction;
 pub mod hooks;
+pub mod image;
 pub mod lifecycle;
 pub mod manager;
 pub mod tenant;

@@ -74,6 +74,15 @@ pub struct PasswordHash {
 }
 
 impl PasswordHash {
+    /// The salt and the digest, for persistence.
+    pub fn parts(&self) -> ([u8; 16], [u8; 32]) {
+        (self.salt, self.hash)
+    }
+
+    pub fn from_parts(salt: [u8; 16], hash: [u8; 32]) -> PasswordHash {
+        PasswordHash { salt, hash }
+    }
+
     pub fn new(password: &[u8]) -> PasswordHash {
         let mut salt = [0u8; 16];
         salt.iter_mut().for_each(|b| *b = fastrand::u8(..));
@@ -108,7 +117,7 @@ pub struct Tenant {
     profile: RwLock<TenantProfile>,
     limits: RwLock<TenantLimits>,
     state: AtomicU8,
-    created_at: u64,
+    created_at: AtomicU64,
     limiter: RwLock<DefaultDirectRateLimiter>,
     /// Memory recorded by embedders through [`Tenant::record_memory`], on top
     /// of the exact accounting of the tenant's own databases.
@@ -148,7 +157,7 @@ impl Tenant {
             limiter: RwLock::new(limiter_for(limits.ops_per_second)),
             limits: RwLock::new(limits),
             state: AtomicU8::new(TenantState::Active as u8),
-            created_at: now_secs,
+            created_at: AtomicU64::new(now_secs),
             external_memory: AtomicI64::new(0),
             external_keys: AtomicI64::new(0),
             space,
@@ -203,7 +212,14 @@ impl Tenant {
     }
 
     pub fn created_at(&self) -> u64 {
-        self.created_at
+        self.created_at.load(Relaxed)
+    }
+
+    /// Sets what persistence recorded: creation time and state, as they
+    /// were (no transition rules apply to a restore).
+    pub fn restore(&self, created_at: u64, state: TenantState) {
+        self.created_at.store(created_at, Relaxed);
+        self.state.store(state as u8, Relaxed);
     }
 
     pub fn check_password(&self, password: &[u8]) -> bool {

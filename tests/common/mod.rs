@@ -14,6 +14,8 @@ use ferrite::server::{ServerHandle, start_background};
 pub fn config() -> Config {
     let mut c = Config::default();
     c.server.port = 0;
+    // Tests that persist choose their own directory.
+    c.persistence.appendonly = false;
     c
 }
 

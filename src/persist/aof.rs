@@ -1,0 +1,242 @@
+//! The append-only log. The command path only frames records into a memory
+//! buffer (no syscall, no lock held across one); a dedicated thread writes
+//! the buffer out and fsyncs by the `appendfsync` policy. Under `always` a
+//! connection awaits its last record's fsync before it sends its replies,
+//! and one fsync covers everything buffered (group commit).
+//!
+//! Files are `appendonly.<generation>.faof`. Compaction rotates to the next
+//! generation at its cut: what was logged before goes to the old file (made
+//! durable first), what comes after to the new one.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::config::Fsync;
+use super::record::{AOF_MAGIC, Record};
+
+pub fn aof_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("appendonly.{generation}.faof"))
+}
+
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// Sequence number of the last record framed into `buf`.
+    seq: u64,
+    /// Set by `rotate`: the bytes that belong to the current file, and the
+    /// generation that starts after them.
+    rotation: Option<(Vec<u8>, u64)>,
+}
+
+struct LogFile {
+    generation: u64,
+    file: File,
+}
+
+pub struct Aof {
+    fsync: Fsync,
+    dir: PathBuf,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    durable: watch::Sender<u64>,
+    file: Mutex<LogFile>,
+    generation: AtomicU64,
+    /// Bytes of the current file.
+    pub size: AtomicU64,
+    pub write_ok: AtomicBool,
+    stop: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Opens (or creates) a log file for appending, writing the magic if new.
+fn open_log(dir: &Path, generation: u64) -> std::io::Result<(File, u64)> {
+    let path = aof_path(dir, generation);
+    let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let mut size = file.metadata()?.len();
+    if size == 0 {
+        file.write_all(AOF_MAGIC)?;
+        file.sync_all()?;
+        sync_dir(dir)?;
+        size = AOF_MAGIC.len() as u64;
+    }
+    Ok((file, size))
+}
+
+/// Makes a directory's entries (new, renamed, removed files) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Aof {
+    /// Opens generation `generation` for appending and starts the writer thread.
+    pub fn open(dir: &Path, generation: u64, fsync: Fsync) -> std::io::Result<Arc<Aof>> {
+        let (file, size) = open_log(dir, generation)?;
+        let aof = Arc::new(Aof {
+            fsync,
+            dir: dir.into(),
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            durable: watch::channel(0).0,
+            file: Mutex::new(LogFile { generation, file }),
+            generation: AtomicU64::new(generation),
+            size: AtomicU64::new(size),
+            write_ok: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        });
+        let me = aof.clone();
+        let t = std::thread::Builder::new().name("ferrite-aof".into()).spawn(move || me.writer_loop())?;
+        *aof.thread.lock() = Some(t);
+        Ok(aof)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
+    }
+
+    /// Frames a record for the log; returns its sequence number.
+    pub fn append(&self, rec: &Record) -> u64 {
+        self.append_with(|buf| rec.frame_into(buf))
+    }
+
+    /// Frames whatever `frame` appends; returns its sequence number.
+    pub fn append_with(&self, frame: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        let mut p = self.pending.lock();
+        frame(&mut p.buf);
+        p.seq += 1;
+        let seq = p.seq;
+        drop(p);
+        if self.fsync == Fsync::Always {
+            self.wake.notify_one();
+        }
+        seq
+    }
+
+    /// Whether a reply must wait for [`Aof::durable`] before it is sent.
+    pub fn acks_after_fsync(&self) -> bool {
+        self.fsync == Fsync::Always
+    }
+
+    /// Resolves once record `seq` is as durable as the policy promises.
+    pub fn durable(&self, seq: u64) -> impl std::future::Future<Output = ()> + use<> {
+        let mut rx = self.durable.subscribe();
+        async move {
+            let _ = rx.wait_for(|d| *d >= seq).await;
+        }
+    }
+
+    /// Compaction's cut: what is buffered now belongs to the current file,
+    /// everything appended later to the next generation, which is returned.
+    pub fn rotate(&self) -> u64 {
+        let mut p = self.pending.lock();
+        let next = self.generation.load(Relaxed) + 1 + p.rotation.is_some() as u64;
+        let before = std::mem::take(&mut p.buf);
+        // A rotation still pending (the writer has not run) keeps its bytes first.
+        let before = match p.rotation.take() {
+            Some((mut earlier, _)) => {
+                earlier.extend_from_slice(&before);
+                earlier
+            }
+            None => before,
+        };
+        p.rotation = Some((before, next));
+        drop(p);
+        self.wake.notify_one();
+        next
+    }
+
+    fn write_out(&self, bytes: &[u8]) -> bool {
+        if bytes.is_empty() {
+            return true;
+        }
+        let mut f = self.file.lock();
+        match f.file.write_all(bytes) {
+            Ok(()) => {
+                self.size.fetch_add(bytes.len() as u64, Relaxed);
+                true
+            }
+            Err(e) => {
+                tracing::error!("writing the append-only log failed: {e}");
+                self.write_ok.store(false, Relaxed);
+                false
+            }
+        }
+    }
+
+    fn sync(&self) {
+        if let Err(e) = self.file.lock().file.sync_data() {
+            tracing::error!("fsync of the append-only log failed: {e}");
+            self.write_ok.store(false, Relaxed);
+        }
+    }
+
+    /// Finishes the current file (written and fsynced) and opens the next.
+    fn switch_to(&self, next: u64) {
+        self.sync();
+        match open_log(&self.dir, next) {
+            Ok((file, size)) => {
+                *self.file.lock() = LogFile { generation: next, file };
+                self.generation.store(next, Relaxed);
+                self.size.store(size, Relaxed);
+            }
+            Err(e) => {
+                tracing::error!("cannot open append-only log generation {next}: {e}");
+                self.write_ok.store(false, Relaxed);
+            }
+        }
+    }
+
+    fn writer_loop(&self) {
+        let mut last_sync = Instant::now();
+        loop {
+            let (bytes, seq, rotation, stopping) = {
+                let mut p = self.pending.lock();
+                if p.buf.is_empty() && p.rotation.is_none() && !self.stop.load(Relaxed) {
+                    self.wake.wait_for(&mut p, Duration::from_millis(10));
+                }
+                (std::mem::take(&mut p.buf), p.seq, p.rotation.take(), self.stop.load(Relaxed))
+            };
+            if let Some((before, next)) = rotation {
+                self.write_out(&before);
+                self.switch_to(next);
+            }
+            let wrote = !bytes.is_empty() && self.write_out(&bytes);
+            let sync_due = match self.fsync {
+                Fsync::Always => wrote,
+                Fsync::Everysec => last_sync.elapsed() >= Duration::from_secs(1),
+                Fsync::No => false,
+            };
+            if sync_due || stopping {
+                self.sync();
+                last_sync = Instant::now();
+            }
+            if self.write_ok.load(Relaxed) || self.fsync != Fsync::Always {
+                self.durable.send_replace(seq);
+            }
+            if stopping && self.pending.lock().buf.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Writes and fsyncs everything appended so far and stops the thread.
+    pub fn close(&self) {
+        self.stop.store(true, Relaxed);
+        self.wake.notify_one();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+
+    /// The generation of the file now being written (for tests and INFO).
+    pub fn current_file(&self) -> PathBuf {
+        aof_path(&self.dir, self.file.lock().generation)
+    }
+}

@@ -1,0 +1,289 @@
+//! Start-up recovery: the snapshot (if any), then every log generation from
+//! the snapshot's on, replayed in order. A log whose last record was cut
+//! short by a crash loses that record (with a warning, and the file is
+//! trimmed so appending resumes cleanly) when `aof-load-truncated` is on;
+//! any other damage stops start-up with the file and offset.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferrite_policy_abi::Reader;
+
+use super::PersistenceConfig;
+use super::aof::aof_path;
+use super::record::{AOF_MAGIC, Frames, ReadError, Record, SNAPSHOT_MAGIC};
+use super::snapshot::SNAPSHOT_FILE;
+use crate::commands::{Ctx, lookup};
+use crate::policy::PolicyModule;
+use crate::policy::slot::Prepared;
+use crate::protocol::Out;
+use crate::server::client::ClientState;
+use crate::server::state::ServerState;
+use crate::space::Space;
+use crate::store::encode::decode_entry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    #[error("{file}: {e}")]
+    Io { file: PathBuf, e: std::io::Error },
+    #[error("{0}: the log generations are not contiguous (missing {1})")]
+    Gap(PathBuf, u64),
+}
+
+/// What recovery found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The log generation to keep appending to.
+    pub generation: u64,
+    pub snapshot_entries: u64,
+    pub commands: u64,
+    pub truncated: bool,
+    /// Unix seconds of the snapshot's cut, if there was one.
+    pub snapshot_secs: Option<u64>,
+}
+
+/// The log generations present in `dir`, ascending.
+pub fn generations(dir: &Path) -> Vec<u64> {
+    let mut g: Vec<u64> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("appendonly.")?.strip_suffix(".faof")?.parse().ok())
+        .collect();
+    g.sort_unstable();
+    g
+}
+
+fn read(file: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(file).map_err(|e| LoadError::Io { file: file.into(), e })
+}
+
+/// Loads `cfg.dir` into `state`.
+pub fn recover(state: &ServerState, cfg: &PersistenceConfig) -> Result<Recovered, LoadError> {
+    let dir = &cfg.dir;
+    std::fs::create_dir_all(dir).map_err(|e| LoadError::Io { file: dir.clone(), e })?;
+    let mut replay = Replay::new(state);
+    let mut out = Recovered::default();
+    let snap = dir.join(SNAPSHOT_FILE);
+    let mut base = None;
+    if snap.exists() {
+        let (generation, cut_ms, entries) = replay.snapshot(&snap)?;
+        (base, out.snapshot_entries, out.snapshot_secs) = (Some(generation), entries, Some(cut_ms / 1000));
+    }
+    let gens: Vec<u64> = generations(dir).into_iter().filter(|g| base.is_none_or(|b| *g >= b)).collect();
+    let mut expect = base.or(gens.first().copied()).unwrap_or(0);
+    for (i, &g) in gens.iter().enumerate() {
+        let file = aof_path(dir, g);
+        if g != expect {
+            return Err(LoadError::Gap(file, expect));
+        }
+        let last = i + 1 == gens.len();
+        match replay.log(&file) {
+            Ok(()) => {}
+            Err(ReadError::Truncated { offset, .. }) if last && cfg.aof_load_truncated => {
+                tracing::warn!(file = %file.display(), offset, "the log's last record is incomplete (a crash while writing it); dropping it");
+                trim(&file, offset)?;
+                out.truncated = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        expect = g + 1;
+    }
+    out.generation = gens.last().copied().or(base).unwrap_or(0);
+    out.commands = replay.commands;
+    replay.finish();
+    Ok(out)
+}
+
+fn trim(file: &Path, len: u64) -> Result<(), LoadError> {
+    let f = std::fs::OpenOptions::new().write(true).open(file).map_err(|e| LoadError::Io { file: file.into(), e })?;
+    f.set_len(len).and_then(|_| f.sync_all()).map_err(|e| LoadError::Io { file: file.into(), e })
+}
+
+/// Applies records to the server, commands through the command table as a
+/// client that is never blocked, rate-limited, quota-checked or logged.
+struct Replay<'a> {
+    state: &'a ServerState,
+    client: ClientState,
+    sink: Out,
+    commands: u64,
+    /// Snapshot: where its entries go.
+    target: Option<(Option<String>, usize)>,
+}
+
+impl<'a> Replay<'a> {
+    fn new(state: &'a ServerState) -> Replay<'a> {
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        let info = state.clients.register(addr, addr);
+        let (mut client, _rx) = ClientState::new(info, true);
+        client.loading = true;
+        Replay { state, client, sink: Out::default(), commands: 0, target: None }
+    }
+
+    fn finish(mut self) {
+        self.state.clients.unregister(self.client.id());
+        self.sink.buf.clear();
+        // Keys that expired while the server was down go now, not on first touch.
+        let now = self.state.now_ms();
+        sweep_expired(&self.state.global, now);
+        for t in self.state.tenants.list() {
+            sweep_expired(&t.space, now);
+        }
+    }
+
+    fn space(&self, owner: &Option<String>) -> Option<SpaceRef<'a>> {
+        match owner {
+            None => Some(SpaceRef::Global(&self.state.global)),
+            Some(id) => self.state.tenants.get_tenant(id).ok().map(SpaceRef::Tenant),
+        }
+    }
+
+    fn snapshot(&mut self, file: &Path) -> Result<(u64, u64, u64), LoadError> {
+        let data = read(file)?;
+        let mut frames = Frames::new(file, &data, SNAPSHOT_MAGIC)?;
+        let corrupt = |offset: u64, why: &str| ReadError::Corrupt { file: file.into(), offset, why: why.into() };
+        let Some(Record::Base { generation, cut_ms }) = frames.next_record().map_err(as_corrupt)? else {
+            return Err(corrupt(16, "the snapshot does not start with its header record").into());
+        };
+        let mut entries = 0;
+        loop {
+            let offset = frames.offset();
+            match frames.next_record().map_err(as_corrupt)? {
+                None => return Err(corrupt(offset, "the snapshot ends without its end record").into()),
+                Some(Record::End { entries: n }) if n == entries => return Ok((generation, cut_ms, entries)),
+                Some(Record::End { .. }) => return Err(corrupt(offset, "the entry count does not match").into()),
+                Some(Record::Keyspace { space, db }) => self.target = Some((space, db as usize)),
+                Some(Record::Entries(block)) => entries += self.entries(&block).map_err(|why| corrupt(offset, &why))?,
+                Some(other) => self.apply(other),
+            }
+        }
+    }
+
+    fn entries(&mut self, block: &[u8]) -> Result<u64, String> {
+        let (owner, db) = self.target.clone().ok_or("entries before any keyspace record")?;
+        let space = self.space(&owner).ok_or_else(|| format!("entries for unknown tenant {owner:?}"))?;
+        let ks = space.get().db(db);
+        let now = self.state.now_ms();
+        let mut r = Reader::new(block);
+        let mut n = 0;
+        while r.finish().is_err() {
+            let e = decode_entry(&mut r).map_err(|e| e.to_string())?;
+            n += 1;
+            if e.expire_at.is_some_and(|t| now > t) {
+                continue;
+            }
+            ks.write(e.key, now, |slot| {
+                slot.set(e.value);
+                if let Some(entry) = slot.entry_mut() {
+                    entry.set_expire(e.expire_at);
+                }
+            });
+        }
+        Ok(n)
+    }
+
+    fn log(&mut self, file: &Path) -> Result<(), ReadError> {
+        let data = std::fs::read(file).map_err(|e| ReadError::Corrupt { file: file.into(), offset: 0, why: e.to_string() })?;
+        let mut frames = Frames::new(file, &data, AOF_MAGIC)?;
+        while let Some(rec) = frames.next_record()? {
+            self.apply(rec);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, rec: Record) {
+        match rec {
+            Record::Command { now_ms, space, db, argv } => self.command(now_ms, &space, db as usize, &argv),
+            Record::Batch(recs) => recs.into_iter().for_each(|r| self.apply(r)),
+            Record::Tenant(img) => {
+                if let Err(e) = self.state.tenants.restore(&img) {
+                    tracing::warn!(tenant = %img.id, "cannot restore tenant: {e}");
+                }
+            }
+            Record::TenantDelete(id) => {
+                if let Ok(t) = self.state.tenants.delete_tenant(&id) {
+                    t.space.existing().for_each(|(_, db)| {
+                        db.clear();
+                    });
+                }
+            }
+            Record::Policy { tenant, module } => self.policy(&tenant, module),
+            Record::Keyspace { .. } | Record::Entries(_) | Record::End { .. } | Record::Base { .. } => {
+                tracing::warn!("snapshot record found in the log; ignored");
+            }
+        }
+    }
+
+    fn policy(&self, tenant: &str, module: Option<(Vec<u8>, Vec<u8>)>) {
+        let Ok(t) = self.state.tenants.get_tenant(tenant) else { return };
+        let cfg = &self.state.policy;
+        match module {
+            None => t.remove_policy(cfg.keep_versions),
+            Some((bytes, config)) => {
+                let loaded = PolicyModule::compile(&bytes, &config, cfg).and_then(|m| Prepared::new(Arc::new(m), tenant, cfg));
+                match loaded {
+                    Ok(p) => t.install_policy(p, self.state.now_ms(), cfg.keep_versions),
+                    Err(e) => tracing::error!(tenant, "the saved policy no longer loads: {e}; the tenant runs without it"),
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, now_ms: u64, owner: &Option<String>, db: usize, argv: &[Vec<u8>]) {
+        let Some(space) = self.space(owner) else {
+            tracing::warn!(tenant = ?owner, "logged command for a tenant that does not exist; skipped");
+            return;
+        };
+        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        let Some((idx, spec)) = args.first().and_then(|a| lookup(a)) else { return };
+        self.client.db = db.min(space.get().databases() - 1);
+        let mut ctx = Ctx {
+            state: self.state,
+            client: &mut self.client,
+            out: &mut self.sink,
+            now_ms,
+            in_exec: true,
+            touch: false,
+            space: space.get(),
+        };
+        crate::commands::dispatch::run(&mut ctx, idx, spec, &args);
+        self.commands += 1;
+        if self.sink.buf.len() > 1 << 20 {
+            self.sink.buf.clear();
+        }
+    }
+}
+
+fn as_corrupt(e: ReadError) -> ReadError {
+    match e {
+        // A snapshot is renamed into place only once complete: short is corrupt.
+        ReadError::Truncated { file, offset } => ReadError::Corrupt { file, offset, why: "the snapshot is cut short".into() },
+        e => e,
+    }
+}
+
+/// A space found by owner: the global one, or a tenant's (kept alive).
+enum SpaceRef<'a> {
+    Global(&'a Space),
+    Tenant(Arc<crate::tenancy::Tenant>),
+}
+
+impl SpaceRef<'_> {
+    fn get(&self) -> &Space {
+        match self {
+            SpaceRef::Global(s) => s,
+            SpaceRef::Tenant(t) => &t.space,
+        }
+    }
+}
+
+fn sweep_expired(space: &Space, now_ms: u64) {
+    for (_, ks) in space.existing() {
+        // The first call runs from the sweep cursor to the end, the second covers it all.
+        for _ in 0..2 {
+            ks.expire_step(now_ms, usize::MAX / 4);
+        }
+    }
+}

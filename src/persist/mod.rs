@@ -1,0 +1,86 @@
+//! Durability: an append-only log of every change (data writes as the
+//! commands that made them, with the time they ran; tenant records; policy
+//! modules), compacted in the background into a checksummed snapshot, and
+//! both replayed at start-up.
+//!
+//! - [`record`]: the framed, checksummed records both files are made of.
+//! - [`aof`]: the log writer (buffer, writer thread, fsync policy, rotation).
+//! - [`snapshot`]: compaction: a copy-on-write cut of every keyspace plus
+//!   the tenants and policies, written by a background thread.
+//! - [`load`]: recovery at start-up.
+//!
+//! Replaying a command at the time it originally ran reproduces it exactly
+//! (relative expiries, and keys that had expired by then, come out the
+//! same), so only the few commands whose effect is random are rewritten
+//! before they are logged (SPOP as SREM), and evictions are logged as DEL.
+
+pub mod aof;
+pub mod config;
+pub mod load;
+pub mod record;
+pub mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+
+pub use config::{Fsync, PersistenceConfig};
+pub use record::Record;
+
+use crate::tenancy::Tenant;
+use crate::tenancy::image::TenantImage;
+
+/// A running server's persistence: the log and the compaction state.
+pub struct Persistence {
+    pub config: PersistenceConfig,
+    pub aof: Arc<aof::Aof>,
+    /// Compaction in progress (at most one).
+    pub rewriting: AtomicBool,
+    /// Snapshot epoch of the last compaction (see `Keyspace::begin_snapshot`).
+    pub epoch: AtomicU8,
+    /// Unix seconds of the last successful snapshot, and whether the last
+    /// attempt succeeded.
+    pub last_save: AtomicU64,
+    pub last_save_ok: AtomicBool,
+    /// Writes logged since the last snapshot.
+    pub changes: AtomicU64,
+    /// Log size right after the last compaction (for auto-rewrite).
+    pub base_size: AtomicU64,
+    /// Signalled when a compaction ends.
+    pub done: tokio::sync::Notify,
+}
+
+impl Persistence {
+    pub fn dir(&self) -> &PathBuf {
+        &self.config.dir
+    }
+
+    pub fn log(&self, rec: &Record) -> u64 {
+        self.changes.fetch_add(1, Relaxed);
+        self.aof.append(rec)
+    }
+
+    /// Logs a write command as it ran, without building a [`Record`].
+    pub fn log_command(&self, now_ms: u64, space: Option<&str>, db: usize, argv: &[&[u8]]) -> u64 {
+        self.changes.fetch_add(1, Relaxed);
+        self.aof.append_with(|buf| record::frame_command(buf, now_ms, space, db as u32, argv))
+    }
+
+    pub fn log_tenant(&self, t: &Tenant) -> u64 {
+        self.log(&Record::Tenant(TenantImage::of(t)))
+    }
+
+    pub fn log_policy(&self, t: &Tenant) -> u64 {
+        let module = t.policy.module().map(|m| (m.bytes.to_vec(), m.config.to_vec()));
+        self.log(&Record::Policy { tenant: t.id().to_string(), module })
+    }
+
+    /// Whether the log has grown enough since the last compaction to compact.
+    pub fn rewrite_due(&self) -> bool {
+        let (size, base) = (self.aof.size.load(Relaxed), self.base_size.load(Relaxed).max(1));
+        let c = &self.config;
+        c.auto_aof_rewrite_percentage > 0
+            && size >= c.auto_aof_rewrite_min_size
+            && (size - base.min(size)) * 100 / base >= c.auto_aof_rewrite_percentage
+    }
+}

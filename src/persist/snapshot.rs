@@ -1,0 +1,172 @@
+//! Compaction (BGREWRITEAOF, BGSAVE, SAVE and the automatic rewrite): a
+//! snapshot of every tenant, policy and keyspace as of one instant, plus
+//! the log from that instant on, replace the whole log.
+//!
+//! The cut takes the server's exclusive lock for as long as it takes to
+//! mark every keyspace, capture the tenant records and rotate the log to a
+//! new generation (microseconds); writers then carry on while a background
+//! thread writes the snapshot, each keyspace copy-on-write (see
+//! `Keyspace::begin_snapshot`). When the snapshot is durable it is renamed
+//! into place and the older log generations are deleted.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::time::Duration;
+
+use ferrite_policy_abi::Writer;
+
+use super::aof::{aof_path, sync_dir};
+use super::record::{Record, SNAPSHOT_MAGIC, frame_entries};
+use crate::server::state::ServerState;
+use crate::space::Space;
+use crate::tenancy::Tenant;
+use crate::tenancy::image::TenantImage;
+
+pub const SNAPSHOT_FILE: &str = "snapshot.fsnap";
+/// Entries are written in blocks of about this many bytes.
+const BLOCK: usize = 1 << 20;
+
+/// Everything captured at the cut.
+struct Cut {
+    generation: u64,
+    cut_ms: u64,
+    tenants: Vec<Arc<Tenant>>,
+    images: Vec<Record>,
+    /// (owner, databases that existed at the cut) of the global space (None)
+    /// and of each tenant, in the order of `tenants`.
+    dbs: Vec<Vec<usize>>,
+}
+
+fn spaces<'a>(state: &'a ServerState, tenants: &'a [Arc<Tenant>]) -> impl Iterator<Item = (Option<&'a str>, &'a Space)> {
+    std::iter::once((None, &state.global)).chain(tenants.iter().map(|t| (Some(t.id()), &t.space)))
+}
+
+/// Starts a compaction in the background. `Err` names why not (one is
+/// already running, or persistence is off).
+pub fn start(state: &Arc<ServerState>) -> Result<(), &'static str> {
+    let p = state.persistence().ok_or("persistence is off ([persistence] appendonly = false)")?;
+    if p.rewriting.swap(true, SeqCst) {
+        return Err("Background append only file rewriting already in progress");
+    }
+    let state = state.clone();
+    // The cut is taken on the new thread: a command that starts a
+    // compaction holds the shared lock the cut needs exclusively.
+    let spawned = std::thread::Builder::new().name("ferrite-snapshot".into()).spawn(move || {
+        let cut = take_cut(&state);
+        let result = write_snapshot(&state, &cut);
+        finish(&state, &cut, result);
+    });
+    if spawned.is_err() {
+        p.rewriting.store(false, SeqCst);
+        return Err("cannot start the snapshot thread");
+    }
+    Ok(())
+}
+
+fn take_cut(state: &ServerState) -> Cut {
+    let p = state.persistence().expect("checked by start");
+    let _exclusive = state.exec_lock.write();
+    // 1..=255, never the previous epoch: entries carry the last one they were saved in.
+    let epoch = p.epoch.load(Relaxed) % 255 + 1;
+    p.epoch.store(epoch, Relaxed);
+    let cut_ms = state.now_ms();
+    let tenants = state.tenants.list();
+    let mut dbs = Vec::new();
+    for (_, space) in spaces(state, &tenants) {
+        let existing: Vec<usize> = space
+            .existing()
+            .map(|(i, ks)| {
+                ks.begin_snapshot(epoch, cut_ms);
+                i
+            })
+            .collect();
+        dbs.push(existing);
+    }
+    let mut images = Vec::new();
+    for t in &tenants {
+        images.push(Record::Tenant(TenantImage::of(t)));
+        if let Some(m) = t.policy.module() {
+            images.push(Record::Policy { tenant: t.id().into(), module: Some((m.bytes.to_vec(), m.config.to_vec())) });
+        }
+    }
+    let generation = p.aof.rotate();
+    Cut { generation, cut_ms, tenants, images, dbs }
+}
+
+fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
+    let dir = state.persistence().expect("persistence is on").dir().clone();
+    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    let mut f = BufWriter::with_capacity(BLOCK, File::create(&tmp)?);
+    f.write_all(SNAPSHOT_MAGIC)?;
+    let mut frame = Vec::new();
+    Record::Base { generation: cut.generation, cut_ms: cut.cut_ms }.frame_into(&mut frame);
+    cut.images.iter().for_each(|r| r.frame_into(&mut frame));
+    let mut entries = 0;
+    let mut block = Writer::with_capacity(BLOCK + BLOCK / 4);
+    for ((owner, space), dbs) in spaces(state, &cut.tenants).zip(&cut.dbs) {
+        for &db in dbs {
+            Record::Keyspace { space: owner.map(String::from), db: db as u32 }.frame_into(&mut frame);
+            let mut emit = |w: &mut Writer| -> std::io::Result<()> {
+                frame_entries(&mut frame, &w.buf);
+                w.buf.clear();
+                f.write_all(&frame)?;
+                frame.clear();
+                Ok(())
+            };
+            entries += space.db(db).snapshot_into(&mut block, BLOCK, &mut emit)?;
+            if !block.buf.is_empty() {
+                emit(&mut block)?;
+            }
+        }
+    }
+    Record::End { entries }.frame_into(&mut frame);
+    f.write_all(&frame)?;
+    let file = f.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+    sync_dir(&dir)?;
+    Ok(entries)
+}
+
+/// After the snapshot: drop the log generations it replaces, or clean up.
+fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
+    let p = state.persistence().expect("persistence is on");
+    match result {
+        Ok(entries) => {
+            // The writer thread switches files asynchronously; the old one
+            // must be closed before it is deleted.
+            while p.aof.generation() < cut.generation {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            remove_generations_before(p.dir(), cut.generation);
+            p.base_size.store(p.aof.size.load(Relaxed), Relaxed);
+            p.last_save.store(cut.cut_ms / 1000, Relaxed);
+            p.last_save_ok.store(true, Relaxed);
+            p.changes.store(0, Relaxed);
+            tracing::info!(entries, generation = cut.generation, "snapshot written; log compacted");
+        }
+        Err(e) => {
+            for (space, dbs) in spaces(state, &cut.tenants).map(|(_, s)| s).zip(&cut.dbs) {
+                dbs.iter().for_each(|&db| space.db(db).abort_snapshot());
+            }
+            let _ = std::fs::remove_file(p.dir().join(format!("{SNAPSHOT_FILE}.tmp")));
+            p.last_save_ok.store(false, Relaxed);
+            tracing::error!("snapshot failed: {e}");
+        }
+    }
+    p.rewriting.store(false, SeqCst);
+    p.done.notify_waiters();
+}
+
+/// Deletes log files older than `generation` (the snapshot contains them).
+pub fn remove_generations_before(dir: &Path, generation: u64) {
+    for g in super::load::generations(dir).into_iter().filter(|g| *g < generation) {
+        if let Err(e) = std::fs::remove_file(aof_path(dir, g)) {
+            tracing::warn!("cannot remove {}: {e}", aof_path(dir, g).display());
+        }
+    }
+    let _ = sync_dir(dir);
+}

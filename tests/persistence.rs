@@ -1,0 +1,424 @@
+//! Durability: data of every type, TTLs, tenants and policies survive a
+//! restart, through the log alone and through a compacted snapshot; a
+//! SIGKILL loses nothing acknowledged under `always` and about a second at
+//! most under `everysec`; truncated and corrupted files are handled as
+//! Redis's `aof-load-truncated` does, or stop start-up with file and offset.
+
+mod common;
+#[path = "common/policies.rs"]
+#[allow(dead_code)]
+mod policies;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Raw, bulk, encode, ok};
+use ferrite::config::Config;
+use ferrite::persist::Fsync;
+use ferrite::protocol::Frame;
+use ferrite::server::{ServerHandle, start_background};
+
+fn data_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrite-persist-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config(dir: &Path, fsync: Fsync) -> Config {
+    let mut c = common::config();
+    c.persistence.appendonly = true;
+    c.persistence.dir = dir.into();
+    c.persistence.appendfsync = fsync;
+    c
+}
+
+fn start(dir: &Path) -> ServerHandle {
+    start_background(config(dir, Fsync::Everysec)).expect("server starts")
+}
+
+fn strings(f: Frame) -> Vec<String> {
+    let Frame::Array(v) = f else { panic!("array: {f}") };
+    v.into_iter()
+        .map(|x| match x {
+            Frame::Bulk(b) => String::from_utf8(b).unwrap(),
+            other => panic!("bulk: {other}"),
+        })
+        .collect()
+}
+
+fn field(f: &Frame, name: &str) -> Frame {
+    let Frame::Array(v) = f else { panic!("array: {f}") };
+    let i = v.iter().position(|x| x == &bulk(name)).unwrap_or_else(|| panic!("no {name} in {f}"));
+    v[i + 1].clone()
+}
+
+/// Writes one of everything; `check` verifies it.
+fn write_everything(h: &ServerHandle) {
+    let mut c = Raw::connect(h.addr);
+    for cmd in [
+        &["SET", "str", "hello"][..],
+        &["SET", "counter", "41"],
+        &["INCR", "counter"],
+        &["SET", "raw", "abc"],
+        &["APPEND", "raw", "def"],
+        &["RPUSH", "list", "a", "b", "c"],
+        &["LPUSH", "list", "z"],
+        &["HSET", "hash", "f1", "v1", "f2", "v2"],
+        &["SADD", "ints", "1", "2", "3"],
+        &["SADD", "words", "x", "y", "z", "w"],
+        &["ZADD", "zset", "1.5", "m1", "-2", "m2"],
+        &["SET", "ttl", "v", "EX", "1000"],
+        &["SET", "gone", "v", "PX", "50"],
+        &["SELECT", "3"],
+        &["SET", "in-db-3", "yes"],
+    ] {
+        assert!(!matches!(c.cmd(cmd), Frame::Error(_)), "{cmd:?}");
+    }
+    // SPOP's choice is random: the log must record which member went.
+    c.cmd(&["SELECT", "0"]);
+    let Frame::Bulk(popped) = c.cmd(&["SPOP", "words"]) else { panic!("spop") };
+    c.cmd(&["SET", "popped", &String::from_utf8(popped).unwrap()]);
+    let mut a = Raw::connect(h.addr);
+    assert_eq!(
+        a.cmd(&[
+            "TENANT.CREATE",
+            "acme",
+            "NAME",
+            "Acme Corp",
+            "TIER",
+            "pro",
+            "MEMORY",
+            "5mb",
+            "KEYS",
+            "77",
+            "PASSWORD",
+            "s3cret",
+            "EVICTION",
+            "allkeys-lru"
+        ]),
+        ok()
+    );
+    assert_eq!(a.cmd(&["TENANT.CREATE", "idle", "PASSWORD", "pw"]), ok());
+    assert_eq!(a.cmd(&["TENANT.SUSPEND", "idle"]), ok());
+    let wasm = policies::wasm("protect-prefix");
+    a.send(&encode([b"TENANT.UPDATE".as_slice(), b"acme", b"CONFIG", b"protect=session:", b"POLICY", &wasm].into_iter()));
+    assert_eq!(a.read(), ok());
+    let mut t = Raw::connect(h.addr);
+    assert_eq!(t.cmd(&["AUTH", "acme", "s3cret"]), ok());
+    assert_eq!(t.cmd(&["SET", "tenant-key", "tenant-value"]), ok());
+    assert_eq!(t.cmd(&["HSET", "session:1", "user", "u1"]), Frame::Integer(1));
+    assert_eq!(a.cmd(&["TENANT.CREATE", "doomed"]), ok());
+    assert_eq!(a.cmd(&["SET", "__tenant:doomed:k", "v"]), ok());
+    assert_eq!(a.cmd(&["TENANT.DELETE", "doomed"]), ok());
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+fn check_everything(h: &ServerHandle) {
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["GET", "str"]), bulk("hello"));
+    assert_eq!(c.cmd(&["GET", "counter"]), bulk("42"));
+    assert_eq!((c.cmd(&["GET", "raw"]), c.cmd(&["OBJECT", "ENCODING", "raw"])), (bulk("abcdef"), bulk("raw")));
+    assert_eq!(strings(c.cmd(&["LRANGE", "list", "0", "-1"])), ["z", "a", "b", "c"]);
+    assert_eq!(strings(c.cmd(&["HGETALL", "hash"])), ["f1", "v1", "f2", "v2"]);
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "ints"]), bulk("intset"));
+    assert_eq!(strings(c.cmd(&["SMEMBERS", "ints"])), ["1", "2", "3"]);
+    let Frame::Bulk(popped) = c.cmd(&["GET", "popped"]) else { panic!("popped") };
+    let mut words = strings(c.cmd(&["SMEMBERS", "words"]));
+    words.push(String::from_utf8(popped).unwrap());
+    words.sort();
+    assert_eq!(words, ["w", "x", "y", "z"], "the same member is gone after the restart");
+    assert_eq!(strings(c.cmd(&["ZRANGE", "zset", "0", "-1", "WITHSCORES"])), ["m2", "-2", "m1", "1.5"]);
+    let Frame::Integer(ttl) = c.cmd(&["TTL", "ttl"]) else { panic!("ttl") };
+    assert!((990..=1000).contains(&ttl), "TTL kept as an absolute time: {ttl}");
+    assert_eq!(c.cmd(&["EXISTS", "gone"]), Frame::Integer(0), "expired keys stay expired");
+    c.cmd(&["SELECT", "3"]);
+    assert_eq!(c.cmd(&["GET", "in-db-3"]), bulk("yes"));
+    let mut a = Raw::connect(h.addr);
+    assert_eq!(strings(a.cmd(&["TENANT.LIST"])), ["acme", "idle"]);
+    let info = a.cmd(&["TENANT.INFO", "acme"]);
+    for (k, v) in
+        [("name", bulk("Acme Corp")), ("tier", bulk("pro")), ("memory_limit", Frame::Integer(5 << 20)), ("key_limit", Frame::Integer(77))]
+    {
+        assert_eq!(field(&info, k), v, "{k}");
+    }
+    assert_eq!(field(&info, "eviction"), bulk("allkeys-lru"));
+    assert_eq!(field(&a.cmd(&["TENANT.INFO", "idle"]), "state"), bulk("suspended"));
+    let policy = a.cmd(&["TENANT.POLICY", "acme"]);
+    assert_eq!((field(&policy, "state"), field(&policy, "hooks")), (bulk("active"), bulk("eviction")));
+    assert_eq!(field(&policy, "config_bytes"), Frame::Integer("protect=session:".len() as i64));
+    let mut t = Raw::connect(h.addr);
+    assert_eq!(t.cmd(&["AUTH", "acme", "wrong"]), Frame::Error("WRONGPASS invalid username-password pair or user is disabled.".into()));
+    assert_eq!(t.cmd(&["AUTH", "acme", "s3cret"]), ok(), "the password (kept as a salted hash) still works");
+    assert_eq!(t.cmd(&["GET", "tenant-key"]), bulk("tenant-value"));
+    assert_eq!(t.cmd(&["HGET", "session:1", "user"]), bulk("u1"));
+    assert_eq!(a.cmd(&["TENANT.INFO", "doomed"]), Frame::Error("ERR no such tenant 'doomed'".into()));
+}
+
+fn compact(h: &ServerHandle) {
+    let mut a = Raw::connect(h.addr);
+    assert_eq!(a.cmd(&["SAVE"]), ok());
+}
+
+#[test]
+fn everything_survives_a_restart_from_the_log_and_from_a_snapshot() {
+    let dir = data_dir("round-trip");
+    let h = start(&dir);
+    write_everything(&h);
+    check_everything(&h);
+    drop(h);
+    let h = start(&dir);
+    check_everything(&h);
+    // Compact: the snapshot alone now carries it all.
+    compact(&h);
+    let files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(files.contains(&"snapshot.fsnap".to_string()) && files.contains(&"appendonly.1.faof".to_string()), "{files:?}");
+    assert!(!files.contains(&"appendonly.0.faof".to_string()), "the compacted log is gone: {files:?}");
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["SET", "after", "snapshot"]), ok());
+    drop(h);
+    let h = start(&dir);
+    check_everything(&h);
+    assert_eq!(Raw::connect(h.addr).cmd(&["GET", "after"]), bulk("snapshot"));
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_compaction_under_concurrent_writes_loses_and_doubles_nothing() {
+    let dir = data_dir("concurrent");
+    let h = start(&dir);
+    let addr = h.addr;
+    let mut c = Raw::connect(addr);
+    for i in 0..2000 {
+        c.cmd(&["SET", &format!("k{i}"), "0"]);
+    }
+    // Writers keep incrementing every key while compactions run.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let counts = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let stop = &stop;
+                s.spawn(move || {
+                    let mut c = Raw::connect(addr);
+                    let mut n = vec![0u32; 2000];
+                    let mut i = w;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let k = i % 2000;
+                        assert!(matches!(c.cmd(&["INCR", &format!("k{k}")]), Frame::Integer(_)));
+                        n[k] += 1;
+                        i += 7;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut a = Raw::connect(addr);
+        for _ in 0..3 {
+            assert_eq!(a.cmd(&["BGREWRITEAOF"]), Frame::Simple("Background append only file rewriting started".into()));
+            while a.cmd(&["INFO", "persistence"]).to_string().contains("aof_rewrite_in_progress:1") {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writers.into_iter().map(|w| w.join().unwrap()).fold(vec![0u32; 2000], |mut acc, n| {
+            acc.iter_mut().zip(n).for_each(|(a, b)| *a += b);
+            acc
+        })
+    });
+    drop(h);
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    for (i, n) in counts.iter().enumerate() {
+        assert_eq!(c.cmd(&["GET", &format!("k{i}")]), bulk(&n.to_string()), "k{i}");
+    }
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn save_bgsave_lastsave_and_info() {
+    let dir = data_dir("commands");
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    c.cmd(&["SET", "a", "1"]);
+    let info = c.cmd(&["INFO", "persistence"]).to_string();
+    assert!(
+        info.contains("aof_enabled:1") && info.contains("rdb_changes_since_last_save:1") && info.contains("aof_fsync:everysec"),
+        "{info}"
+    );
+    assert_eq!(c.cmd(&["SAVE"]), ok());
+    let Frame::Integer(last) = c.cmd(&["LASTSAVE"]) else { panic!("lastsave") };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - 5..=now).contains(&last), "{last} vs {now}");
+    assert!(c.cmd(&["INFO", "persistence"]).to_string().contains("rdb_changes_since_last_save:0"));
+    assert_eq!(c.cmd(&["BGSAVE"]), Frame::Simple("Background saving started".into()));
+    assert_eq!(c.cmd(&["BGSAVE", "NOW"]), Frame::Error("ERR syntax error".into()));
+    drop(h);
+    // Off, the commands say so.
+    let h = common::start();
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["BGSAVE"]), Frame::Error("ERR persistence is off ([persistence] appendonly = false)".into()));
+    assert!(c.cmd(&["INFO", "persistence"]).to_string().contains("aof_enabled:0"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes k0..k9 through a server that then stops; returns its log file.
+fn ten_keys_logged(dir: &Path) -> PathBuf {
+    let h = start(dir);
+    let mut c = Raw::connect(h.addr);
+    for i in 0..10 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    drop(h);
+    dir.join("appendonly.0.faof")
+}
+
+#[test]
+fn a_truncated_last_record_is_dropped_and_the_log_trimmed() {
+    let dir = data_dir("truncated");
+    let f = ten_keys_logged(&dir);
+    let len = std::fs::metadata(&f).unwrap().len();
+    // A crash in the middle of writing the last record.
+    std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(len - 3).unwrap();
+    let mut strict = config(&dir, Fsync::Everysec);
+    strict.persistence.aof_load_truncated = false;
+    let e = start_background(strict).err().expect("refused").to_string();
+    assert!(e.contains("appendonly.0.faof: truncated record at offset"), "{e}");
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(9), "all but the cut record");
+    assert_eq!(c.cmd(&["SET", "k9", "again"]), ok());
+    drop(h);
+    let h = start(&dir);
+    assert_eq!(Raw::connect(h.addr).cmd(&["GET", "k9"]), bulk("again"), "appends after the trim replay cleanly");
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corruption_stops_start_up_with_the_file_and_offset() {
+    let dir = data_dir("corrupt");
+    let f = ten_keys_logged(&dir);
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[16 + 8 + 3] ^= 0x55; // inside the first record's payload
+    std::fs::write(&f, &bytes).unwrap();
+    let e = start_background(config(&dir, Fsync::Everysec)).err().expect("refused").to_string();
+    assert!(e.contains("appendonly.0.faof: corrupt at offset 16: checksum mismatch"), "{e}");
+    // A damaged snapshot is refused too.
+    let _ = std::fs::remove_dir_all(&dir);
+    let h = start(&dir);
+    Raw::connect(h.addr).cmd(&["SET", "a", "1"]);
+    compact(&h);
+    drop(h);
+    let snap = dir.join("snapshot.fsnap");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let n = bytes.len();
+    bytes[n - 20] ^= 0x55;
+    std::fs::write(&snap, &bytes).unwrap();
+    let e = start_background(config(&dir, Fsync::Everysec)).err().expect("refused").to_string();
+    assert!(e.contains("snapshot.fsnap: corrupt at offset"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a crash run saw: per tenant, the acknowledged counter values with
+/// when each was acknowledged; when the server was killed; and the values
+/// found after the restart.
+struct Crash {
+    acked: Vec<Vec<(u64, Instant)>>,
+    killed: Instant,
+    found: Vec<u64>,
+}
+
+/// Several tenants INCR their counters as fast as they can against the real
+/// binary, which is killed with SIGKILL mid-stream, then restarted.
+fn crash_under_load(fsync: &str, name: &str) -> Crash {
+    let dir = data_dir(name);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+            .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap(), "--appendfsync", fsync])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let connect = || {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Raw::connect(addr);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not start");
+    };
+    let mut server = spawn();
+    let mut a = connect();
+    let tenants = ["t0", "t1", "t2", "t3"];
+    for t in tenants {
+        assert_eq!(a.cmd(&["TENANT.CREATE", t, "PASSWORD", "pw", "OPS", "1000000"]), ok());
+    }
+    let kill_at = Instant::now() + Duration::from_millis(1500);
+    let acked: Vec<Vec<(u64, Instant)>> = std::thread::scope(|s| {
+        let hs: Vec<_> = tenants
+            .iter()
+            .map(|t| {
+                s.spawn(move || {
+                    let mut c = Raw::connect(addr);
+                    assert_eq!(c.cmd(&["AUTH", t, "pw"]), ok());
+                    let mut acks = Vec::new();
+                    c.send(&encode([b"INCR".as_slice(), b"counter"].into_iter()));
+                    while let Some(Frame::Integer(n)) = c.try_read() {
+                        acks.push((n as u64, Instant::now()));
+                        c.send(&encode([b"INCR".as_slice(), b"counter"].into_iter()));
+                    }
+                    acks
+                })
+            })
+            .collect();
+        std::thread::sleep(kill_at - Instant::now());
+        server.kill().unwrap(); // SIGKILL
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let killed = Instant::now();
+    let _ = server.wait();
+    let mut server = spawn();
+    let mut found = Vec::new();
+    for t in tenants {
+        let mut c = connect();
+        assert_eq!(c.cmd(&["AUTH", t, "pw"]), ok());
+        found.push(match c.cmd(&["GET", "counter"]) {
+            Frame::Bulk(b) => String::from_utf8(b).unwrap().parse().unwrap(),
+            Frame::Null => 0,
+            other => panic!("{other}"),
+        });
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    Crash { acked, killed, found }
+}
+
+#[test]
+fn sigkill_under_always_loses_no_acknowledged_write() {
+    let Crash { acked, found, .. } = crash_under_load("always", "crash-always");
+    for (acks, value) in acked.iter().zip(&found) {
+        let last = acks.last().map_or(0, |a| a.0);
+        assert!(last > 10, "the load ran: {last}");
+        assert!(*value >= last, "acknowledged {last}, found {value}");
+    }
+}
+
+#[test]
+fn sigkill_under_everysec_loses_at_most_about_a_second() {
+    let Crash { acked, killed, found } = crash_under_load("everysec", "crash-everysec");
+    for (acks, value) in acked.iter().zip(&found) {
+        assert!(acks.len() > 10, "the load ran");
+        // Every acknowledged write that is missing was acknowledged in the
+        // last ~second before the kill.
+        if let Some((_, at)) = acks.iter().find(|(n, _)| n > value) {
+            let lost_for = killed.duration_since(*at);
+            assert!(lost_for <= Duration::from_millis(1500), "lost writes acknowledged {lost_for:?} before the kill");
+        }
+    }
+}
