@@ -288,7 +288,7 @@ fn persistence_section(ctx: &Ctx, t: &mut String) {
     let _ = write!(
         t,
         "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{rewriting}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{saved_ok}\r\naof_enabled:1\r\naof_rewrite_in_progress:{rewriting}\r\naof_last_bgrewrite_status:{saved_ok}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_fsync:{}\r\naof_generation:{}\r\n",
-        p.changes.load(Relaxed),
+        p.changes(),
         p.last_save.load(Relaxed),
         status(p.aof.write_ok.load(Relaxed)),
         p.aof.size.load(Relaxed),

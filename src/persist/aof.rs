@@ -21,6 +21,9 @@ use tokio::sync::watch;
 use super::config::Fsync;
 use super::record::{AOF_MAGIC, Record};
 
+/// Under everysec and no, buffered records are written out this often.
+pub const WRITE_INTERVAL_MS: u64 = 100;
+
 pub fn aof_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("appendonly.{generation}.faof"))
 }
@@ -193,13 +196,23 @@ impl Aof {
         }
     }
 
+    /// How long the writer sleeps between writes when nobody waits for it:
+    /// long enough to write in large blocks, short enough that a crash of
+    /// the process (not the machine) loses little.
+    fn idle_wait(&self) -> Duration {
+        match self.fsync {
+            Fsync::Always => Duration::from_millis(10),
+            Fsync::Everysec | Fsync::No => Duration::from_millis(WRITE_INTERVAL_MS),
+        }
+    }
+
     fn writer_loop(&self) {
         let mut last_sync = Instant::now();
         loop {
             let (bytes, seq, rotation, stopping) = {
                 let mut p = self.pending.lock();
                 if p.buf.is_empty() && p.rotation.is_none() && !self.stop.load(Relaxed) {
-                    self.wake.wait_for(&mut p, Duration::from_millis(10));
+                    self.wake.wait_for(&mut p, self.idle_wait());
                 }
                 (std::mem::take(&mut p.buf), p.seq, p.rotation.take(), self.stop.load(Relaxed))
             };
@@ -208,6 +221,7 @@ impl Aof {
                 self.switch_to(next);
             }
             let wrote = !bytes.is_empty() && self.write_out(&bytes);
+
             let sync_due = match self.fsync {
                 Fsync::Always => wrote,
                 Fsync::Everysec => last_sync.elapsed() >= Duration::from_secs(1),
@@ -224,6 +238,11 @@ impl Aof {
                 return;
             }
         }
+    }
+
+    /// Appended records not yet known to be written (for "changes since save").
+    pub fn seq(&self) -> u64 {
+        self.pending.lock().seq
     }
 
     /// Writes and fsyncs everything appended so far and stops the thread.

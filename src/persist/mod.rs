@@ -42,8 +42,9 @@ pub struct Persistence {
     /// attempt succeeded.
     pub last_save: AtomicU64,
     pub last_save_ok: AtomicBool,
-    /// Writes logged since the last snapshot.
-    pub changes: AtomicU64,
+    /// The log's sequence number at the last snapshot's cut: changes since
+    /// are the difference.
+    pub saved_seq: AtomicU64,
     /// Log size right after the last compaction (for auto-rewrite).
     pub base_size: AtomicU64,
     /// Signalled when a compaction ends.
@@ -56,13 +57,16 @@ impl Persistence {
     }
 
     pub fn log(&self, rec: &Record) -> u64 {
-        self.changes.fetch_add(1, Relaxed);
         self.aof.append(rec)
+    }
+
+    /// Records logged since the last snapshot.
+    pub fn changes(&self) -> u64 {
+        self.aof.seq().saturating_sub(self.saved_seq.load(Relaxed))
     }
 
     /// Logs a write command as it ran, without building a [`Record`].
     pub fn log_command(&self, now_ms: u64, space: Option<&str>, db: usize, argv: &[&[u8]]) -> u64 {
-        self.changes.fetch_add(1, Relaxed);
         self.aof.append_with(|buf| record::frame_command(buf, now_ms, space, db as u32, argv))
     }
 

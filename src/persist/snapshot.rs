@@ -32,6 +32,8 @@ const BLOCK: usize = 1 << 20;
 /// Everything captured at the cut.
 struct Cut {
     generation: u64,
+    /// The log's sequence number at the cut.
+    seq: u64,
     cut_ms: u64,
     tenants: Vec<Arc<Tenant>>,
     images: Vec<Record>,
@@ -92,8 +94,9 @@ fn take_cut(state: &ServerState) -> Cut {
             images.push(Record::Policy { tenant: t.id().into(), module: Some((m.bytes.to_vec(), m.config.to_vec())) });
         }
     }
+    let seq = p.aof.seq();
     let generation = p.aof.rotate();
-    Cut { generation, cut_ms, tenants, images, dbs }
+    Cut { generation, seq, cut_ms, tenants, images, dbs }
 }
 
 fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
@@ -145,7 +148,7 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
             p.base_size.store(p.aof.size.load(Relaxed), Relaxed);
             p.last_save.store(cut.cut_ms / 1000, Relaxed);
             p.last_save_ok.store(true, Relaxed);
-            p.changes.store(0, Relaxed);
+            p.saved_seq.store(cut.seq, Relaxed);
             tracing::info!(entries, generation = cut.generation, "snapshot written; log compacted");
         }
         Err(e) => {

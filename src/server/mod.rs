@@ -162,7 +162,7 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
         epoch: AtomicU8::new(0),
         last_save: AtomicU64::new(r.snapshot_secs.unwrap_or(state.now_ms() / 1000)),
         last_save_ok: AtomicBool::new(true),
-        changes: AtomicU64::new(0),
+        saved_seq: AtomicU64::new(0),
         base_size: AtomicU64::new(size),
         done: tokio::sync::Notify::new(),
     };

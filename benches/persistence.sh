@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Persistence costs, side by side in one run:
+# 1. Throughput of writes: Ferrite without persistence, Ferrite with the log
+#    (appendfsync everysec) and redis-server with appendonly yes / everysec,
+#    driven by redis-benchmark; rounds alternate the three; medians and ratios.
+# 2. Restart time with 1M keys: both servers loaded with the same 1M SETs
+#    (redis-cli --pipe), stopped cleanly and started again, from the log
+#    alone and after a compaction (BGREWRITEAOF); time from exec to the
+#    first reply of DBSIZE showing every key.
+# 3. What a client sees during a compaction of those 1M keys: PING round
+#    trips (max and 99th percentile) while BGREWRITEAOF runs.
+#
+# Usage: benches/persistence.sh [requests-per-test] (default 200000)
+#        TESTS=set,incr PIPES="1 16" ROUNDS=3 KEYS=1000000 benches/persistence.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+TESTS=${TESTS:-set,incr,lpush,sadd,hset,zadd,mset}
+PIPES=${PIPES:-1 16}
+ROUNDS=${ROUNDS:-3}
+KEYS=${KEYS:-1000000}
+RPORT=16379; NPORT=16380; FPORT=16381
+D=$(mktemp -d /tmp/ferrite-persist-bench.XXXX)
+mkdir -p "$D/redis" "$D/ferrite"
+
+cargo build --release --quiet --bin ferrite
+F=./target/release/ferrite
+start_redis() { redis-server --port $RPORT --dir "$D/redis" --appendonly yes --appendfsync everysec --save '' >>"$D/redis.log" 2>&1 & RPID=$!; }
+start_ferrite() { $F --port $FPORT --dir "$D/ferrite" --appendfsync everysec >>"$D/ferrite.log" 2>&1 & FPID=$!; }
+wait_up() { for _ in $(seq 600); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.05; done; echo "port $1 did not come up" >&2; exit 1; }
+start_redis; start_ferrite
+$F --port $NPORT --appendonly no >"$D/none.log" 2>&1 & NPID=$!
+trap 'kill $RPID $FPID $NPID 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
+for p in $RPORT $NPORT $FPORT; do wait_up $p; done
+
+run() {
+  local name
+  name=$(echo "$2" | tr '[:lower:]' '[:upper:]')
+  redis-benchmark -p "$1" -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
+    awk -F'","' -v n="\"$name" 'index($1, n) == 1 {gsub(/"/,"",$2); print $2; exit}'
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "test,pipeline,redis_aof_rps,ferrite_no_persistence_rps,ferrite_everysec_rps,everysec_vs_none,everysec_vs_redis_aof"
+for pipe in $PIPES; do
+  for t in ${TESTS//,/ }; do
+    rr=(); nr=(); fr=()
+    for _ in $(seq "$ROUNDS"); do
+      rr+=("$(run $RPORT "$t" "$pipe")"); nr+=("$(run $NPORT "$t" "$pipe")"); fr+=("$(run $FPORT "$t" "$pipe")")
+    done
+    r=$(printf '%s\n' "${rr[@]}" | median); n=$(printf '%s\n' "${nr[@]}" | median); f=$(printf '%s\n' "${fr[@]}" | median)
+    awk -v t="$t" -v p="$pipe" -v r="$r" -v n="$n" -v f="$f" 'BEGIN { printf "%s,%s,%.0f,%.0f,%.0f,%.2f,%.2f\n", t, p, r, n, f, f / n, f / r }'
+  done
+done
+
+# --- restart with KEYS keys -------------------------------------------------
+for p in $RPORT $FPORT; do redis-cli -p $p flushall >/dev/null; done
+python3 - "$KEYS" >"$D/load.resp" <<'PY'
+import sys
+out = sys.stdout.buffer
+v = b"x" * 32
+for i in range(int(sys.argv[1])):
+    k = b"key:%d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$32\r\n%s\r\n" % (len(k), k, v))
+PY
+for p in $RPORT $FPORT; do redis-cli -p $p --pipe <"$D/load.resp" >/dev/null; done
+sleep 2
+
+# port start-function -> seconds until DBSIZE shows every key
+restart() {
+  redis-cli -p "$1" shutdown >/dev/null 2>&1 || true
+  wait "$3" 2>/dev/null || true
+  local t0 t1
+  t0=$(date +%s.%N)
+  $2
+  for _ in $(seq 6000); do
+    [ "$(redis-cli -p "$1" dbsize 2>/dev/null)" = "$KEYS" ] && break
+    sleep 0.01
+  done
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+}
+echo
+echo "restart with $KEYS keys (seconds until DBSIZE = $KEYS):"
+echo "from,redis,ferrite"
+r=$(restart $RPORT start_redis $RPID); f=$(restart $FPORT start_ferrite $FPID)
+echo "log,$r,$f"
+du -sh "$D/redis" "$D/ferrite" | sed 's/^/  size /'
+
+# --- a compaction as clients see it ------------------------------------------
+pinger() {
+  python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+lat = []; end = time.time() + secs
+while time.time() < end:
+    t = time.perf_counter(); s.sendall(b"PING\r\n"); s.recv(64); lat.append(time.perf_counter() - t)
+lat.sort()
+print("pings %d, p99 %.2f ms, max %.2f ms" % (len(lat), lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3))
+PY
+}
+for p in $RPORT $FPORT; do
+  pinger $p 4 >"$D/ping.$p" &
+  PP=$!
+  sleep 0.5
+  t0=$(date +%s.%N)
+  redis-cli -p $p bgrewriteaof >/dev/null
+  for _ in $(seq 3000); do
+    redis-cli -p $p info persistence | grep -q "aof_rewrite_in_progress:0" && break
+    sleep 0.01
+  done
+  t1=$(date +%s.%N)
+  wait $PP
+  echo "compaction on $p: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s; during it: $(cat "$D/ping.$p")"
+done
+sleep 1
+r=$(restart $RPORT start_redis $RPID); f=$(restart $FPORT start_ferrite $FPID)
+echo "from,redis,ferrite"
+echo "compacted,$r,$f"
+du -sh "$D/redis" "$D/ferrite" | sed 's/^/  size /'
