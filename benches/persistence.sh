@@ -23,6 +23,9 @@ RPORT=16379; NPORT=16380; FPORT=16381
 D=$(mktemp -d /tmp/ferrite-persist-bench.XXXX)
 mkdir -p "$D/redis" "$D/ferrite"
 
+for p in $RPORT $NPORT $FPORT; do
+  if redis-cli -p $p ping >/dev/null 2>&1; then echo "port $p is in use: stop what runs there first" >&2; exit 1; fi
+done
 cargo build --release --quiet --bin ferrite
 F=./target/release/ferrite
 start_redis() { redis-server --port $RPORT --dir "$D/redis" --appendonly yes --appendfsync everysec --save '' >>"$D/redis.log" 2>&1 & RPID=$!; }

@@ -83,6 +83,12 @@ fn write_everything(h: &ServerHandle) {
         a.cmd(&[
             "TENANT.CREATE",
             "acme",
+            "OPS",
+            "1234",
+            "CONNECTIONS",
+            "56",
+            "DATABASES",
+            "7",
             "NAME",
             "Acme Corp",
             "TIER",
@@ -136,11 +142,22 @@ fn check_everything(h: &ServerHandle) {
     let mut a = Raw::connect(h.addr);
     assert_eq!(strings(a.cmd(&["TENANT.LIST"])), ["acme", "idle"]);
     let info = a.cmd(&["TENANT.INFO", "acme"]);
-    for (k, v) in
-        [("name", bulk("Acme Corp")), ("tier", bulk("pro")), ("memory_limit", Frame::Integer(5 << 20)), ("key_limit", Frame::Integer(77))]
-    {
+    for (k, v) in [
+        ("name", bulk("Acme Corp")),
+        ("tier", bulk("pro")),
+        ("memory_limit", Frame::Integer(5 << 20)),
+        ("key_limit", Frame::Integer(77)),
+        ("ops_limit", Frame::Integer(1234)),
+        ("connection_limit", Frame::Integer(56)),
+        ("database_limit", Frame::Integer(7)),
+        ("state", bulk("active")),
+    ] {
         assert_eq!(field(&info, k), v, "{k}");
     }
+    // Created before the first restart, not re-stamped by it.
+    let Frame::Integer(created) = field(&info, "created_at") else { panic!("created_at") };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(created <= now && now - created < 120, "{created}");
     assert_eq!(field(&info, "eviction"), bulk("allkeys-lru"));
     assert_eq!(field(&a.cmd(&["TENANT.INFO", "idle"]), "state"), bulk("suspended"));
     let policy = a.cmd(&["TENANT.POLICY", "acme"]);
