@@ -145,18 +145,13 @@ impl Aof {
 
     /// Compaction's cut: what is buffered now belongs to the current file,
     /// everything appended later to the next generation, which is returned.
+    /// One compaction runs at a time and waits for the switch before it
+    /// ends, so a rotation is never still pending here.
     pub fn rotate(&self) -> u64 {
         let mut p = self.pending.lock();
-        let next = self.generation.load(Relaxed) + 1 + p.rotation.is_some() as u64;
+        debug_assert!(p.rotation.is_none(), "one rotation at a time");
+        let next = self.generation.load(Relaxed) + 1;
         let before = std::mem::take(&mut p.buf);
-        // A rotation still pending (the writer has not run) keeps its bytes first.
-        let before = match p.rotation.take() {
-            Some((mut earlier, _)) => {
-                earlier.extend_from_slice(&before);
-                earlier
-            }
-            None => before,
-        };
         p.rotation = Some((before, next));
         drop(p);
         self.wake.notify_one();

@@ -122,9 +122,8 @@ impl<'a> Replay<'a> {
         Replay { state, client, sink: Out::default(), commands: 0, target: None }
     }
 
-    fn finish(mut self) {
+    fn finish(self) {
         self.state.clients.unregister(self.client.id());
-        self.sink.buf.clear();
         // Keys that expired while the server was down go now, not on first touch.
         let now = self.state.now_ms();
         sweep_expired(&self.state.global, now);

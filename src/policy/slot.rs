@@ -83,7 +83,7 @@ impl Drop for Retired {
 }
 
 /// What TENANT.POLICY shows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PolicyInfo {
     /// `none`, `active` or `disabled`.
     pub state: &'static str,
@@ -240,7 +240,7 @@ impl PolicySlot {
     pub fn info(&self) -> PolicyInfo {
         let versions_kept = self.history.lock().len() as u64;
         let Some(a) = self.active.read().clone() else {
-            return PolicyInfo { state: "none", versions_kept, ..PolicyInfo::empty() };
+            return PolicyInfo { state: "none", versions_kept, ..PolicyInfo::default() };
         };
         let c = &a.counters;
         let g = |x: &AtomicU64| x.load(Relaxed);
@@ -264,30 +264,6 @@ impl PolicySlot {
             versions_kept,
             disabled_reason: disabled.unwrap_or_default(),
             last_error: a.last_error.lock().clone().unwrap_or_default(),
-        }
-    }
-}
-
-impl PolicyInfo {
-    fn empty() -> PolicyInfo {
-        PolicyInfo {
-            state: "none",
-            hash: String::new(),
-            size: 0,
-            hooks: String::new(),
-            config_bytes: 0,
-            loaded_at_ms: 0,
-            calls: 0,
-            fuel_used: 0,
-            traps: 0,
-            out_of_fuel: 0,
-            timeouts: 0,
-            bad_returns: 0,
-            fallbacks: 0,
-            logs_dropped: 0,
-            versions_kept: 0,
-            disabled_reason: String::new(),
-            last_error: String::new(),
         }
     }
 }
