@@ -4,7 +4,7 @@
 //!
 //! The cut takes the server's exclusive lock for as long as it takes to
 //! mark every keyspace, capture the tenant records and rotate the log to a
-//! new generation (microseconds); writers then carry on while a background
+//! new generation (logged as `cut_us`); writers then carry on while a background
 //! thread writes the snapshot, each keyspace copy-on-write (see
 //! `Keyspace::begin_snapshot`). When the snapshot is durable it is renamed
 //! into place and the older log generations are deleted.
@@ -31,6 +31,8 @@ const BLOCK: usize = 1 << 20;
 
 /// Everything captured at the cut.
 struct Cut {
+    /// How long the exclusive lock was held.
+    held: std::time::Duration,
     generation: u64,
     /// The log's sequence number at the cut.
     seq: u64,
@@ -71,6 +73,7 @@ pub fn start(state: &Arc<ServerState>) -> Result<(), &'static str> {
 fn take_cut(state: &ServerState) -> Cut {
     let p = state.persistence().expect("checked by start");
     let _exclusive = state.exec_lock.write();
+    let start = std::time::Instant::now();
     // 1..=255, never the previous epoch: entries carry the last one they were saved in.
     let epoch = p.epoch.load(Relaxed) % 255 + 1;
     p.epoch.store(epoch, Relaxed);
@@ -96,7 +99,7 @@ fn take_cut(state: &ServerState) -> Cut {
     }
     let seq = p.aof.seq();
     let generation = p.aof.rotate();
-    Cut { generation, seq, cut_ms, tenants, images, dbs }
+    Cut { held: start.elapsed(), generation, seq, cut_ms, tenants, images, dbs }
 }
 
 fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
@@ -149,7 +152,8 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
             p.last_save.store(cut.cut_ms / 1000, Relaxed);
             p.last_save_ok.store(true, Relaxed);
             p.saved_seq.store(cut.seq, Relaxed);
-            tracing::info!(entries, generation = cut.generation, "snapshot written; log compacted");
+            let cut_us = cut.held.as_micros() as u64;
+            tracing::info!(entries, generation = cut.generation, cut_us, "snapshot written; log compacted");
         }
         Err(e) => {
             for (space, dbs) in spaces(state, &cut.tenants).map(|(_, s)| s).zip(&cut.dbs) {
