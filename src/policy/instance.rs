@@ -129,9 +129,15 @@ impl PolicyInstance {
         }
     }
 
-    /// Runs one hook on `input` and copies its answer out. Returns the
-    /// answer and the fuel it burned.
-    pub fn call(&mut self, hook: Hook, input: &[u8], cfg: &PolicyConfig) -> Result<(Vec<u8>, u64), CallError> {
+    /// Runs one hook on `input` and decodes its answer where it lies in the
+    /// module's memory. Returns the decoded answer and the fuel it burned.
+    pub fn call<T>(
+        &mut self,
+        hook: Hook,
+        input: &[u8],
+        cfg: &PolicyConfig,
+        decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<(T, u64), CallError> {
         let Some(func) = self.hooks[hook as usize].clone() else {
             return Err(CallError::BadReturn(format!("no {} export", hook.export())));
         };
@@ -151,7 +157,7 @@ impl PolicyInstance {
         let out = data
             .get(ptr as usize..ptr as usize + len as usize)
             .ok_or_else(|| CallError::BadReturn("answer lies outside its memory".into()))?;
-        Ok((out.to_vec(), fuel))
+        Ok((decode(out).map_err(CallError::BadReturn)?, fuel))
     }
 
     /// Log lines the budget refused so far.

@@ -187,9 +187,9 @@ impl PolicySlot {
         let result = {
             let mut slot = active.instance.lock();
             let outcome = match slot.as_mut() {
-                Some(inst) => inst.call(hook, input, cfg),
+                Some(inst) => inst.call(hook, input, cfg, decode),
                 None => match PolicyInstance::new(&active.module, self.tenant.clone(), cfg) {
-                    Ok(inst) => slot.insert(inst).call(hook, input, cfg),
+                    Ok(inst) => slot.insert(inst).call(hook, input, cfg, decode),
                     Err(e) => Err(CallError::Trap(format!("could not restart: {e}"))),
                 },
             };
@@ -200,9 +200,9 @@ impl PolicySlot {
             }
             outcome
         };
-        let decoded = result.and_then(|(out, fuel)| {
+        let decoded = result.map(|(value, fuel)| {
             c.fuel.fetch_add(fuel, Relaxed);
-            decode(&out).map_err(CallError::BadReturn)
+            value
         });
         match decoded {
             Ok(v) => {

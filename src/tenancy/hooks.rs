@@ -85,15 +85,20 @@ pub fn choose_victims(t: &Tenant, cfg: &PolicyConfig, samples: &[(usize, Sample)
     let input = evict_input(t, samples, now_ms, limit);
     t.policy.call(Hook::Evict, &input, cfg, |out| {
         let victims = abi::EvictOutput::from_bytes(out).map_err(|e| format!("eviction answer does not decode: {e}"))?.victims;
-        let mut seen = vec![false; samples.len()];
-        for &v in &victims {
-            match seen.get_mut(v as usize) {
-                Some(s) if !*s => *s = true,
-                Some(_) => return Err(format!("victim {v} named twice")),
-                None => return Err(format!("victim {v} is not one of the {} candidates", samples.len())),
+        // At most POOL_SIZE (16) candidates: one bit each.
+        let mut seen = 0u64;
+        let mut chosen = Vec::with_capacity(victims.len());
+        for v in victims {
+            if v as usize >= samples.len().min(64) {
+                return Err(format!("victim {v} is not one of the {} candidates", samples.len()));
             }
+            if seen & (1 << v) != 0 {
+                return Err(format!("victim {v} named twice"));
+            }
+            seen |= 1 << v;
+            chosen.push(v as usize);
         }
-        Ok(victims.into_iter().map(|v| v as usize).collect())
+        Ok(chosen)
     })
 }
 
