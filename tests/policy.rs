@@ -339,6 +339,12 @@ fn none_rollback_and_reconfigure() {
     let mut a = Raw::connect(h.addr);
     assert_eq!(a.cmd(&["TENANT.CREATE", "t"]), ok());
     assert_eq!(a.cmd(&["TENANT.UPDATE", "t", "POLICY", "ROLLBACK"]), err("ERR no previous policy to roll back to"));
+    // Policies are set by TENANT.UPDATE only, and TENANT.POLICY takes one tenant.
+    assert_eq!(
+        a.cmd(&["TENANT.LIMITS.SET", "t", "POLICY", "NONE"]),
+        err("ERR TENANT.LIMITS.SET takes MEMORY, KEYS, OPS, CONNECTIONS or DATABASES")
+    );
+    assert_eq!(a.cmd(&["TENANT.POLICY", "t", "extra"]), err("ERR wrong number of arguments for 'tenant.policy' command"));
     assert_eq!(a.cmd(&["TENANT.UPDATE", "t", "CONFIG", "x=1"]), err("ERR the tenant has no policy to configure: upload one with POLICY"));
     assert_eq!(upload(&mut a, "t", &policies::wasm("protect-prefix"), Some("protect=a:")), ok());
     let v1 = text(&policy_info(&mut a, "t"), "hash");

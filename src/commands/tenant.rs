@@ -393,6 +393,9 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// TENANT.POLICY [<id>]: the tenant's policy module and how it has fared.
 pub fn policy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() > 2 {
+        return Err(CmdError::Arity("tenant.policy".into()));
+    }
     let t = target(ctx, a.get(1).copied())?;
     let i = t.policy.info();
     let fields = [
@@ -442,7 +445,8 @@ pub fn exit(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 pub fn limits_set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = named(ctx, a[1])?;
     let o = parse_options(&a[2..])?;
-    if o.name.is_some() || o.tier.is_some() || o.password.is_some() || o.eviction.is_some() || o.state.is_some() {
+    let other = o.name.is_some() || o.tier.is_some() || o.password.is_some() || o.eviction.is_some() || o.state.is_some();
+    if other || o.policy.is_some() || o.config.is_some() {
         return Err(CmdError::err("TENANT.LIMITS.SET takes MEMORY, KEYS, OPS, CONNECTIONS or DATABASES"));
     }
     let l = apply_limits(t.limits(), &o, ctx.state.tenants.config().databases)?;

@@ -43,18 +43,14 @@ struct Pending {
     spare: Vec<u8>,
 }
 
-struct LogFile {
-    generation: u64,
-    file: File,
-}
-
 pub struct Aof {
     fsync: Fsync,
     dir: PathBuf,
     pending: Mutex<Pending>,
     wake: Condvar,
     durable: watch::Sender<u64>,
-    file: Mutex<LogFile>,
+    /// The generation being written (see `generation`).
+    file: Mutex<File>,
     generation: AtomicU64,
     /// Bytes of the current file.
     pub size: AtomicU64,
@@ -92,7 +88,7 @@ impl Aof {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             durable: watch::channel(0).0,
-            file: Mutex::new(LogFile { generation, file }),
+            file: Mutex::new(file),
             generation: AtomicU64::new(generation),
             size: AtomicU64::new(size),
             write_ok: AtomicBool::new(true),
@@ -163,7 +159,7 @@ impl Aof {
             return true;
         }
         let mut f = self.file.lock();
-        match f.file.write_all(bytes) {
+        match f.write_all(bytes) {
             Ok(()) => {
                 self.size.fetch_add(bytes.len() as u64, Relaxed);
                 true
@@ -177,7 +173,7 @@ impl Aof {
     }
 
     fn sync(&self) {
-        if let Err(e) = self.file.lock().file.sync_data() {
+        if let Err(e) = self.file.lock().sync_data() {
             tracing::error!("fsync of the append-only log failed: {e}");
             self.write_ok.store(false, Relaxed);
         }
@@ -188,7 +184,7 @@ impl Aof {
         self.sync();
         match open_log(&self.dir, next) {
             Ok((file, size)) => {
-                *self.file.lock() = LogFile { generation: next, file };
+                *self.file.lock() = file;
                 self.generation.store(next, Relaxed);
                 self.size.store(size, Relaxed);
             }
@@ -257,10 +253,5 @@ impl Aof {
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
-    }
-
-    /// The generation of the file now being written (for tests and INFO).
-    pub fn current_file(&self) -> PathBuf {
-        aof_path(&self.dir, self.file.lock().generation)
     }
 }

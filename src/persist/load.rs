@@ -82,12 +82,12 @@ pub fn recover(state: &ServerState, cfg: &PersistenceConfig) -> Result<Recovered
         let last = i + 1 == gens.len();
         match replay.log(&file) {
             Ok(()) => {}
-            Err(ReadError::Truncated { offset, .. }) if last && cfg.aof_load_truncated => {
+            Err(LoadError::Read(ReadError::Truncated { offset, .. })) if last && cfg.aof_load_truncated => {
                 tracing::warn!(file = %file.display(), offset, "the log's last record is incomplete (a crash while writing it); dropping it");
                 trim(&file, offset)?;
                 out.truncated = true;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         expect = g + 1;
     }
@@ -183,8 +183,8 @@ impl<'a> Replay<'a> {
         Ok(n)
     }
 
-    fn log(&mut self, file: &Path) -> Result<(), ReadError> {
-        let data = std::fs::read(file).map_err(|e| ReadError::Corrupt { file: file.into(), offset: 0, why: e.to_string() })?;
+    fn log(&mut self, file: &Path) -> Result<(), LoadError> {
+        let data = read(file)?;
         let mut frames = Frames::new(file, &data, AOF_MAGIC)?;
         while let Some(rec) = frames.next_record()? {
             self.apply(rec);
