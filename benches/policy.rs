@@ -55,7 +55,13 @@ fn eviction_decision(c: &mut Criterion) {
         let lru = Policy::Lru { volatile: false };
         b.iter(|| black_box(&samples).iter().enumerate().max_by_key(|(_, (_, s))| lru.score(s)).map(|(i, _)| i))
     });
-    g.bench_function("host_encode_only", |b| b.iter(|| hooks::evict_input(&t, black_box(&samples), 0, 0)));
+    g.bench_function("host_encode_only", |b| {
+        let mut w = ferrite_policy_abi::Writer::default();
+        b.iter(|| {
+            w.buf.clear();
+            hooks::evict_input(&mut w, &t, black_box(&samples), 0, 0)
+        })
+    });
     g.bench_function("wasm_protect_prefix", |b| b.iter(|| hooks::choose_victims(&t, &cfg, black_box(&samples), 0, 0).expect("a decision")));
     g.finish();
     let info = t.policy.info();

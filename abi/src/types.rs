@@ -3,6 +3,7 @@
 use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
 
 use crate::codec::{DecodeError, Reader, Writer};
 
@@ -48,15 +49,22 @@ macro_rules! wire_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name { $($(#[$vm])* $variant = $tag),+ }
 
+        impl $name {
+            /// The value a tag byte names.
+            pub fn from_tag(tag: u8) -> Result<Self, DecodeError> {
+                match tag {
+                    $($tag => Ok($name::$variant),)+
+                    t => Err(DecodeError::BadTag(t)),
+                }
+            }
+        }
+
         impl<'a> Wire<'a> for $name {
             fn encode(&self, w: &mut Writer) {
                 w.u8(*self as u8);
             }
             fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-                match r.u8()? {
-                    $($tag => Ok($name::$variant),)+
-                    t => Err(DecodeError::BadTag(t)),
-                }
+                $name::from_tag(r.u8()?)
             }
         }
     };
@@ -100,27 +108,25 @@ pub struct Candidate<'a> {
 }
 
 impl<'a> Wire<'a> for Candidate<'a> {
+    /// Field by field, straight from registers: copying a just-built array
+    /// (or two adjacent fields at once) stalled on store forwarding, about
+    /// 6 ns a candidate on the host. `decode` reads the fixed part as one block.
+    #[inline]
     fn encode(&self, w: &mut Writer) {
-        w.bytes(&self.key);
-        // The fixed-size rest as one block, the mirror of `decode`.
-        let mut f = [0u8; 30];
-        f[0..4].copy_from_slice(&self.db.to_le_bytes());
-        f[4] = self.key_type as u8;
-        f[5..13].copy_from_slice(&self.size.to_le_bytes());
-        f[13..21].copy_from_slice(&self.idle_ms.to_le_bytes());
-        f[21] = self.lfu;
-        f[22..30].copy_from_slice(&self.ttl_ms.map_or(-1, |t| t as i64).to_le_bytes());
-        w.raw(&f);
+        w.buf.reserve(4 + self.key.len() + 30);
+        w.bytes(&self.key).u32(self.db).u8(self.key_type as u8).u64(self.size).u64(self.idle_ms).u8(self.lfu);
+        w.i64(self.ttl_ms.map_or(-1, |t| t as i64));
     }
     fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let key = Cow::Borrowed(r.bytes()?);
-        // The fixed-size rest in one bounds check: a decision decodes many.
-        let f: [u8; 30] = r.array()?;
+        // The fixed-size rest in one bounds check, read where it lies: a
+        // decision decodes many, and every wasm instruction costs fuel.
+        let f: &[u8; 30] = r.take(30)?.try_into().map_err(|_| DecodeError::Truncated)?;
         let u64_at = |i: usize| u64::from_le_bytes([f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], f[i + 5], f[i + 6], f[i + 7]]);
         Ok(Candidate {
             key,
             db: u32::from_le_bytes([f[0], f[1], f[2], f[3]]),
-            key_type: KeyType::decode(&mut Reader::new(&f[4..5]))?,
+            key_type: KeyType::from_tag(f[4])?,
             size: u64_at(5),
             idle_ms: u64_at(13),
             lfu: f[21],
@@ -178,13 +184,30 @@ pub struct EvictInput<'a> {
     pub candidates: Vec<Candidate<'a>>,
 }
 
+impl EvictInput<'_> {
+    /// Encodes a question whose candidates come from an iterator, so the
+    /// host writes its samples without collecting them into a `Vec` first.
+    /// [`Wire::encode`] is this over `self.candidates`.
+    pub fn encode_from<'c, C: Borrow<Candidate<'c>>>(
+        w: &mut Writer,
+        tenant: &str,
+        usage: &Usage,
+        limits: &Limits,
+        to_free: u64,
+        candidates: impl ExactSizeIterator<Item = C>,
+    ) {
+        w.str(tenant);
+        usage.encode(w);
+        limits.encode(w);
+        w.u64(to_free);
+        w.u32(candidates.len() as u32);
+        candidates.for_each(|c| c.borrow().encode(w));
+    }
+}
+
 impl<'a> Wire<'a> for EvictInput<'a> {
     fn encode(&self, w: &mut Writer) {
-        w.str(&self.tenant);
-        self.usage.encode(w);
-        self.limits.encode(w);
-        w.u64(self.to_free);
-        self.candidates.encode(w);
+        EvictInput::encode_from(w, &self.tenant, &self.usage, &self.limits, self.to_free, self.candidates.iter());
     }
     fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         Ok(EvictInput {

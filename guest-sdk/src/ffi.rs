@@ -1,6 +1,6 @@
-//! The raw boundary, and the only `unsafe` of the SDK: host imports, the
-//! exports' plumbing that [`export_policy!`](crate::export_policy) expands
-//! to, and (on wasm32) the allocator and the panic handler.
+//! The raw boundary, and with `heap` the only `unsafe` of the SDK: host
+//! imports, the exports' plumbing that [`export_policy!`](crate::export_policy)
+//! expands to, and (on wasm32) the global allocator and the panic handler.
 
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
@@ -158,7 +158,7 @@ pub fn decide<'a, T, I: Wire<'a>, O: Wire<'a>>(
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: crate::heap::Classes<dlmalloc::GlobalDlmalloc> = crate::heap::Classes::new(dlmalloc::GlobalDlmalloc);
 
 /// Sends the panic message to the host's log before trapping, so the
 /// operator sees why instead of a bare `unreachable`.

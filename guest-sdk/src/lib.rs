@@ -62,6 +62,8 @@ extern crate std;
 pub mod config;
 #[doc(hidden)]
 pub mod ffi;
+#[doc(hidden)]
+pub mod heap;
 
 pub use alloc::string::{String, ToString};
 pub use alloc::vec::Vec;

@@ -42,6 +42,8 @@ pub struct PolicyInstance {
     hooks: [Option<TypedFunc<(i32, i32), i64>>; 3],
     /// The guest's input buffer and its size, reused while inputs fit.
     input: Option<(i32, usize)>,
+    /// Where questions are encoded before they are copied in, reused.
+    scratch: Vec<u8>,
 }
 
 /// The smallest input buffer asked for, so typical inputs need one `alloc`.
@@ -76,7 +78,7 @@ impl PolicyInstance {
         if found != abi::ABI_VERSION as i32 {
             return Err(PolicyError::AbiVersion { found, expected: abi::ABI_VERSION });
         }
-        let mut me = PolicyInstance { store, memory, alloc, hooks, input: None };
+        let mut me = PolicyInstance { store, memory, alloc, hooks, input: None, scratch: Vec::new() };
         if module.has_init {
             me.init(&instance, &module.config, cfg)?;
         }
@@ -129,23 +131,33 @@ impl PolicyInstance {
         }
     }
 
-    /// Runs one hook on `input` and decodes its answer where it lies in the
-    /// module's memory. Returns the decoded answer and the fuel it burned.
+    /// Runs one hook on the input `encode` writes (into a buffer this
+    /// instance reuses) and decodes its answer where it lies in the module's
+    /// memory. Returns the decoded answer and the fuel it burned.
     pub fn call<T>(
         &mut self,
         hook: Hook,
-        input: &[u8],
+        encode: impl FnOnce(&mut abi::Writer),
         cfg: &PolicyConfig,
         decode: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<(T, u64), CallError> {
-        let Some(func) = self.hooks[hook as usize].clone() else {
-            return Err(CallError::BadReturn(format!("no {} export", hook.export())));
-        };
+        // Set before the input is written: a growing input calls `ferrite_alloc`.
         self.store.data_mut().log.start_call();
         self.store.set_fuel(cfg.fuel_per_call).map_err(|e| CallError::Trap(e.to_string()))?;
         self.store.set_epoch_deadline(deadline_ticks(cfg));
-        let result =
-            self.write_input(input).and_then(|ptr| func.call(&mut self.store, (ptr, input.len() as i32)).map_err(|e| self.explain(e, cfg)));
+        let mut w = abi::Writer { buf: std::mem::take(&mut self.scratch) };
+        w.buf.clear();
+        encode(&mut w);
+        let written = self.write_input(&w.buf);
+        let len = w.buf.len() as i32;
+        self.scratch = w.buf;
+        let ptr = written?;
+        // Borrowed, not cloned: cloning a TypedFunc clones its registered
+        // type, several atomic operations per call.
+        let Some(func) = &self.hooks[hook as usize] else {
+            return Err(CallError::BadReturn(format!("no {} export", hook.export())));
+        };
+        let result = func.call(&mut self.store, (ptr, len)).map_err(|e| self.explain(e, cfg));
         let fuel = cfg.fuel_per_call - self.store.get_fuel().unwrap_or(0);
         let packed = result?;
         let (ptr, len) =

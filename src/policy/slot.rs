@@ -175,9 +175,15 @@ impl PolicySlot {
         self.active.read().as_ref().map(|a| a.module.clone())
     }
 
-    /// Runs `hook` and decodes its answer with `decode`; `None` means "decide
-    /// natively" (no such hook, disabled, or the call failed, which is counted).
-    pub fn call<T>(&self, hook: Hook, input: &[u8], cfg: &PolicyConfig, decode: impl FnOnce(&[u8]) -> Result<T, String>) -> Option<T> {
+    /// Runs `hook` on the question `encode` writes and decodes its answer
+    /// with `decode`; `None` means "decide natively" (no such hook, disabled, or the call failed, which is counted).
+    pub fn call<T>(
+        &self,
+        hook: Hook,
+        encode: impl FnOnce(&mut ferrite_policy_abi::Writer),
+        cfg: &PolicyConfig,
+        decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Option<T> {
         if !self.has(hook) {
             return None;
         }
@@ -187,9 +193,9 @@ impl PolicySlot {
         let result = {
             let mut slot = active.instance.lock();
             let outcome = match slot.as_mut() {
-                Some(inst) => inst.call(hook, input, cfg, decode),
+                Some(inst) => inst.call(hook, encode, cfg, decode),
                 None => match PolicyInstance::new(&active.module, self.tenant.clone(), cfg) {
-                    Ok(inst) => slot.insert(inst).call(hook, input, cfg, decode),
+                    Ok(inst) => slot.insert(inst).call(hook, encode, cfg, decode),
                     Err(e) => Err(CallError::Trap(format!("could not restart: {e}"))),
                 },
             };

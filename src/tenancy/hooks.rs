@@ -51,28 +51,24 @@ fn key_type(t: ValueType) -> abi::KeyType {
 /// serves several writes while the module still ranks the batch.
 pub const EVICT_HEADROOM_KEYS: u64 = 4;
 
-/// Encodes the eviction question for a batch of sampled keys.
-pub fn evict_input(t: &Tenant, samples: &[(usize, Sample)], now_ms: u64, limit: u64) -> Vec<u8> {
+/// Encodes the eviction question for a batch of sampled keys, straight from
+/// the samples (no intermediate list).
+pub fn evict_input(w: &mut abi::Writer, t: &Tenant, samples: &[(usize, Sample)], now_ms: u64, limit: u64) {
     let (usage, limits) = usage_and_limits(t);
-    let candidates = samples
-        .iter()
-        .map(|(db, s)| abi::Candidate {
-            key: (&s.key[..]).into(),
-            db: *db as u32,
-            key_type: key_type(s.kind),
-            size: s.bytes as u64,
-            idle_ms: s.idle_secs.saturating_mul(1000),
-            lfu: s.lfu,
-            ttl_ms: s.expire_at.map(|at| at.saturating_sub(now_ms)),
-        })
-        .collect();
+    let candidates = samples.iter().map(|(db, s)| abi::Candidate {
+        key: (&s.key[..]).into(),
+        db: *db as u32,
+        key_type: key_type(s.kind),
+        size: s.bytes as u64,
+        idle_ms: s.idle_secs.saturating_mul(1000),
+        lfu: s.lfu,
+        ttl_ms: s.expire_at.map(|at| at.saturating_sub(now_ms)),
+    });
     // A native round evicts exactly enough, as Redis does; see EVICT_HEADROOM_KEYS.
     let mean = samples.iter().map(|(_, s)| s.bytes as u64).sum::<u64>() / samples.len().max(1) as u64;
     let to_free = usage.memory_bytes.saturating_sub(limit) + EVICT_HEADROOM_KEYS * mean.max(1);
-    let size = 128 + t.id().len() + samples.iter().map(|(_, s)| s.key.len() + 34).sum::<usize>();
-    let mut w = abi::Writer::with_capacity(size);
-    abi::EvictInput { tenant: t.id().into(), usage, limits, to_free, candidates }.encode(&mut w);
-    w.buf
+    w.buf.reserve(128 + t.id().len() + samples.iter().map(|(_, s)| s.key.len() + 34).sum::<usize>());
+    abi::EvictInput::encode_from(w, t.id(), &usage, &limits, to_free, candidates);
 }
 
 /// The module's victims among `samples` (indexes, in order), or `None` to
@@ -82,24 +78,28 @@ pub fn choose_victims(t: &Tenant, cfg: &PolicyConfig, samples: &[(usize, Sample)
     if !t.policy.has(Hook::Evict) {
         return None;
     }
-    let input = evict_input(t, samples, now_ms, limit);
-    t.policy.call(Hook::Evict, &input, cfg, |out| {
-        let victims = abi::EvictOutput::from_bytes(out).map_err(|e| format!("eviction answer does not decode: {e}"))?.victims;
-        // At most POOL_SIZE (16) candidates: one bit each.
-        let mut seen = 0u64;
-        let mut chosen = Vec::with_capacity(victims.len());
-        for v in victims {
-            if v as usize >= samples.len().min(64) {
-                return Err(format!("victim {v} is not one of the {} candidates", samples.len()));
+    t.policy.call(
+        Hook::Evict,
+        |w| evict_input(w, t, samples, now_ms, limit),
+        cfg,
+        |out| {
+            let victims = abi::EvictOutput::from_bytes(out).map_err(|e| format!("eviction answer does not decode: {e}"))?.victims;
+            // At most POOL_SIZE (16) candidates: one bit each.
+            let mut seen = 0u64;
+            let mut chosen = Vec::with_capacity(victims.len());
+            for v in victims {
+                if v as usize >= samples.len().min(64) {
+                    return Err(format!("victim {v} is not one of the {} candidates", samples.len()));
+                }
+                if seen & (1 << v) != 0 {
+                    return Err(format!("victim {v} named twice"));
+                }
+                seen |= 1 << v;
+                chosen.push(v as usize);
             }
-            if seen & (1 << v) != 0 {
-                return Err(format!("victim {v} named twice"));
-            }
-            seen |= 1 << v;
-            chosen.push(v as usize);
-        }
-        Ok(chosen)
-    })
+            Ok(chosen)
+        },
+    )
 }
 
 /// Asks the quota hook about a command; `Native` without one.
@@ -108,9 +108,14 @@ pub fn quota(t: &Tenant, cfg: &PolicyConfig, command: &str, class: CommandClass,
         return QuotaDecision::Native;
     }
     let (usage, limits) = usage_and_limits(t);
-    let input = abi::QuotaInput { tenant: t.id().into(), command: command.into(), class, resource, usage, limits }.to_bytes();
+    let input = abi::QuotaInput { tenant: t.id().into(), command: command.into(), class, resource, usage, limits };
     t.policy
-        .call(Hook::Quota, &input, cfg, |out| abi::QuotaDecision::from_bytes(out).map_err(|e| format!("quota answer does not decode: {e}")))
+        .call(
+            Hook::Quota,
+            |w| input.encode(w),
+            cfg,
+            |out| abi::QuotaDecision::from_bytes(out).map_err(|e| format!("quota answer does not decode: {e}")),
+        )
         .unwrap_or(QuotaDecision::Native)
 }
 
@@ -123,14 +128,19 @@ pub fn bill(t: &Tenant, cfg: &PolicyConfig, now_ms: u64) {
     let Some(delta) = t.ledger.interval(t, now_ms, cfg.billing_interval_ms) else { return };
     let (usage, _) = usage_and_limits(t);
     let tier = t.profile().tier.name().to_string();
-    let input = abi::BillingInput { tenant: t.id().into(), tier: tier.into(), now_ms, delta, usage }.to_bytes();
-    let items = t.policy.call(Hook::Bill, &input, cfg, |out| {
-        let items = Vec::<abi::LineItem>::from_bytes(out).map_err(|e| format!("billing answer does not decode: {e}"))?;
-        match items.iter().find(|i| !(i.amount.is_finite() && i.quantity.is_finite() && i.amount >= 0.0)) {
-            Some(i) => Err(format!("line item '{}' has an invalid amount {} or quantity {}", i.name, i.amount, i.quantity)),
-            None => Ok(items),
-        }
-    });
+    let input = abi::BillingInput { tenant: t.id().into(), tier: tier.into(), now_ms, delta, usage };
+    let items = t.policy.call(
+        Hook::Bill,
+        |w| input.encode(w),
+        cfg,
+        |out| {
+            let items = Vec::<abi::LineItem>::from_bytes(out).map_err(|e| format!("billing answer does not decode: {e}"))?;
+            match items.iter().find(|i| !(i.amount.is_finite() && i.quantity.is_finite() && i.amount >= 0.0)) {
+                Some(i) => Err(format!("line item '{}' has an invalid amount {} or quantity {}", i.name, i.amount, i.quantity)),
+                None => Ok(items),
+            }
+        },
+    );
     if let Some(items) = items {
         t.ledger.add(items.into_iter().map(|i| LineItem { name: i.name, quantity: i.quantity, unit: i.unit, amount: i.amount }));
     }

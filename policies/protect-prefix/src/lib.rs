@@ -32,10 +32,11 @@ impl ProtectPrefix {
 }
 
 /// Bigger and longer idle is a better victim; +1 so a just-touched huge key
-/// still ranks by size. (Computed once per candidate: a u128 product would
-/// be a libcall in wasm, and sorting would repeat it.)
+/// still ranks by size. Both factors are capped at 2^32 - 1 so the product
+/// fits a u64: `saturating_mul` would be a 128-bit multiply, a libcall in wasm.
 fn cost(c: &Candidate) -> u64 {
-    c.size.saturating_mul(c.idle_ms.saturating_add(1))
+    let cap = |v: u64| v.min(u32::MAX as u64);
+    cap(c.size) * cap(c.idle_ms.saturating_add(1))
 }
 
 impl EvictionPolicy for ProtectPrefix {
@@ -49,10 +50,16 @@ impl EvictionPolicy for ProtectPrefix {
             }
         }
         let mut freed = 0;
-        let mut victims = Vec::new();
-        while freed < input.to_free {
+        let mut victims = Vec::with_capacity(open.len());
+        while freed < input.to_free && !open.is_empty() {
             // Highest cost first; the lowest index among equals.
-            let Some(best) = (0..open.len()).max_by(|&a, &b| open[a].0.cmp(&open[b].0).then(open[b].1.cmp(&open[a].1))) else { break };
+            let mut best = 0;
+            for (k, &(cost, i)) in open.iter().enumerate().skip(1) {
+                let (best_cost, best_i) = open[best];
+                if cost > best_cost || (cost == best_cost && i < best_i) {
+                    best = k;
+                }
+            }
             let (_, i) = open.swap_remove(best);
             freed += input.candidates[i as usize].size;
             victims.push(i);
