@@ -25,7 +25,7 @@ cargo build --release --quiet --bin ferrite
 
 ./target/before/release/ferrite --port "$BPORT" >/tmp/bench-before.log 2>&1 &
 BPID=$!
-./target/release/ferrite --port "$APORT" >/tmp/bench-after.log 2>&1 &
+./target/release/ferrite --port "$APORT" --appendonly no >/tmp/bench-after.log 2>&1 &
 APID=$!
 trap 'kill $BPID $APID 2>/dev/null; wait 2>/dev/null' EXIT
 for p in "$BPORT" "$APORT"; do

@@ -13,7 +13,7 @@ FPORT=${FPORT:-16380}
 cargo build --release --quiet --bin ferrite
 redis-server --port "$RPORT" --save '' --appendonly no >/tmp/mem-redis.log 2>&1 &
 RPID=$!
-./target/release/ferrite --port "$FPORT" >/tmp/mem-ferrite.log 2>&1 &
+./target/release/ferrite --port "$FPORT" --appendonly no >/tmp/mem-ferrite.log 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
 for p in "$RPORT" "$FPORT"; do

@@ -26,7 +26,7 @@ WASM=target/wasm32-unknown-unknown/policy/protect_prefix.wasm
 
 redis-server --port "$RPORT" --save '' --appendonly no --maxmemory "$MEMORY" --maxmemory-policy allkeys-lru >/tmp/bench-redis.log 2>&1 &
 RPID=$!
-./target/release/ferrite --port "$FPORT" >/tmp/bench-ferrite.log 2>&1 &
+./target/release/ferrite --port "$FPORT" --appendonly no >/tmp/bench-ferrite.log 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
 for p in "$RPORT" "$FPORT"; do

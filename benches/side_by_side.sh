@@ -19,7 +19,8 @@ PIPES=${PIPES:-1 16}
 ROUNDS=${ROUNDS:-3}
 RPORT=${RPORT:-16379}
 FPORT=${FPORT:-16380}
-FERRITE_ARGS=${FERRITE_ARGS:-}
+# Like redis-server here, without persistence unless asked (benches/persistence.sh measures it).
+FERRITE_ARGS=${FERRITE_ARGS:---appendonly no}
 # PIN=1 runs both servers on core 1 and redis-benchmark on core 0, so the
 # load generator and the server under test never fight over a core.
 PIN=${PIN:-0}

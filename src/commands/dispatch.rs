@@ -107,9 +107,12 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     }
     if let Err(e) = tenant_admission(&mut *ctx, spec, argv) {
         if let TenantError::RateLimited { retry_ms, .. } = e {
-            // At least 10 ms: a client that ignores the error gets a hundred turns a
-            // second at most, however fast it sends.
-            ctx.client.throttled_ms = Some(retry_ms.clamp(10, 1000));
+            // At least 50 ms: a client that ignores the error gets twenty turns a
+            // second at most, however fast it sends. Its rate is unchanged (the
+            // limiter refills during the pause), but each turn interleaves with
+            // other tenants' work on the same thread: at 10 ms, four flooding
+            // connections raised a neighbour's p99 by a fifth (benches/tenants.sh).
+            ctx.client.throttled_ms = Some(retry_ms.clamp(50, 1000));
         }
         state.command_stats[idx].rejected.incr();
         state.stats.total_error_replies.incr();

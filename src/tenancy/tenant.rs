@@ -242,9 +242,12 @@ impl Tenant {
         if op == OperationType::Admin {
             return Ok(());
         }
-        if let Err(not_until) = self.limiter.read().check() {
+        let limiter = self.limiter.read();
+        if let Err(not_until) = limiter.check() {
             self.metrics.rate_limited.fetch_add(1, Relaxed);
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            // The limiter's own clock: making a new one calibrates the TSC
+            // (CPUID and all), which was a third of the server's CPU under a flood.
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
             return Err(TenantError::RateLimited {
                 id: self.id.clone(),
                 limit: self.limits().ops_per_second,
