@@ -12,6 +12,7 @@
 #
 # Usage: benches/persistence.sh [requests-per-test] (default 200000)
 #        TESTS=set,incr PIPES="1 16" ROUNDS=3 KEYS=1000000 benches/persistence.sh
+#        RESTART=0 stops after the throughput part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -33,7 +34,9 @@ start_ferrite() { $F --port $FPORT --dir "$D/ferrite" --appendfsync everysec >>"
 wait_up() { for _ in $(seq 600); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.05; done; echo "port $1 did not come up" >&2; exit 1; }
 start_redis; start_ferrite
 $F --port $NPORT --appendonly no >"$D/none.log" 2>&1 & NPID=$!
-trap 'kill $RPID $FPID $NPID 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
+# Restarted servers are started in a subshell ($(restart ...)), so their
+# pids never reach this shell: they are found by their data directory.
+trap 'kill $RPID $FPID $NPID 2>/dev/null; pkill -f -- "--dir $D/" || true; wait 2>/dev/null; rm -rf "$D"' EXIT
 for p in $RPORT $NPORT $FPORT; do wait_up $p; done
 
 run() {
@@ -56,6 +59,7 @@ for pipe in $PIPES; do
   done
 done
 
+[ "${RESTART:-1}" = 1 ] || exit 0
 # --- restart with KEYS keys -------------------------------------------------
 for p in $RPORT $FPORT; do redis-cli -p $p flushall >/dev/null; done
 python3 - "$KEYS" >"$D/load.resp" <<'PY'

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::error::CmdError;
 use super::flags::*;
 use super::{CommandSpec, Ctx, lookup};
-use crate::persist::Record;
+use crate::persist::{self, Record};
+use crate::store::Keyspace;
 use crate::tenancy::eviction::{EvictHooks, Policy, evict, evict_tenant};
 use crate::tenancy::hooks::{self, CommandClass, QuotaDecision, Resource};
 use crate::tenancy::tenant::WARN_PERCENT;
@@ -151,15 +152,19 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
 /// Runs the handler and logs a successful write, under the caller's lock:
 /// a compaction's cut (which takes the lock exclusively) then sees every
 /// change together with its record.
+///
+/// A write also holds the log's tail from before it runs until its record
+/// is framed (see `persist::aof::Tail`): two writers of one key on different
+/// threads are then logged in the order they wrote. (In EXEC the exclusive
+/// lock already orders everything, and the records are logged together.)
 fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdResult {
+    let state = ctx.state;
+    let persistence = state.persistence().filter(|_| spec.has(WRITE) && !ctx.client.loading);
+    let mut tail = persistence.filter(|_| !ctx.in_exec).map(|p| p.aof.tail());
     let r = (spec.handler)(ctx, argv);
     let instead = ctx.client.propagate.take();
-    if r.is_ok()
-        && spec.has(WRITE)
-        && ctx.client.block.is_none()
-        && !ctx.client.loading
-        && let Some(p) = ctx.state.persistence()
-    {
+    let unchanged = std::mem::take(&mut ctx.client.unchanged);
+    if r.is_ok() && !unchanged && ctx.client.block.is_none() && persistence.is_some() {
         let args: Vec<&[u8]>;
         let logged = match &instead {
             Some(v) => {
@@ -169,11 +174,12 @@ fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdRe
             None => argv,
         };
         let (now_ms, db) = (ctx.now_ms, ctx.client.db);
-        if ctx.in_exec {
-            let argv = logged.iter().map(|a| a.to_vec()).collect();
-            ctx.client.tx_records.push(Record::Command { now_ms, space: ctx.space.owner().map(String::from), db: db as u32, argv });
-        } else {
-            ctx.client.persist_seq = p.log_command(now_ms, ctx.space.owner(), db, logged);
+        match tail.as_mut() {
+            Some(tail) => ctx.client.persist_seq = persist::log_command(tail, now_ms, ctx.space.owner(), db, logged),
+            None => {
+                let argv = logged.iter().map(|a| a.to_vec()).collect();
+                ctx.client.tx_records.push(Record::Command { now_ms, space: ctx.space.owner().map(String::from), db: db as u32, argv });
+            }
         }
     }
     r
@@ -279,7 +285,7 @@ fn error_line(m: &str) -> String {
 /// policy is noeviction or nothing more could go.
 fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
     let samples = ctx.state.config.read().maxmemory_samples as usize;
-    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() >= limit, &mut log_eviction(ctx, t.space.owner()));
+    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() >= limit, &mut remove_logged(ctx, t.space.owner()));
     let (Ok(n) | Err(n)) = r;
     ctx.state.stats.evicted_keys.add(n as u64);
     r.is_ok()
@@ -304,7 +310,7 @@ fn maxmemory_guard(ctx: &Ctx) -> Result<(), CmdError> {
     let ratio = |t: &Tenant| t.memory_used() as f64 / t.limits().memory_bytes.max(1) as f64;
     tenants.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
     for t in tenants {
-        let (Ok(n) | Err(n)) = evict_tenant(&t, samples, ctx.now_ms, &state.policy, over, &mut log_eviction(ctx, t.space.owner()));
+        let (Ok(n) | Err(n)) = evict_tenant(&t, samples, ctx.now_ms, &state.policy, over, &mut remove_logged(ctx, t.space.owner()));
         state.stats.evicted_keys.add(n as u64);
         if !over() {
             return Ok(());
@@ -318,19 +324,28 @@ fn maxmemory_guard(ctx: &Ctx) -> Result<(), CmdError> {
         samples,
         ctx.now_ms,
         over,
-        EvictHooks { chooser: None, removed: &mut log_eviction(ctx, None) },
+        EvictHooks { chooser: None, remove: &mut remove_logged(ctx, None) },
     );
     state.stats.evicted_keys.add(n as u64);
     if over() { Err(CmdError::msg("OOM command not allowed when used memory > 'maxmemory'.")) } else { Ok(()) }
 }
 
-/// Logs each evicted key as a DEL in its space: which keys went was the
-/// sampler's choice, and replay must make the same one.
-fn log_eviction<'a>(ctx: &'a Ctx, owner: Option<&'a str>) -> impl FnMut(usize, &[u8]) + 'a {
-    move |db, key| {
-        if let (false, Some(p)) = (ctx.client.loading, ctx.state.persistence()) {
-            p.log_command(ctx.now_ms, owner, db, &[b"DEL", key]);
+/// Removes an evicted key and logs it as a DEL in its space: which keys went
+/// was the sampler's choice, and replay must make the same one. The log's
+/// tail is held across both (see `persist::aof::Tail`), and only per key: a
+/// WASM policy choosing victims runs without it, so it never delays other
+/// tenants' writes.
+fn remove_logged<'a>(ctx: &'a Ctx, owner: Option<&'a str>) -> impl FnMut(&Keyspace, usize, &[u8]) -> bool + 'a {
+    move |ks, db, key| {
+        let Some(p) = ctx.state.persistence().filter(|_| !ctx.client.loading) else {
+            return ks.remove(key, ctx.now_ms).is_some();
+        };
+        let mut tail = p.aof.tail();
+        let gone = ks.remove(key, ctx.now_ms).is_some();
+        if gone {
+            persist::log_command(&mut tail, ctx.now_ms, owner, db, &[b"DEL", key]);
         }
+        gone
     }
 }
 

@@ -105,7 +105,7 @@ pub fn hdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         };
         Ok::<_, CmdError>(a[2..].iter().filter(|f| h.remove(f)).count())
     })?;
-    ctx.out.int(n as i64);
+    ctx.reply_changed(n);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::store::Value;
 pub fn del(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now_ms);
     let n = a[1..].iter().filter(|k| db.remove(k, now).is_some()).count();
-    ctx.out.int(n as i64);
+    ctx.reply_changed(n);
     Ok(())
 }
 

@@ -147,6 +147,14 @@ impl<'a> Ctx<'a> {
     pub fn space(&self) -> &'a Space {
         self.space
     }
+
+    /// Replies with a write's count of members or keys affected; zero means
+    /// the command changed nothing, and (as Redis propagates only what made
+    /// the dataset dirty) it is not logged.
+    pub fn reply_changed(&mut self, n: usize) {
+        self.client.unchanged = n == 0;
+        self.out.int(n as i64);
+    }
 }
 
 /// How many databases the client may SELECT: the space's, capped by its

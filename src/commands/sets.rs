@@ -40,7 +40,7 @@ pub fn sadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let s = set_mut(slot, true)?.expect("created");
         Ok::<_, CmdError>(a[2..].iter().filter(|m| s.insert(m)).count())
     })?;
-    ctx.out.int(n as i64);
+    ctx.reply_changed(n);
     Ok(())
 }
 
@@ -52,7 +52,7 @@ pub fn srem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         };
         Ok::<_, CmdError>(a[2..].iter().filter(|m| s.remove(m)).count())
     })?;
-    ctx.out.int(n as i64);
+    ctx.reply_changed(n);
     Ok(())
 }
 

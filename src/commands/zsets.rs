@@ -148,7 +148,7 @@ pub fn zrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         };
         Ok::<_, CmdError>(a[2..].iter().filter(|m| z.remove(m).is_some()).count())
     })?;
-    ctx.out.int(n as i64);
+    ctx.reply_changed(n);
     Ok(())
 }
 

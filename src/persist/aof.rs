@@ -19,7 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::config::Fsync;
-use super::record::{AOF_MAGIC, Record};
+use super::record::{AOF_MAGIC, Record, seal};
 
 /// Buffered records are written out at least this often (under `always`,
 /// as soon as a connection waits). Short, so the buffer stays small and
@@ -28,6 +28,40 @@ pub const WRITE_INTERVAL_MS: u64 = 10;
 
 pub fn aof_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("appendonly.{generation}.faof"))
+}
+
+/// The log's tail, held. A write command holds it from before it applies
+/// its change until its record is framed, so writers that run concurrently
+/// (on other threads, under the shared exec lock) are logged in the order
+/// they changed a key, and replay reaches the same state.
+pub struct Tail<'a> {
+    aof: &'a Aof,
+    pending: parking_lot::MutexGuard<'a, Pending>,
+    appended: bool,
+}
+
+impl Tail<'_> {
+    /// Frames whatever `frame` appends, whole frames with their checksums
+    /// left at zero: the writer thread [`seal`]s them before writing, so the
+    /// CRC is computed off the command path. Returns its sequence number.
+    pub fn append_with(&mut self, frame: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        let p = &mut *self.pending;
+        if p.buf.capacity() == 0 {
+            p.buf = std::mem::take(&mut p.spare);
+        }
+        frame(&mut p.buf);
+        p.seq += 1;
+        self.appended = true;
+        p.seq
+    }
+}
+
+impl Drop for Tail<'_> {
+    fn drop(&mut self) {
+        if self.appended && self.aof.fsync == Fsync::Always {
+            self.aof.wake.notify_one();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -107,23 +141,18 @@ impl Aof {
 
     /// Frames a record for the log; returns its sequence number.
     pub fn append(&self, rec: &Record) -> u64 {
-        self.append_with(|buf| rec.frame_into(buf))
+        self.append_with(|buf| rec.frame_unsealed(buf))
     }
 
-    /// Frames whatever `frame` appends; returns its sequence number.
+    /// Frames whatever `frame` appends; see [`Tail::append_with`].
     pub fn append_with(&self, frame: impl FnOnce(&mut Vec<u8>)) -> u64 {
-        let mut p = self.pending.lock();
-        if p.buf.capacity() == 0 {
-            p.buf = std::mem::take(&mut p.spare);
-        }
-        frame(&mut p.buf);
-        p.seq += 1;
-        let seq = p.seq;
-        drop(p);
-        if self.fsync == Fsync::Always {
-            self.wake.notify_one();
-        }
-        seq
+        self.tail().append_with(frame)
+    }
+
+    /// Holds the log's tail: until the [`Tail`] is dropped, no other record
+    /// can be appended.
+    pub fn tail(&self) -> Tail<'_> {
+        Tail { aof: self, pending: self.pending.lock(), appended: false }
     }
 
     /// Whether a reply must wait for [`Aof::durable`] before it is sent.
@@ -154,10 +183,11 @@ impl Aof {
         next
     }
 
-    fn write_out(&self, bytes: &[u8]) -> bool {
+    fn write_out(&self, bytes: &mut [u8]) -> bool {
         if bytes.is_empty() {
             return true;
         }
+        seal(bytes);
         let mut f = self.file.lock();
         match f.write_all(bytes) {
             Ok(()) => {
@@ -198,18 +228,18 @@ impl Aof {
     fn writer_loop(&self) {
         let mut last_sync = Instant::now();
         loop {
-            let (bytes, seq, rotation, stopping) = {
+            let (mut bytes, seq, rotation, stopping) = {
                 let mut p = self.pending.lock();
                 if p.buf.is_empty() && p.rotation.is_none() && !self.stop.load(Relaxed) {
                     self.wake.wait_for(&mut p, Duration::from_millis(WRITE_INTERVAL_MS));
                 }
                 (std::mem::take(&mut p.buf), p.seq, p.rotation.take(), self.stop.load(Relaxed))
             };
-            if let Some((before, next)) = rotation {
-                self.write_out(&before);
+            if let Some((mut before, next)) = rotation {
+                self.write_out(&mut before);
                 self.switch_to(next);
             }
-            let wrote = !bytes.is_empty() && self.write_out(&bytes);
+            let wrote = !bytes.is_empty() && self.write_out(&mut bytes);
             self.recycle(bytes);
 
             let sync_due = match self.fsync {

@@ -67,7 +67,7 @@ impl Persistence {
 
     /// Logs a write command as it ran, without building a [`Record`].
     pub fn log_command(&self, now_ms: u64, space: Option<&str>, db: usize, argv: &[&[u8]]) -> u64 {
-        self.aof.append_with(|buf| record::frame_command(buf, now_ms, space, db as u32, argv))
+        log_command(&mut self.aof.tail(), now_ms, space, db, argv)
     }
 
     pub fn log_tenant(&self, t: &Tenant) -> u64 {
@@ -87,4 +87,9 @@ impl Persistence {
             && size >= c.auto_aof_rewrite_min_size
             && (size - base.min(size)) * 100 / base >= c.auto_aof_rewrite_percentage
     }
+}
+
+/// Logs a write command through a tail the caller holds (see [`aof::Tail`]).
+pub fn log_command(tail: &mut aof::Tail, now_ms: u64, space: Option<&str>, db: usize, argv: &[&[u8]]) -> u64 {
+    tail.append_with(|buf| record::frame_command_unsealed(buf, now_ms, space, db as u32, argv))
 }

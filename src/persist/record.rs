@@ -76,9 +76,10 @@ fn encode_command(w: &mut Writer, now_ms: u64, space: Option<&str>, db: u32, arg
 }
 
 /// Frames a command record straight from its arguments (the hot path: no
-/// `Record` is built).
-pub fn frame_command(out: &mut Vec<u8>, now_ms: u64, space: Option<&str>, db: u32, argv: &[&[u8]]) {
-    frame_with(out, |w| encode_command(w, now_ms, space, db, argv));
+/// `Record` is built), its checksum left for [`seal`]: the log's writer
+/// thread computes it, off the command path.
+pub fn frame_command_unsealed(out: &mut Vec<u8>, now_ms: u64, space: Option<&str>, db: u32, argv: &[&[u8]]) {
+    frame_unsealed(out, |w| encode_command(w, now_ms, space, db, argv));
 }
 
 /// Frames a snapshot's block of encoded entries without copying it into a `Record`.
@@ -91,14 +92,33 @@ pub fn frame_entries(out: &mut Vec<u8>, entries: &[u8]) {
 /// Appends one frame whose payload `encode` writes.
 fn frame_with(out: &mut Vec<u8>, encode: impl FnOnce(&mut Writer)) {
     let start = out.len();
+    frame_unsealed(out, encode);
+    seal(&mut out[start..]);
+}
+
+/// Appends one frame with its length but a zero checksum.
+fn frame_unsealed(out: &mut Vec<u8>, encode: impl FnOnce(&mut Writer)) {
+    let start = out.len();
     out.extend_from_slice(&[0; 8]);
     let mut w = Writer { buf: std::mem::take(out) };
     encode(&mut w);
     *out = w.buf;
     let len = (out.len() - start - 8) as u32;
-    let crc = crc32fast::hash(&out[start + 8..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Fills in the checksum of every frame in `frames`, a run of whole frames
+/// this process framed (so their lengths are trusted).
+pub fn seal(frames: &mut [u8]) {
+    let mut at = 0;
+    while at + 8 <= frames.len() {
+        let len = u32::from_le_bytes(frames[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let end = at + 8 + len;
+        let crc = crc32fast::hash(&frames[at + 8..end]);
+        frames[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at = end;
+    }
+    debug_assert_eq!(at, frames.len(), "a partial frame");
 }
 
 impl Record {
@@ -183,6 +203,11 @@ impl Record {
     /// Appends this record as one frame.
     pub fn frame_into(&self, out: &mut Vec<u8>) {
         frame_with(out, |w| self.encode(w));
+    }
+
+    /// Appends this record as one frame whose checksum [`seal`] fills in later.
+    pub fn frame_unsealed(&self, out: &mut Vec<u8>) {
+        frame_unsealed(out, |w| self.encode(w));
     }
 }
 
@@ -292,5 +317,16 @@ mod tests {
         let mut f = Frames::new(p, &bad, AOF_MAGIC).unwrap();
         assert!(matches!(f.next_record(), Err(ReadError::Corrupt { offset: 16, .. })));
         assert!(matches!(Frames::new(p, b"FERRITE-SNAP\0\0\0\x01", AOF_MAGIC), Err(ReadError::Corrupt { offset: 0, .. })));
+    }
+
+    #[test]
+    fn frames_sealed_later_equal_frames_sealed_at_once() {
+        let recs = vec![cmd(1), Record::TenantDelete("x".into()), cmd(2)];
+        let mut later = Vec::new();
+        recs.iter().for_each(|r| r.frame_unsealed(&mut later));
+        frame_command_unsealed(&mut later, 7, Some("t"), 2, &[b"SET", &[3]]);
+        assert_ne!(later[..], file(&[recs.clone(), vec![cmd(3)]].concat())[AOF_MAGIC.len()..], "unsealed frames carry no checksum");
+        seal(&mut later);
+        assert_eq!(later[..], file(&[recs, vec![cmd(3)]].concat())[AOF_MAGIC.len()..]);
     }
 }

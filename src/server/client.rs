@@ -165,6 +165,9 @@ pub struct ClientState {
     pub tx_records: Vec<crate::persist::Record>,
     /// Set by a command whose effect is random (SPOP): what to log instead of it.
     pub propagate: Option<Vec<Vec<u8>>>,
+    /// Set by a write that changed nothing (SADD of members already there):
+    /// it is not logged. See `Ctx::reply_changed`.
+    pub unchanged: bool,
 }
 
 /// Writes a deferred command's reply.
@@ -193,6 +196,7 @@ impl ClientState {
             persist_seq: 0,
             tx_records: Vec::new(),
             propagate: None,
+            unchanged: false,
             tenant: None,
             throttled_ms: None,
             bound: false,

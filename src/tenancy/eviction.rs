@@ -11,6 +11,7 @@ use super::hooks;
 use super::tenant::Tenant;
 use crate::policy::{Hook, PolicyConfig};
 use crate::space::Space;
+use crate::store::Keyspace;
 use crate::store::keyspace::Sample;
 
 /// Candidates kept between rounds, as Redis's EVPOOL_SIZE.
@@ -108,14 +109,22 @@ impl EvictionPool {
 /// means none of these may go.
 pub type Chooser<'a> = &'a mut dyn FnMut(&[(usize, Sample)]) -> Option<Vec<usize>>;
 
-/// Told about each evicted key (database, key): persistence logs it.
-pub type Removed<'a> = &'a mut dyn FnMut(usize, &[u8]);
+/// Removes a chosen victim (its database's keyspace, the database's index,
+/// the key) and says whether it was still there. The server's hook logs the
+/// removal as a DEL, holding the log's tail across both so that a concurrent
+/// write to the same key is logged after it; [`remove_only`] just removes.
+pub type Remove<'a> = &'a mut dyn FnMut(&Keyspace, usize, &[u8]) -> bool;
+
+/// A [`Remove`] hook for evictions nobody logs.
+pub fn remove_only(now_ms: u64) -> impl FnMut(&Keyspace, usize, &[u8]) -> bool {
+    move |ks, _, key| ks.remove(key, now_ms).is_some()
+}
 
 /// Who else takes part in an eviction: a WASM policy choosing victims (if
 /// any), and whoever must hear of each removal.
 pub struct EvictHooks<'a> {
     pub chooser: Option<Chooser<'a>>,
-    pub removed: Removed<'a>,
+    pub remove: Remove<'a>,
 }
 
 /// Evicts keys of `space` by `policy` (or by `chooser` when it answers)
@@ -131,7 +140,7 @@ pub fn evict(
     mut over: impl FnMut() -> bool,
     hooks: EvictHooks<'_>,
 ) -> Result<usize, usize> {
-    let EvictHooks { mut chooser, removed } = hooks;
+    let EvictHooks { mut chooser, remove } = hooks;
     let start = Instant::now();
     let mut evicted = 0;
     while over() {
@@ -153,15 +162,14 @@ pub fn evict(
                 // All of them: the module sized its answer to what it was asked to free.
                 for i in victims {
                     let (db, s) = &candidates[i];
-                    if space.db(*db).remove(&s.key, now_ms).is_some() {
-                        removed(*db, &s.key);
+                    if remove(space.db(*db), *db, &s.key) {
                         evicted += 1;
                     }
                 }
             }
             None if policy == Policy::NoEviction => return Err(evicted),
             None => {
-                if !evict_one_native(space, pool, policy, samples, now_ms, removed) {
+                if !evict_one_native(space, pool, policy, samples, now_ms, remove) {
                     return Err(evicted);
                 }
                 evicted += 1;
@@ -172,12 +180,11 @@ pub fn evict(
 }
 
 /// One round of Redis's algorithm: refill the pool, evict its best.
-fn evict_one_native(space: &Space, pool: &EvictionPool, policy: Policy, samples: usize, now_ms: u64, removed: Removed<'_>) -> bool {
+fn evict_one_native(space: &Space, pool: &EvictionPool, policy: Policy, samples: usize, now_ms: u64, remove: Remove<'_>) -> bool {
     pool.fill(space, policy, samples, now_ms);
     while let Some(c) = pool.best() {
         // The candidate may have gone since it was sampled.
-        if space.db(c.db).remove(&c.key, now_ms).is_some() {
-            removed(c.db, &c.key);
+        if remove(space.db(c.db), c.db, &c.key) {
             return true;
         }
     }
@@ -206,13 +213,13 @@ pub fn evict_tenant(
     now_ms: u64,
     policies: &PolicyConfig,
     over: impl FnMut() -> bool,
-    removed: Removed<'_>,
+    remove: Remove<'_>,
 ) -> Result<usize, usize> {
     let policy = Policy::parse(&tenant.profile().eviction).unwrap_or(Policy::NoEviction);
     let limit = tenant.limits().memory_bytes;
     let mut choose = |c: &[(usize, Sample)]| hooks::choose_victims(tenant, policies, c, now_ms, limit);
     let chooser: Option<Chooser<'_>> = if tenant.policy.has(Hook::Evict) { Some(&mut choose) } else { None };
-    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, over, EvictHooks { chooser, removed });
+    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, over, EvictHooks { chooser, remove });
     let n = match r {
         Ok(n) | Err(n) => n,
     };
