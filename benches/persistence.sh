@@ -35,8 +35,8 @@ wait_up() { for _ in $(seq 600); do redis-cli -p "$1" ping >/dev/null 2>&1 && re
 start_redis; start_ferrite
 $F --port $NPORT --appendonly no >"$D/none.log" 2>&1 & NPID=$!
 # Restarted servers are started in a subshell ($(restart ...)), so their
-# pids never reach this shell: they are found by their data directory.
-trap 'kill $RPID $FPID $NPID 2>/dev/null; pkill -f -- "--dir $D/" || true; wait 2>/dev/null; rm -rf "$D"' EXIT
+# pids never reach this shell: they are asked to shut down by port.
+trap 'for p in $RPORT $FPORT $NPORT; do redis-cli -p $p shutdown nosave >/dev/null 2>&1; done; kill $RPID $FPID $NPID 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
 for p in $RPORT $NPORT $FPORT; do wait_up $p; done
 
 run() {
