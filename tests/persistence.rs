@@ -359,6 +359,68 @@ fn concurrent_writers_of_one_key_replay_in_the_order_they_wrote() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn while_the_log_cannot_be_written_writes_and_ping_get_misconf_and_reads_go_on() {
+    let dir = data_dir("misconf");
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    // A full disk under the log.
+    let aof = &h.state.persistence().expect("persistence is on").aof;
+    let good = aof.swap_file_for_tests(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    // Acknowledged under everysec before the writer finds out.
+    assert_eq!(c.cmd(&["SET", "k", "w"]), ok());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(c.cmd(&["PING"]), Frame::Error(_)) {
+        assert!(Instant::now() < deadline, "the failed write was never noticed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for cmd in [&["SET", "k", "x"][..], &["DEL", "k"], &["PING"]] {
+        assert_eq!(c.cmd(cmd), Frame::Error("MISCONF Errors writing to the AOF file: No space left on device".into()), "{cmd:?}");
+    }
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("w"));
+    assert!(c.cmd(&["INFO", "persistence"]).to_string().contains("aof_last_write_status:err"));
+    // The disk recovers: the retried write lands and writes are accepted again.
+    aof.swap_file_for_tests(good);
+    while c.cmd(&["PING"]) != Frame::Simple("PONG".into()) {
+        assert!(Instant::now() < deadline, "never recovered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(c.cmd(&["SET", "k2", "y"]), ok());
+    drop(h);
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["MGET", "k", "k2"]), Frame::Array(vec![bulk("w"), bulk("y")]), "the write that failed at first was retried");
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn under_always_a_write_that_cannot_be_logged_is_never_acknowledged() {
+    let dir = data_dir("always-full");
+    let h = start_background(config(&dir, Fsync::Always)).expect("server starts");
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    let aof = &h.state.persistence().expect("persistence is on").aof;
+    let good = aof.swap_file_for_tests(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    // No +OK for this one: the connection closes instead (as when Redis
+    // exits on this error), so the client knows the outcome is unknown.
+    c.send(&encode(["SET", "k", "w"].map(str::as_bytes).into_iter()));
+    assert_eq!(c.try_read(), None);
+    // Everyone else is told why, and reads go on.
+    let mut other = Raw::connect(h.addr);
+    assert_eq!(other.cmd(&["SET", "k", "x"]), Frame::Error("MISCONF Errors writing to the AOF file: No space left on device".into()));
+    assert_eq!(other.cmd(&["GET", "k"]), bulk("w"));
+    aof.swap_file_for_tests(good);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while other.cmd(&["SET", "k", "y"]) != ok() {
+        assert!(Instant::now() < deadline, "never recovered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Writes k0..k9 through a server that then stops; returns its log file.
 fn ten_keys_logged(dir: &Path) -> PathBuf {
     let h = start(dir);

@@ -106,6 +106,12 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         ctx.out.error(&e.to_string());
         return;
     }
+    if let Some(e) = log_failing(ctx, spec) {
+        state.command_stats[idx].rejected.incr();
+        state.stats.total_error_replies.incr();
+        ctx.out.error(&e);
+        return;
+    }
     if let Err(e) = tenant_admission(&mut *ctx, spec, argv) {
         if let TenantError::RateLimited { retry_ms, .. } = e {
             // At least 50 ms: a client that ignores the error gets twenty turns a
@@ -147,6 +153,15 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         state.stats.total_error_replies.incr();
         ctx.out.error_bytes(&e.to_bytes());
     }
+}
+
+/// While the log cannot be written, writes are refused with Redis's
+/// `MISCONF` error, and so is PING, as Redis does, so that health checks
+/// notice. Reads go on.
+fn log_failing(ctx: &Ctx, spec: &CommandSpec) -> Option<String> {
+    let p = ctx.state.persistence()?;
+    let refused = !p.aof.write_ok.load(Relaxed) && (spec.has(WRITE) || spec.name == "ping") && !ctx.client.loading;
+    refused.then(|| p.aof.write_error())
 }
 
 /// Runs the handler and logs a successful write, under the caller's lock:

@@ -64,6 +64,17 @@ impl Drop for Tail<'_> {
     }
 }
 
+/// What the writer thread has done: the last record on disk (as durable as
+/// the policy promises), and how many writes or fsyncs have failed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    durable: u64,
+    failures: u64,
+}
+
+/// How long the writer waits before retrying a failed write.
+const RETRY_MS: u64 = 100;
+
 #[derive(Default)]
 struct Pending {
     buf: Vec<u8>,
@@ -82,13 +93,17 @@ pub struct Aof {
     dir: PathBuf,
     pending: Mutex<Pending>,
     wake: Condvar,
-    durable: watch::Sender<u64>,
+    durable: watch::Sender<Progress>,
     /// The generation being written (see `generation`).
     file: Mutex<File>,
     generation: AtomicU64,
     /// Bytes of the current file.
     pub size: AtomicU64,
+    /// False from a failed write or fsync until the next successful one;
+    /// write commands are refused meanwhile (`MISCONF`, as in Redis).
     pub write_ok: AtomicBool,
+    /// What the last failure said, for that error.
+    last_error: Mutex<String>,
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -107,6 +122,16 @@ fn open_log(dir: &Path, generation: u64) -> std::io::Result<(File, u64)> {
     Ok((file, size))
 }
 
+/// Appends `more` to `to`, moving the buffer when `to` is empty (the
+/// common case: nothing failed before).
+fn append(to: &mut Vec<u8>, more: Vec<u8>) {
+    if to.is_empty() {
+        *to = more;
+    } else {
+        to.extend_from_slice(&more);
+    }
+}
+
 /// Makes a directory's entries (new, renamed, removed files) durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
@@ -121,11 +146,12 @@ impl Aof {
             dir: dir.into(),
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
-            durable: watch::channel(0).0,
+            durable: watch::channel(Progress::default()).0,
             file: Mutex::new(file),
             generation: AtomicU64::new(generation),
             size: AtomicU64::new(size),
             write_ok: AtomicBool::new(true),
+            last_error: Mutex::new(String::new()),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
         });
@@ -160,12 +186,41 @@ impl Aof {
         self.fsync == Fsync::Always
     }
 
-    /// Resolves once record `seq` is as durable as the policy promises.
-    pub fn durable(&self, seq: u64) -> impl std::future::Future<Output = ()> + use<> {
+    /// Resolves to true once record `seq` is as durable as the policy
+    /// promises, or to false when a write or fsync fails first: then nobody
+    /// can say whether it will be (the writer keeps retrying), and the
+    /// caller must not acknowledge it.
+    pub fn durable(&self, seq: u64) -> impl std::future::Future<Output = bool> + use<> {
         let mut rx = self.durable.subscribe();
+        let failures = rx.borrow().failures;
         async move {
-            let _ = rx.wait_for(|d| *d >= seq).await;
+            match rx.wait_for(|p| p.durable >= seq || p.failures > failures).await {
+                Ok(p) => p.durable >= seq,
+                Err(_) => false,
+            }
         }
+    }
+
+    /// Swaps the file the log writes to, for tests that need a failing disk
+    /// (`/dev/full`); returns the one it replaced.
+    #[doc(hidden)]
+    pub fn swap_file_for_tests(&self, file: File) -> File {
+        std::mem::replace(&mut *self.file.lock(), file)
+    }
+
+    /// The `MISCONF` error for a write refused while the log cannot be written.
+    pub fn write_error(&self) -> String {
+        format!("MISCONF Errors writing to the AOF file: {}", self.last_error.lock())
+    }
+
+    fn failed(&self, what: &str, e: &std::io::Error) {
+        if self.write_ok.swap(false, Relaxed) {
+            tracing::error!("{what} the append-only log failed: {e}; write commands are refused until it succeeds again");
+        }
+        // Like strerror(3), without Rust's " (os error N)".
+        let text = e.to_string();
+        *self.last_error.lock() = text.split(" (os error").next().unwrap_or(&text).to_string();
+        self.durable.send_modify(|p| p.failures += 1);
     }
 
     /// Compaction's cut: what is buffered now belongs to the current file,
@@ -183,6 +238,8 @@ impl Aof {
         next
     }
 
+    /// Writes whole sealed frames. On failure the file is cut back to where
+    /// it was, so a retry cannot leave half a frame in the middle of the log.
     fn write_out(&self, bytes: &mut [u8]) -> bool {
         if bytes.is_empty() {
             return true;
@@ -195,64 +252,108 @@ impl Aof {
                 true
             }
             Err(e) => {
-                tracing::error!("writing the append-only log failed: {e}");
-                self.write_ok.store(false, Relaxed);
+                let _ = f.set_len(self.size.load(Relaxed));
+                drop(f);
+                self.failed("writing", &e);
                 false
             }
         }
     }
 
-    fn sync(&self) {
-        if let Err(e) = self.file.lock().sync_data() {
-            tracing::error!("fsync of the append-only log failed: {e}");
-            self.write_ok.store(false, Relaxed);
-        }
+    fn sync(&self) -> bool {
+        let r = self.file.lock().sync_data();
+        r.map_err(|e| self.failed("fsync of", &e)).is_ok()
     }
 
     /// Finishes the current file (written and fsynced) and opens the next.
-    fn switch_to(&self, next: u64) {
-        self.sync();
+    fn switch_to(&self, next: u64) -> bool {
+        if !self.sync() {
+            return false;
+        }
         match open_log(&self.dir, next) {
             Ok((file, size)) => {
                 *self.file.lock() = file;
                 self.generation.store(next, Relaxed);
                 self.size.store(size, Relaxed);
+                true
             }
             Err(e) => {
-                tracing::error!("cannot open append-only log generation {next}: {e}");
-                self.write_ok.store(false, Relaxed);
+                self.failed(&format!("opening generation {next} of"), &e);
+                false
             }
         }
     }
 
+    /// Writes `unwritten` (what failed before, then what is new); on success
+    /// hands the buffer back for reuse.
+    fn flush(&self, unwritten: &mut Vec<u8>) -> bool {
+        if !self.write_out(unwritten) {
+            return false;
+        }
+        self.recycle(std::mem::take(unwritten));
+        true
+    }
+
     fn writer_loop(&self) {
         let mut last_sync = Instant::now();
+        // Bytes a failed write left, kept in order ahead of later ones.
+        let mut unwritten: Vec<u8> = Vec::new();
+        // Records from a rotation that could not finish yet, and its generation.
+        let mut switching: Option<u64> = None;
         loop {
-            let (mut bytes, seq, rotation, stopping) = {
+            let failing = !unwritten.is_empty() || switching.is_some() || !self.write_ok.load(Relaxed);
+            let (bytes, seq, rotation, stopping) = {
                 let mut p = self.pending.lock();
-                if p.buf.is_empty() && p.rotation.is_none() && !self.stop.load(Relaxed) {
-                    self.wake.wait_for(&mut p, Duration::from_millis(WRITE_INTERVAL_MS));
+                if failing || (p.buf.is_empty() && p.rotation.is_none() && !self.stop.load(Relaxed)) {
+                    let wait = if failing { RETRY_MS } else { WRITE_INTERVAL_MS };
+                    self.wake.wait_for(&mut p, Duration::from_millis(wait));
                 }
                 (std::mem::take(&mut p.buf), p.seq, p.rotation.take(), self.stop.load(Relaxed))
             };
-            if let Some((mut before, next)) = rotation {
-                self.write_out(&mut before);
-                self.switch_to(next);
+            if let Some((before, next)) = rotation {
+                append(&mut unwritten, before);
+                switching = Some(next);
             }
-            let wrote = !bytes.is_empty() && self.write_out(&mut bytes);
-            self.recycle(bytes);
-
-            let sync_due = match self.fsync {
-                Fsync::Always => wrote,
-                Fsync::Everysec => last_sync.elapsed() >= Duration::from_secs(1),
-                Fsync::No => false,
-            };
-            if sync_due || stopping {
-                self.sync();
+            // The old generation must be complete before the next one starts.
+            if let Some(next) = switching {
+                if !(self.flush(&mut unwritten) && self.switch_to(next)) {
+                    append(&mut unwritten, bytes);
+                    if stopping {
+                        return;
+                    }
+                    continue;
+                }
+                switching = None;
+            }
+            let had = !bytes.is_empty() || !unwritten.is_empty();
+            append(&mut unwritten, bytes);
+            let wrote = had && self.flush(&mut unwritten);
+            if had && !wrote {
+                if stopping {
+                    return;
+                }
+                continue;
+            }
+            // After a failed fsync with nothing new to write (writes are
+            // refused meanwhile), a successful fsync is what recovers.
+            let recovering = !self.write_ok.load(Relaxed);
+            let sync_due = recovering
+                || match self.fsync {
+                    Fsync::Always => wrote,
+                    Fsync::Everysec => last_sync.elapsed() >= Duration::from_secs(1),
+                    Fsync::No => false,
+                };
+            let synced = if sync_due || stopping {
                 last_sync = Instant::now();
-            }
-            if self.write_ok.load(Relaxed) || self.fsync != Fsync::Always {
-                self.durable.send_replace(seq);
+                self.sync()
+            } else {
+                true
+            };
+            if synced {
+                if wrote || recovering {
+                    self.write_ok.store(true, Relaxed);
+                }
+                self.durable.send_modify(|p| p.durable = p.durable.max(seq));
             }
             if stopping && self.pending.lock().buf.is_empty() {
                 return;
@@ -283,5 +384,48 @@ impl Aof {
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::record::Frames;
+
+    fn cmd(i: u8) -> Record {
+        Record::Command { now_ms: 1, space: None, db: 0, argv: vec![b"SET".to_vec(), vec![i]] }
+    }
+
+    #[test]
+    fn a_failed_write_is_retried_whole_and_nothing_is_acknowledged_meanwhile() {
+        let dir = std::env::temp_dir().join(format!("ferrite-aof-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let aof = Aof::open(&dir, 1, Fsync::Always).unwrap();
+        let first = aof.append(&cmd(1));
+        assert!(rt.block_on(aof.durable(first)));
+        // A full disk: every write fails with ENOSPC.
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let good = aof.swap_file_for_tests(full);
+        let second = aof.append(&cmd(2));
+        assert!(!rt.block_on(aof.durable(second)), "a record that could not be written is not acknowledged");
+        assert!(!aof.write_ok.load(Relaxed));
+        assert_eq!(aof.write_error(), "MISCONF Errors writing to the AOF file: No space left on device");
+        let third = aof.append(&cmd(3));
+        // The disk recovers: the writer's retry writes what failed, then the rest.
+        aof.swap_file_for_tests(good);
+        assert!(rt.block_on(aof.durable(third)));
+        assert!(aof.write_ok.load(Relaxed));
+        aof.close();
+        let path = aof_path(&dir, 1);
+        let data = std::fs::read(&path).unwrap();
+        let mut frames = Frames::new(&path, &data, AOF_MAGIC).unwrap();
+        let mut back = Vec::new();
+        while let Some(r) = frames.next_record().unwrap() {
+            back.push(r);
+        }
+        assert_eq!(back, [cmd(1), cmd(2), cmd(3)], "each record once, in order");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

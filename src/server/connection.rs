@@ -293,7 +293,12 @@ impl Conn {
             && let Some(p) = self.state.persistence()
             && p.aof.acks_after_fsync()
         {
-            p.aof.durable(std::mem::take(&mut self.client.persist_seq)).await;
+            // The log could not be written: these replies would acknowledge
+            // writes that may never reach the disk. Close without them, so the
+            // client treats them as unknown (as when Redis exits on this error).
+            if !p.aof.durable(std::mem::take(&mut self.client.persist_seq)).await {
+                return Err(std::io::Error::other("append-only log write failed under appendfsync always"));
+            }
         }
         self.state.stats.net_output_bytes.add(self.out.buf.len() as u64);
         if let Some(t) = &self.client.tenant {
