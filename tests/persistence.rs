@@ -359,15 +359,21 @@ fn concurrent_writers_of_one_key_replay_in_the_order_they_wrote() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Puts the server's log on a full disk (`/dev/full`); returns the log and
+/// the file to put back.
+fn fill_disk(h: &ServerHandle) -> (&ferrite::persist::aof::Aof, std::fs::File) {
+    let aof = &h.state.persistence().expect("persistence is on").aof;
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
+    (aof, aof.swap_file_for_tests(full))
+}
+
 #[test]
 fn while_the_log_cannot_be_written_writes_and_ping_get_misconf_and_reads_go_on() {
     let dir = data_dir("misconf");
     let h = start(&dir);
     let mut c = Raw::connect(h.addr);
     assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
-    // A full disk under the log.
-    let aof = &h.state.persistence().expect("persistence is on").aof;
-    let good = aof.swap_file_for_tests(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let (aof, good) = fill_disk(&h);
     // Acknowledged under everysec before the writer finds out.
     assert_eq!(c.cmd(&["SET", "k", "w"]), ok());
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -401,8 +407,7 @@ fn under_always_a_write_that_cannot_be_logged_is_never_acknowledged() {
     let h = start_background(config(&dir, Fsync::Always)).expect("server starts");
     let mut c = Raw::connect(h.addr);
     assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
-    let aof = &h.state.persistence().expect("persistence is on").aof;
-    let good = aof.swap_file_for_tests(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let (aof, good) = fill_disk(&h);
     // No +OK for this one: the connection closes instead (as when Redis
     // exits on this error), so the client knows the outcome is unknown.
     c.send(&encode(["SET", "k", "w"].map(str::as_bytes).into_iter()));

@@ -298,8 +298,10 @@ impl Aof {
         let mut last_sync = Instant::now();
         // Bytes a failed write left, kept in order ahead of later ones.
         let mut unwritten: Vec<u8> = Vec::new();
-        // Records from a rotation that could not finish yet, and its generation.
+        // A rotation that could not finish yet: the generation it starts, and
+        // the bytes that belong to that generation meanwhile.
         let mut switching: Option<u64> = None;
+        let mut held: Vec<u8> = Vec::new();
         loop {
             let failing = !unwritten.is_empty() || switching.is_some() || !self.write_ok.load(Relaxed);
             let (bytes, seq, rotation, stopping) = {
@@ -317,13 +319,14 @@ impl Aof {
             // The old generation must be complete before the next one starts.
             if let Some(next) = switching {
                 if !(self.flush(&mut unwritten) && self.switch_to(next)) {
-                    append(&mut unwritten, bytes);
+                    append(&mut held, bytes);
                     if stopping {
                         return;
                     }
                     continue;
                 }
                 switching = None;
+                unwritten = std::mem::take(&mut held);
             }
             let had = !bytes.is_empty() || !unwritten.is_empty();
             append(&mut unwritten, bytes);
@@ -396,18 +399,58 @@ mod tests {
         Record::Command { now_ms: 1, space: None, db: 0, argv: vec![b"SET".to_vec(), vec![i]] }
     }
 
-    #[test]
-    fn a_failed_write_is_retried_whole_and_nothing_is_acknowledged_meanwhile() {
-        let dir = std::env::temp_dir().join(format!("ferrite-aof-unit-{}", std::process::id()));
+    fn records(dir: &Path, generation: u64) -> Vec<Record> {
+        let path = aof_path(dir, generation);
+        let data = std::fs::read(&path).unwrap();
+        let mut frames = Frames::new(&path, &data, AOF_MAGIC).unwrap();
+        let mut back = Vec::new();
+        while let Some(r) = frames.next_record().unwrap() {
+            back.push(r);
+        }
+        back
+    }
+
+    fn empty_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferrite-aof-unit-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn full_disk() -> File {
+        OpenOptions::new().write(true).open("/dev/full").unwrap()
+    }
+
+    #[test]
+    fn a_rotation_waits_for_the_disk_and_keeps_each_record_in_its_generation() {
+        let dir = empty_dir("rotate");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let aof = Aof::open(&dir, 1, Fsync::Always).unwrap();
+        let good = aof.swap_file_for_tests(full_disk());
+        let old = aof.append(&cmd(1));
+        assert!(!rt.block_on(aof.durable(old)));
+        assert_eq!(aof.rotate(), 2);
+        let new = aof.append(&cmd(2));
+        assert!(!rt.block_on(aof.durable(new)));
+        assert_eq!(aof.generation(), 1, "no switch before the old generation is complete");
+        aof.swap_file_for_tests(good);
+        assert!(rt.block_on(aof.durable(new)));
+        assert_eq!(aof.generation(), 2);
+        aof.close();
+        assert_eq!(records(&dir, 1), [cmd(1)]);
+        assert_eq!(records(&dir, 2), [cmd(2)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_write_is_retried_whole_and_nothing_is_acknowledged_meanwhile() {
+        let dir = empty_dir("retry");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let aof = Aof::open(&dir, 1, Fsync::Always).unwrap();
         let first = aof.append(&cmd(1));
         assert!(rt.block_on(aof.durable(first)));
         // A full disk: every write fails with ENOSPC.
-        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let good = aof.swap_file_for_tests(full);
+        let good = aof.swap_file_for_tests(full_disk());
         let second = aof.append(&cmd(2));
         assert!(!rt.block_on(aof.durable(second)), "a record that could not be written is not acknowledged");
         assert!(!aof.write_ok.load(Relaxed));
@@ -418,14 +461,7 @@ mod tests {
         assert!(rt.block_on(aof.durable(third)));
         assert!(aof.write_ok.load(Relaxed));
         aof.close();
-        let path = aof_path(&dir, 1);
-        let data = std::fs::read(&path).unwrap();
-        let mut frames = Frames::new(&path, &data, AOF_MAGIC).unwrap();
-        let mut back = Vec::new();
-        while let Some(r) = frames.next_record().unwrap() {
-            back.push(r);
-        }
-        assert_eq!(back, [cmd(1), cmd(2), cmd(3)], "each record once, in order");
+        assert_eq!(records(&dir, 1), [cmd(1), cmd(2), cmd(3)], "each record once, in order");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
