@@ -495,7 +495,11 @@ impl Keyspace {
     }
 
     /// Up to `n` random live entries (with repeats possible), by random bucket
-    /// probing; what RANDOMKEY and eviction sampling use.
+    /// probing; what RANDOMKEY and eviction sampling use. Like Redis's
+    /// `dictGetSomeKeys`, a probe takes the live entries that follow its random
+    /// start in the same table (hash order is random order): neighbouring
+    /// buckets share cache lines, where one probe per entry cost a cache miss
+    /// on the bucket array each.
     pub fn sample(&self, n: usize, now_ms: u64, volatile_only: bool) -> Vec<Sample> {
         let mut out = Vec::with_capacity(n);
         if self.is_empty() || (volatile_only && self.volatile_len() == 0) {
@@ -531,7 +535,9 @@ impl Keyspace {
                         lfu: e.lfu(now_ms),
                         expire_at: e.expire_at(),
                     });
-                    break;
+                    if out.len() == n {
+                        break;
+                    }
                 }
             }
         }

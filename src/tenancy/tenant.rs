@@ -181,6 +181,12 @@ impl Tenant {
         self.profile.read().clone()
     }
 
+    /// The tenant's eviction policy, read in place: eviction asks on every
+    /// write at the memory limit, and cloning the profile allocated thrice.
+    pub fn eviction_policy(&self) -> super::eviction::Policy {
+        super::eviction::Policy::parse(&self.profile.read().eviction).unwrap_or(super::eviction::Policy::NoEviction)
+    }
+
     pub fn update_profile(&self, f: impl FnOnce(&mut TenantProfile)) {
         f(&mut self.profile.write());
     }
