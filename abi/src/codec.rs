@@ -15,6 +15,8 @@ pub enum DecodeError {
     BadUtf8,
     /// Bytes left over after the value.
     Trailing(usize),
+    /// A varint longer than ten bytes or past 64 bits.
+    BadVarint,
 }
 
 impl core::fmt::Display for DecodeError {
@@ -24,6 +26,7 @@ impl core::fmt::Display for DecodeError {
             DecodeError::BadTag(t) => write!(f, "unknown tag {t}"),
             DecodeError::BadUtf8 => f.write_str("string is not UTF-8"),
             DecodeError::Trailing(n) => write!(f, "{n} bytes after the value"),
+            DecodeError::BadVarint => f.write_str("malformed varint"),
         }
     }
 }
@@ -74,6 +77,23 @@ impl Writer {
     #[inline]
     pub fn f64(&mut self, v: f64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// An unsigned LEB128 varint: one byte below 128, at most ten.
+    #[inline]
+    pub fn var(&mut self, mut v: u64) -> &mut Self {
+        while v >= 0x80 {
+            self.buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+        self
+    }
+    /// Bytes prefixed with their length as a varint.
+    #[inline]
+    pub fn var_bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.var(v.len() as u64);
+        self.buf.extend_from_slice(v);
         self
     }
     #[inline]
@@ -133,6 +153,30 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         self.take(n)
     }
+
+    /// An unsigned LEB128 varint; more than ten bytes, or bits past 64, is
+    /// [`DecodeError::BadVarint`].
+    pub fn var(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8()?;
+            let bits = (b & 0x7f) as u64;
+            if i == 9 && bits > 1 {
+                return Err(DecodeError::BadVarint);
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::BadVarint)
+    }
+
+    /// Bytes prefixed with their length as a varint.
+    pub fn var_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = usize::try_from(self.var()?).map_err(|_| DecodeError::Truncated)?;
+        self.take(n)
+    }
     pub fn string(&mut self) -> Result<String, DecodeError> {
         self.str().map(String::from)
     }
@@ -146,6 +190,16 @@ impl<'a> Reader<'a> {
     /// least `min_item` bytes each (so a hostile count cannot reserve memory).
     pub fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
         let n = self.u32()? as usize;
+        self.bounded(n, min_item)
+    }
+
+    /// [`Reader::count`] with the count as a varint.
+    pub fn var_count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
+        let n = usize::try_from(self.var()?).map_err(|_| DecodeError::Truncated)?;
+        self.bounded(n, min_item)
+    }
+
+    fn bounded(&self, n: usize, min_item: usize) -> Result<usize, DecodeError> {
         if n.saturating_mul(min_item.max(1)) > self.buf.len() {
             return Err(DecodeError::Truncated);
         }
@@ -155,5 +209,26 @@ impl<'a> Reader<'a> {
     /// Succeeds only when everything was read.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.buf.is_empty() { Ok(()) } else { Err(DecodeError::Trailing(self.buf.len())) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_and_malformed_ones_are_refused() {
+        for v in [0, 1, 127, 128, 300, 1 << 41, u64::MAX] {
+            let mut w = Writer::default();
+            w.var(v).var_bytes(b"xy");
+            let mut r = Reader::new(&w.buf);
+            assert_eq!((r.var(), r.var_bytes()), (Ok(v), Ok(&b"xy"[..])));
+            assert_eq!(r.finish(), Ok(()));
+        }
+        assert_eq!(Reader::new(&[0x80; 11]).var(), Err(DecodeError::BadVarint));
+        assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]).var(), Err(DecodeError::BadVarint));
+        assert_eq!(Reader::new(&[0x80]).var(), Err(DecodeError::Truncated));
+        // A count no buffer could hold is refused before anything is reserved.
+        assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f]).var_count(1), Err(DecodeError::Truncated));
     }
 }
