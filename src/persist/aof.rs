@@ -56,8 +56,15 @@ impl Tail<'_> {
     }
 }
 
+#[cfg(debug_assertions)]
+std::thread_local! {
+    static HOLDING_TAIL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Drop for Tail<'_> {
     fn drop(&mut self) {
+        #[cfg(debug_assertions)]
+        HOLDING_TAIL.with(|h| h.set(false));
         if self.appended && self.aof.fsync == Fsync::Always {
             self.aof.wake.notify_one();
         }
@@ -178,6 +185,10 @@ impl Aof {
     /// Holds the log's tail: until the [`Tail`] is dropped, no other record
     /// can be appended.
     pub fn tail(&self) -> Tail<'_> {
+        // Not reentrant: a handler that logged by itself while dispatch holds
+        // the tail for it would deadlock. Debug builds (every test) say so.
+        #[cfg(debug_assertions)]
+        HOLDING_TAIL.with(|h| assert!(!h.replace(true), "the log's tail is already held by this thread"));
         Tail { aof: self, pending: self.pending.lock(), appended: false }
     }
 
