@@ -173,6 +173,10 @@ struct Snap {
     /// Pre-images of entries writers changed before the snapshot pass
     /// reached them, already encoded, and how many.
     preserved: Mutex<(Writer, u64)>,
+    /// Tables a flush swapped out while a snapshot ran: the snapshot encodes
+    /// what in them it has not written yet, then frees them. The lock also
+    /// orders a flush against the snapshot's end (see `clear`).
+    retired: Mutex<Vec<Table>>,
 }
 
 impl Default for Keyspace {
@@ -440,38 +444,28 @@ impl Keyspace {
     /// Removes every key; returns how many there were.
     ///
     /// The tables are swapped for empty ones under all the shard locks at
-    /// once (so the running totals are exactly what they held), and a big
-    /// keyspace is freed on a thread of its own: a tenant's FLUSHALL of
+    /// once (so the running totals are exactly what they held). A big
+    /// keyspace is then freed on a thread of its own: a tenant's FLUSHALL of
     /// millions of keys costs the worker thread, and every other tenant on
     /// it, about as much as a few keys (Redis's FLUSHALL ASYNC, always).
-    /// During a snapshot each entry's pre-image must be encoded first, which
-    /// stays O(n).
+    /// While a snapshot runs, the old tables go to it instead: it still has
+    /// to write what they held at its cut.
     pub fn clear(&self) -> usize {
         let n = self.len();
         self.invalidate_all_watched();
-        if !self.snap.active.load(Relaxed) {
-            let mut guards: Vec<_> = self.map.shards().iter().map(|s| s.write()).collect();
-            let held = (self.used.load(Relaxed), self.keys.load(Relaxed), self.volatile.load(Relaxed));
-            let tables: Vec<Table> = guards.iter_mut().map(|t| std::mem::replace(&mut **t, Table::new())).collect();
-            self.account(held, (0, 0, 0));
-            drop(guards);
+        // Taken first: a snapshot ends (stops being active) under this lock,
+        // so tables retired here are always seen by the snapshot that needs them.
+        let mut retired = self.snap.retired.lock();
+        let mut guards: Vec<_> = self.map.shards().iter().map(|s| s.write()).collect();
+        let held = (self.used.load(Relaxed), self.keys.load(Relaxed), self.volatile.load(Relaxed));
+        let tables: Vec<Table> = guards.iter_mut().map(|t| std::mem::replace(&mut **t, Table::new())).collect();
+        self.account(held, (0, 0, 0));
+        drop(guards);
+        if self.snap.active.load(std::sync::atomic::Ordering::SeqCst) {
+            retired.extend(tables);
+        } else {
+            drop(retired);
             free_in_background(tables, n);
-            return n;
-        }
-        for shard in self.map.shards() {
-            let mut t = shard.write();
-            let mut freed = (0i64, 0i64, 0i64);
-            // SAFETY: iterating a table we hold exclusively.
-            for b in unsafe { t.iter() } {
-                let e = unsafe { entry_of(&b) };
-                self.preserve(e);
-                freed.0 += entry_mem(e) as i64;
-                freed.1 += 1;
-                freed.2 += e.expire_at().is_some() as i64;
-            }
-            t.clear();
-            drop(t);
-            self.account(freed, (0, 0, 0));
         }
         n
     }
@@ -834,16 +828,37 @@ impl Keyspace {
             }
         }
         // Writers now find every entry marked; stop marking, then take what
-        // they preserved in the meantime.
-        self.snap.active.store(false, std::sync::atomic::Ordering::SeqCst);
+        // they preserved in the meantime, and what flushes retired.
+        let retired = self.end_snapshot();
         n += self.drain_preserved(out);
+        for t in &retired {
+            // SAFETY: the tables are ours alone now.
+            for b in unsafe { t.iter() } {
+                let e = unsafe { entry_of(&b) };
+                if e.saved.load(Relaxed) != epoch && !e.is_expired(cut) {
+                    super::encode::encode_entry(&e.key, e, out);
+                    n += 1;
+                    if out.buf.len() > chunk {
+                        flush(out)?;
+                    }
+                }
+            }
+        }
         Ok(n)
+    }
+
+    /// Stops marking and preserving; returns the tables flushes retired
+    /// meanwhile (see `clear`).
+    fn end_snapshot(&self) -> Vec<Table> {
+        let mut retired = self.snap.retired.lock();
+        self.snap.active.store(false, std::sync::atomic::Ordering::SeqCst);
+        std::mem::take(&mut *retired)
     }
 
     /// Ends a snapshot that will not be written (it failed): writers stop
     /// preserving and what they preserved is dropped.
     pub fn abort_snapshot(&self) {
-        self.snap.active.store(false, std::sync::atomic::Ordering::SeqCst);
+        drop(self.end_snapshot());
         let mut p = self.snap.preserved.lock();
         p.0.buf = Vec::new();
         p.1 = 0;
@@ -923,6 +938,39 @@ mod snapshot_tests {
         assert_eq!(snap.len(), 901);
         assert_eq!(snap["k0"], "new");
         assert_eq!(snap["k999"], "old");
+    }
+
+    #[test]
+    fn a_flush_during_a_snapshot_hands_it_the_old_tables_and_nothing_outlives_it() {
+        let ks = Keyspace::new();
+        for i in 0..1000 {
+            set(&ks, &format!("k{i}"), "old");
+        }
+        ks.begin_snapshot(1, 0);
+        set(&ks, "k1", "new");
+        let mut out = Writer::default();
+        // Half-way through the pass (one shard written), a FLUSHALL.
+        let mut flushed = false;
+        let n = ks
+            .snapshot_into(&mut out, 0, &mut |_| {
+                if !flushed {
+                    flushed = true;
+                    assert_eq!(ks.clear(), 1000);
+                    set(&ks, "born-after", "x");
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(flushed);
+        let snap = decode_all(&out.buf);
+        assert_eq!((n, snap.len()), (1000, 1000));
+        assert!(snap.values().all(|v| v == "old"));
+        assert_eq!((ks.len(), get(&ks, "born-after").as_deref()), (1, Some(b"x".as_slice())));
+        // The retired tables went with that snapshot, not into the next one.
+        ks.begin_snapshot(2, 0);
+        let mut out = Writer::default();
+        ks.snapshot_into(&mut out, usize::MAX, &mut |_| Ok(())).unwrap();
+        assert_eq!(decode_all(&out.buf).into_keys().collect::<Vec<_>>(), ["born-after"]);
     }
 
     #[test]
