@@ -106,9 +106,28 @@ pub fn frame_command_unsealed(out: &mut Vec<u8>, now_ms: u64, space: Option<&str
 
 /// Frames a snapshot's block of encoded entries without copying it into a `Record`.
 pub fn frame_entries(out: &mut Vec<u8>, entries: &[u8]) {
-    frame_with(out, |w| {
-        w.u8(7).bytes(entries);
-    });
+    frame_with(out, |w| put_entries(w, entries));
+}
+
+/// A block of entries, LZ4-compressed (tag 11: its size, then the
+/// compressed bytes). Tag 7, the same uncompressed, is still read.
+fn put_entries(w: &mut Writer, entries: &[u8]) {
+    w.u8(11).var(entries.len() as u64).bytes(&lz4_flex::block::compress(entries));
+}
+
+fn get_entries(r: &mut Reader<'_>) -> Result<Vec<u8>, DecodeError> {
+    let size = r.var()?;
+    let packed = r.bytes()?;
+    // LZ4 expands at most about 255 times: a larger claim is damage, and
+    // must not become an allocation.
+    if size > (packed.len() as u64).saturating_mul(255) + 16 {
+        return Err(DecodeError::Truncated);
+    }
+    let mut raw = vec![0; size as usize];
+    match lz4_flex::block::decompress_into(packed, &mut raw) {
+        Ok(n) if n == raw.len() => Ok(raw),
+        _ => Err(DecodeError::Truncated),
+    }
 }
 
 /// Appends one frame whose payload `encode` writes.
@@ -173,9 +192,7 @@ impl Record {
                 put_space(w, space);
                 w.u32(*db);
             }
-            Record::Entries(b) => {
-                w.u8(7).bytes(b);
-            }
+            Record::Entries(b) => put_entries(w, b),
             Record::End { entries } => {
                 w.u8(8).u64(*entries);
             }
@@ -217,6 +234,7 @@ impl Record {
             }
             6 => Record::Keyspace { space: get_space(r)?, db: r.u32()? },
             7 => Record::Entries(r.bytes()?.to_vec()),
+            11 => Record::Entries(get_entries(r)?),
             8 => Record::End { entries: r.u64()? },
             9 => Record::Base { generation: r.u64()?, cut_ms: r.u64()? },
             t => return Err(DecodeError::BadTag(t)),
@@ -351,6 +369,26 @@ mod tests {
         cmd(5).encode(&mut compact);
         assert!(compact.buf.len() < w.buf.len(), "{} >= {}", compact.buf.len(), w.buf.len());
         assert_eq!(Record::decode(&mut Reader::new(&compact.buf)), Ok(cmd(5)));
+    }
+
+    #[test]
+    fn entry_blocks_are_compressed_and_the_uncompressed_form_still_reads() {
+        let block: Vec<u8> = (0..20_000u32).flat_map(|i| format!("key:{i}=value").into_bytes()).collect();
+        let mut w = Writer::default();
+        Record::Entries(block.clone()).encode(&mut w);
+        assert!(w.buf.len() < block.len() / 2, "{} of {}", w.buf.len(), block.len());
+        assert_eq!(Record::decode(&mut Reader::new(&w.buf)), Ok(Record::Entries(block.clone())));
+        let mut plain = Writer::default();
+        plain.u8(7).bytes(&block);
+        assert_eq!(Record::decode(&mut Reader::new(&plain.buf)), Ok(Record::Entries(block)));
+        // A size no block of that length could expand to is refused before allocating.
+        let mut lie = Writer::default();
+        lie.u8(11).var(1 << 40).bytes(b"tiny");
+        assert!(Record::decode(&mut Reader::new(&lie.buf)).is_err());
+        // Bytes that are not LZ4 are refused, not misread.
+        let mut junk = Writer::default();
+        junk.u8(11).var(100).bytes(&[0xff; 40]);
+        assert!(Record::decode(&mut Reader::new(&junk.buf)).is_err());
     }
 
     #[test]
