@@ -140,10 +140,11 @@ unsafe fn entry_of<'t>(b: &Bucket<Item>) -> &'t Entry {
     unsafe { &b.as_ref().0.0 }
 }
 
-/// What eviction and RANDOMKEY learn about a sampled key.
+/// What eviction and RANDOMKEY learn about a sampled key: with its key
+/// owned, or (`Sample<&[u8]>`, from [`Keyspace::sample_each`]) borrowed.
 #[derive(Debug, Clone)]
-pub struct Sample {
-    pub key: Vec<u8>,
+pub struct Sample<K = Vec<u8>> {
+    pub key: K,
     pub kind: ValueType,
     pub bytes: usize,
     pub idle_secs: u64,
@@ -528,13 +529,30 @@ impl Keyspace {
     /// on the bucket array each.
     pub fn sample(&self, n: usize, now_ms: u64, volatile_only: bool) -> Vec<Sample> {
         let mut out = Vec::with_capacity(n);
+        self.sample_each(n, now_ms, volatile_only, |s| {
+            out.push(Sample {
+                key: s.key.to_vec(),
+                kind: s.kind,
+                bytes: s.bytes,
+                idle_secs: s.idle_secs,
+                lfu: s.lfu,
+                expire_at: s.expire_at,
+            })
+        });
+        out
+    }
+
+    /// [`Keyspace::sample`], lending each sample (key borrowed, under its
+    /// shard's read lock) to `f`: eviction copies only the keys that make
+    /// its pool.
+    pub fn sample_each(&self, n: usize, now_ms: u64, volatile_only: bool, mut f: impl FnMut(Sample<&[u8]>)) {
         if self.is_empty() || (volatile_only && self.volatile_len() == 0) {
-            return out;
+            return;
         }
         let shards = self.map.shards();
-        let mut tries = 0;
+        let (mut taken, mut tries) = (0, 0);
         let mut si = fastrand::usize(..shards.len());
-        while out.len() < n && tries < n * 16 + shards.len() {
+        while taken < n && tries < n * 16 + shards.len() {
             tries += 1;
             si = (si + 1) % shards.len();
             let t = shards[si].read();
@@ -553,21 +571,21 @@ impl Keyspace {
                     if e.is_expired(now_ms) || (volatile_only && e.expire_at().is_none()) {
                         continue;
                     }
-                    out.push(Sample {
-                        key: e.key.to_vec(),
+                    f(Sample {
+                        key: &e.key,
                         kind: e.value.kind(),
                         bytes: entry_mem(e),
                         idle_secs: e.idle_secs(now_ms),
                         lfu: e.lfu(now_ms),
                         expire_at: e.expire_at(),
                     });
-                    if out.len() == n {
+                    taken += 1;
+                    if taken == n {
                         break;
                     }
                 }
             }
         }
-        out
     }
 
     /// One step of the active expiry cycle: sweeps up to `budget` buckets,

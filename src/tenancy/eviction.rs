@@ -58,7 +58,7 @@ impl Policy {
 
     /// Higher is a better victim: idle time, 255 - LFU counter, or how soon
     /// the key expires.
-    pub fn score(self, s: &Sample) -> u64 {
+    pub fn score<K>(self, s: &Sample<K>) -> u64 {
         match self {
             Policy::Lru { .. } => s.idle_secs,
             Policy::Lfu { .. } => 255 - s.lfu as u64,
@@ -90,19 +90,27 @@ pub struct EvictionPool {
 }
 
 impl EvictionPool {
+    /// Samples each database and keeps the best [`POOL_SIZE`] candidates,
+    /// best first. As in Redis's `evictionPoolPopulate`, a sample no better
+    /// than the worst of a full pool is dropped before its key is copied.
     fn fill(&self, space: &Space, policy: Policy, samples: usize, now_ms: u64) {
         let mut pool = self.pool.lock();
         for (db, ks) in space.existing() {
-            for s in ks.sample(samples, now_ms, policy.volatile_only()) {
-                let hash = POOL_HASH.hash_one(&s.key[..]);
-                if pool.iter().any(|c| c.hash == hash && c.db == db && c.key == s.key) {
-                    continue;
+            ks.sample_each(samples, now_ms, policy.volatile_only(), |s| {
+                let score = policy.score(&s);
+                if pool.len() >= POOL_SIZE && pool.last().is_some_and(|worst| score <= worst.score) {
+                    return;
                 }
-                pool.push(Candidate { score: policy.score(&s), db, hash, key: s.key });
-            }
+                let hash = POOL_HASH.hash_one(s.key);
+                if pool.iter().any(|c| c.hash == hash && c.db == db && c.key == s.key) {
+                    return;
+                }
+                // After the equals, so that earlier samples win ties.
+                let at = pool.partition_point(|c| c.score >= score);
+                pool.insert(at, Candidate { score, db, hash, key: s.key.to_vec() });
+                pool.truncate(POOL_SIZE);
+            });
         }
-        pool.sort_by_key(|c| std::cmp::Reverse(c.score));
-        pool.truncate(POOL_SIZE);
     }
 
     fn best(&self) -> Option<Candidate> {
