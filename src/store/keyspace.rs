@@ -924,12 +924,18 @@ mod snapshot_tests {
         out
     }
 
-    #[test]
-    fn a_snapshot_is_the_state_at_the_cut_whatever_writers_do_meanwhile() {
+    /// k0..k999, each "old".
+    fn thousand_old_keys() -> Keyspace {
         let ks = Keyspace::new();
         for i in 0..1000 {
             set(&ks, &format!("k{i}"), "old");
         }
+        ks
+    }
+
+    #[test]
+    fn a_snapshot_is_the_state_at_the_cut_whatever_writers_do_meanwhile() {
+        let ks = thousand_old_keys();
         ks.begin_snapshot(1, 0);
         // After the cut: overwrite, delete, create, clear a few.
         for i in 0..300 {
@@ -960,10 +966,7 @@ mod snapshot_tests {
 
     #[test]
     fn a_flush_during_a_snapshot_hands_it_the_old_tables_and_nothing_outlives_it() {
-        let ks = Keyspace::new();
-        for i in 0..1000 {
-            set(&ks, &format!("k{i}"), "old");
-        }
+        let ks = thousand_old_keys();
         ks.begin_snapshot(1, 0);
         set(&ks, "k1", "new");
         let mut out = Writer::default();
