@@ -53,11 +53,7 @@ fn main() -> anyhow::Result<()> {
         config.persistence.dir = d;
     }
     if let Some(f) = args.appendfsync {
-        config.persistence.appendfsync = match f.as_str() {
-            "always" => ferrite::persist::Fsync::Always,
-            "no" => ferrite::persist::Fsync::No,
-            _ => ferrite::persist::Fsync::Everysec,
-        };
+        config.persistence.appendfsync = ferrite::persist::Fsync::from_name(&f).expect("clap allowed only the three names");
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))

@@ -385,9 +385,7 @@ pub fn flushdb(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn flushall(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
-    for (_, d) in ctx.space().existing() {
-        d.clear();
-    }
+    ctx.space().clear();
     ctx.out.ok();
     Ok(())
 }

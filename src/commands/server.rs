@@ -9,6 +9,7 @@ use super::keys::help_reply;
 use super::table::COMMANDS;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, lookup};
 use crate::config::{PARAMS, param};
+use crate::persist::snapshot::StartError;
 use crate::store::glob;
 
 const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
@@ -274,28 +275,28 @@ pub fn time(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn persistence_section(ctx: &Ctx, t: &mut String) {
-    let Some(p) = ctx.state.persistence() else {
-        let now = ctx.state.started_secs();
-        let _ = write!(
-            t,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{now}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n"
-        );
-        return;
-    };
+    let p = ctx.state.persistence();
     let status = |ok: bool| if ok { "ok" } else { "err" };
-    let rewriting = p.rewriting.load(Relaxed) as u8;
-    let saved_ok = status(p.last_save_ok.load(Relaxed));
+    let changes = p.map_or(0, |p| p.changes());
+    let rewriting = p.is_some_and(|p| p.rewriting.load(Relaxed)) as u8;
+    let last_save = p.map_or_else(|| ctx.state.started_secs(), |p| p.last_save.load(Relaxed));
+    let saved_ok = status(p.is_none_or(|p| p.last_save_ok.load(Relaxed)));
+    let write_ok = status(p.is_none_or(|p| p.aof.write_ok.load(Relaxed)));
     let _ = write!(
         t,
-        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{rewriting}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{saved_ok}\r\naof_enabled:1\r\naof_rewrite_in_progress:{rewriting}\r\naof_last_bgrewrite_status:{saved_ok}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_fsync:{}\r\naof_generation:{}\r\n",
-        p.changes(),
-        p.last_save.load(Relaxed),
-        status(p.aof.write_ok.load(Relaxed)),
-        p.aof.size.load(Relaxed),
-        p.base_size.load(Relaxed),
-        p.config.appendfsync.name(),
-        p.aof.generation(),
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{rewriting}\r\nrdb_last_save_time:{last_save}\r\nrdb_last_bgsave_status:{saved_ok}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_last_bgrewrite_status:{saved_ok}\r\naof_last_write_status:{write_ok}\r\n",
+        p.is_some() as u8
     );
+    if let Some(p) = p {
+        let _ = write!(
+            t,
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_fsync:{}\r\naof_generation:{}\r\n",
+            p.aof.size.load(Relaxed),
+            p.base_size.load(Relaxed),
+            p.config.appendfsync.name(),
+            p.aof.generation(),
+        );
+    }
 }
 
 /// BGSAVE and BGREWRITEAOF: both compact (snapshot plus the log since).
@@ -305,8 +306,8 @@ fn background(ctx: &mut Ctx, started: &str, busy: &str) -> CmdResult {
             ctx.out.simple(started);
             Ok(())
         }
-        Err(e) if e.contains("already in progress") => Err(CmdError::err(busy)),
-        Err(e) => Err(CmdError::err(e)),
+        Err(StartError::Busy) => Err(CmdError::err(busy)),
+        Err(e) => Err(CmdError::err(e.to_string())),
     }
 }
 
@@ -331,7 +332,7 @@ pub fn save(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
         let done = p.done.notified();
         let started = crate::persist::snapshot::start(&state);
         let reply: crate::server::client::DeferredReply = match started {
-            Err(e) if e.contains("already in progress") => Box::new(|out| out.error("ERR Background save already in progress")),
+            Err(StartError::Busy) => Box::new(|out| out.error("ERR Background save already in progress")),
             Err(e) => Box::new(move |out| out.error(&format!("ERR {e}"))),
             Ok(()) => {
                 done.await;

@@ -222,10 +222,7 @@ pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Logs the tenant's record (and its policy, when that changed).
 fn persist_tenant(ctx: &mut Ctx, t: &Tenant, policy_changed: bool) {
     if let Some(p) = ctx.state.persistence() {
-        ctx.client.persist_seq = p.log_tenant(t);
-        if policy_changed {
-            ctx.client.persist_seq = p.log_policy(t);
-        }
+        ctx.client.persist_seq = p.log_tenant(t, policy_changed);
     }
 }
 
@@ -261,9 +258,10 @@ fn upload(
                 let _g = state.exec_lock.read();
                 apply_update(&t, update.0, update.1);
                 t.install_policy(p, now_ms, keep);
+                // (The connection holds this reply until the record is as
+                // durable as `appendfsync` promises: see `Conn::run`.)
                 if let Some(persist) = state.persistence() {
-                    persist.log_tenant(&t);
-                    persist.log_policy(&t);
+                    persist.log_tenant(&t, true);
                 }
                 tracing::info!(tenant = %t.id(), %hash, "policy installed");
                 out.ok();
@@ -313,9 +311,7 @@ pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         super::cleanup_client(ctx);
         ctx.client.enter(None);
     }
-    for (_, db) in t.space.existing() {
-        db.clear();
-    }
+    t.space.clear();
     tracing::info!(tenant = %t.id(), "tenant deleted");
     ctx.out.ok();
     Ok(())

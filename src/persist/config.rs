@@ -15,12 +15,19 @@ pub enum Fsync {
 }
 
 impl Fsync {
+    pub const ALL: [Fsync; 3] = [Fsync::Always, Fsync::Everysec, Fsync::No];
+
     pub fn name(self) -> &'static str {
         match self {
             Fsync::Always => "always",
             Fsync::Everysec => "everysec",
             Fsync::No => "no",
         }
+    }
+
+    /// The policy `name` names (as the config file and `--appendfsync` spell it).
+    pub fn from_name(name: &str) -> Option<Fsync> {
+        Fsync::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 

@@ -203,9 +203,7 @@ impl<'a> Replay<'a> {
             }
             Record::TenantDelete(id) => {
                 if let Ok(t) = self.state.tenants.delete_tenant(&id) {
-                    t.space.existing().for_each(|(_, db)| {
-                        db.clear();
-                    });
+                    t.space.clear();
                 }
             }
             Record::Policy { tenant, module } => self.policy(&tenant, module),

@@ -70,13 +70,11 @@ impl Persistence {
         log_command(&mut self.aof.tail(), now_ms, space, db, argv)
     }
 
-    pub fn log_tenant(&self, t: &Tenant) -> u64 {
-        self.log(&Record::Tenant(TenantImage::of(t)))
-    }
-
-    pub fn log_policy(&self, t: &Tenant) -> u64 {
-        let module = t.policy.module().map(|m| (m.bytes.to_vec(), m.config.to_vec()));
-        self.log(&Record::Policy { tenant: t.id().to_string(), module })
+    /// Logs the tenant's record, and its policy when that changed; returns
+    /// the last sequence number.
+    pub fn log_tenant(&self, t: &Tenant, policy_changed: bool) -> u64 {
+        let seq = self.log(&Record::Tenant(TenantImage::of(t)));
+        if policy_changed { self.log(&Record::policy_of(t)) } else { seq }
     }
 
     /// Whether the log has grown enough since the last compaction to compact.

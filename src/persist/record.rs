@@ -52,6 +52,14 @@ pub enum Record {
     },
 }
 
+impl Record {
+    /// The tenant's policy module and CONFIG as they are now (or none).
+    pub fn policy_of(t: &crate::tenancy::Tenant) -> Record {
+        let module = t.policy.module().map(|m| (m.bytes.to_vec(), m.config.to_vec()));
+        Record::Policy { tenant: t.id().to_string(), module }
+    }
+}
+
 fn put_space<S: AsRef<str>>(w: &mut Writer, space: &Option<S>) {
     match space {
         Some(s) => w.u8(1).str(s.as_ref()),

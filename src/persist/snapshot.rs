@@ -29,6 +29,18 @@ pub const SNAPSHOT_FILE: &str = "snapshot.fsnap";
 /// Entries are written in blocks of about this many bytes.
 const BLOCK: usize = 1 << 20;
 
+/// Why a compaction did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("persistence is off ([persistence] appendonly = false)")]
+    Off,
+    /// One is running; each command words this its own way, as Redis does.
+    #[error("a compaction is already in progress")]
+    Busy,
+    #[error("cannot start the snapshot thread: {0}")]
+    Thread(String),
+}
+
 /// Everything captured at the cut.
 struct Cut {
     /// How long the exclusive lock was held.
@@ -50,10 +62,10 @@ fn spaces<'a>(state: &'a ServerState, tenants: &'a [Arc<Tenant>]) -> impl Iterat
 
 /// Starts a compaction in the background. `Err` names why not (one is
 /// already running, or persistence is off).
-pub fn start(state: &Arc<ServerState>) -> Result<(), &'static str> {
-    let p = state.persistence().ok_or("persistence is off ([persistence] appendonly = false)")?;
+pub fn start(state: &Arc<ServerState>) -> Result<(), StartError> {
+    let p = state.persistence().ok_or(StartError::Off)?;
     if p.rewriting.swap(true, SeqCst) {
-        return Err("Background append only file rewriting already in progress");
+        return Err(StartError::Busy);
     }
     let state = state.clone();
     // The cut is taken on the new thread: a command that starts a
@@ -63,9 +75,9 @@ pub fn start(state: &Arc<ServerState>) -> Result<(), &'static str> {
         let result = write_snapshot(&state, &cut);
         finish(&state, &cut, result);
     });
-    if spawned.is_err() {
+    if let Err(e) = spawned {
         p.rewriting.store(false, SeqCst);
-        return Err("cannot start the snapshot thread");
+        return Err(StartError::Thread(e.to_string()));
     }
     Ok(())
 }
@@ -93,8 +105,8 @@ fn take_cut(state: &ServerState) -> Cut {
     let mut images = Vec::new();
     for t in &tenants {
         images.push(Record::Tenant(TenantImage::of(t)));
-        if let Some(m) = t.policy.module() {
-            images.push(Record::Policy { tenant: t.id().into(), module: Some((m.bytes.to_vec(), m.config.to_vec())) });
+        if t.policy.module().is_some() {
+            images.push(Record::policy_of(t));
         }
     }
     let seq = p.aof.seq();

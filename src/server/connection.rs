@@ -161,6 +161,11 @@ impl Conn {
                         reply = work => reply(&mut self.out),
                         _ = self.client.info.kill.notified() => return Ok(false),
                     }
+                    // Work done off the connection (a policy upload) may have
+                    // logged: its reply waits like any write's (see `flush`).
+                    if let Some(p) = self.state.persistence() {
+                        self.client.persist_seq = self.client.persist_seq.max(p.aof.seq());
+                    }
                 }
                 Next::Pause(d) => {
                     self.flush().await?;

@@ -63,6 +63,13 @@ impl Space {
     }
 
     /// The databases that exist, with their indexes.
+    /// Removes every key of every database (FLUSHALL, TENANT.DELETE).
+    pub fn clear(&self) {
+        self.existing().for_each(|(_, ks)| {
+            ks.clear();
+        });
+    }
+
     pub fn existing(&self) -> impl Iterator<Item = (usize, &Keyspace)> {
         self.dbs.iter().enumerate().filter_map(|(i, d)| d.get().map(|k| (i, &**k)))
     }
