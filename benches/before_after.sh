@@ -9,6 +9,8 @@
 #        TESTS=set,get PIPES="1 16" ROUNDS=3 benches/before_after.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 ROOT=$(pwd)
 N=${1:-200000}
 REV=${REV:-2bacaca}
@@ -23,23 +25,20 @@ WT=/tmp/ferrite-before-$REV
 (cd "$WT" && CARGO_TARGET_DIR="$ROOT/target/before" cargo build --release --quiet --bin ferrite)
 cargo build --release --quiet --bin ferrite
 
+ports_free "$BPORT" "$APORT"
 ./target/before/release/ferrite --port "$BPORT" >/tmp/bench-before.log 2>&1 &
 BPID=$!
 ./target/release/ferrite --port "$APORT" --appendonly no >/tmp/bench-after.log 2>&1 &
 APID=$!
 trap 'kill $BPID $APID 2>/dev/null; wait 2>/dev/null' EXIT
+wait_up "$BPORT" "$APORT"
 for p in "$BPORT" "$APORT"; do
-  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -p "$p" TENANT.CREATE bench TIER enterprise OPS 1000000000 KEYS 1000000000 MEMORY 64gb CONNECTIONS 10000 PASSWORD benchpw >/dev/null
 done
 
 run() {
-  local name
-  name=$(echo "$2" | tr '[:lower:]' '[:upper:]')
-  redis-benchmark -p "$1" --user bench -a benchpw -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
-    awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}'
+  redis-benchmark -p "$1" --user bench -a benchpw -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$2"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "test,pipeline,before_rps,now_rps,now_vs_before"
 for pipe in $PIPES; do

@@ -7,18 +7,19 @@
 # Usage: benches/memory.sh [keys] (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 N=${1:-1000000}
 RPORT=${RPORT:-16379}
 FPORT=${FPORT:-16380}
 cargo build --release --quiet --bin ferrite
+ports_free "$RPORT" "$FPORT"
 redis-server --port "$RPORT" --save '' --appendonly no >/tmp/mem-redis.log 2>&1 &
 RPID=$!
 ./target/release/ferrite --port "$FPORT" --appendonly no >/tmp/mem-ferrite.log 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
-for p in "$RPORT" "$FPORT"; do
-  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
+wait_up "$RPORT" "$FPORT"
 
 DATA=$(mktemp)
 VALUE=$(printf 'v%.0s' $(seq 32))

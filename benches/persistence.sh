@@ -15,6 +15,8 @@
 #        RESTART=0 stops after the throughput part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 N=${1:-200000}
 TESTS=${TESTS:-set,incr,lpush,sadd,hset,zadd,mset}
 PIPES=${PIPES:-1 16}
@@ -24,28 +26,21 @@ RPORT=16379; NPORT=16380; FPORT=16381
 D=$(mktemp -d /tmp/ferrite-persist-bench.XXXX)
 mkdir -p "$D/redis" "$D/ferrite"
 
-for p in $RPORT $NPORT $FPORT; do
-  if redis-cli -p $p ping >/dev/null 2>&1; then echo "port $p is in use: stop what runs there first" >&2; exit 1; fi
-done
+ports_free "$RPORT" "$NPORT" "$FPORT"
 cargo build --release --quiet --bin ferrite
 F=./target/release/ferrite
 start_redis() { redis-server --port $RPORT --dir "$D/redis" --appendonly yes --appendfsync everysec --save '' >>"$D/redis.log" 2>&1 & RPID=$!; }
 start_ferrite() { $F --port $FPORT --dir "$D/ferrite" --appendfsync everysec >>"$D/ferrite.log" 2>&1 & FPID=$!; }
-wait_up() { for _ in $(seq 600); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.05; done; echo "port $1 did not come up" >&2; exit 1; }
 start_redis; start_ferrite
 $F --port $NPORT --appendonly no >"$D/none.log" 2>&1 & NPID=$!
 # Restarted servers are started in a subshell ($(restart ...)), so their
 # pids never reach this shell: they are asked to shut down by port.
 trap 'for p in $RPORT $FPORT $NPORT; do redis-cli -p $p shutdown nosave >/dev/null 2>&1; done; kill $RPID $FPID $NPID 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
-for p in $RPORT $NPORT $FPORT; do wait_up $p; done
+wait_up "$RPORT" "$NPORT" "$FPORT"
 
 run() {
-  local name
-  name=$(echo "$2" | tr '[:lower:]' '[:upper:]')
-  redis-benchmark -p "$1" -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
-    awk -F'","' -v n="\"$name" 'index($1, n) == 1 {gsub(/"/,"",$2); print $2; exit}'
+  redis-benchmark -p "$1" -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$2"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "test,pipeline,redis_aof_rps,ferrite_no_persistence_rps,ferrite_everysec_rps,everysec_vs_none,everysec_vs_redis_aof"
 for pipe in $PIPES; do

@@ -13,6 +13,8 @@
 #        PIPES="1 16" ROUNDS=5 MEMORY=16mb benches/policy_eviction.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 N=${1:-200000}
 PIPES=${PIPES:-1 16}
 ROUNDS=${ROUNDS:-5}
@@ -24,14 +26,13 @@ cargo build --release --quiet --bin ferrite
 cargo build --profile policy --quiet --target wasm32-unknown-unknown -p protect-prefix
 WASM=target/wasm32-unknown-unknown/policy/protect_prefix.wasm
 
+ports_free "$RPORT" "$FPORT"
 redis-server --port "$RPORT" --save '' --appendonly no --maxmemory "$MEMORY" --maxmemory-policy allkeys-lru >/tmp/bench-redis.log 2>&1 &
 RPID=$!
 ./target/release/ferrite --port "$FPORT" --appendonly no >/tmp/bench-ferrite.log 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
-for p in "$RPORT" "$FPORT"; do
-  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
+wait_up "$RPORT" "$FPORT"
 F="redis-cli -p $FPORT"
 for t in lru wasm; do
   $F TENANT.CREATE "$t" MEMORY "$MEMORY" EVICTION allkeys-lru OPS 1000000000 KEYS 1000000000 CONNECTIONS 10000 PASSWORD pw >/dev/null
@@ -42,9 +43,8 @@ $F -x TENANT.UPDATE wasm CONFIG "protect=session:" POLICY <"$WASM" >/dev/null
 run() {
   # shellcheck disable=SC2086
   redis-benchmark -p "$1" ${4:-} -t set -d 100 -P "$3" -c 50 -n "$2" -r 10000000 -q --csv 2>/dev/null |
-    awk -F'","' '$1 ~ /^"SET/ {gsub(/"/,"",$2); print $2; exit}'
+    rps_of set
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Fill all three to their limit first.
 run "$RPORT" 300000 16 >/dev/null

@@ -13,6 +13,8 @@
 #        TESTS=set,get PIPES="1 16" ROUNDS=3 benches/side_by_side.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 N=${1:-200000}
 TESTS=${TESTS:-set,get,incr,lpush,lpop,sadd,hset,zadd,lrange_100,mset}
 PIPES=${PIPES:-1 16}
@@ -27,15 +29,14 @@ PIN=${PIN:-0}
 if [ "$PIN" = 1 ]; then SRV="taskset -c 1"; CLI="taskset -c 0"; else SRV=""; CLI=""; fi
 
 cargo build --release --quiet --bin ferrite
+ports_free "$RPORT" "$FPORT"
 $SRV redis-server --port "$RPORT" --save '' --appendonly no --daemonize no >/tmp/bench-redis.log 2>&1 &
 RPID=$!
 # shellcheck disable=SC2086
 $SRV ./target/release/ferrite --port "$FPORT" $FERRITE_ARGS >/tmp/bench-ferrite.log 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
-for p in "$RPORT" "$FPORT"; do
-  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
+wait_up "$RPORT" "$FPORT"
 TICK=$(getconf CLK_TCK)
 # A tenant with limits high enough not to throttle the benchmark itself.
 redis-cli -p "$FPORT" TENANT.CREATE bench TIER enterprise OPS 1000000000 KEYS 1000000000 MEMORY 64gb CONNECTIONS 10000 PASSWORD benchpw >/dev/null
@@ -44,17 +45,14 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # port pid test pipeline [auth...] -> "rps cpu_us_per_request" of the named test's own line
 run() {
-  local name before after rps
-  name=$(echo "$3" | tr '[:lower:]' '[:upper:]')
+  local before after rps
   before=$(cpu_ticks "$2")
   # shellcheck disable=SC2086
-  rps=$($CLI redis-benchmark -p "$1" ${5:-} -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null |
-    awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}')
+  rps=$($CLI redis-benchmark -p "$1" ${5:-} -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$3")
   after=$(cpu_ticks "$2")
   awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$N" 'BEGIN { printf "%s %.2f\n", r, t / hz * 1e6 / n }'
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 TENANT_AUTH="--user bench -a benchpw"
 echo "test,pipeline,redis_rps,ferrite_rps,ratio,redis_cpu_us_per_req,ferrite_cpu_us_per_req,tenant_rps,tenant_vs_global,tenant_vs_redis"

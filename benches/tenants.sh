@@ -14,6 +14,8 @@
 # Usage: [ROUNDS=n] [PIN=1] benches/tenants.sh [tenants] (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 T=${1:-10000}
 PORT=${PORT:-16381}
 cargo build --release --quiet --bin ferrite
@@ -23,17 +25,13 @@ cargo build --release --quiet --bin ferrite
 PIN=${PIN:-0}
 if [ "$PIN" = 1 ]; then SRV="taskset -c 1"; CLI="taskset -c 0"; else SRV=""; CLI=""; fi
 OTHER=$((PORT + 1))
-for p in "$PORT" "$OTHER"; do
-  if redis-cli -p "$p" ping >/dev/null 2>&1; then echo "port $p is in use: stop that server first" >&2; exit 1; fi
-done
+ports_free "$PORT" "$OTHER"
 $SRV ./target/release/ferrite --port "$PORT" --appendonly no >/tmp/tenants-ferrite.log 2>&1 &
 PID=$!
 $SRV ./target/release/ferrite --port "$OTHER" --appendonly no >/tmp/tenants-other.log 2>&1 &
 OPID=$!
 trap 'kill $PID $OPID 2>/dev/null; pkill -f "redis-cli -p [0-9]* --user noisy" || true; wait 2>/dev/null' EXIT
-for p in "$PORT" "$OTHER"; do
-  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
+wait_up "$PORT" "$OTHER"
 rss() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$PID/status"; }
 
 before=$(rss)
@@ -83,8 +81,8 @@ for r in $(seq "$ROUNDS"); do
   stop_flood "$PORT"
   echo "$r,$alone,$control,$crowded,$(($(refused) - before))"
 done | tee /tmp/tenants-rounds.csv
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-col() { tail -n +2 /tmp/tenants-rounds.csv | cut -d, -f"$1" | median; }
+# (The file has no header: the header line above is printed before the tee.)
+col() { cut -d, -f"$1" /tmp/tenants-rounds.csv | median; }
 a=$(col 2) o=$(col 3) c=$(col 4)
 echo "median_alone_ms,median_control_ms,median_flooded_ms,flooded/alone,control/alone,flooded/control"
 awk -v a="$a" -v o="$o" -v c="$c" 'BEGIN { printf "%s,%s,%s,%.2f,%.2f,%.2f\n", a, o, c, c / a, o / a, c / o }'

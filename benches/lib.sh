@@ -1,0 +1,29 @@
+# Shared by the bench scripts (source it): ports, readiness, redis-benchmark
+# output, medians. A stale server on a bench port once corrupted a whole
+# run's numbers, hence ports_free.
+
+# Refuses to start when any of the ports already answers.
+ports_free() {
+  for p in "$@"; do
+    if redis-cli -p "$p" ping >/dev/null 2>&1; then echo "port $p is in use: stop what runs there first" >&2; exit 1; fi
+  done
+}
+
+# Waits until every port answers PING (up to 30 s each).
+wait_up() {
+  for p in "$@"; do
+    for _ in $(seq 600); do redis-cli -p "$p" ping >/dev/null 2>&1 && continue 2; sleep 0.05; done
+    echo "port $p did not come up" >&2
+    exit 1
+  done
+}
+
+# Requests/s of test $1 (set, lrange_100, ...) from `redis-benchmark --csv` on stdin.
+rps_of() {
+  local name
+  name=$(echo "$1" | tr '[:lower:]' '[:upper:]')
+  awk -F'","' -v n="\"$name" 'index($1, n) == 1 && $1 !~ /needed/ {gsub(/"/,"",$2); print $2; exit}'
+}
+
+# The median of the numbers on stdin (the mean of the middle two when even).
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
