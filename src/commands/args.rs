@@ -19,6 +19,13 @@ pub fn uint(a: &[u8], err: CmdError) -> Result<u64, CmdError> {
 /// Parses a double like Redis's `string2d`: `inf`, `-inf`, `+inf` accepted;
 /// NaN, empty strings and spaces refused.
 pub fn parse_f64(a: &[u8]) -> Option<f64> {
+    // Plain numbers (every score a client usually sends) go straight to the
+    // parser: with only digits, signs, dots and exponents it cannot read
+    // `inf` or `nan`, so the checks below (and their lowercase copy) are for
+    // the rest.
+    if !a.is_empty() && a.iter().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) {
+        return std::str::from_utf8(a).ok()?.parse().ok();
+    }
     let s = std::str::from_utf8(a).ok()?;
     if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
         return None;
@@ -82,5 +89,29 @@ pub fn random_indexes(n: usize, count: Option<i64>) -> Vec<usize> {
             all
         }
         Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_f64;
+
+    #[test]
+    fn doubles_parse_as_redis_reads_them() {
+        for (text, want) in [
+            ("1.5", 1.5),
+            ("-3", -3.0),
+            ("+2e3", 2000.0),
+            (".5", 0.5),
+            ("7.", 7.0),
+            ("inf", f64::INFINITY),
+            ("-INF", f64::NEG_INFINITY),
+            ("+Infinity", f64::INFINITY),
+        ] {
+            assert_eq!(parse_f64(text.as_bytes()), Some(want), "{text}");
+        }
+        for bad in ["", " 1", "1 ", "nan", "NaN", "-nan", "1e", "e", "+", "--1", "1.2.3", "abc", "infx"] {
+            assert_eq!(parse_f64(bad.as_bytes()), None, "{bad}");
+        }
     }
 }

@@ -60,15 +60,18 @@ pub fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
     let mut i = 2;
     while i < a.len() {
-        match lower(a[i]).as_str() {
-            "nx" => nx = true,
-            "xx" => xx = true,
-            "gt" => gt = true,
-            "lt" => lt = true,
-            "ch" => ch = true,
-            "incr" => incr = true,
+        // Compared in place: the first score ends the options, and ZADD
+        // should not allocate to find that out.
+        let flag = match a[i] {
+            o if is(o, "nx") => &mut nx,
+            o if is(o, "xx") => &mut xx,
+            o if is(o, "gt") => &mut gt,
+            o if is(o, "lt") => &mut lt,
+            o if is(o, "ch") => &mut ch,
+            o if is(o, "incr") => &mut incr,
             _ => break,
-        }
+        };
+        *flag = true;
         i += 1;
     }
     let pairs = &a[i..];

@@ -313,14 +313,29 @@ impl Aof {
         // the bytes that belong to that generation meanwhile.
         let mut switching: Option<u64> = None;
         let mut held: Vec<u8> = Vec::new();
+        let mut last_take = Instant::now();
         loop {
             let failing = !unwritten.is_empty() || switching.is_some() || !self.write_ok.load(Relaxed);
             let (bytes, seq, rotation, stopping) = {
                 let mut p = self.pending.lock();
-                if failing || (p.buf.is_empty() && p.rotation.is_none() && !self.stop.load(Relaxed)) {
-                    let wait = if failing { RETRY_MS } else { WRITE_INTERVAL_MS };
-                    self.wake.wait_for(&mut p, Duration::from_millis(wait));
+                let idle = p.rotation.is_none() && !self.stop.load(Relaxed);
+                if failing {
+                    self.wake.wait_for(&mut p, Duration::from_millis(RETRY_MS));
+                } else if idle && self.fsync != Fsync::Always {
+                    // One write per interval, however busy: under load the
+                    // buffer would otherwise be taken as soon as it holds
+                    // anything, and the writer would contend for the tail
+                    // with the command path and compete for a core with it,
+                    // one small write at a time.
+                    let interval = Duration::from_millis(WRITE_INTERVAL_MS);
+                    let wait = if p.buf.is_empty() { interval } else { interval.saturating_sub(last_take.elapsed()) };
+                    if !wait.is_zero() {
+                        self.wake.wait_for(&mut p, wait);
+                    }
+                } else if idle && p.buf.is_empty() {
+                    self.wake.wait_for(&mut p, Duration::from_millis(WRITE_INTERVAL_MS));
                 }
+                last_take = Instant::now();
                 (std::mem::take(&mut p.buf), p.seq, p.rotation.take(), self.stop.load(Relaxed))
             };
             if let Some((before, next)) = rotation {

@@ -98,24 +98,24 @@ impl ZSetValue {
         if m.len() > LISTPACK_MAX_VALUE {
             self.big = true;
         }
-        let old = self.scores.get(m).copied();
-        match old {
-            Some(s) if s == score => {}
-            Some(s) => {
-                let key = self.order.take(&(Score(s), elem(m))).expect("index in sync");
+        // One lookup for the common case (a member re-scored).
+        if let Some(cur) = self.scores.get_mut(m) {
+            let old = *cur;
+            // Equal scores (0 and -0 too) keep the stored one, as Redis does.
+            if old != score {
+                *cur = score;
+                let key = self.order.take(&(Score(old), elem(m))).expect("index in sync");
                 self.order.insert((Score(score), key.1));
-                *self.scores.get_mut(m).expect("present") = score;
             }
-            None => {
-                self.bytes += cost(m);
-                self.scores.insert(elem(m), score);
-                self.order.insert((Score(score), elem(m)));
-            }
+            return Some(old);
         }
+        self.bytes += cost(m);
+        self.scores.insert(elem(m), score);
+        self.order.insert((Score(score), elem(m)));
         if self.scores.len() > LISTPACK_MAX_ENTRIES {
             self.big = true;
         }
-        old
+        None
     }
 
     pub fn remove(&mut self, m: &[u8]) -> Option<f64> {
