@@ -42,15 +42,32 @@ run() {
   redis-benchmark -p "$1" -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$2"
 }
 
-echo "test,pipeline,redis_aof_rps,ferrite_no_persistence_rps,ferrite_everysec_rps,everysec_vs_none,everysec_vs_redis_aof"
+# Two estimates of each ratio: the ratio of the three medians, and the
+# median of the ratios within each round (paired: the three runs of a round
+# are back to back, so a slow spell of this shared machine hits all three).
+# Each round starts with the next server in turn, so none always goes first.
+echo "test,pipeline,redis_aof_rps,ferrite_no_persistence_rps,ferrite_everysec_rps,everysec_vs_none,everysec_vs_redis_aof,paired_everysec_vs_none,paired_everysec_vs_redis_aof"
 for pipe in $PIPES; do
   for t in ${TESTS//,/ }; do
-    rr=(); nr=(); fr=()
-    for _ in $(seq "$ROUNDS"); do
-      rr+=("$(run $RPORT "$t" "$pipe")"); nr+=("$(run $NPORT "$t" "$pipe")"); fr+=("$(run $FPORT "$t" "$pipe")")
+    rr=(); nr=(); fr=(); pn=(); pr=()
+    for i in $(seq "$ROUNDS"); do
+      declare -A got=()
+      for k in 0 1 2; do
+        case $(((i + k) % 3)) in
+          0) got[r]=$(run $RPORT "$t" "$pipe") ;;
+          1) got[n]=$(run $NPORT "$t" "$pipe") ;;
+          2) got[f]=$(run $FPORT "$t" "$pipe") ;;
+        esac
+      done
+      rr+=("${got[r]}"); nr+=("${got[n]}"); fr+=("${got[f]}")
+      pn+=("$(awk -v f="${got[f]}" -v n="${got[n]}" 'BEGIN { print f / n }')")
+      pr+=("$(awk -v f="${got[f]}" -v r="${got[r]}" 'BEGIN { print f / r }')")
+      unset got
     done
     r=$(printf '%s\n' "${rr[@]}" | median); n=$(printf '%s\n' "${nr[@]}" | median); f=$(printf '%s\n' "${fr[@]}" | median)
-    awk -v t="$t" -v p="$pipe" -v r="$r" -v n="$n" -v f="$f" 'BEGIN { printf "%s,%s,%.0f,%.0f,%.0f,%.2f,%.2f\n", t, p, r, n, f, f / n, f / r }'
+    a=$(printf '%s\n' "${pn[@]}" | median); b=$(printf '%s\n' "${pr[@]}" | median)
+    awk -v t="$t" -v p="$pipe" -v r="$r" -v n="$n" -v f="$f" -v a="$a" -v b="$b" \
+      'BEGIN { printf "%s,%s,%.0f,%.0f,%.0f,%.2f,%.2f,%.2f,%.2f\n", t, p, r, n, f, f / n, f / r, a, b }'
   done
 done
 
