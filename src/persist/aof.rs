@@ -21,9 +21,10 @@ use tokio::sync::watch;
 use super::config::Fsync;
 use super::record::{AOF_MAGIC, Record, seal};
 
-/// Buffered records are written out at least this often (under `always`,
-/// as soon as a connection waits). Short, so the buffer stays small and
-/// warm in cache: it is handed back to the command path after each write.
+/// Under `everysec` and `no`, buffered records are written out once per
+/// this interval (under `always`, as soon as a connection waits). Short,
+/// so the buffer stays small and warm in cache: it is handed back to the
+/// command path after each write. (1 ms and 25 ms measured no better.)
 pub const WRITE_INTERVAL_MS: u64 = 10;
 
 pub fn aof_path(dir: &Path, generation: u64) -> PathBuf {

@@ -11,7 +11,7 @@ use ferrite_policy_abi::Reader;
 
 use super::PersistenceConfig;
 use super::aof::aof_path;
-use super::record::{AOF_MAGIC, Frames, ReadError, Record, SNAPSHOT_MAGIC};
+use super::record::{AOF_MAGIC, Frames, Next, ReadError, Record, SNAPSHOT_MAGIC};
 use super::snapshot::SNAPSHOT_FILE;
 use crate::commands::{Ctx, lookup};
 use crate::policy::PolicyModule;
@@ -132,7 +132,7 @@ impl<'a> Replay<'a> {
         }
     }
 
-    fn space(&self, owner: &Option<String>) -> Option<SpaceRef<'a>> {
+    fn space(&self, owner: Option<&str>) -> Option<SpaceRef<'a>> {
         match owner {
             None => Some(SpaceRef::Global(&self.state.global)),
             Some(id) => self.state.tenants.get_tenant(id).ok().map(SpaceRef::Tenant),
@@ -162,7 +162,7 @@ impl<'a> Replay<'a> {
 
     fn entries(&mut self, block: &[u8]) -> Result<u64, String> {
         let (owner, db) = self.target.clone().ok_or("entries before any keyspace record")?;
-        let space = self.space(&owner).ok_or_else(|| format!("entries for unknown tenant {owner:?}"))?;
+        let space = self.space(owner.as_deref()).ok_or_else(|| format!("entries for unknown tenant {owner:?}"))?;
         let ks = space.get().db(db);
         let now = self.state.now_ms();
         let mut r = Reader::new(block);
@@ -186,15 +186,22 @@ impl<'a> Replay<'a> {
     fn log(&mut self, file: &Path) -> Result<(), LoadError> {
         let data = read(file)?;
         let mut frames = Frames::new(file, &data, AOF_MAGIC)?;
-        while let Some(rec) = frames.next_record()? {
-            self.apply(rec);
+        let mut argv = Vec::new();
+        while let Some(next) = frames.next_in_place(&mut argv)? {
+            match next {
+                Next::Command(c) => self.command(c.now_ms, c.space, c.db as usize, &argv),
+                Next::Other(rec) => self.apply(rec),
+            }
         }
         Ok(())
     }
 
     fn apply(&mut self, rec: Record) {
         match rec {
-            Record::Command { now_ms, space, db, argv } => self.command(now_ms, &space, db as usize, &argv),
+            Record::Command { now_ms, space, db, argv } => {
+                let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+                self.command(now_ms, space.as_deref(), db as usize, &args)
+            }
             Record::Batch(recs) => recs.into_iter().for_each(|r| self.apply(r)),
             Record::Tenant(img) => {
                 if let Err(e) = self.state.tenants.restore(&img) {
@@ -228,12 +235,11 @@ impl<'a> Replay<'a> {
         }
     }
 
-    fn command(&mut self, now_ms: u64, owner: &Option<String>, db: usize, argv: &[Vec<u8>]) {
+    fn command(&mut self, now_ms: u64, owner: Option<&str>, db: usize, args: &[&[u8]]) {
         let Some(space) = self.space(owner) else {
             tracing::warn!(tenant = ?owner, "logged command for a tenant that does not exist; skipped");
             return;
         };
-        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
         let Some((idx, spec)) = args.first().and_then(|a| lookup(a)) else { return };
         self.client.db = db.min(space.get().databases() - 1);
         let mut ctx = Ctx {
@@ -245,7 +251,7 @@ impl<'a> Replay<'a> {
             touch: false,
             space: space.get(),
         };
-        crate::commands::dispatch::run(&mut ctx, idx, spec, &args);
+        crate::commands::dispatch::run(&mut ctx, idx, spec, args);
         self.commands += 1;
         if self.sink.buf.len() > 1 << 20 {
             self.sink.buf.clear();
