@@ -4,15 +4,17 @@
 #    (appendfsync everysec) and redis-server with appendonly yes / everysec,
 #    driven by redis-benchmark; rounds alternate the three; medians and ratios.
 # 2. Restart time with 1M keys: both servers loaded with the same 1M SETs
-#    (redis-cli --pipe), stopped cleanly and started again, from the log
-#    alone and after a compaction (BGREWRITEAOF); time from exec to the
-#    first reply of DBSIZE showing every key.
+#    (redis-cli --pipe), stopped with SHUTDOWN NOSAVE and started again,
+#    from the log alone and after a compaction (BGREWRITEAOF): time from
+#    exec to the first reply of DBSIZE showing every key; and stopped with
+#    a plain SHUTDOWN (Ferrite then compacts on the way out), timed from
+#    the SHUTDOWN.
 # 3. What a client sees during a compaction of those 1M keys: PING round
 #    trips (max and 99th percentile) while BGREWRITEAOF runs.
 #
 # Usage: benches/persistence.sh [requests-per-test] (default 200000)
 #        TESTS=set,incr PIPES="1 16" ROUNDS=3 KEYS=1000000 benches/persistence.sh
-#        RESTART=0 stops after the throughput part.
+#        RESTART=0 stops after the throughput part; THROUGHPUT=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -46,8 +48,10 @@ run() {
 # median of the ratios within each round (paired: the three runs of a round
 # are back to back, so a slow spell of this shared machine hits all three).
 # Each round starts with the next server in turn, so none always goes first.
+[ "${THROUGHPUT:-1}" = 1 ] || PIPES=none
 echo "test,pipeline,redis_aof_rps,ferrite_no_persistence_rps,ferrite_everysec_rps,everysec_vs_none,everysec_vs_redis_aof,paired_everysec_vs_none,paired_everysec_vs_redis_aof"
 for pipe in $PIPES; do
+  [ "$pipe" = none ] && break
   for t in ${TESTS//,/ }; do
     rr=(); nr=(); fr=(); pn=(); pr=()
     for i in $(seq "$ROUNDS"); do
@@ -85,12 +89,22 @@ PY
 for p in $RPORT $FPORT; do redis-cli -p $p --pipe <"$D/load.resp" >/dev/null; done
 sleep 2
 
-# port start-function -> seconds until DBSIZE shows every key
+# port start-function pid [clean] -> seconds until DBSIZE shows every key.
+# By default the server stops with SHUTDOWN NOSAVE and the clock starts at
+# exec: what start-up does with the files. With "clean" it stops with a
+# plain SHUTDOWN and the clock starts before it, so whatever a server does
+# on the way out (Ferrite compacts its log) counts too.
 restart() {
-  redis-cli -p "$1" shutdown >/dev/null 2>&1 || true
-  wait "$3" 2>/dev/null || true
   local t0 t1
   t0=$(date +%s.%N)
+  if [ "${4:-}" = clean ]; then
+    redis-cli -p "$1" shutdown >/dev/null 2>&1 || true
+  else
+    redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true
+  fi
+  wait "$3" 2>/dev/null || true
+  while redis-cli -p "$1" ping >/dev/null 2>&1; do sleep 0.01; done
+  [ "${4:-}" = clean ] || t0=$(date +%s.%N)
   $2
   for _ in $(seq 6000); do
     [ "$(redis-cli -p "$1" dbsize 2>/dev/null)" = "$KEYS" ] && break
@@ -104,6 +118,9 @@ echo "restart with $KEYS keys (seconds until DBSIZE = $KEYS):"
 echo "from,redis,ferrite"
 r=$(restart $RPORT start_redis $RPID); f=$(restart $FPORT start_ferrite $FPID)
 echo "log,$r,$f"
+du -sh "$D/redis" "$D/ferrite" | sed 's/^/  size /'
+r=$(restart $RPORT start_redis $RPID clean); f=$(restart $FPORT start_ferrite $FPID clean)
+echo "SHUTDOWN then start (the clock runs from SHUTDOWN),$r,$f"
 du -sh "$D/redis" "$D/ferrite" | sed 's/^/  size /'
 
 # --- a compaction as clients see it ------------------------------------------

@@ -586,3 +586,80 @@ fn sigkill_under_everysec_loses_at_most_about_a_second() {
         }
     }
 }
+
+/// The log files of `dir` and their sizes, oldest generation first.
+fn logs(dir: &Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".faof"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+        .collect();
+    v.sort_by_key(|(name, _)| name.split('.').nth(1).and_then(|g| g.parse::<u64>().ok()));
+    v
+}
+
+/// A log holding no record: just its 16-byte magic.
+const EMPTY_LOG: u64 = 16;
+
+/// Writes a key, then sends `shutdown` and waits for the server to stop.
+fn write_then(dir: &Path, shutdown: &str) {
+    let mut h = start(dir);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["SET", "k", shutdown]), ok());
+    c.send(format!("{shutdown}\r\n").as_bytes());
+    assert!(c.try_read().is_none(), "{shutdown} closes without a reply");
+    h.shutdown();
+}
+
+#[test]
+fn shutdown_compacts_by_default_and_with_save_but_not_with_nosave() {
+    let dir = data_dir("shutdown-save");
+    write_then(&dir, "SHUTDOWN NOSAVE");
+    assert!(!dir.join("snapshot.fsnap").exists());
+    assert!(logs(&dir)[0].1 > EMPTY_LOG, "the write is in the log");
+
+    // Plain SHUTDOWN (and SIGTERM): the log held something, so it is compacted
+    // and the next start has nothing to replay.
+    write_then(&dir, "SHUTDOWN");
+    assert!(dir.join("snapshot.fsnap").exists());
+    let after_default = logs(&dir);
+    assert_eq!(after_default.len(), 1, "{after_default:?}");
+    assert_eq!(after_default[0].1, EMPTY_LOG, "{after_default:?}");
+
+    // SAVE compacts even when nothing changed since.
+    let mut h = start(&dir);
+    assert_eq!(Raw::connect(h.addr).cmd(&["GET", "k"]), bulk("SHUTDOWN"));
+    let mut c = Raw::connect(h.addr);
+    c.send(b"SHUTDOWN SAVE\r\n");
+    assert!(c.try_read().is_none());
+    h.shutdown();
+    let after_save = logs(&dir);
+    assert_ne!(after_save, after_default, "a new generation");
+    assert_eq!(after_save[0].1, EMPTY_LOG);
+
+    // And what was saved is what comes back.
+    let h = start(&dir);
+    assert_eq!(Raw::connect(h.addr).cmd(&["GET", "k"]), bulk("SHUTDOWN"));
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_shutdown_signal_compacts_like_shutdown_and_bad_flags_are_refused() {
+    let dir = data_dir("shutdown-signal");
+    let mut h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    for bad in [&["SHUTDOWN", "NOSAVE", "SAVE"][..], &["SHUTDOWN", "ABORT", "NOW"], &["SHUTDOWN", "LATER"]] {
+        assert_eq!(c.cmd(bad), Frame::Error("ERR syntax error".into()), "{bad:?}");
+    }
+    assert_eq!(c.cmd(&["SHUTDOWN", "ABORT"]), Frame::Error("ERR No shutdown in progress.".into()));
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("v"), "still running");
+    // What SIGTERM does (see main.rs).
+    h.state.request_shutdown();
+    h.shutdown();
+    assert!(dir.join("snapshot.fsnap").exists());
+    assert_eq!(logs(&dir).last().unwrap().1, EMPTY_LOG);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,7 @@ use super::table::COMMANDS;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, lookup};
 use crate::config::{PARAMS, param};
 use crate::persist::snapshot::StartError;
+use crate::server::state::ExitSave;
 use crate::store::glob;
 
 const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
@@ -352,15 +353,30 @@ pub fn lastsave(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn shutdown(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let (mut nosave, mut save, mut abort) = (false, false, false);
     for o in &a[1..] {
         match lower(o).as_str() {
-            "nosave" | "save" | "now" | "force" => {}
-            "abort" => return Err(CmdError::err("No shutdown in progress.")),
+            "nosave" => nosave = true,
+            "save" => save = true,
+            "now" | "force" => {}
+            "abort" => abort = true,
             _ => return Err(CmdError::Syntax),
         }
     }
+    // Redis's illegal combinations.
+    if (nosave && save) || (abort && a.len() > 2) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    let exit = match (save, nosave) {
+        (true, _) => ExitSave::Always,
+        (_, true) => ExitSave::Never,
+        _ => ExitSave::IfChanged,
+    };
     tracing::warn!("User requested shutdown...");
-    ctx.state.request_shutdown();
+    ctx.state.request_shutdown_saving(exit);
     ctx.client.close_after_reply = true;
     Ok(())
 }

@@ -60,6 +60,12 @@ impl Persistence {
         self.aof.append(rec)
     }
 
+    /// Whether a start would replay anything from the log: records logged
+    /// since the last snapshot, or a log written by an earlier run.
+    pub fn log_holds_anything(&self) -> bool {
+        self.changes() > 0 || self.aof.size.load(Relaxed) > record::AOF_MAGIC.len() as u64
+    }
+
     /// Records logged since the last snapshot.
     pub fn changes(&self) -> u64 {
         self.aof.seq().saturating_sub(self.saved_seq.load(Relaxed))

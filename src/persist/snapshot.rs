@@ -20,7 +20,7 @@ use ferrite_policy_abi::Writer;
 
 use super::aof::{aof_path, sync_dir};
 use super::record::{Record, SNAPSHOT_MAGIC, frame_entries};
-use crate::server::state::ServerState;
+use crate::server::state::{ExitSave, ServerState};
 use crate::space::Space;
 use crate::tenancy::Tenant;
 use crate::tenancy::image::TenantImage;
@@ -182,6 +182,33 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
     }
     p.rewriting.store(false, SeqCst);
     p.done.notify_waiters();
+}
+
+/// On the way out: a compaction, when `save` asks for one, so the next
+/// start loads a snapshot instead of replaying the log. One already
+/// running is waited for first. A failure is logged, not fatal: the log
+/// holds every write anyway.
+pub async fn before_exit(state: &Arc<ServerState>, save: ExitSave) {
+    let Some(p) = state.persistence() else { return };
+    let due = match save {
+        ExitSave::Never => false,
+        ExitSave::Always => true,
+        ExitSave::IfChanged => p.log_holds_anything(),
+    };
+    if !due {
+        return;
+    }
+    loop {
+        let done = p.done.notified();
+        match start(state) {
+            Ok(()) => break done.await,
+            Err(StartError::Busy) => done.await,
+            Err(e) => return tracing::warn!("no snapshot on shutdown: {e}"),
+        }
+    }
+    if !p.last_save_ok.load(Relaxed) {
+        tracing::warn!("the snapshot on shutdown failed; the next start replays the log");
+    }
 }
 
 /// Deletes log files older than `generation` (the snapshot contains them).

@@ -73,6 +73,7 @@ impl Server {
         metering.abort();
         self.state.clients.kill_all();
         if let Some(p) = self.state.persistence() {
+            crate::persist::snapshot::before_exit(&self.state, self.state.exit_save()).await;
             // Everything acknowledged reaches the disk before the process ends.
             p.aof.close();
         }
@@ -195,8 +196,12 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Stops the server as `SHUTDOWN NOSAVE` would (tests read the log it
+    /// leaves), unless a SHUTDOWN already chose otherwise.
     pub fn shutdown(&mut self) {
-        self.state.request_shutdown();
+        if !self.state.shutting_down.load(Relaxed) {
+            self.state.request_shutdown_saving(state::ExitSave::Never);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -73,8 +73,22 @@ pub struct ServerState {
     pub exec_lock: RwLock<()>,
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
+    /// What the shutdown does with the data (SHUTDOWN's SAVE / NOSAVE).
+    exit_save: std::sync::atomic::AtomicU8,
     pub started: Instant,
     pub run_id: String,
+}
+
+/// Whether the server compacts its log on the way out, so the next start
+/// loads a snapshot instead of replaying the log. As Redis saves on
+/// shutdown (when it has save points), by default only when something
+/// changed; `SHUTDOWN SAVE` always, `SHUTDOWN NOSAVE` never (the log alone
+/// already holds every write, so nothing is lost either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitSave {
+    IfChanged = 0,
+    Never = 1,
+    Always = 2,
 }
 
 impl ServerState {
@@ -104,6 +118,7 @@ impl ServerState {
             exec_lock: RwLock::new(()),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
+            exit_save: std::sync::atomic::AtomicU8::new(ExitSave::IfChanged as u8),
             started: Instant::now(),
             run_id,
         });
@@ -139,6 +154,20 @@ impl ServerState {
     }
 
     /// Asks the accept loop and every connection to stop.
+    /// Stops the server; on the way out it compacts as `save` says.
+    pub fn request_shutdown_saving(&self, save: ExitSave) {
+        self.exit_save.store(save as u8, Relaxed);
+        self.request_shutdown();
+    }
+
+    pub fn exit_save(&self) -> ExitSave {
+        match self.exit_save.load(Relaxed) {
+            x if x == ExitSave::Never as u8 => ExitSave::Never,
+            x if x == ExitSave::Always as u8 => ExitSave::Always,
+            _ => ExitSave::IfChanged,
+        }
+    }
+
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Relaxed);
         self.shutdown.notify_waiters();
