@@ -279,17 +279,21 @@ fn save_bgsave_lastsave_and_info() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A number from `INFO persistence`.
+fn info_number(c: &mut Raw, name: &str) -> u64 {
+    let Frame::Bulk(info) = c.cmd(&["INFO", "persistence"]) else { panic!("INFO is a bulk string") };
+    let info = String::from_utf8(info).unwrap();
+    let prefix = format!("{name}:");
+    let line = info.split("\r\n").find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {name}"));
+    line[prefix.len()..].parse().unwrap()
+}
+
 #[test]
 fn writes_that_change_nothing_are_not_logged() {
     let dir = data_dir("unchanged");
     let h = start(&dir);
     let mut c = Raw::connect(h.addr);
-    let changes = |c: &mut Raw| {
-        let Frame::Bulk(info) = c.cmd(&["INFO", "persistence"]) else { panic!("INFO is a bulk string") };
-        let info = String::from_utf8(info).unwrap();
-        let line = info.split("\r\n").find(|l| l.starts_with("rdb_changes_since_last_save:")).expect("changes line").to_string();
-        line.rsplit(':').next().unwrap().parse::<u64>().unwrap()
-    };
+    let changes = |c: &mut Raw| info_number(c, "rdb_changes_since_last_save");
     assert_eq!(c.cmd(&["SADD", "s", "a", "b"]), Frame::Integer(2));
     c.cmd(&["HSET", "h", "f", "v"]);
     c.cmd(&["ZADD", "z", "1", "m"]);
@@ -661,5 +665,61 @@ fn a_shutdown_signal_compacts_like_shutdown_and_bad_flags_are_refused() {
     h.shutdown();
     assert!(dir.join("snapshot.fsnap").exists());
     assert_eq!(logs(&dir).last().unwrap().1, EMPTY_LOG);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `n` keys of 64 hex digits each: values LZ4 cannot shrink much, so the
+/// snapshot is about as big as the data.
+fn write_hex_keys(c: &mut Raw, from: usize, n: usize) {
+    let mut x: u64 = from as u64 + 1;
+    for i in from..from + n {
+        let v: String = (0..4)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                format!("{x:016x}")
+            })
+            .collect();
+        assert_eq!(c.cmd(&["SET", &format!("key:{i}"), &v]), ok());
+    }
+}
+
+/// Waits (up to 10 s) until `INFO persistence` shows `name` passing `ok`;
+/// returns its last value.
+fn wait_for_info(c: &mut Raw, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = info_number(c, name);
+        if ok(v) || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_log_compacts_itself_when_snapshot_and_log_together_doubled() {
+    let dir = data_dir("auto-compaction");
+    let mut cfg = config(&dir, Fsync::Everysec);
+    cfg.persistence.auto_aof_rewrite_min_size = 16 << 10;
+    let h = start_background(cfg).expect("server starts");
+    let p = h.state.persistence().unwrap().clone();
+    let mut c = Raw::connect(h.addr);
+    // About 100 KB of log: past the minimum, so the server compacts on its own.
+    write_hex_keys(&mut c, 0, 1000);
+    assert!(wait_for_info(&mut c, "aof_generation", |g| g >= 1) >= 1, "compacted on its own");
+    assert_eq!(wait_for_info(&mut c, "aof_rewrite_in_progress", |r| r == 0), 0);
+    let base = info_number(&mut c, "aof_base_size");
+    assert!(base > 60_000, "the base counts the snapshot: {base}");
+    let generation = info_number(&mut c, "aof_generation");
+    // A third of the data rewritten: the log passes the minimum again but
+    // snapshot and log together are far from double the base.
+    write_hex_keys(&mut c, 0, 330);
+    wait_for_info(&mut c, "aof_current_size", |size| size >= base + 30_000);
+    assert!(!p.rewrite_due());
+    assert_eq!(info_number(&mut c, "aof_generation"), generation, "no compaction for a third");
+    // Past double: due (and the server compacts).
+    write_hex_keys(&mut c, 1000, 1000);
+    assert!(wait_for_info(&mut c, "aof_generation", |g| g > generation) > generation, "compacted past double");
+    drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }

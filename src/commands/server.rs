@@ -292,7 +292,7 @@ fn persistence_section(ctx: &Ctx, t: &mut String) {
         let _ = write!(
             t,
             "aof_current_size:{}\r\naof_base_size:{}\r\naof_fsync:{}\r\naof_generation:{}\r\n",
-            p.aof.size.load(Relaxed),
+            p.data_size(),
             p.base_size.load(Relaxed),
             p.config.appendfsync.name(),
             p.aof.generation(),

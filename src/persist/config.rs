@@ -41,9 +41,10 @@ pub struct PersistenceConfig {
     pub appendfsync: Fsync,
     /// Start even if the log's last record was cut short (it is dropped).
     pub aof_load_truncated: bool,
-    /// Compact when the log has grown this many percent since the last compaction...
+    /// Compact when snapshot and log together have grown this many percent
+    /// since the last compaction...
     pub auto_aof_rewrite_percentage: u64,
-    /// ...and is at least this big (bytes).
+    /// ...and are at least this big (bytes).
     pub auto_aof_rewrite_min_size: u64,
 }
 

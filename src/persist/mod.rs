@@ -45,7 +45,11 @@ pub struct Persistence {
     /// The log's sequence number at the last snapshot's cut: changes since
     /// are the difference.
     pub saved_seq: AtomicU64,
-    /// Log size right after the last compaction (for auto-rewrite).
+    /// Size of the snapshot file: with the log, what a start reads.
+    pub snapshot_size: AtomicU64,
+    /// [`Persistence::data_size`] right after the last compaction (or at
+    /// start): automatic compaction compares against it, as Redis's
+    /// `aof_base_size`.
     pub base_size: AtomicU64,
     /// Signalled when a compaction ends.
     pub done: tokio::sync::Notify,
@@ -83,9 +87,17 @@ impl Persistence {
         if policy_changed { self.log(&Record::policy_of(t)) } else { seq }
     }
 
-    /// Whether the log has grown enough since the last compaction to compact.
+    /// Bytes a start reads: the snapshot and the log (Redis's
+    /// `aof_current_size`, its base file and increments).
+    pub fn data_size(&self) -> u64 {
+        self.snapshot_size.load(Relaxed) + self.aof.size.load(Relaxed)
+    }
+
+    /// Whether the data has grown enough since the last compaction to
+    /// compact: by the snapshot and log together, so a big data set is not
+    /// rewritten whole every `auto-aof-rewrite-min-size` of log.
     pub fn rewrite_due(&self) -> bool {
-        let (size, base) = (self.aof.size.load(Relaxed), self.base_size.load(Relaxed).max(1));
+        let (size, base) = (self.data_size(), self.base_size.load(Relaxed).max(1));
         let c = &self.config;
         c.auto_aof_rewrite_percentage > 0
             && size >= c.auto_aof_rewrite_min_size

@@ -164,7 +164,9 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
                 std::thread::sleep(Duration::from_millis(1));
             }
             remove_generations_before(p.dir(), cut.generation);
-            p.base_size.store(p.aof.size.load(Relaxed), Relaxed);
+            let snapshot = std::fs::metadata(p.dir().join(SNAPSHOT_FILE)).map_or(0, |m| m.len());
+            p.snapshot_size.store(snapshot, Relaxed);
+            p.base_size.store(p.data_size(), Relaxed);
             p.last_save.store(cut.cut_ms / 1000, Relaxed);
             p.last_save_ok.store(true, Relaxed);
             p.saved_seq.store(cut.seq, Relaxed);

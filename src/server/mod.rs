@@ -135,7 +135,7 @@ async fn meter_tenants(state: Arc<ServerState>) {
             && p.rewrite_due()
             && !p.rewriting.load(Relaxed)
         {
-            tracing::info!("the log doubled since the last compaction; compacting");
+            tracing::info!("snapshot and log doubled since the last compaction; compacting");
             let _ = crate::persist::snapshot::start(&state);
         }
     }
@@ -155,7 +155,8 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
         ms = started.elapsed().as_millis() as u64,
         "data loaded"
     );
-    let size = aof.size.load(Relaxed);
+    let snapshot = std::fs::metadata(cfg.dir.join(crate::persist::snapshot::SNAPSHOT_FILE)).map_or(0, |m| m.len());
+    let size = snapshot + aof.size.load(Relaxed);
     let p = crate::persist::Persistence {
         config: cfg.clone(),
         aof,
@@ -164,6 +165,7 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
         last_save: AtomicU64::new(r.snapshot_secs.unwrap_or(state.now_ms() / 1000)),
         last_save_ok: AtomicBool::new(true),
         saved_seq: AtomicU64::new(0),
+        snapshot_size: AtomicU64::new(snapshot),
         base_size: AtomicU64::new(size),
         done: tokio::sync::Notify::new(),
     };
