@@ -723,3 +723,28 @@ fn the_log_compacts_itself_when_snapshot_and_log_together_doubled() {
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_shutdown_while_the_log_cannot_be_written_still_exits() {
+    let dir = data_dir("shutdown-full");
+    let mut h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    let _keep = fill_disk(&h).1;
+    assert_eq!(c.cmd(&["SET", "k", "w"]), ok());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(c.cmd(&["PING"]), Frame::Error(_)) {
+        assert!(Instant::now() < deadline, "the failed write was never noticed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A plain SHUTDOWN would compact; with the log failing it must not wait for that.
+    c.send(b"SHUTDOWN\r\n");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stopper = std::thread::spawn(move || {
+        h.shutdown();
+        let _ = tx.send(());
+    });
+    assert!(rx.recv_timeout(Duration::from_secs(10)).is_ok(), "the server did not exit");
+    stopper.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

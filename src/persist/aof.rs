@@ -348,7 +348,7 @@ impl Aof {
                 if !(self.flush(&mut unwritten) && self.switch_to(next)) {
                     append(&mut held, bytes);
                     if stopping {
-                        return;
+                        return self.lost_at_exit(unwritten.len() + held.len());
                     }
                     continue;
                 }
@@ -360,7 +360,7 @@ impl Aof {
             let wrote = had && self.flush(&mut unwritten);
             if had && !wrote {
                 if stopping {
-                    return;
+                    return self.lost_at_exit(unwritten.len());
                 }
                 continue;
             }
@@ -389,6 +389,12 @@ impl Aof {
                 return;
             }
         }
+    }
+
+    /// Stopping with the disk still failing: what could not be written is
+    /// lost (under `always` it was never acknowledged); say so loudly.
+    fn lost_at_exit(&self, bytes: usize) {
+        tracing::error!(bytes, "exiting with the end of the log unwritten: {}", self.write_error());
     }
 
     fn recycle(&self, mut buf: Vec<u8>) {

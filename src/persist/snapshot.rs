@@ -202,10 +202,24 @@ pub async fn before_exit(state: &Arc<ServerState>, save: ExitSave) {
     }
     loop {
         let done = p.done.notified();
-        match start(state) {
-            Ok(()) => break done.await,
-            Err(StartError::Busy) => done.await,
-            Err(e) => return tracing::warn!("no snapshot on shutdown: {e}"),
+        let started = start(state);
+        if let Err(e @ (StartError::Off | StartError::Thread(_))) = &started {
+            return tracing::warn!("no snapshot on shutdown: {e}");
+        }
+        // A compaction cannot finish while the log cannot be written (its
+        // rotation waits for the disk): then the exit does not wait for it.
+        tokio::pin!(done);
+        loop {
+            if !p.aof.write_ok.load(Relaxed) {
+                return tracing::error!("no snapshot on shutdown: the log cannot be written ({})", p.aof.write_error());
+            }
+            tokio::select! {
+                _ = &mut done => break,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        if started.is_ok() {
+            break;
         }
     }
     if !p.last_save_ok.load(Relaxed) {
