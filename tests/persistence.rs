@@ -748,3 +748,41 @@ fn a_shutdown_while_the_log_cannot_be_written_still_exits() {
     stopper.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn info_persistence_has_redis_fields_and_counts_compactions_and_loaded_keys() {
+    let dir = data_dir("info-fields");
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    let Frame::Bulk(info) = c.cmd(&["INFO", "persistence"]) else { panic!("bulk") };
+    let info = String::from_utf8(info).unwrap();
+    let names: Vec<&str> = info.lines().skip(1).filter_map(|l| l.split(':').next()).collect();
+    // Redis 7.0's fields, in its order (Ferrite adds aof_fsync and aof_generation after them).
+    let redis = "loading async_loading current_cow_peak current_cow_size current_cow_size_age current_fork_perc \
+        current_save_keys_processed current_save_keys_total rdb_changes_since_last_save rdb_bgsave_in_progress \
+        rdb_last_save_time rdb_last_bgsave_status rdb_last_bgsave_time_sec rdb_current_bgsave_time_sec rdb_saves \
+        rdb_last_cow_size rdb_last_load_keys_expired rdb_last_load_keys_loaded aof_enabled aof_rewrite_in_progress \
+        aof_rewrite_scheduled aof_last_rewrite_time_sec aof_current_rewrite_time_sec aof_last_bgrewrite_status \
+        aof_rewrites aof_rewrites_consecutive_failures aof_last_write_status aof_last_cow_size module_fork_in_progress \
+        module_fork_last_cow_size aof_current_size aof_base_size aof_pending_rewrite aof_buffer_length \
+        aof_pending_bio_fsync aof_delayed_fsync";
+    assert_eq!(names[..names.len() - 2], redis.split_whitespace().collect::<Vec<_>>()[..]);
+    assert_eq!(info_number(&mut c, "rdb_saves"), 0);
+    assert!(info.contains("aof_last_rewrite_time_sec:-1"), "{info}");
+    assert_eq!(c.cmd(&["SET", "kept", "v"]), ok());
+    assert_eq!(c.cmd(&["SET", "fleeting", "v", "PX", "500"]), ok());
+    assert_eq!(c.cmd(&["SAVE"]), ok());
+    assert_eq!((info_number(&mut c, "rdb_saves"), info_number(&mut c, "aof_rewrites")), (1, 1));
+    assert_eq!(info_number(&mut c, "aof_rewrites_consecutive_failures"), 0);
+    let Frame::Bulk(info) = c.cmd(&["INFO", "persistence"]) else { panic!("bulk") };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("aof_last_rewrite_time_sec:0") && info.contains("aof_current_rewrite_time_sec:-1"), "{info}");
+    drop(h);
+    std::thread::sleep(Duration::from_millis(550)); // "fleeting" expires while the server is down
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(info_number(&mut c, "rdb_last_load_keys_loaded"), 1);
+    assert_eq!(info_number(&mut c, "rdb_last_load_keys_expired"), 1);
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}

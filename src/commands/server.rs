@@ -275,6 +275,9 @@ pub fn time(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// `INFO persistence` with Redis 7.0's fields in its order. Ferrite does
+/// not fork, so the copy-on-write and fork fields are 0; a compaction is
+/// both Redis's BGSAVE and its BGREWRITEAOF, so their fields agree.
 fn persistence_section(ctx: &Ctx, t: &mut String) {
     let p = ctx.state.persistence();
     let status = |ok: bool| if ok { "ok" } else { "err" };
@@ -283,17 +286,31 @@ fn persistence_section(ctx: &Ctx, t: &mut String) {
     let last_save = p.map_or_else(|| ctx.state.started_secs(), |p| p.last_save.load(Relaxed));
     let saved_ok = status(p.is_none_or(|p| p.last_save_ok.load(Relaxed)));
     let write_ok = status(p.is_none_or(|p| p.aof.write_ok.load(Relaxed)));
+    let (last_secs, current_secs) = p.map_or((-1, -1), |p| (p.stats.last_secs(), p.stats.current_secs()));
+    let completed = p.map_or(0, |p| p.stats.completed.load(Relaxed));
+    let failures = p.map_or(0, |p| p.stats.failures_in_a_row.load(Relaxed));
+    let (loaded, expired) = p.map_or((0, 0), |p| (p.loaded_keys, p.loaded_expired));
     let _ = write!(
         t,
-        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{rewriting}\r\nrdb_last_save_time:{last_save}\r\nrdb_last_bgsave_status:{saved_ok}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_last_bgrewrite_status:{saved_ok}\r\naof_last_write_status:{write_ok}\r\n",
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
+         current_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+         rdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{rewriting}\r\nrdb_last_save_time:{last_save}\r\n\
+         rdb_last_bgsave_status:{saved_ok}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\n\
+         rdb_saves:{completed}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{expired}\r\nrdb_last_load_keys_loaded:{loaded}\r\n\
+         aof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:0\r\n\
+         aof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\n\
+         aof_last_bgrewrite_status:{saved_ok}\r\naof_rewrites:{completed}\r\naof_rewrites_consecutive_failures:{failures}\r\n\
+         aof_last_write_status:{write_ok}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
         p.is_some() as u8
     );
     if let Some(p) = p {
         let _ = write!(
             t,
-            "aof_current_size:{}\r\naof_base_size:{}\r\naof_fsync:{}\r\naof_generation:{}\r\n",
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\n\
+             aof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\naof_fsync:{}\r\naof_generation:{}\r\n",
             p.data_size(),
             p.base_size.load(Relaxed),
+            p.aof.buffered(),
             p.config.appendfsync.name(),
             p.aof.generation(),
         );

@@ -408,6 +408,12 @@ impl Aof {
         }
     }
 
+    /// Bytes framed and not yet handed to the writer (Redis's
+    /// `aof_buffer_length`).
+    pub fn buffered(&self) -> usize {
+        self.pending.lock().buf.len()
+    }
+
     /// Appended records not yet known to be written (for "changes since save").
     pub fn seq(&self) -> u64 {
         self.pending.lock().seq

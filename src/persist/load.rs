@@ -38,6 +38,8 @@ pub struct Recovered {
     /// The log generation to keep appending to.
     pub generation: u64,
     pub snapshot_entries: u64,
+    /// Snapshot entries that had expired by the time they were loaded.
+    pub snapshot_expired: u64,
     pub commands: u64,
     pub truncated: bool,
     /// Unix seconds of the snapshot's cut, if there was one.
@@ -93,6 +95,7 @@ pub fn recover(state: &ServerState, cfg: &PersistenceConfig) -> Result<Recovered
     }
     out.generation = gens.last().copied().or(base).unwrap_or(0);
     out.commands = replay.commands;
+    out.snapshot_expired = replay.expired;
     replay.finish();
     Ok(out)
 }
@@ -109,6 +112,8 @@ struct Replay<'a> {
     client: ClientState,
     sink: Out,
     commands: u64,
+    /// Snapshot entries skipped because they had expired.
+    expired: u64,
     /// Snapshot: where its entries go.
     target: Option<(Option<String>, usize)>,
 }
@@ -119,7 +124,7 @@ impl<'a> Replay<'a> {
         let info = state.clients.register(addr, addr);
         let (mut client, _rx) = ClientState::new(info, true);
         client.loading = true;
-        Replay { state, client, sink: Out::default(), commands: 0, target: None }
+        Replay { state, client, sink: Out::default(), commands: 0, expired: 0, target: None }
     }
 
     fn finish(self) {
@@ -171,6 +176,7 @@ impl<'a> Replay<'a> {
             let e = decode_entry(&mut r).map_err(|e| e.to_string())?;
             n += 1;
             if e.expire_at.is_some_and(|t| now > t) {
+                self.expired += 1;
                 continue;
             }
             ks.write(e.key, now, |slot| {

@@ -53,6 +53,50 @@ pub struct Persistence {
     pub base_size: AtomicU64,
     /// Signalled when a compaction ends.
     pub done: tokio::sync::Notify,
+    pub stats: CompactionStats,
+    /// Keys the start loaded from the snapshot, and those it found expired
+    /// (Redis's `rdb_last_load_keys_loaded` / `_expired`).
+    pub loaded_keys: u64,
+    pub loaded_expired: u64,
+}
+
+/// Compactions for `INFO persistence` (Redis's `rdb_saves`,
+/// `aof_last_rewrite_time_sec` and the like).
+#[derive(Debug, Default)]
+pub struct CompactionStats {
+    pub completed: AtomicU64,
+    pub failures_in_a_row: AtomicU64,
+    /// Milliseconds the last one took, once there was one.
+    pub last_ms: parking_lot::Mutex<Option<u64>>,
+    /// When the running one started.
+    pub started: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl CompactionStats {
+    /// Seconds the last compaction took, or -1 (Redis's convention).
+    pub fn last_secs(&self) -> i64 {
+        self.last_ms.lock().map_or(-1, |ms| (ms / 1000) as i64)
+    }
+
+    /// Seconds the running compaction has taken so far, or -1.
+    pub fn current_secs(&self) -> i64 {
+        self.started.lock().map_or(-1, |t| t.elapsed().as_secs() as i64)
+    }
+
+    pub fn begin(&self) {
+        *self.started.lock() = Some(std::time::Instant::now());
+    }
+
+    pub fn end(&self, ok: bool) {
+        let took = self.started.lock().take().map(|t| t.elapsed().as_millis() as u64);
+        *self.last_ms.lock() = took;
+        if ok {
+            self.completed.fetch_add(1, Relaxed);
+            self.failures_in_a_row.store(0, Relaxed);
+        } else {
+            self.failures_in_a_row.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 impl Persistence {

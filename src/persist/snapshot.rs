@@ -69,6 +69,7 @@ pub fn start(state: &Arc<ServerState>) -> Result<(), StartError> {
     if p.rewriting.swap(true, SeqCst) {
         return Err(StartError::Busy);
     }
+    p.stats.begin();
     let state = state.clone();
     // The cut is taken on the new thread: a command that starts a
     // compaction holds the shared lock the cut needs exclusively.
@@ -78,6 +79,7 @@ pub fn start(state: &Arc<ServerState>) -> Result<(), StartError> {
         finish(&state, &cut, result);
     });
     if let Err(e) = spawned {
+        p.stats.end(false);
         p.rewriting.store(false, SeqCst);
         return Err(StartError::Thread(e.to_string()));
     }
@@ -156,6 +158,7 @@ fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
 /// After the snapshot: drop the log generations it replaces, or clean up.
 fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
     let p = state.persistence().expect("persistence is on");
+    let ok = result.is_ok();
     match result {
         Ok(entries) => {
             // The writer thread switches files asynchronously; the old one
@@ -182,6 +185,7 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
             tracing::error!("snapshot failed: {e}");
         }
     }
+    p.stats.end(ok);
     p.rewriting.store(false, SeqCst);
     p.done.notify_waiters();
 }

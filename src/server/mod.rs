@@ -168,6 +168,9 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
         snapshot_size: AtomicU64::new(snapshot),
         base_size: AtomicU64::new(size),
         done: tokio::sync::Notify::new(),
+        stats: Default::default(),
+        loaded_keys: r.snapshot_entries - r.snapshot_expired,
+        loaded_expired: r.snapshot_expired,
     };
     let _ = state.persist.set(Arc::new(p));
     Ok(())
