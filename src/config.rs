@@ -241,17 +241,19 @@ pub static PARAMS: &[Param] = &[
         }),
     },
     int_param!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as u64),
-    // Probed by clients and test harnesses; Ferrite has no persistence of
-    // this kind yet, so they read as Redis's "off" and accept only that.
+    // Redis's RDB save points. Ferrite logs every write instead and compacts
+    // by size (`auto-aof-rewrite-*`, see `persist::settings`), so it has
+    // none: it reads as Redis's "no save points" and accepts only that.
     Param {
         name: "save",
         get: |_| String::new(),
-        set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("persistence snapshots are not supported yet".into()) }),
-    },
-    Param {
-        name: "appendonly",
-        get: |_| "no".into(),
-        set: Some(|_, v| if v.eq_ignore_ascii_case("no") { Ok(()) } else { Err("the append-only file is not supported yet".into()) }),
+        set: Some(|_, v| {
+            if v.is_empty() {
+                Ok(())
+            } else {
+                Err("Ferrite has no save points: it logs every write (appendonly) and compacts by size".into())
+            }
+        }),
     },
     Param {
         name: "notify-keyspace-events",

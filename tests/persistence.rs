@@ -786,3 +786,51 @@ fn info_persistence_has_redis_fields_and_counts_compactions_and_loaded_keys() {
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn config_get_and_set_see_and_change_the_running_persistence() {
+    let dir = data_dir("config");
+    let h = start(&dir);
+    let mut c = Raw::connect(h.addr);
+    let get = |c: &mut Raw, name: &str| match c.cmd(&["CONFIG", "GET", name]) {
+        Frame::Array(v) if v.len() == 2 => v[1].clone(),
+        other => panic!("{name}: {other}"),
+    };
+    assert_eq!(get(&mut c, "appendonly"), bulk("yes"));
+    assert_eq!(get(&mut c, "appendfsync"), bulk("everysec"));
+    assert_eq!(get(&mut c, "dir"), bulk(&dir.display().to_string()));
+    assert_eq!(get(&mut c, "auto-aof-rewrite-percentage"), bulk("100"));
+    // appendfsync switches at runtime: replies now wait for the disk.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendfsync", "always"]), ok());
+    assert_eq!(get(&mut c, "appendfsync"), bulk("always"));
+    assert!(h.state.persistence().unwrap().aof.acks_after_fsync());
+    assert!(c.cmd(&["INFO", "persistence"]).to_string().contains("aof_fsync:always"));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    let refused = |c: &mut Raw, args: &[&str]| match c.cmd(args) {
+        Frame::Error(e) => e,
+        other => panic!("{args:?} was accepted: {other}"),
+    };
+    assert!(refused(&mut c, &["CONFIG", "SET", "appendonly", "no"]).contains("needs a restart"));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "yes"]), ok(), "what it already is");
+    assert!(refused(&mut c, &["CONFIG", "SET", "appendfsync", "sometimes"]).contains("always, everysec, no"));
+    assert!(refused(&mut c, &["CONFIG", "SET", "dir", "/tmp"]).contains("can't set immutable config"));
+    // All or nothing: a bad value anywhere leaves every setting as it was.
+    let e = refused(&mut c, &["CONFIG", "SET", "auto-aof-rewrite-min-size", "1", "auto-aof-rewrite-percentage", "lots"]);
+    assert!(e.contains("auto-aof-rewrite-percentage"), "{e}");
+    assert_eq!(get(&mut c, "auto-aof-rewrite-min-size"), bulk(&(64u64 << 20).to_string()));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "auto-aof-rewrite-min-size", "1048576", "auto-aof-rewrite-percentage", "50"]), ok());
+    assert_eq!(h.state.persistence().unwrap().auto_rewrite_percentage.load(std::sync::atomic::Ordering::Relaxed), 50);
+    drop(h);
+
+    // With persistence off the settings read as configured and cannot be changed.
+    let mut off = config(&dir, Fsync::Everysec);
+    off.persistence.appendonly = false;
+    let h = start_background(off).expect("server starts");
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(get(&mut c, "appendonly"), bulk("no"));
+    assert_eq!(get(&mut c, "appendfsync"), bulk("everysec"));
+    assert!(refused(&mut c, &["CONFIG", "SET", "appendfsync", "always"]).contains("persistence is off"));
+    assert!(refused(&mut c, &["CONFIG", "SET", "appendonly", "yes"]).contains("needs a restart"));
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,6 +9,7 @@ use super::keys::help_reply;
 use super::table::COMMANDS;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, lookup};
 use crate::config::{PARAMS, param};
+use crate::persist::settings::{SETTINGS, setting};
 use crate::persist::snapshot::StartError;
 use crate::server::state::ExitSave;
 use crate::store::glob;
@@ -190,11 +191,14 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 return Err(CmdError::Arity("config|get".into()));
             }
             let cfg = ctx.state.config.read().clone();
+            let (persistence, persist_cfg) = (ctx.state.persistence().map(|p| &**p), &ctx.state.persist_config);
+            let wanted = |name: &str| a[2..].iter().any(|pat| glob::matches(pat, name.as_bytes(), true));
             let mut pairs: Vec<(&str, String)> = Vec::new();
-            for p in PARAMS {
-                if a[2..].iter().any(|pat| glob::matches(pat, p.name.as_bytes(), true)) {
-                    pairs.push((p.name, (p.get)(&cfg)));
-                }
+            for p in PARAMS.iter().filter(|p| wanted(p.name)) {
+                pairs.push((p.name, (p.get)(&cfg)));
+            }
+            for s in SETTINGS.iter().filter(|s| wanted(s.name)) {
+                pairs.push((s.name, (s.get)(persistence, persist_cfg)));
             }
             ctx.out.map(pairs.len());
             for (k, v) in pairs {
@@ -206,18 +210,28 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             if a.len() < 4 || a.len() % 2 == 1 {
                 return Err(CmdError::Arity("config|set".into()));
             }
+            // Every value is checked before any applies: all or nothing, as Redis.
             let mut cfg = ctx.state.config.read().clone();
+            let persistence = ctx.state.persistence().map(|p| &**p);
+            let mut persist_sets = Vec::new();
             for pair in a[2..].chunks(2) {
                 let name = String::from_utf8_lossy(pair[0]).into_owned();
+                let value = String::from_utf8_lossy(pair[1]).into_owned();
+                let failed = |m: String| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}"));
+                let immutable = || failed("can't set immutable config".into());
+                if let Some(s) = setting(&name) {
+                    (s.check.ok_or_else(immutable)?)(persistence, &value).map_err(failed)?;
+                    persist_sets.push((s, value));
+                    continue;
+                }
                 let p = param(&name)
                     .ok_or_else(|| CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")))?;
-                let set = p.set.ok_or_else(|| {
-                    CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"))
-                })?;
-                set(&mut cfg, &String::from_utf8_lossy(pair[1]))
-                    .map_err(|m| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}")))?;
+                (p.set.ok_or_else(immutable)?)(&mut cfg, &value).map_err(failed)?;
             }
             ctx.state.set_config(cfg);
+            if let Some(p) = persistence {
+                persist_sets.iter().for_each(|(s, v)| (s.apply)(p, v));
+            }
             ctx.out.ok();
         }
         "resetstat" => {
@@ -311,7 +325,7 @@ fn persistence_section(ctx: &Ctx, t: &mut String) {
             p.data_size(),
             p.base_size.load(Relaxed),
             p.aof.buffered(),
-            p.config.appendfsync.name(),
+            p.aof.fsync().name(),
             p.aof.generation(),
         );
     }

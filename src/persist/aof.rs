@@ -66,7 +66,7 @@ impl Drop for Tail<'_> {
     fn drop(&mut self) {
         #[cfg(debug_assertions)]
         HOLDING_TAIL.with(|h| h.set(false));
-        if self.appended && self.aof.fsync == Fsync::Always {
+        if self.appended && self.aof.fsync() == Fsync::Always {
             self.aof.wake.notify_one();
         }
     }
@@ -97,7 +97,9 @@ struct Pending {
 }
 
 pub struct Aof {
-    fsync: Fsync,
+    /// The `appendfsync` policy, an index into [`Fsync::ALL`] (`CONFIG SET`
+    /// changes it at runtime).
+    fsync: std::sync::atomic::AtomicU8,
     dir: PathBuf,
     pending: Mutex<Pending>,
     wake: Condvar,
@@ -150,7 +152,7 @@ impl Aof {
     pub fn open(dir: &Path, generation: u64, fsync: Fsync) -> std::io::Result<Arc<Aof>> {
         let (file, size) = open_log(dir, generation)?;
         let aof = Arc::new(Aof {
-            fsync,
+            fsync: std::sync::atomic::AtomicU8::new(fsync.index()),
             dir: dir.into(),
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
@@ -193,9 +195,20 @@ impl Aof {
         Tail { aof: self, pending: self.pending.lock(), appended: false }
     }
 
+    pub fn fsync(&self) -> Fsync {
+        Fsync::ALL[self.fsync.load(Relaxed) as usize]
+    }
+
+    /// Switches the `appendfsync` policy (`CONFIG SET appendfsync`); the
+    /// writer applies it from its next round.
+    pub fn set_fsync(&self, f: Fsync) {
+        self.fsync.store(f.index(), Relaxed);
+        self.wake.notify_one();
+    }
+
     /// Whether a reply must wait for [`Aof::durable`] before it is sent.
     pub fn acks_after_fsync(&self) -> bool {
-        self.fsync == Fsync::Always
+        self.fsync() == Fsync::Always
     }
 
     /// Resolves to true once record `seq` is as durable as the policy
@@ -322,7 +335,7 @@ impl Aof {
                 let idle = p.rotation.is_none() && !self.stop.load(Relaxed);
                 if failing {
                     self.wake.wait_for(&mut p, Duration::from_millis(RETRY_MS));
-                } else if idle && self.fsync != Fsync::Always {
+                } else if idle && self.fsync() != Fsync::Always {
                     // One write per interval, however busy: under load the
                     // buffer would otherwise be taken as soon as it holds
                     // anything, and the writer would contend for the tail
@@ -368,7 +381,7 @@ impl Aof {
             // refused meanwhile), a successful fsync is what recovers.
             let recovering = !self.write_ok.load(Relaxed);
             let sync_due = recovering
-                || match self.fsync {
+                || match self.fsync() {
                     Fsync::Always => wrote,
                     Fsync::Everysec => last_sync.elapsed() >= Duration::from_secs(1),
                     Fsync::No => false,

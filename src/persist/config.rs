@@ -25,6 +25,10 @@ impl Fsync {
         }
     }
 
+    pub fn index(self) -> u8 {
+        Fsync::ALL.iter().position(|f| *f == self).expect("in ALL") as u8
+    }
+
     /// The policy `name` names (as the config file and `--appendfsync` spell it).
     pub fn from_name(name: &str) -> Option<Fsync> {
         Fsync::ALL.into_iter().find(|f| f.name() == name)

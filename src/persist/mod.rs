@@ -18,6 +18,7 @@ pub mod aof;
 pub mod config;
 pub mod load;
 pub mod record;
+pub mod settings;
 pub mod snapshot;
 
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ pub struct Persistence {
     /// Signalled when a compaction ends.
     pub done: tokio::sync::Notify,
     pub stats: CompactionStats,
+    /// `auto-aof-rewrite-percentage` and `-min-size`, settable at runtime.
+    pub auto_rewrite_percentage: AtomicU64,
+    pub auto_rewrite_min_size: AtomicU64,
     /// Keys the start loaded from the snapshot, and those it found expired
     /// (Redis's `rdb_last_load_keys_loaded` / `_expired`).
     pub loaded_keys: u64,
@@ -142,10 +146,8 @@ impl Persistence {
     /// rewritten whole every `auto-aof-rewrite-min-size` of log.
     pub fn rewrite_due(&self) -> bool {
         let (size, base) = (self.data_size(), self.base_size.load(Relaxed).max(1));
-        let c = &self.config;
-        c.auto_aof_rewrite_percentage > 0
-            && size >= c.auto_aof_rewrite_min_size
-            && (size - base.min(size)) * 100 / base >= c.auto_aof_rewrite_percentage
+        let pct = self.auto_rewrite_percentage.load(Relaxed);
+        pct > 0 && size >= self.auto_rewrite_min_size.load(Relaxed) && (size - base.min(size)) * 100 / base >= pct
     }
 }
 

@@ -169,6 +169,8 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
         base_size: AtomicU64::new(size),
         done: tokio::sync::Notify::new(),
         stats: Default::default(),
+        auto_rewrite_percentage: AtomicU64::new(cfg.auto_aof_rewrite_percentage),
+        auto_rewrite_min_size: AtomicU64::new(cfg.auto_aof_rewrite_min_size),
         loaded_keys: r.snapshot_entries - r.snapshot_expired,
         loaded_expired: r.snapshot_expired,
     };

@@ -48,6 +48,8 @@ pub struct ServerState {
     pub tenants: TenantManager,
     /// `[policy]`: the WASM sandbox's limits.
     pub policy: PolicyConfig,
+    /// `[persistence]` as configured (what `CONFIG GET` shows when it is off).
+    pub persist_config: crate::persist::PersistenceConfig,
     /// The log and compaction, once recovery has run (absent when off).
     pub persist: OnceLock<Arc<Persistence>>,
     /// This state's own `Arc`, for work that outlives a command (compaction).
@@ -103,6 +105,7 @@ impl ServerState {
             ),
             memory_total,
             policy: config.policy.clone(),
+            persist_config: config.persistence.clone(),
             persist: OnceLock::new(),
             me: OnceLock::new(),
             maxmemory: AtomicU64::new(config.server.maxmemory),
