@@ -365,6 +365,17 @@ fn concurrent_writers_of_one_key_replay_in_the_order_they_wrote() {
 
 /// Puts the server's log on a full disk (`/dev/full`); returns the log and
 /// the file to put back.
+/// Waits until the writer has found the disk failing (PING answers MISCONF);
+/// returns the deadline it allowed, for later waits.
+fn wait_for_misconf(c: &mut Raw) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(c.cmd(&["PING"]), Frame::Error(_)) {
+        assert!(Instant::now() < deadline, "the failed write was never noticed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    deadline
+}
+
 fn fill_disk(h: &ServerHandle) -> (&ferrite::persist::aof::Aof, std::fs::File) {
     let aof = &h.state.persistence().expect("persistence is on").aof;
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
@@ -380,11 +391,7 @@ fn while_the_log_cannot_be_written_writes_and_ping_get_misconf_and_reads_go_on()
     let (aof, good) = fill_disk(&h);
     // Acknowledged under everysec before the writer finds out.
     assert_eq!(c.cmd(&["SET", "k", "w"]), ok());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !matches!(c.cmd(&["PING"]), Frame::Error(_)) {
-        assert!(Instant::now() < deadline, "the failed write was never noticed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let deadline = wait_for_misconf(&mut c);
     for cmd in [&["SET", "k", "x"][..], &["DEL", "k"], &["PING"]] {
         assert_eq!(c.cmd(cmd), Frame::Error("MISCONF Errors writing to the AOF file: No space left on device".into()), "{cmd:?}");
     }
@@ -732,11 +739,7 @@ fn a_shutdown_while_the_log_cannot_be_written_still_exits() {
     assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
     let _keep = fill_disk(&h).1;
     assert_eq!(c.cmd(&["SET", "k", "w"]), ok());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !matches!(c.cmd(&["PING"]), Frame::Error(_)) {
-        assert!(Instant::now() < deadline, "the failed write was never noticed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_misconf(&mut c);
     // A plain SHUTDOWN would compact; with the log failing it must not wait for that.
     c.send(b"SHUTDOWN\r\n");
     let (tx, rx) = std::sync::mpsc::channel();
