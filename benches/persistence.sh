@@ -14,7 +14,8 @@
 #
 # Usage: benches/persistence.sh [requests-per-test] (default 200000)
 #        TESTS=set,incr PIPES="1 16" ROUNDS=3 KEYS=1000000 benches/persistence.sh
-#        RESTART=0 stops after the throughput part; THROUGHPUT=0 skips it.
+#        RESTART=0 stops after the throughput part; THROUGHPUT=0 skips it;
+#        FSYNC=always compares both servers under appendfsync always.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -24,6 +25,8 @@ TESTS=${TESTS:-set,incr,lpush,sadd,hset,zadd,mset}
 PIPES=${PIPES:-1 16}
 ROUNDS=${ROUNDS:-3}
 KEYS=${KEYS:-1000000}
+# Both servers' appendfsync (the column names say everysec, the default).
+FSYNC=${FSYNC:-everysec}
 RPORT=16379; NPORT=16380; FPORT=16381
 D=$(mktemp -d /tmp/ferrite-persist-bench.XXXX)
 mkdir -p "$D/redis" "$D/ferrite"
@@ -31,8 +34,8 @@ mkdir -p "$D/redis" "$D/ferrite"
 ports_free "$RPORT" "$NPORT" "$FPORT"
 cargo build --release --quiet --bin ferrite
 F=./target/release/ferrite
-start_redis() { redis-server --port $RPORT --dir "$D/redis" --appendonly yes --appendfsync everysec --save '' >>"$D/redis.log" 2>&1 & RPID=$!; }
-start_ferrite() { $F --port $FPORT --dir "$D/ferrite" --appendfsync everysec >>"$D/ferrite.log" 2>&1 & FPID=$!; }
+start_redis() { redis-server --port $RPORT --dir "$D/redis" --appendonly yes --appendfsync "$FSYNC" --save '' >>"$D/redis.log" 2>&1 & RPID=$!; }
+start_ferrite() { $F --port $FPORT --dir "$D/ferrite" --appendfsync "$FSYNC" >>"$D/ferrite.log" 2>&1 & FPID=$!; }
 start_redis; start_ferrite
 $F --port $NPORT --appendonly no >"$D/none.log" 2>&1 & NPID=$!
 # Restarted servers are started in a subshell ($(restart ...)), so their
