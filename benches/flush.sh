@@ -23,7 +23,7 @@ $F --port "$FPORT" --dir "$D/ferrite" --appendfsync everysec >"$D/ferrite.log" 2
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
 wait_up "$RPORT" "$FPORT"
-awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) { k = sprintf("key:%d", i); printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$32\r\n%s\r\n", length(k), k, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" } }' >"$D/load.resp"
+set_stream "$N" >"$D/load.resp"
 load() { redis-cli -p "$1" --pipe <"$D/load.resp" >/dev/null; }
 idle() { while redis-cli -p "$1" info persistence | grep -q "aof_rewrite_in_progress:1"; do sleep 0.05; done; }
 # port args... -> milliseconds for `redis-cli -p port args...`

@@ -27,3 +27,16 @@ rps_of() {
 
 # The median of the numbers on stdin (the mean of the middle two when even).
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# A process's CPU time so far (user + system), in clock ticks, from /proc.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Microseconds of CPU per request: $1 ticks spent over $2 requests.
+us_per_request() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }'; }
+
+# RESP for N SETs of key:<i> (or the printf format $2) to a 32-byte value
+# (or $3), for redis-cli --pipe.
+set_stream() {
+  awk -v n="$1" -v f="${2:-key:%d}" -v v="${3:-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx}" 'BEGIN {
+    for (i = 0; i < n; i++) { k = sprintf(f, i); printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v } }'
+}

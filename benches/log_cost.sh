@@ -26,15 +26,13 @@ B=$!
 C=$!
 trap 'kill $A $B $C 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
 wait_up "$P1" "$P2" "$P3"
-TICK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # pid port test -> CPU microseconds per request
 cpu_per_req() {
   local a b
-  a=$(ticks "$1")
+  a=$(cpu_ticks "$1")
   redis-benchmark -p "$2" -t "$3" -P 16 -c 50 -n "$N" -r 100000 -q --csv >/dev/null 2>&1
-  b=$(ticks "$1")
-  awk -v t=$((b - a)) -v hz="$TICK" -v n="$N" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
+  b=$(cpu_ticks "$1")
+  us_per_request $((b - a)) "$N"
 }
 echo "test,none_us,everysec_us,everysec_no_compaction_us,everysec/none,no_compaction/none"
 for t in ${TESTS:-zadd set}; do

@@ -23,7 +23,7 @@ wait_up "$RPORT" "$FPORT"
 
 DATA=$(mktemp)
 VALUE=$(printf 'v%.0s' $(seq 32))
-awk -v n="$N" -v v="$VALUE" 'BEGIN { for (i = 0; i < n; i++) { k = sprintf("key:%012d", i); printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$32\r\n%s\r\n", length(k), k, v } }' >"$DATA"
+set_stream "$N" "key:%012d" "$VALUE" >"$DATA"
 
 used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {gsub(/\r/,"",$2); print $2}'; }
 rss() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }

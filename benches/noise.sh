@@ -32,19 +32,17 @@ for p in $PORTS; do
 done
 trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
 wait_up $PORTS
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
 # Warm-up: every process reaches the test's steady key count first.
 for p in $PORTS; do redis-benchmark -p "$p" -t "$TEST" -P "$PIPE" -c 50 -n 200000 -r 100000 -q >/dev/null 2>&1; done
 declare -A RPS CPU
 for _ in $(seq "$ROUNDS"); do
   i=0
   for p in $PORTS; do
-    a=$(ticks "${PIDS[$i]}")
+    a=$(cpu_ticks "${PIDS[$i]}")
     r=$(redis-benchmark -p "$p" -t "$TEST" -P "$PIPE" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$TEST")
-    b=$(ticks "${PIDS[$i]}")
+    b=$(cpu_ticks "${PIDS[$i]}")
     RPS[$p]="${RPS[$p]:-} $r"
-    CPU[$p]="${CPU[$p]:-} $(awk -v t=$((b - a)) -v hz="$HZ" -v n="$N" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')"
+    CPU[$p]="${CPU[$p]:-} $(us_per_request $((b - a)) "$N")"
     i=$((i + 1))
   done
 done

@@ -81,14 +81,7 @@ done
 [ "${RESTART:-1}" = 1 ] || exit 0
 # --- restart with KEYS keys -------------------------------------------------
 for p in $RPORT $FPORT; do redis-cli -p $p flushall >/dev/null; done
-python3 - "$KEYS" >"$D/load.resp" <<'PY'
-import sys
-out = sys.stdout.buffer
-v = b"x" * 32
-for i in range(int(sys.argv[1])):
-    k = b"key:%d" % i
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$32\r\n%s\r\n" % (len(k), k, v))
-PY
+set_stream "$KEYS" >"$D/load.resp"
 for p in $RPORT $FPORT; do redis-cli -p $p --pipe <"$D/load.resp" >/dev/null; done
 sleep 2
 

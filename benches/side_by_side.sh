@@ -37,11 +37,8 @@ $SRV ./target/release/ferrite --port "$FPORT" $FERRITE_ARGS >/tmp/bench-ferrite.
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
 wait_up "$RPORT" "$FPORT"
-TICK=$(getconf CLK_TCK)
 # A tenant with limits high enough not to throttle the benchmark itself.
 redis-cli -p "$FPORT" TENANT.CREATE bench TIER enterprise OPS 1000000000 KEYS 1000000000 MEMORY 64gb CONNECTIONS 10000 PASSWORD benchpw >/dev/null
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # port pid test pipeline [auth...] -> "rps cpu_us_per_request" of the named test's own line
 run() {
@@ -50,7 +47,7 @@ run() {
   # shellcheck disable=SC2086
   rps=$($CLI redis-benchmark -p "$1" ${5:-} -t "$3" -P "$4" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$3")
   after=$(cpu_ticks "$2")
-  awk -v r="$rps" -v t=$((after - before)) -v hz="$TICK" -v n="$N" 'BEGIN { printf "%s %.2f\n", r, t / hz * 1e6 / n }'
+  echo "$rps $(us_per_request $((after - before)) "$N")"
 }
 
 

@@ -177,12 +177,7 @@ impl Aof {
 
     /// Frames a record for the log; returns its sequence number.
     pub fn append(&self, rec: &Record) -> u64 {
-        self.append_with(|buf| rec.frame_unsealed(buf))
-    }
-
-    /// Frames whatever `frame` appends; see [`Tail::append_with`].
-    pub fn append_with(&self, frame: impl FnOnce(&mut Vec<u8>)) -> u64 {
-        self.tail().append_with(frame)
+        self.tail().append_with(|buf| rec.frame_unsealed(buf))
     }
 
     /// Holds the log's tail: until the [`Tail`] is dropped, no other record

@@ -33,6 +33,9 @@ use crate::tenancy::image::TenantImage;
 
 /// A running server's persistence: the log and the compaction state.
 pub struct Persistence {
+    /// As configured at start. What `CONFIG SET` changes lives elsewhere:
+    /// `appendfsync` in the log ([`aof::Aof::fsync`]), the automatic
+    /// compaction thresholds below.
     pub config: PersistenceConfig,
     pub aof: Arc<aof::Aof>,
     /// Compaction in progress (at most one).
@@ -91,15 +94,18 @@ impl CompactionStats {
         *self.started.lock() = Some(std::time::Instant::now());
     }
 
-    pub fn end(&self, ok: bool) {
-        let took = self.started.lock().take().map(|t| t.elapsed().as_millis() as u64);
-        *self.last_ms.lock() = took;
+    /// Records the end of the running compaction; returns how many
+    /// milliseconds it took.
+    pub fn end(&self, ok: bool) -> u64 {
+        let took = self.started.lock().take().map_or(0, |t| t.elapsed().as_millis() as u64);
+        *self.last_ms.lock() = Some(took);
         if ok {
             self.completed.fetch_add(1, Relaxed);
             self.failures_in_a_row.store(0, Relaxed);
         } else {
             self.failures_in_a_row.fetch_add(1, Relaxed);
         }
+        took
     }
 }
 
@@ -121,11 +127,6 @@ impl Persistence {
     /// Records logged since the last snapshot.
     pub fn changes(&self) -> u64 {
         self.aof.seq().saturating_sub(self.saved_seq.load(Relaxed))
-    }
-
-    /// Logs a write command as it ran, without building a [`Record`].
-    pub fn log_command(&self, now_ms: u64, space: Option<&str>, db: usize, argv: &[&[u8]]) -> u64 {
-        log_command(&mut self.aof.tail(), now_ms, space, db, argv)
     }
 
     /// Logs the tenant's record, and its policy when that changed; returns

@@ -45,8 +45,6 @@ pub enum StartError {
 struct Cut {
     /// How long the exclusive lock was held.
     held: std::time::Duration,
-    /// When the cut was taken (the compaction's duration is logged).
-    taken: std::time::Instant,
     generation: u64,
     /// The log's sequence number at the cut.
     seq: u64,
@@ -115,7 +113,7 @@ fn take_cut(state: &ServerState) -> Cut {
     }
     let seq = p.aof.seq();
     let generation = p.aof.rotate();
-    Cut { held: start.elapsed(), taken: start, generation, seq, cut_ms, tenants, images, dbs }
+    Cut { held: start.elapsed(), generation, seq, cut_ms, tenants, images, dbs }
 }
 
 fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
@@ -158,7 +156,6 @@ fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
 /// After the snapshot: drop the log generations it replaces, or clean up.
 fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
     let p = state.persistence().expect("persistence is on");
-    let ok = result.is_ok();
     match result {
         Ok(entries) => {
             // The writer thread switches files asynchronously; the old one
@@ -167,13 +164,12 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
                 std::thread::sleep(Duration::from_millis(1));
             }
             remove_generations_before(p.dir(), cut.generation);
-            let snapshot = std::fs::metadata(p.dir().join(SNAPSHOT_FILE)).map_or(0, |m| m.len());
-            p.snapshot_size.store(snapshot, Relaxed);
+            p.snapshot_size.store(file_size(p.dir()), Relaxed);
             p.base_size.store(p.data_size(), Relaxed);
             p.last_save.store(cut.cut_ms / 1000, Relaxed);
             p.last_save_ok.store(true, Relaxed);
             p.saved_seq.store(cut.seq, Relaxed);
-            let (cut_us, took_ms) = (cut.held.as_micros() as u64, cut.taken.elapsed().as_millis() as u64);
+            let (cut_us, took_ms) = (cut.held.as_micros() as u64, p.stats.end(true));
             tracing::info!(entries, generation = cut.generation, cut_us, took_ms, "snapshot written; log compacted");
         }
         Err(e) => {
@@ -182,10 +178,10 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
             }
             let _ = std::fs::remove_file(p.dir().join(format!("{SNAPSHOT_FILE}.tmp")));
             p.last_save_ok.store(false, Relaxed);
+            p.stats.end(false);
             tracing::error!("snapshot failed: {e}");
         }
     }
-    p.stats.end(ok);
     p.rewriting.store(false, SeqCst);
     p.done.notify_waiters();
 }
@@ -229,6 +225,11 @@ pub async fn before_exit(state: &Arc<ServerState>, save: ExitSave) {
     if !p.last_save_ok.load(Relaxed) {
         tracing::warn!("the snapshot on shutdown failed; the next start replays the log");
     }
+}
+
+/// Size of the snapshot in `dir` (0 when there is none).
+pub fn file_size(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(SNAPSHOT_FILE)).map_or(0, |m| m.len())
 }
 
 /// Deletes log files older than `generation` (the snapshot contains them).

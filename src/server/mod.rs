@@ -155,7 +155,7 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
         ms = started.elapsed().as_millis() as u64,
         "data loaded"
     );
-    let snapshot = std::fs::metadata(cfg.dir.join(crate::persist::snapshot::SNAPSHOT_FILE)).map_or(0, |m| m.len());
+    let snapshot = crate::persist::snapshot::file_size(&cfg.dir);
     let size = snapshot + aof.size.load(Relaxed);
     let p = crate::persist::Persistence {
         config: cfg.clone(),

@@ -76,7 +76,7 @@ pub struct ServerState {
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
     /// What the shutdown does with the data (SHUTDOWN's SAVE / NOSAVE).
-    exit_save: std::sync::atomic::AtomicU8,
+    exit_save: parking_lot::Mutex<ExitSave>,
     pub started: Instant,
     pub run_id: String,
 }
@@ -88,9 +88,9 @@ pub struct ServerState {
 /// already holds every write, so nothing is lost either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitSave {
-    IfChanged = 0,
-    Never = 1,
-    Always = 2,
+    IfChanged,
+    Never,
+    Always,
 }
 
 impl ServerState {
@@ -121,7 +121,7 @@ impl ServerState {
             exec_lock: RwLock::new(()),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
-            exit_save: std::sync::atomic::AtomicU8::new(ExitSave::IfChanged as u8),
+            exit_save: parking_lot::Mutex::new(ExitSave::IfChanged),
             started: Instant::now(),
             run_id,
         });
@@ -156,21 +156,17 @@ impl ServerState {
         self.clock.now_ms()
     }
 
-    /// Asks the accept loop and every connection to stop.
     /// Stops the server; on the way out it compacts as `save` says.
     pub fn request_shutdown_saving(&self, save: ExitSave) {
-        self.exit_save.store(save as u8, Relaxed);
+        *self.exit_save.lock() = save;
         self.request_shutdown();
     }
 
     pub fn exit_save(&self) -> ExitSave {
-        match self.exit_save.load(Relaxed) {
-            x if x == ExitSave::Never as u8 => ExitSave::Never,
-            x if x == ExitSave::Always as u8 => ExitSave::Always,
-            _ => ExitSave::IfChanged,
-        }
+        *self.exit_save.lock()
     }
 
+    /// Asks the accept loop and every connection to stop.
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Relaxed);
         self.shutdown.notify_waiters();

@@ -62,7 +62,6 @@ impl Space {
         self.dbs[i].get_or_init(|| Box::new(Keyspace::with_total(self.total.clone())))
     }
 
-    /// The databases that exist, with their indexes.
     /// Removes every key of every database (FLUSHALL, TENANT.DELETE).
     pub fn clear(&self) {
         self.existing().for_each(|(_, ks)| {
@@ -70,6 +69,7 @@ impl Space {
         });
     }
 
+    /// The databases that exist, with their indexes.
     pub fn existing(&self) -> impl Iterator<Item = (usize, &Keyspace)> {
         self.dbs.iter().enumerate().filter_map(|(i, d)| d.get().map(|k| (i, &**k)))
     }
