@@ -7,6 +7,8 @@
 # Usage: REV=<commit> benches/before_after.sh [requests-per-test] (default 200000)
 #        REV defaults to 2bacaca, the last commit before the WASM policy layer.
 #        TESTS=set,get PIPES="1 16" ROUNDS=3 benches/before_after.sh
+#        BEFORE_BIN=path/to/ferrite benches/before_after.sh   (a binary built
+#        since persistence exists: both then run with --appendonly no)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -20,13 +22,18 @@ ROUNDS=${ROUNDS:-3}
 BPORT=${BPORT:-16381}
 APORT=${APORT:-16380}
 
-WT=/tmp/ferrite-before-$REV
-[ -d "$WT" ] || git worktree add --detach "$WT" "$REV" >/dev/null
-(cd "$WT" && CARGO_TARGET_DIR="$ROOT/target/before" cargo build --release --quiet --bin ferrite)
+if [ -n "${BEFORE_BIN:-}" ]; then
+  BEFORE=("$BEFORE_BIN" --appendonly no)
+else
+  WT=/tmp/ferrite-before-$REV
+  [ -d "$WT" ] || git worktree add --detach "$WT" "$REV" >/dev/null
+  (cd "$WT" && CARGO_TARGET_DIR="$ROOT/target/before" cargo build --release --quiet --bin ferrite)
+  BEFORE=(./target/before/release/ferrite)
+fi
 cargo build --release --quiet --bin ferrite
 
 ports_free "$BPORT" "$APORT"
-./target/before/release/ferrite --port "$BPORT" >/tmp/bench-before.log 2>&1 &
+"${BEFORE[@]}" --port "$BPORT" >/tmp/bench-before.log 2>&1 &
 BPID=$!
 ./target/release/ferrite --port "$APORT" --appendonly no >/tmp/bench-after.log 2>&1 &
 APID=$!

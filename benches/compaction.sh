@@ -5,7 +5,9 @@
 # BGREWRITEAOF, timed until INFO shows it done (polled every 10 ms), while
 # two clients send back to back, one LPUSH to the big list and one SET to
 # another key; their worst round trips show what the copy-on-write of the
-# big list costs the clients of its worker.
+# big list costs the clients of its worker. For scale, the worst round trip
+# in a window as long just before each compaction (no compaction running),
+# and how long each cut held the server's exclusive lock (from its log).
 #
 # Usage: [ROUNDS=6] benches/compaction.sh
 #        FERRITE=path/to/ferrite benches/compaction.sh   (another build)
@@ -58,8 +60,13 @@ for _ in range(rounds):
 stop = True
 for t in threads: t.join()
 print("compaction ms per round: " + " ".join("%.0f" % t for t in took) + "; median %.0f" % sorted(took)[len(took) // 2])
+def worst(lat, a, b):
+    return max((d for d, t in lat if a <= t <= b), default=0) * 1e3
 for name, lat in (("LPUSH to the big list", lpush), ("SET to another key", other)):
-    worst = [max((d for d, t in lat if a <= t <= b), default=0) * 1e3 for a, b in windows]
+    during = [worst(lat, a, b) for a, b in windows]
+    before = [worst(lat, a - (b - a) - 0.05, a - 0.05) for a, b in windows]
     p99 = sorted(d for d, _ in lat)[int(len(lat) * 0.99)] * 1e3
-    print("%s: %d round trips, p99 %.2f ms; worst per compaction (ms): %s" % (name, len(lat), p99, " ".join("%.1f" % w for w in worst)))
+    print("%s: %d round trips, p99 %.2f ms; worst per compaction (ms): %s; in as long before it: %s"
+          % (name, len(lat), p99, " ".join("%.1f" % w for w in during), " ".join("%.1f" % w for w in before)))
 PY
+echo "cut held (us): $(grep -o 'cut_us=[0-9]*' "$D/log" | cut -d= -f2 | tr '\n' ' ')"

@@ -118,7 +118,7 @@ pub fn lrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let l = as_list(&e.value)?;
         match super::args::clamp_range(start, end, l.len()) {
             None => out.array(0),
-            Some((s, e)) => out.bulks(l.items().range(s..=e).map(|x| &x[..])),
+            Some((s, e)) => out.bulks(l.range(s, e).map(|x| &x[..])),
         }
         Ok::<_, CmdError>(())
     });
@@ -174,7 +174,8 @@ pub fn linsert(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let Some(l) = list_mut(slot)? else {
             return Ok(0);
         };
-        match l.items().iter().position(|x| &x[..] == a[3]) {
+        let pivot = l.iter().position(|x| &x[..] == a[3]);
+        match pivot {
             None => Ok(-1),
             Some(p) => {
                 l.insert(p + after as usize, a[4]);

@@ -28,7 +28,7 @@ fn encode_value(v: &Value, w: &mut Writer) {
         }
         Value::List(l) => {
             w.u8(LIST).u32(l.len() as u32);
-            l.items().iter().for_each(|e| {
+            l.iter().for_each(|e| {
                 w.bytes(e);
             });
         }

@@ -172,12 +172,28 @@ struct Snap {
     epoch: AtomicU8,
     cut_ms: AtomicU64,
     /// Pre-images of entries writers changed before the snapshot pass
-    /// reached them, already encoded, and how many.
-    preserved: Mutex<(Writer, u64)>,
+    /// reached them.
+    preserved: Mutex<Preserved>,
     /// Tables a flush swapped out while a snapshot ran: the snapshot encodes
     /// what in them it has not written yet, then frees them. The lock also
     /// orders a flush against the snapshot's end (see `clear`).
     retired: Mutex<Vec<Table>>,
+}
+
+/// What writers kept for a snapshot: small entries encoded, big collections
+/// as clones that share their storage (encoding those would stall the
+/// writer, and every client of its thread, for as long as the encoding).
+#[derive(Default)]
+struct Preserved {
+    encoded: Writer,
+    count: u64,
+    shared: Vec<Entry>,
+}
+
+impl Preserved {
+    fn clear(&mut self) {
+        *self = Preserved::default();
+    }
 }
 
 impl Default for Keyspace {
@@ -802,8 +818,12 @@ impl Keyspace {
         // Expired at the cut means absent at the cut: nothing to keep.
         if e.saved.swap(epoch, Relaxed) != epoch && !e.is_expired(self.snap.cut_ms.load(Relaxed)) {
             let mut p = self.snap.preserved.lock();
-            super::encode::encode_entry(&e.key, e, &mut p.0);
-            p.1 += 1;
+            if e.value.is_shared_on_clone() {
+                p.shared.push(e.clone());
+            } else {
+                super::encode::encode_entry(&e.key, e, &mut p.encoded);
+                p.count += 1;
+            }
         }
     }
 
@@ -817,8 +837,9 @@ impl Keyspace {
     /// Writes the keyspace as it was at the cut into `out` (entries in the
     /// format of [`super::encode`]), handing `out` to `flush` whenever it
     /// holds more than `chunk` bytes, then ends the snapshot. Returns the
-    /// number of entries written. Each shard is read-locked only while it
-    /// is encoded.
+    /// number of entries written. Each shard is read-locked only while its
+    /// small entries are encoded: big collections are cloned (sharing their
+    /// storage) under the lock and encoded after it.
     pub fn snapshot_into(
         &self,
         out: &mut Writer,
@@ -828,6 +849,7 @@ impl Keyspace {
         let epoch = self.snap.epoch.load(Relaxed);
         let cut = self.snap.cut_ms.load(Relaxed);
         let mut n = 0;
+        let mut big = Vec::new();
         for shard in self.map.shards() {
             {
                 let t = shard.read();
@@ -835,11 +857,16 @@ impl Keyspace {
                 for b in unsafe { t.iter() } {
                     let e = unsafe { entry_of(&b) };
                     if e.saved.swap(epoch, Relaxed) != epoch && !e.is_expired(cut) {
-                        super::encode::encode_entry(&e.key, e, out);
-                        n += 1;
+                        if e.value.is_shared_on_clone() {
+                            big.push(e.clone());
+                        } else {
+                            super::encode::encode_entry(&e.key, e, out);
+                            n += 1;
+                        }
                     }
                 }
             }
+            n += encode_all(big.drain(..), out);
             n += self.drain_preserved(out);
             if out.buf.len() > chunk {
                 flush(out)?;
@@ -877,17 +904,24 @@ impl Keyspace {
     /// preserving and what they preserved is dropped.
     pub fn abort_snapshot(&self) {
         drop(self.end_snapshot());
-        let mut p = self.snap.preserved.lock();
-        p.0.buf = Vec::new();
-        p.1 = 0;
+        self.snap.preserved.lock().clear();
     }
 
+    /// Moves what writers preserved into `out`; big collections are encoded
+    /// here, with no lock held.
     fn drain_preserved(&self, out: &mut Writer) -> u64 {
-        let mut p = self.snap.preserved.lock();
-        out.buf.extend_from_slice(&p.0.buf);
-        p.0.buf.clear();
-        std::mem::take(&mut p.1)
+        let (count, shared) = {
+            let mut p = self.snap.preserved.lock();
+            out.buf.extend_from_slice(&p.encoded.buf);
+            p.encoded.buf.clear();
+            (std::mem::take(&mut p.count), std::mem::take(&mut p.shared))
+        };
+        count + encode_all(shared.into_iter(), out)
     }
+}
+
+fn encode_all(entries: impl Iterator<Item = Entry>, out: &mut Writer) -> u64 {
+    entries.map(|e| super::encode::encode_entry(&e.key, &e, out)).count() as u64
 }
 
 #[cfg(test)]
@@ -992,6 +1026,61 @@ mod snapshot_tests {
         let mut out = Writer::default();
         ks.snapshot_into(&mut out, usize::MAX, &mut |_| Ok(())).unwrap();
         assert_eq!(decode_all(&out.buf).into_keys().collect::<Vec<_>>(), ["born-after"]);
+    }
+
+    /// Every type past its compact size, written after the cut by a writer
+    /// (which keeps a shared clone) or not (the pass clones it).
+    #[test]
+    fn big_collections_are_written_as_they_were_at_the_cut() {
+        use crate::store::value::{HashValue, ListValue, SetValue, ZSetValue};
+        let ks = Keyspace::new();
+        let n = 10_000;
+        let (mut l, mut h, mut st, mut z) = (ListValue::default(), HashValue::default(), SetValue::default(), ZSetValue::default());
+        for i in 0..n {
+            let m = i.to_string();
+            l.push(m.as_bytes(), false);
+            h.insert(m.as_bytes(), b"v");
+            st.insert(m.as_bytes());
+            z.insert(m.as_bytes(), i as f64);
+        }
+        let values = [Value::List(Box::new(l)), Value::Hash(Box::new(h)), Value::Set(Box::new(st)), Value::ZSet(Box::new(z))];
+        for (i, v) in values.iter().enumerate() {
+            for prefix in ["written", "untouched"] {
+                ks.write(format!("{prefix}{i}").as_bytes(), 0, |s| s.set(v.clone()));
+            }
+        }
+        ks.begin_snapshot(1, 0);
+        for i in 0..values.len() {
+            ks.write(format!("written{i}").as_bytes(), 0, |s| match s.value_mut().unwrap() {
+                Value::List(l) => drop(l.pop(true)),
+                Value::Hash(h) => drop(h.remove(b"0")),
+                Value::Set(st) => drop(st.remove(b"0")),
+                Value::ZSet(z) => drop(z.remove(b"0")),
+                Value::Str(..) => unreachable!(),
+            });
+        }
+        // The writers kept shared clones, nothing encoded on their thread.
+        let p = ks.snap.preserved.lock();
+        assert_eq!((p.shared.len(), p.count), (values.len(), 0));
+        drop(p);
+        let mut out = Writer::default();
+        assert_eq!(ks.snapshot_into(&mut out, usize::MAX, &mut |_| Ok(())).unwrap(), 8);
+        let mut r = Reader::new(&out.buf);
+        let mut seen = 0;
+        while r.finish().is_err() {
+            let d = decode_entry(&mut r).unwrap();
+            let len = match &d.value {
+                Value::List(l) => l.len(),
+                Value::Hash(h) => h.len(),
+                Value::Set(s) => s.len(),
+                Value::ZSet(z) => z.len(),
+                Value::Str(..) => unreachable!(),
+            };
+            assert_eq!(len, n, "{}", String::from_utf8_lossy(d.key));
+            seen += 1;
+        }
+        assert_eq!(seen, 8);
+        ks.read(b"written0", 0, false, |e| assert!(matches!(&e.value, Value::List(l) if l.len() == n - 1)));
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod clock;
 pub mod encode;
 pub mod glob;
 pub mod keyspace;
+pub mod parts;
+pub mod sorted;
 pub mod value;
 pub mod zset;
 

@@ -6,10 +6,9 @@
 //! reports through `OBJECT ENCODING` are tracked with the same thresholds
 //! (they are sticky: a big hash stays a hashtable when it shrinks, as in Redis).
 
-use std::collections::VecDeque;
-
-use indexmap::{IndexMap, IndexSet};
 use smallvec::SmallVec;
+
+use super::parts::Parts;
 
 use crate::protocol::parse::parse_i64;
 
@@ -100,6 +99,20 @@ impl Value {
         }
     }
 
+    /// Whether a clone shares this value's storage rather than copying it,
+    /// which is worth it past the compact sizes: a snapshot keeps such a
+    /// clone instead of encoding the value on a writer's thread (lists,
+    /// [`Parts`] and the sorted set's index are shared structures).
+    pub fn is_shared_on_clone(&self) -> bool {
+        match self {
+            Value::Str(..) => false,
+            Value::List(l) => l.len() > LISTPACK_MAX_ENTRIES,
+            Value::Hash(h) => h.len() > LISTPACK_MAX_ENTRIES,
+            Value::Set(s) => s.len() > LISTPACK_MAX_ENTRIES,
+            Value::ZSet(z) => z.len() > LISTPACK_MAX_ENTRIES,
+        }
+    }
+
     /// An empty collection is deleted by the command that emptied it.
     pub fn is_empty_collection(&self) -> bool {
         match self {
@@ -149,10 +162,12 @@ impl Value {
     }
 }
 
-/// A list: a deque of elements.
+/// A list: a deque of elements in a tree of chunks that copies share (an
+/// RRB vector), so a snapshot's copy of a big list costs O(1) and a push
+/// during the snapshot copies one path of chunks, not the list.
 #[derive(Debug, Clone, Default)]
 pub struct ListValue {
-    items: VecDeque<Elem>,
+    items: imbl::Vector<Elem>,
     bytes: usize,
 }
 
@@ -169,8 +184,13 @@ impl ListValue {
         self.items.is_empty()
     }
 
-    pub fn items(&self) -> &VecDeque<Elem> {
-        &self.items
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Elem> {
+        self.items.iter()
+    }
+
+    /// Elements `start..=end` (within bounds).
+    pub fn range(&self, start: usize, end: usize) -> impl ExactSizeIterator<Item = &Elem> {
+        self.items.focus().narrow(start..=end).into_iter()
     }
 
     pub fn push(&mut self, e: &[u8], front: bool) {
@@ -190,7 +210,7 @@ impl ListValue {
 
     pub fn set(&mut self, i: usize, e: &[u8]) {
         self.bytes = self.bytes - cost(&self.items[i]) + cost(e);
-        self.items[i] = elem(e);
+        self.items.set(i, elem(e));
     }
 
     pub fn insert(&mut self, i: usize, e: &[u8]) {
@@ -199,7 +219,7 @@ impl ListValue {
     }
 
     pub fn remove(&mut self, i: usize) -> Option<Elem> {
-        let e = self.items.remove(i)?;
+        let e = (i < self.items.len()).then(|| self.items.remove(i))?;
         self.bytes -= cost(&e);
         Some(e)
     }
@@ -213,7 +233,7 @@ impl ListValue {
             }
             Some((start, end)) => {
                 self.items.truncate(end + 1);
-                self.items.drain(..start);
+                drop(self.items.slice(..start));
                 self.bytes = self.items.iter().map(|e| cost(e)).sum();
             }
         }
@@ -223,7 +243,7 @@ impl ListValue {
 /// A hash: field to value, in insertion order while small (like a listpack).
 #[derive(Debug, Clone, Default)]
 pub struct HashValue {
-    map: IndexMap<Elem, Elem, Hasher>,
+    map: Parts<Elem>,
     bytes: usize,
     big: bool,
 }
@@ -246,7 +266,7 @@ impl HashValue {
         self.big
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Elem, &Elem)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Elem, &Elem)> {
         self.map.iter()
     }
 
@@ -267,7 +287,7 @@ impl HashValue {
             }
             None => {
                 self.bytes += cost(f) + cost(v);
-                self.map.insert(elem(f), elem(v));
+                self.map.insert_new(elem(f), elem(v));
                 true
             }
         };
@@ -279,7 +299,7 @@ impl HashValue {
 
     pub fn remove(&mut self, f: &[u8]) -> bool {
         // Small hashes keep their order, as a listpack does.
-        let removed = if self.big { self.map.swap_remove(f) } else { self.map.shift_remove_entry(f).map(|(_, v)| v) };
+        let removed = if self.big { self.map.swap_remove(f) } else { self.map.shift_remove(f) };
         match removed {
             Some(v) => {
                 self.bytes -= cost(f) + cost(&v);
@@ -293,14 +313,14 @@ impl HashValue {
 /// A set: integers-only small sets report `intset` and list in numeric order.
 #[derive(Debug, Clone)]
 pub struct SetValue {
-    set: IndexSet<Elem, Hasher>,
+    set: Parts<()>,
     bytes: usize,
     intset: bool,
 }
 
 impl Default for SetValue {
     fn default() -> Self {
-        SetValue { set: IndexSet::default(), bytes: 0, intset: true }
+        SetValue { set: Parts::default(), bytes: 0, intset: true }
     }
 }
 
@@ -318,7 +338,7 @@ impl SetValue {
     }
 
     pub fn get_index(&self, i: usize) -> Option<&Elem> {
-        self.set.get_index(i)
+        self.set.get_index(i).map(|(m, _)| m)
     }
 
     pub fn is_intset(&self) -> bool {
@@ -327,7 +347,7 @@ impl SetValue {
 
     /// Members in the order SMEMBERS gives them: numeric for an intset.
     pub fn members(&self) -> Vec<&Elem> {
-        let mut v: Vec<&Elem> = self.set.iter().collect();
+        let mut v: Vec<&Elem> = self.set.iter().map(|(m, _)| m).collect();
         if self.intset {
             v.sort_by_key(|m| parse_i64(m).unwrap_or(0));
         }
@@ -342,12 +362,12 @@ impl SetValue {
             self.intset = false;
         }
         self.bytes += cost(m);
-        self.set.insert(elem(m));
+        self.set.insert_new(elem(m), ());
         true
     }
 
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        if self.set.swap_remove(m) {
+        if self.set.swap_remove(m).is_some() {
             self.bytes -= cost(m);
             true
         } else {
@@ -356,7 +376,7 @@ impl SetValue {
     }
 
     pub fn remove_index(&mut self, i: usize) -> Option<Elem> {
-        let m = self.set.swap_remove_index(i)?;
+        let (m, _) = self.set.swap_remove_index(i)?;
         self.bytes -= cost(&m);
         Some(m)
     }

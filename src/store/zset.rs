@@ -1,9 +1,11 @@
 //! Sorted sets: a member-to-score map plus an ordered index by (score, member).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ops::Bound;
 
+use super::parts::Parts;
+use super::sorted::Sorted;
 use super::value::{ELEM_OVERHEAD, Elem, Hasher, LISTPACK_MAX_ENTRIES, LISTPACK_MAX_VALUE, elem};
 
 /// A score with a total order (NaN is never stored: commands refuse it).
@@ -62,8 +64,9 @@ impl LexBound {
 
 #[derive(Debug, Clone, Default)]
 pub struct ZSetValue {
-    scores: HashMap<Elem, f64, Hasher>,
-    order: BTreeSet<(Score, Elem)>,
+    scores: Parts<f64, HashMap<Elem, f64, Hasher>>,
+    /// Sorted chunks that copies share (see `Parts` for why).
+    order: Sorted<(Score, Elem)>,
     bytes: usize,
     big: bool,
 }
@@ -104,13 +107,13 @@ impl ZSetValue {
             // Equal scores (0 and -0 too) keep the stored one, as Redis does.
             if old != score {
                 *cur = score;
-                let key = self.order.take(&(Score(old), elem(m))).expect("index in sync");
+                let key = self.order.remove(&(Score(old), elem(m))).expect("index in sync");
                 self.order.insert((Score(score), key.1));
             }
             return Some(old);
         }
         self.bytes += cost(m);
-        self.scores.insert(elem(m), score);
+        self.scores.insert_new(elem(m), score);
         self.order.insert((Score(score), elem(m)));
         if self.scores.len() > LISTPACK_MAX_ENTRIES {
             self.big = true;
@@ -119,7 +122,7 @@ impl ZSetValue {
     }
 
     pub fn remove(&mut self, m: &[u8]) -> Option<f64> {
-        let s = self.scores.remove(m)?;
+        let s = self.scores.swap_remove(m)?;
         self.order.remove(&(Score(s), elem(m)));
         self.bytes -= cost(m);
         Some(s)
@@ -128,7 +131,7 @@ impl ZSetValue {
     /// 0-based rank in ascending order.
     pub fn rank(&self, m: &[u8]) -> Option<usize> {
         let s = self.score(m)?;
-        Some(self.order.range(..(Score(s), elem(m))).count())
+        Some(self.order.rank(&(Score(s), elem(m))))
     }
 
     /// Members in ascending order.
@@ -152,9 +155,9 @@ impl ZSetValue {
                 _ => false,
             };
         let range = if empty {
-            self.order.range((Bound::Included(key(0.0)), Bound::Excluded(key(0.0))))
+            self.order.range(Bound::Included(&key(0.0)), Bound::Excluded(&key(0.0)))
         } else {
-            self.order.range((Bound::Included(key(lo)), hi))
+            self.order.range(Bound::Included(&key(lo)), hi.as_ref())
         };
         range.map(|(s, m)| (&m[..], s.0))
     }
