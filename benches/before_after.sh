@@ -43,21 +43,29 @@ for p in "$BPORT" "$APORT"; do
   redis-cli -p "$p" TENANT.CREATE bench TIER enterprise OPS 1000000000 KEYS 1000000000 MEMORY 64gb CONNECTIONS 10000 PASSWORD benchpw >/dev/null
 done
 
+# "requests/s CPU-us-per-request" of one run against the server on port $1 (pid $4).
 run() {
-  redis-benchmark -p "$1" --user bench -a benchpw -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$2"
+  local c0 rps
+  c0=$(cpu_ticks "$4")
+  rps=$(redis-benchmark -p "$1" --user bench -a benchpw -t "$2" -P "$3" -c 50 -n "$N" -r 100000 -q --csv 2>/dev/null | rps_of "$2")
+  echo "$rps $(us_per_request $(($(cpu_ticks "$4") - c0)) "$N")"
 }
 
-echo "test,pipeline,before_rps,now_rps,now_vs_before"
+# Server CPU per request is steadier than throughput on a shared machine.
+echo "test,pipeline,before_rps,now_rps,now_vs_before,before_cpu_us,now_cpu_us"
 for pipe in $PIPES; do
   for p in "$BPORT" "$APORT"; do redis-cli -p "$p" --user bench --pass benchpw flushall >/dev/null 2>&1; done
   for t in ${TESTS//,/ }; do
     br=(); ar=()
     for _ in $(seq "$ROUNDS"); do
-      br+=("$(run "$BPORT" "$t" "$pipe")")
-      ar+=("$(run "$APORT" "$t" "$pipe")")
+      br+=("$(run "$BPORT" "$t" "$pipe" "$BPID")")
+      ar+=("$(run "$APORT" "$t" "$pipe" "$APID")")
     done
-    b=$(printf '%s\n' "${br[@]}" | median)
-    a=$(printf '%s\n' "${ar[@]}" | median)
-    awk -v t="$t" -v p="$pipe" -v b="$b" -v a="$a" 'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f\n", t, p, b, a, a / b }'
+    b=$(printf '%s\n' "${br[@]}" | cut -d' ' -f1 | median)
+    a=$(printf '%s\n' "${ar[@]}" | cut -d' ' -f1 | median)
+    bc=$(printf '%s\n' "${br[@]}" | cut -d' ' -f2 | median)
+    ac=$(printf '%s\n' "${ar[@]}" | cut -d' ' -f2 | median)
+    awk -v t="$t" -v p="$pipe" -v b="$b" -v a="$a" -v bc="$bc" -v ac="$ac" \
+      'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f,%.3f,%.3f\n", t, p, b, a, a / b, bc, ac }'
   done
 done

@@ -3,9 +3,9 @@
 # a 2M-element list, a 100k-member set, hash and sorted set and 100k
 # strings (what benches/persistence.sh leaves behind). ROUNDS times:
 # BGREWRITEAOF, timed until INFO shows it done (polled every 10 ms), while
-# two clients send back to back, one LPUSH to the big list and one SET to
-# another key; their worst round trips show what the copy-on-write of the
-# big list costs the clients of its worker. For scale, the worst round trip
+# two clients send back to back: one writes the big collections in turn
+# (LPUSH, SADD, HSET, ZADD), one SETs another key; their worst round trips
+# show what the copy-on-write of big collections costs clients. For scale, the worst round trip
 # in a window as long just before each compaction (no compaction running),
 # and how long each cut held the server's exclusive lock (from its log).
 #
@@ -30,22 +30,29 @@ redis-benchmark -p "$PORT" -t lpush -P 64 -c 10 -n 2000000 -q >/dev/null 2>&1
 for t in set sadd hset zadd; do
   redis-benchmark -p "$PORT" -t "$t" -P 64 -c 10 -n 400000 -r 100000 -q >/dev/null 2>&1
 done
-echo "llen mylist: $(redis-cli -p "$PORT" llen mylist), keys: $(redis-cli -p "$PORT" dbsize)"
+echo "llen mylist: $(redis-cli -p "$PORT" llen mylist), scard myset: $(redis-cli -p "$PORT" scard myset)," \
+  "hlen myhash: $(redis-cli -p "$PORT" hlen myhash), zcard myzset: $(redis-cli -p "$PORT" zcard myzset), keys: $(redis-cli -p "$PORT" dbsize)"
 
 python3 - "$PORT" "$ROUNDS" <<'PY'
 import socket, subprocess, sys, threading, time
 port, rounds = int(sys.argv[1]), int(sys.argv[2])
 stop = False
-def client(cmd, out):
+def resp(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+def client(cmds, out):
     s = socket.create_connection(("127.0.0.1", port)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    i = 0
     while not stop:
-        t = time.perf_counter(); s.sendall(cmd); s.recv(64); out.append((time.perf_counter() - t, t))
+        i += 1
+        t = time.perf_counter(); s.sendall(cmds[i % len(cmds)]); s.recv(64); out.append((time.perf_counter() - t, t))
 def info(field):
     out = subprocess.run(["redis-cli", "-p", str(port), "info", "persistence"], capture_output=True, text=True).stdout
     return next(l.split(":")[1].strip() for l in out.splitlines() if l.startswith(field + ":"))
-lpush, other = [], []
-threads = [threading.Thread(target=client, args=(b"*3\r\n$5\r\nLPUSH\r\n$6\r\nmylist\r\n$1\r\nx\r\n", lpush)),
-           threading.Thread(target=client, args=(b"*3\r\n$3\r\nSET\r\n$5\r\nother\r\n$1\r\nx\r\n", other))]
+big, other = [], []
+writes = [resp(b"LPUSH", b"mylist", b"x"), resp(b"SADD", b"myset", b"new"), resp(b"HSET", b"myhash", b"new", b"x"),
+          resp(b"ZADD", b"myzset", b"1", b"new")]
+threads = [threading.Thread(target=client, args=(writes, big)),
+           threading.Thread(target=client, args=([resp(b"SET", b"other", b"x")], other))]
 for t in threads: t.start()
 took, windows = [], []
 for _ in range(rounds):
@@ -62,7 +69,7 @@ for t in threads: t.join()
 print("compaction ms per round: " + " ".join("%.0f" % t for t in took) + "; median %.0f" % sorted(took)[len(took) // 2])
 def worst(lat, a, b):
     return max((d for d, t in lat if a <= t <= b), default=0) * 1e3
-for name, lat in (("LPUSH to the big list", lpush), ("SET to another key", other)):
+for name, lat in (("LPUSH/SADD/HSET/ZADD to big collections", big), ("SET to another key", other)):
     during = [worst(lat, a, b) for a, b in windows]
     before = [worst(lat, a - (b - a) - 0.05, a - 0.05) for a, b in windows]
     p99 = sorted(d for d, _ in lat)[int(len(lat) * 0.99)] * 1e3

@@ -185,6 +185,79 @@ fn generated_scripts() -> Vec<Script> {
     v
 }
 
+fn step(line: &str, compare: Compare) -> Step {
+    Step { args: split(line), compare, line: line.chars().take(80).collect() }
+}
+
+/// One command adding `n` members (or elements) made by `member(i)`.
+fn bulk_add(cmd: &str, n: usize, member: impl Fn(usize) -> String) -> Step {
+    let mut args = split(cmd);
+    args.extend((0..n).flat_map(|i| member(i).split(' ').map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>()));
+    Step { args, compare: Compare::Exact, line: format!("{cmd} ... ({n} members)") }
+}
+
+/// Collections past the sizes where Ferrite splits them into shared parts
+/// and chunks (4096 members), with ties in the scores and some members
+/// removed, probed by rank, range, position and membership.
+fn big_collection_scripts() -> Vec<Script> {
+    const N: usize = 20_000;
+    let probes = |setup: Step, lines: &[&str]| -> Vec<Step> {
+        let probe = |l: &&str| match l.strip_prefix("!sort ") {
+            Some(c) => step(c, Compare::Sorted),
+            None => step(l, Compare::Exact),
+        };
+        std::iter::once(setup).chain(lines.iter().map(probe)).collect()
+    };
+    let zset = probes(
+        bulk_add("ZADD z", N, |i| format!("{} m{i}", i % 997)),
+        &[
+            "ZREM z m5 m9000 m19999 nope",
+            "ZCARD z",
+            "ZRANK z m0",
+            "ZRANK z m12345",
+            "ZREVRANK z m777",
+            "ZRANGEBYSCORE z 100 102 WITHSCORES",
+            "ZRANGEBYSCORE z (100 (102",
+            "ZREVRANGEBYSCORE z 996 (995 LIMIT 3 5",
+            "ZRANGE z 9990 10010 WITHSCORES",
+            "ZRANGE z -5 -1",
+            "ZCOUNT z -inf 500",
+            "ZCOUNT z (996 +inf",
+            "ZADD z 5000.5 m3 -1 m4",
+            "ZRANK z m3",
+            "ZRANGE z 0 2 WITHSCORES",
+            "ZPOPMAX z 3",
+        ],
+    );
+    let list = probes(
+        bulk_add("RPUSH l", N, |i| format!("e{i}")),
+        &[
+            "LINDEX l 12345",
+            "LRANGE l 9995 10005",
+            "LINSERT l BEFORE e15000 x",
+            "LREM l 1 e7",
+            "LSET l 4096 y",
+            "LPOS l e19999",
+            "LTRIM l 100 -100",
+            "LLEN l",
+            "LRANGE l 0 3",
+            "LRANGE l -3 -1",
+        ],
+    );
+    let hash = probes(
+        bulk_add("HSET h", N, |i| format!("f{i} v{i}")),
+        &["HDEL h f1 f4097 nope", "HLEN h", "HGET h f12345", "HEXISTS h f4097", "HINCRBY h n 5", "!sort HKEYS h"],
+    );
+    let set = probes(
+        bulk_add("SADD s", N, |i| format!("m{i}")),
+        &["SREM s m1 m4097 nope", "SCARD s", "SISMEMBER s m12345", "SISMEMBER s m4097", "!sort SMEMBERS s"],
+    );
+    [("sorted set", zset), ("list", list), ("hash", hash), ("set", set)]
+        .into_iter()
+        .map(|(t, steps)| Script { name: format!("big collections: a {t} of {N}"), steps })
+        .collect()
+}
+
 fn replies_for(args: &[Vec<u8>]) -> usize {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     match name.as_str() {
@@ -238,6 +311,7 @@ fn replies_match_redis() {
     let ferrite = start();
     let mut scripts = load_scripts();
     scripts.extend(generated_scripts());
+    scripts.extend(big_collection_scripts());
     let mut failures = Vec::new();
     for s in &scripts {
         run_script(s, redis.addr, ferrite.addr, &mut failures);

@@ -96,32 +96,27 @@ pub fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let z = zset_mut(slot, true)?.expect("created");
         let (mut added, mut changed, mut last) = (0, 0, None);
         for (p, &score) in pairs.chunks(2).zip(&scores) {
-            let m = p[1];
-            let cur = z.score(m);
-            let mut new = score;
-            if incr {
-                new = cur.unwrap_or(0.0) + score;
+            let (cur, new) = z.upsert(p[1], |cur| {
+                let new = if incr { cur.unwrap_or(0.0) + score } else { score };
                 if new.is_nan() {
                     return Err(CmdError::err("resulting score is not a number (NaN)"));
                 }
-            }
-            match cur {
-                None if xx => continue,
-                None => {
-                    z.insert(m, new);
+                Ok(match cur {
+                    None if xx => None,
+                    Some(_) if nx => None,
+                    Some(c) if (gt && new <= c) || (lt && new >= c) => None,
+                    _ => Some(new),
+                })
+            })?;
+            match (cur, new) {
+                (_, None) => {}
+                (None, Some(n)) => {
                     added += 1;
-                    last = Some(new);
+                    last = Some(n);
                 }
-                Some(_) if nx => continue,
-                Some(c) => {
-                    if (gt && new <= c) || (lt && new >= c) {
-                        continue;
-                    }
-                    if c != new {
-                        z.insert(m, new);
-                        changed += 1;
-                    }
-                    last = Some(new);
+                (Some(c), Some(n)) => {
+                    changed += (c != n) as i64;
+                    last = Some(n);
                 }
             }
         }

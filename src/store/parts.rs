@@ -117,8 +117,8 @@ impl<V: Clone + 'static, M: Part<V>> Parts<V, M> {
 
     pub fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
         let i = self.part_of(k);
-        // A miss does not copy a part a snapshot shares.
-        if Arc::get_mut(&mut self.parts[i]).is_none() && self.parts[i].get(k).is_none() {
+        // A miss does not copy a part a snapshot shares (see `sorted::chunk_mut`).
+        if Arc::strong_count(&self.parts[i]) > 1 && self.parts[i].get(k).is_none() {
             return None;
         }
         Arc::make_mut(&mut self.parts[i]).get_mut(k)

@@ -145,9 +145,12 @@ impl<T: Ord + Clone> Sorted<T> {
 }
 
 /// A chunk, for a change that holds when `x` is (`present`) or is not in
-/// it: copied first if a snapshot shares it, but not for a no-op.
+/// it: copied first if a snapshot shares it, but not for a no-op. (No
+/// `Weak` is ever made of a chunk or part, so a strong count of one means
+/// `make_mut` will not copy: a plain load, where `get_mut` is one more
+/// atomic read-modify-write per write.)
 fn chunk_mut<'c, T: Ord + Clone>(chunk: &'c mut Arc<BTreeSet<T>>, x: &T, present: bool) -> Option<&'c mut BTreeSet<T>> {
-    if Arc::get_mut(chunk).is_none() && chunk.contains(x) != present {
+    if Arc::strong_count(chunk) > 1 && chunk.contains(x) != present {
         return None;
     }
     Some(Arc::make_mut(chunk))

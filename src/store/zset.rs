@@ -98,27 +98,37 @@ impl ZSetValue {
 
     /// Sets a member's score; returns the previous score, if any.
     pub fn insert(&mut self, m: &[u8], score: f64) -> Option<f64> {
-        if m.len() > LISTPACK_MAX_VALUE {
-            self.big = true;
-        }
-        // One lookup for the common case (a member re-scored).
+        let always = self.upsert(m, |_| Ok::<_, std::convert::Infallible>(Some(score)));
+        always.unwrap_or_else(|never| match never {}).0
+    }
+
+    /// Finds `m` once and lets `decide` pick its score from the current one
+    /// (`None` leaves the set as it is): ZADD's options with one lookup.
+    /// Returns the previous score and the one decided.
+    pub fn upsert<E>(
+        &mut self,
+        m: &[u8],
+        decide: impl FnOnce(Option<f64>) -> Result<Option<f64>, E>,
+    ) -> Result<(Option<f64>, Option<f64>), E> {
         if let Some(cur) = self.scores.get_mut(m) {
             let old = *cur;
+            let new = decide(Some(old))?;
             // Equal scores (0 and -0 too) keep the stored one, as Redis does.
-            if old != score {
+            if let Some(score) = new.filter(|&s| s != old) {
                 *cur = score;
                 let key = self.order.remove(&(Score(old), elem(m))).expect("index in sync");
                 self.order.insert((Score(score), key.1));
             }
-            return Some(old);
+            return Ok((Some(old), new));
         }
+        let Some(score) = decide(None)? else {
+            return Ok((None, None));
+        };
         self.bytes += cost(m);
         self.scores.insert_new(elem(m), score);
         self.order.insert((Score(score), elem(m)));
-        if self.scores.len() > LISTPACK_MAX_ENTRIES {
-            self.big = true;
-        }
-        None
+        self.big |= m.len() > LISTPACK_MAX_VALUE || self.scores.len() > LISTPACK_MAX_ENTRIES;
+        Ok((None, Some(score)))
     }
 
     pub fn remove(&mut self, m: &[u8]) -> Option<f64> {
