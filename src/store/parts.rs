@@ -8,12 +8,16 @@
 //! still holds copies that part alone (at most [`PART_MAX`] members, tens of
 //! microseconds), never the whole collection. Up to `PART_MAX` members there
 //! is a single part, whose order is insertion order (as a listpack's is).
+//!
+//! A member is hashed once per operation: the same hash picks its part
+//! (bits 32 and up, which a part's table does not use below four billion
+//! slots) and finds it in the part, through the maps' raw-entry APIs. So
+//! every part's table uses the one process-wide key the hash is made with.
 
 use std::sync::{Arc, LazyLock};
 
-use std::collections::HashMap;
-
 use indexmap::IndexMap;
+use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut as IxEntry};
 use smallvec::SmallVec;
 
 use super::value::{Elem, Hasher};
@@ -21,71 +25,116 @@ use super::value::{Elem, Hasher};
 /// Above this many members per part on average, the parts double.
 pub const PART_MAX: usize = 4096;
 
+/// The key of every part's hash (random per process, as Redis's siphash
+/// seed is, against flooding).
+static KEY: LazyLock<Hasher> = LazyLock::new(Hasher::new);
+
+fn hash(k: &[u8]) -> u64 {
+    KEY.hash_one(k)
+}
+
 type Map<V> = IndexMap<Elem, V, Hasher>;
+/// Sorted-set scores: members are never reached by position, and a plain
+/// table finds one with a cache miss fewer than an `IndexMap`.
+pub type PlainMap<V> = hashbrown::HashMap<Elem, V, Hasher>;
 
 /// What a part is: an `IndexMap` where members are also reached by
-/// position (hashes and sets: random members, SCAN cursors), a plain
-/// `HashMap` where they are not (sorted-set scores), which finds a member
-/// with one cache miss fewer.
-pub trait Part<V: 'static>: Clone + Default {
+/// position (hashes and sets: random members, SCAN cursors), a
+/// [`PlainMap`] where they are not. Every lookup comes with the member's
+/// hash, made with [`KEY`].
+pub trait Part<V: 'static>: Clone {
     fn with_capacity(n: usize) -> Self;
-    fn get(&self, k: &[u8]) -> Option<&V>;
-    fn get_mut(&mut self, k: &[u8]) -> Option<&mut V>;
-    fn insert(&mut self, k: Elem, v: V);
+    fn get(&self, h: u64, k: &[u8]) -> Option<&V>;
+    fn get_mut(&mut self, h: u64, k: &[u8]) -> Option<&mut V>;
+    /// Inserts a member that is not there.
+    fn insert(&mut self, h: u64, k: Elem, v: V);
     /// Removes `k` (an `IndexMap` moves its last member into the gap).
-    fn remove(&mut self, k: &[u8]) -> Option<V>;
+    fn remove(&mut self, h: u64, k: &[u8]) -> Option<V>;
     fn iter(&self) -> impl Iterator<Item = (&Elem, &V)>;
     fn into_members(self) -> impl Iterator<Item = (Elem, V)>;
 }
 
-macro_rules! impl_part {
-    ($map:ident, $remove:ident) => {
-        impl<V: Clone + 'static> Part<V> for $map<Elem, V, Hasher> {
-            fn with_capacity(n: usize) -> Self {
-                $map::with_capacity_and_hasher(n, Hasher::new())
-            }
-            fn get(&self, k: &[u8]) -> Option<&V> {
-                $map::get(self, k)
-            }
-            fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
-                $map::get_mut(self, k)
-            }
-            fn insert(&mut self, k: Elem, v: V) {
-                $map::insert(self, k, v);
-            }
-            fn remove(&mut self, k: &[u8]) -> Option<V> {
-                $map::$remove(self, k)
-            }
-            fn iter(&self) -> impl Iterator<Item = (&Elem, &V)> {
-                $map::iter(self)
-            }
-            fn into_members(self) -> impl Iterator<Item = (Elem, V)> {
-                self.into_iter()
-            }
+impl<V: Clone + 'static> Part<V> for Map<V> {
+    fn with_capacity(n: usize) -> Self {
+        Map::with_capacity_and_hasher(n, KEY.clone())
+    }
+    fn get(&self, h: u64, k: &[u8]) -> Option<&V> {
+        self.raw_entry_v1().from_key_hashed_nocheck(h, k).map(|(_, v)| v)
+    }
+    fn get_mut(&mut self, h: u64, k: &[u8]) -> Option<&mut V> {
+        match self.raw_entry_mut_v1().from_key_hashed_nocheck(h, k) {
+            IxEntry::Occupied(o) => Some(o.into_mut()),
+            IxEntry::Vacant(_) => None,
         }
-    };
+    }
+    fn insert(&mut self, h: u64, k: Elem, v: V) {
+        if let IxEntry::Vacant(e) = self.raw_entry_mut_v1().from_key_hashed_nocheck(h, &k[..]) {
+            e.insert_hashed_nocheck(h, k, v);
+        }
+    }
+    fn remove(&mut self, h: u64, k: &[u8]) -> Option<V> {
+        match self.raw_entry_mut_v1().from_key_hashed_nocheck(h, k) {
+            IxEntry::Occupied(o) => Some(o.swap_remove()),
+            IxEntry::Vacant(_) => None,
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = (&Elem, &V)> {
+        Map::iter(self)
+    }
+    fn into_members(self) -> impl Iterator<Item = (Elem, V)> {
+        self.into_iter()
+    }
 }
 
-impl_part!(IndexMap, swap_remove);
-impl_part!(HashMap, remove);
-
-/// Picks a member's part. One process-wide key: parts only spread the work
-/// of a copy; each part's own map has its own random key against flooding.
-static PICK: LazyLock<Hasher> = LazyLock::new(Hasher::new);
+impl<V: Clone + 'static> Part<V> for PlainMap<V> {
+    fn with_capacity(n: usize) -> Self {
+        PlainMap::with_capacity_and_hasher(n, KEY.clone())
+    }
+    fn get(&self, h: u64, k: &[u8]) -> Option<&V> {
+        self.raw_entry().from_key_hashed_nocheck(h, k).map(|(_, v)| v)
+    }
+    fn get_mut(&mut self, h: u64, k: &[u8]) -> Option<&mut V> {
+        match self.raw_entry_mut().from_key_hashed_nocheck(h, k) {
+            hashbrown::hash_map::RawEntryMut::Occupied(o) => Some(o.into_mut()),
+            hashbrown::hash_map::RawEntryMut::Vacant(_) => None,
+        }
+    }
+    fn insert(&mut self, h: u64, k: Elem, v: V) {
+        if let hashbrown::hash_map::RawEntryMut::Vacant(e) = self.raw_entry_mut().from_key_hashed_nocheck(h, &k[..]) {
+            e.insert_hashed_nocheck(h, k, v);
+        }
+    }
+    fn remove(&mut self, h: u64, k: &[u8]) -> Option<V> {
+        match self.raw_entry_mut().from_key_hashed_nocheck(h, k) {
+            hashbrown::hash_map::RawEntryMut::Occupied(o) => Some(o.remove()),
+            hashbrown::hash_map::RawEntryMut::Vacant(_) => None,
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = (&Elem, &V)> {
+        PlainMap::iter(self)
+    }
+    fn into_members(self) -> impl Iterator<Item = (Elem, V)> {
+        self.into_iter()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Parts<V, M = Map<V>> {
-    /// A power of two of them; a member lives in part `hash >> shift`.
+    /// A power of two of them; a member lives in part `(hash >> 32) & (len - 1)`.
     parts: SmallVec<[Arc<M>; 1]>,
-    shift: u32,
     len: usize,
     _value: std::marker::PhantomData<V>,
 }
 
 impl<V: Clone + 'static, M: Part<V>> Default for Parts<V, M> {
     fn default() -> Self {
-        Parts { parts: SmallVec::from_elem(Arc::default(), 1), shift: 64, len: 0, _value: std::marker::PhantomData }
+        Parts { parts: SmallVec::from_elem(Arc::new(M::with_capacity(0)), 1), len: 0, _value: std::marker::PhantomData }
     }
+}
+
+/// The part of a member with hash `h` among `n` (a power of two).
+fn part_of(h: u64, n: usize) -> usize {
+    (h >> 32) as usize & (n - 1)
 }
 
 impl<V: Clone + 'static, M: Part<V>> Parts<V, M> {
@@ -97,37 +146,41 @@ impl<V: Clone + 'static, M: Part<V>> Parts<V, M> {
         self.len == 0
     }
 
-    fn part_of(&self, k: &[u8]) -> usize {
-        if self.parts.len() == 1 { 0 } else { (PICK.hash_one(k) >> self.shift) as usize }
-    }
-
-    /// The part `k` belongs in, copied first if a snapshot shares it.
-    fn part_mut(&mut self, k: &[u8]) -> &mut M {
-        let i = self.part_of(k);
-        Arc::make_mut(&mut self.parts[i])
-    }
-
     pub fn get(&self, k: &[u8]) -> Option<&V> {
-        self.parts[self.part_of(k)].get(k)
+        let h = hash(k);
+        self.parts[part_of(h, self.parts.len())].get(h, k)
     }
 
     pub fn contains(&self, k: &[u8]) -> bool {
         self.get(k).is_some()
     }
 
-    pub fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
-        let i = self.part_of(k);
-        // A miss does not copy a part a snapshot shares (see `sorted::chunk_mut`).
-        if Arc::strong_count(&self.parts[i]) > 1 && self.parts[i].get(k).is_none() {
+    /// The part of hash `h`, for a change that holds when the member is
+    /// (`present`) or is not in it: copied first if a snapshot shares it,
+    /// but not for a no-op. (No `Weak` is ever made of a part or chunk, so a
+    /// strong count of one means `make_mut` will not copy: a plain load,
+    /// where `get_mut` is one more atomic read-modify-write per write.)
+    fn part_mut(&mut self, h: u64, k: &[u8], present: bool) -> Option<&mut M> {
+        let i = part_of(h, self.parts.len());
+        let part = &mut self.parts[i];
+        if Arc::strong_count(part) > 1 && part.get(h, k).is_some() != present {
             return None;
         }
-        Arc::make_mut(&mut self.parts[i]).get_mut(k)
+        Some(Arc::make_mut(part))
+    }
+
+    pub fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
+        let h = hash(k);
+        self.part_mut(h, k, true)?.get_mut(h, k)
     }
 
     /// Inserts a member that is not there (the caller checked).
     pub fn insert_new(&mut self, k: Elem, v: V) {
-        self.part_mut(&k).insert(k, v);
-        self.len += 1;
+        let h = hash(&k);
+        if let Some(part) = self.part_mut(h, &k, false) {
+            part.insert(h, k, v);
+            self.len += 1;
+        }
         if self.len > PART_MAX * self.parts.len() {
             self.split();
         }
@@ -135,14 +188,8 @@ impl<V: Clone + 'static, M: Part<V>> Parts<V, M> {
 
     /// Removes `k`, moving the part's last member into its place.
     pub fn swap_remove(&mut self, k: &[u8]) -> Option<V> {
-        self.remove_with(k, |m| m.remove(k))
-    }
-
-    fn remove_with(&mut self, k: &[u8], f: impl FnOnce(&mut M) -> Option<V>) -> Option<V> {
-        if !self.contains(k) {
-            return None;
-        }
-        let v = f(self.part_mut(k));
+        let h = hash(k);
+        let v = self.part_mut(h, k, true)?.remove(h, k);
         self.len -= v.is_some() as usize;
         v
     }
@@ -154,16 +201,15 @@ impl<V: Clone + 'static, M: Part<V>> Parts<V, M> {
     /// Doubles the parts: each member moves to the part its hash's next bit picks.
     fn split(&mut self) {
         let n = self.parts.len() * 2;
-        let shift = 64 - n.trailing_zeros();
         let per = self.len / n + 1;
         let mut parts: SmallVec<[M; 1]> = (0..n).map(|_| M::with_capacity(per)).collect();
         for part in self.parts.drain(..) {
             for (k, v) in Arc::unwrap_or_clone(part).into_members() {
-                parts[(PICK.hash_one(&k[..]) >> shift) as usize].insert(k, v);
+                let h = hash(&k);
+                parts[part_of(h, n)].insert(h, k, v);
             }
         }
         self.parts = parts.into_iter().map(Arc::new).collect();
-        self.shift = shift;
     }
 }
 
@@ -172,7 +218,13 @@ impl<V: Clone + 'static> Parts<V> {
     /// Removes `k`, keeping the order of the rest (for small collections,
     /// which have one part).
     pub fn shift_remove(&mut self, k: &[u8]) -> Option<V> {
-        self.remove_with(k, |m| m.shift_remove(k))
+        let h = hash(k);
+        let v = match self.part_mut(h, k, true)?.raw_entry_mut_v1().from_key_hashed_nocheck(h, k) {
+            IxEntry::Occupied(o) => Some(o.shift_remove()),
+            IxEntry::Vacant(_) => None,
+        };
+        self.len -= v.is_some() as usize;
+        v
     }
 
     /// The `i`th member in iteration order.

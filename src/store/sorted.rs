@@ -1,7 +1,7 @@
 //! An ordered set kept as a list of B-tree chunks that copies share: the
 //! sorted set's index by (score, member).
 //!
-//! Two levels: a binary search over the chunks' last elements (kept in an
+//! Two levels: a binary search over the chunks' upper bounds (kept in an
 //! array of their own, so the search does not chase a pointer per step),
 //! then the chunk's own B-tree of at most [`CHUNK_MAX`] elements. A clone
 //! costs one reference count per chunk, and a write copies only the chunk it
@@ -22,7 +22,9 @@ pub const CHUNK_MAX: usize = 8;
 #[derive(Debug, Clone)]
 pub struct Sorted<T> {
     chunks: Vec<Arc<BTreeSet<T>>>,
-    /// `maxes[i]` is the last element of `chunks[i]`; no chunk is empty.
+    /// `maxes[i]` separates the chunks: at least every element of
+    /// `chunks[i]` (its last one, or a larger one removed since) and less
+    /// than every element of `chunks[i + 1]`. No chunk is empty.
     maxes: Vec<T>,
     len: usize,
 }
@@ -88,13 +90,10 @@ impl<T: Ord + Clone> Sorted<T> {
         let ci = self.chunk_for(x);
         let c = chunk_mut(&mut self.chunks[ci], x, true)?;
         let v = c.take(x)?;
-        match c.last() {
-            None => {
-                self.chunks.remove(ci);
-                self.maxes.remove(ci);
-            }
-            Some(last) if v == self.maxes[ci] => self.maxes[ci] = last.clone(),
-            Some(_) => {}
+        // The chunk's bound stays as it is: it still separates the chunks.
+        if c.is_empty() {
+            self.chunks.remove(ci);
+            self.maxes.remove(ci);
         }
         self.len -= 1;
         Some(v)
@@ -145,10 +144,8 @@ impl<T: Ord + Clone> Sorted<T> {
 }
 
 /// A chunk, for a change that holds when `x` is (`present`) or is not in
-/// it: copied first if a snapshot shares it, but not for a no-op. (No
-/// `Weak` is ever made of a chunk or part, so a strong count of one means
-/// `make_mut` will not copy: a plain load, where `get_mut` is one more
-/// atomic read-modify-write per write.)
+/// it: copied first if a snapshot shares it, but not for a no-op (as
+/// `Parts::part_mut`).
 fn chunk_mut<'c, T: Ord + Clone>(chunk: &'c mut Arc<BTreeSet<T>>, x: &T, present: bool) -> Option<&'c mut BTreeSet<T>> {
     if Arc::strong_count(chunk) > 1 && chunk.contains(x) != present {
         return None;

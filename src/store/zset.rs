@@ -1,12 +1,11 @@
 //! Sorted sets: a member-to-score map plus an ordered index by (score, member).
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::ops::Bound;
 
-use super::parts::Parts;
+use super::parts::{Parts, PlainMap};
 use super::sorted::Sorted;
-use super::value::{ELEM_OVERHEAD, Elem, Hasher, LISTPACK_MAX_ENTRIES, LISTPACK_MAX_VALUE, elem};
+use super::value::{ELEM_OVERHEAD, Elem, LISTPACK_MAX_ENTRIES, LISTPACK_MAX_VALUE, elem};
 
 /// A score with a total order (NaN is never stored: commands refuse it).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,7 +63,7 @@ impl LexBound {
 
 #[derive(Debug, Clone, Default)]
 pub struct ZSetValue {
-    scores: Parts<f64, HashMap<Elem, f64, Hasher>>,
+    scores: Parts<f64, PlainMap<f64>>,
     /// Sorted chunks that copies share (see `Parts` for why).
     order: Sorted<(Score, Elem)>,
     bytes: usize,
