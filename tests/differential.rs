@@ -202,9 +202,10 @@ fn bulk_add(cmd: &str, n: usize, member: impl Fn(usize) -> String) -> Step {
 fn big_collection_scripts() -> Vec<Script> {
     const N: usize = 20_000;
     let probes = |setup: Step, lines: &[&str]| -> Vec<Step> {
-        let probe = |l: &&str| match l.strip_prefix("!sort ") {
-            Some(c) => step(c, Compare::Sorted),
-            None => step(l, Compare::Exact),
+        let probe = |l: &&str| match (l.strip_prefix("!sort "), l.strip_prefix("!len ")) {
+            (Some(c), _) => step(c, Compare::Sorted),
+            (_, Some(c)) => step(c, Compare::Len),
+            _ => step(l, Compare::Exact),
         };
         std::iter::once(setup).chain(lines.iter().map(probe)).collect()
     };
@@ -246,11 +247,20 @@ fn big_collection_scripts() -> Vec<Script> {
     );
     let hash = probes(
         bulk_add("HSET h", N, |i| format!("f{i} v{i}")),
-        &["HDEL h f1 f4097 nope", "HLEN h", "HGET h f12345", "HEXISTS h f4097", "HINCRBY h n 5", "!sort HKEYS h"],
+        &["HDEL h f1 f4097 nope", "HLEN h", "HGET h f12345", "HEXISTS h f4097", "HINCRBY h n 5", "!sort HKEYS h", "!len HRANDFIELD h 7"],
     );
     let set = probes(
         bulk_add("SADD s", N, |i| format!("m{i}")),
-        &["SREM s m1 m4097 nope", "SCARD s", "SISMEMBER s m12345", "SISMEMBER s m4097", "!sort SMEMBERS s"],
+        &[
+            "SREM s m1 m4097 nope",
+            "SCARD s",
+            "SISMEMBER s m12345",
+            "SISMEMBER s m4097",
+            "!sort SMEMBERS s",
+            "!len SRANDMEMBER s 9",
+            "!len SPOP s 5",
+            "SCARD s",
+        ],
     );
     [("sorted set", zset), ("list", list), ("hash", hash), ("set", set)]
         .into_iter()
