@@ -198,18 +198,26 @@ impl<V: Clone + 'static, M: Part<V>> Parts<V, M> {
         self.parts.iter().flat_map(|m| m.iter())
     }
 
-    /// Doubles the parts: each member moves to the part its hash's next bit picks.
+    /// Doubles the parts: each member of part `i` stays or moves to part
+    /// `i + n`, as its hash's next bit says. One part at a time, so that
+    /// what the old one held is freed before the next is copied (all at
+    /// once, old and new maps were alive together: twice the memory).
     fn split(&mut self) {
-        let n = self.parts.len() * 2;
-        let per = self.len / n + 1;
-        let mut parts: SmallVec<[M; 1]> = (0..n).map(|_| M::with_capacity(per)).collect();
-        for part in self.parts.drain(..) {
-            for (k, v) in Arc::unwrap_or_clone(part).into_members() {
+        let n = self.parts.len();
+        let per = self.len / (2 * n) + 1;
+        let mut upper = Vec::with_capacity(n);
+        for i in 0..n {
+            let old = std::mem::replace(&mut self.parts[i], Arc::new(M::with_capacity(0)));
+            let (mut stay, mut go) = (M::with_capacity(per), M::with_capacity(per));
+            for (k, v) in Arc::unwrap_or_clone(old).into_members() {
                 let h = hash(&k);
-                parts[part_of(h, n)].insert(h, k, v);
+                let to = if part_of(h, 2 * n) == i { &mut stay } else { &mut go };
+                to.insert(h, k, v);
             }
+            self.parts[i] = Arc::new(stay);
+            upper.push(Arc::new(go));
         }
-        self.parts = parts.into_iter().map(Arc::new).collect();
+        self.parts.extend(upper);
     }
 }
 
