@@ -5,7 +5,7 @@
 //! A fork's copy-on-write copies the pages a writer touches; this copies the
 //! parts. Cloning a [`Parts`] costs one reference count per part (a few
 //! hundred for a million members), and the first write to a part a snapshot
-//! still holds copies that part alone (at most [`PART_MAX`] members, tens of
+//! still holds copies that part alone (about [`PART_MAX`] members or fewer: parts double on the average, tens of
 //! microseconds), never the whole collection. Up to `PART_MAX` members there
 //! is a single part, whose order is insertion order (as a listpack's is).
 //!
