@@ -5,8 +5,9 @@
 //! A fork's copy-on-write copies the pages a writer touches; this copies the
 //! parts. Cloning a [`Parts`] costs one reference count per part (a few
 //! hundred for a million members), and the first write to a part a snapshot
-//! still holds copies that part alone (about [`PART_MAX`] members or fewer: parts double on the average, tens of
-//! microseconds), never the whole collection. Up to `PART_MAX` members there
+//! still holds copies that part alone (about [`PART_MAX`] members or fewer,
+//! as parts double on the average; tens of microseconds), never the whole
+//! collection. Up to `PART_MAX` members there
 //! is a single part, whose order is insertion order (as a listpack's is).
 //!
 //! A member is hashed once per operation: the same hash picks its part
