@@ -228,6 +228,25 @@ fn big_collection_scripts() -> Vec<Script> {
             "ZRANK z m3",
             "ZRANGE z 0 2 WITHSCORES",
             "ZPOPMAX z 3",
+            "ZREVRANGE z 100 105 WITHSCORES",
+            "ZRANGE z 12000 12003 REV",
+        ],
+    );
+    // All scores equal: lex ranges are defined.
+    let lex = probes(
+        bulk_add("ZADD lex", N, |i| format!("0 m{i}")),
+        &[
+            "ZRANGEBYLEX lex [m1000 [m1005",
+            "ZRANGEBYLEX lex (m1999 + LIMIT 0 4",
+            "ZREVRANGEBYLEX lex [m3 - LIMIT 2 3",
+            "ZRANGEBYLEX lex [z [a",
+            "ZRANGEBYLEX lex (m5 (m5",
+            "ZLEXCOUNT lex [m1 (m2",
+            "ZREMRANGEBYLEX lex [m5 (m6",
+            "ZCARD lex",
+            "ZRANGEBYLEX lex [m5 [m6",
+            "ZRANGE lex 100 103",
+            "ZREVRANGE lex 100 103 WITHSCORES",
         ],
     );
     let list = probes(
@@ -262,7 +281,7 @@ fn big_collection_scripts() -> Vec<Script> {
             "SCARD s",
         ],
     );
-    [("sorted set", zset), ("list", list), ("hash", hash), ("set", set)]
+    [("sorted set", zset), ("sorted set with equal scores", lex), ("list", list), ("hash", hash), ("set", set)]
         .into_iter()
         .map(|(t, steps)| Script { name: format!("big collections: a {t} of {N}"), steps })
         .collect()

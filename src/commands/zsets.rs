@@ -243,8 +243,8 @@ fn collect_range(z: &ZSetValue, r: &RangeSpec) -> Result<Scored, CmdError> {
             let (start, end) = (int(r.min)?, int(r.max)?);
             match clamp_range(start, end, z.len()) {
                 None => Vec::new(),
-                Some((s, e)) if r.rev => z.iter().rev().skip(s).take(e - s + 1).map(own).collect(),
-                Some((s, e)) => z.iter().skip(s).take(e - s + 1).map(own).collect(),
+                Some((s, e)) if r.rev => z.by_rank(z.len() - 1 - e, z.len() - 1 - s).rev().map(own).collect(),
+                Some((s, e)) => z.by_rank(s, e).map(own).collect(),
             }
         }
         By::Score => {
@@ -253,7 +253,7 @@ fn collect_range(z: &ZSetValue, r: &RangeSpec) -> Result<Scored, CmdError> {
         }
         By::Lex => {
             let (min, max) = (parse_lex_bound(r.min)?, parse_lex_bound(r.max)?);
-            if r.rev { page(Box::new(z.range_by_lex(&min, &max).rev())) } else { page(Box::new(z.range_by_lex(&min, &max))) }
+            if r.rev { page(Box::new(z.range_by_lex(&min, &max).rev())) } else { page(z.range_by_lex(&min, &max)) }
         }
     })
 }

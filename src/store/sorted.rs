@@ -135,6 +135,35 @@ impl<T: Ord + Clone> Sorted<T> {
         head.into_iter().flatten().chain(middle.iter().flat_map(|c| c.iter())).chain(tail.into_iter().flatten())
     }
 
+    pub fn first(&self) -> Option<&T> {
+        self.chunks.first()?.first()
+    }
+
+    pub fn last(&self) -> Option<&T> {
+        self.chunks.last()?.last()
+    }
+
+    /// The elements ranked `start..=end` (0-based, `start <= end < len`):
+    /// the chunks before are skipped by their lengths, not walked.
+    pub fn by_rank(&self, start: usize, end: usize) -> impl DoubleEndedIterator<Item = &T> {
+        let (mut first, mut skip) = (0, start);
+        while first < self.chunks.len() && skip >= self.chunks[first].len() {
+            skip -= self.chunks[first].len();
+            first += 1;
+        }
+        let mut left = end + 1 - start;
+        self.chunks[first..]
+            .iter()
+            .map_while(move |c| {
+                let part = c.iter().skip(std::mem::take(&mut skip)).take(left);
+                left -= part.len();
+                (part.len() > 0).then_some(part)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten()
+    }
+
     /// How many elements are less than `x`.
     pub fn rank(&self, x: &T) -> usize {
         let ci = self.maxes.partition_point(|l| l < x);
@@ -190,7 +219,7 @@ mod tests {
             prop_assert_eq!(s.len(), model.len());
             prop_assert!(s.iter().eq(model.iter()));
             prop_assert!(s.iter().rev().eq(model.iter().rev()));
-            let (lo, hi) = (bound(lo.0, lo.1), bound(hi.0, hi.1));
+            let (ranks, (lo, hi)) = ((lo.1 as usize, hi.1 as usize), (bound(lo.0, lo.1), bound(hi.0, hi.1)));
             let valid = match (lo, hi) {
                 (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a < b,
                 _ => true,
@@ -200,6 +229,14 @@ mod tests {
                 prop_assert!(s.range(lo.as_ref(), hi.as_ref()).rev().eq(model.range((lo, hi)).rev()));
             }
             prop_assert_eq!(s.rank(&1000), model.range(..1000).count());
+            if !model.is_empty() {
+                let (a, b) = (ranks.0 % model.len(), ranks.1 % model.len());
+                let (a, b) = (a.min(b), a.max(b));
+                prop_assert!(s.by_rank(a, b).eq(model.iter().skip(a).take(b - a + 1)));
+                prop_assert!(s.by_rank(a, b).rev().eq(model.iter().skip(a).take(b - a + 1).rev()));
+                prop_assert_eq!(s.first(), model.first());
+                prop_assert_eq!(s.last(), model.last());
+            }
             if let Some((c, m)) = copy {
                 prop_assert!(c.iter().eq(m.iter()));
             }

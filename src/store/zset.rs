@@ -171,8 +171,35 @@ impl ZSetValue {
         range.map(|(s, m)| (&m[..], s.0))
     }
 
-    /// Members between lex bounds (meaningful when all scores are equal).
-    pub fn range_by_lex<'a>(&'a self, min: &'a LexBound, max: &'a LexBound) -> impl DoubleEndedIterator<Item = (&'a [u8], f64)> + 'a {
-        self.order.iter().filter(move |(_, m)| min.above_min(m) && max.below_max(m)).map(|(s, m)| (&m[..], s.0))
+    /// Members ranked `start..=end` in ascending order (within bounds).
+    pub fn by_rank(&self, start: usize, end: usize) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
+        self.order.by_rank(start, end).map(|(s, m)| (&m[..], s.0))
+    }
+
+    /// Members between lex bounds. Redis defines this only when all scores
+    /// are equal; then (score, member) order is member order and the range
+    /// is found in the index. Otherwise every member is tested.
+    pub fn range_by_lex<'a>(&'a self, min: &'a LexBound, max: &'a LexBound) -> Box<dyn DoubleEndedIterator<Item = (&'a [u8], f64)> + 'a> {
+        let out = |(s, m): &'a (Score, Elem)| (&m[..], s.0);
+        let (Some(lo), Some(hi)) = (self.order.first(), self.order.last()) else {
+            return Box::new(std::iter::empty());
+        };
+        if lo.0 != hi.0 {
+            return Box::new(self.order.iter().filter(move |(_, m)| min.above_min(m) && max.below_max(m)).map(out));
+        }
+        let at = |b: &[u8]| (lo.0, elem(b));
+        let start = match min {
+            LexBound::NegInf => Bound::Unbounded,
+            LexBound::Incl(b) => Bound::Included(at(b)),
+            LexBound::Excl(b) => Bound::Excluded(at(b)),
+            LexBound::PosInf => return Box::new(std::iter::empty()),
+        };
+        let end = match max {
+            LexBound::PosInf => Bound::Unbounded,
+            LexBound::Incl(b) => Bound::Included(at(b)),
+            LexBound::Excl(b) => Bound::Excluded(at(b)),
+            LexBound::NegInf => return Box::new(std::iter::empty()),
+        };
+        Box::new(self.order.range(start.as_ref(), end.as_ref()).map(out))
     }
 }
