@@ -363,19 +363,23 @@ fn concurrent_writers_of_one_key_replay_in_the_order_they_wrote() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Puts the server's log on a full disk (`/dev/full`); returns the log and
-/// the file to put back.
-/// Waits until the writer has found the disk failing (PING answers MISCONF);
-/// returns the deadline it allowed, for later waits.
-fn wait_for_misconf(c: &mut Raw) -> Instant {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !matches!(c.cmd(&["PING"]), Frame::Error(_)) {
-        assert!(Instant::now() < deadline, "the failed write was never noticed");
+/// Polls `done` every 5 ms until it holds; fails the test with `what`
+/// after `secs` seconds.
+fn eventually(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(5));
     }
-    deadline
 }
 
+/// Waits until the writer has found the disk failing (PING answers MISCONF).
+fn wait_for_misconf(c: &mut Raw) {
+    eventually(5, "the failed write was never noticed", || matches!(c.cmd(&["PING"]), Frame::Error(_)));
+}
+
+/// Puts the server's log on a full disk (`/dev/full`); returns the log and
+/// the file to put back.
 fn fill_disk(h: &ServerHandle) -> (&ferrite::persist::aof::Aof, std::fs::File) {
     let aof = &h.state.persistence().expect("persistence is on").aof;
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
@@ -391,7 +395,7 @@ fn while_the_log_cannot_be_written_writes_and_ping_get_misconf_and_reads_go_on()
     let (aof, good) = fill_disk(&h);
     // Acknowledged under everysec before the writer finds out.
     assert_eq!(c.cmd(&["SET", "k", "w"]), ok());
-    let deadline = wait_for_misconf(&mut c);
+    wait_for_misconf(&mut c);
     for cmd in [&["SET", "k", "x"][..], &["DEL", "k"], &["PING"]] {
         assert_eq!(c.cmd(cmd), Frame::Error("MISCONF Errors writing to the AOF file: No space left on device".into()), "{cmd:?}");
     }
@@ -399,10 +403,7 @@ fn while_the_log_cannot_be_written_writes_and_ping_get_misconf_and_reads_go_on()
     assert!(c.cmd(&["INFO", "persistence"]).to_string().contains("aof_last_write_status:err"));
     // The disk recovers: the retried write lands and writes are accepted again.
     aof.swap_file_for_tests(good);
-    while c.cmd(&["PING"]) != Frame::Simple("PONG".into()) {
-        assert!(Instant::now() < deadline, "never recovered");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    eventually(5, "never recovered", || c.cmd(&["PING"]) == Frame::Simple("PONG".into()));
     assert_eq!(c.cmd(&["SET", "k2", "y"]), ok());
     drop(h);
     let h = start(&dir);
@@ -428,11 +429,7 @@ fn under_always_a_write_that_cannot_be_logged_is_never_acknowledged() {
     assert_eq!(other.cmd(&["SET", "k", "x"]), Frame::Error("MISCONF Errors writing to the AOF file: No space left on device".into()));
     assert_eq!(other.cmd(&["GET", "k"]), bulk("w"));
     aof.swap_file_for_tests(good);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while other.cmd(&["SET", "k", "y"]) != ok() {
-        assert!(Instant::now() < deadline, "never recovered");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    eventually(5, "never recovered", || other.cmd(&["SET", "k", "y"]) == ok());
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -691,16 +688,14 @@ fn write_hex_keys(c: &mut Raw, from: usize, n: usize) {
 }
 
 /// Waits (up to 10 s) until `INFO persistence` shows `name` passing `ok`;
-/// returns its last value.
+/// returns that value.
 fn wait_for_info(c: &mut Raw, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = info_number(c, name);
-        if ok(v) || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut v = 0;
+    eventually(10, &format!("{name} never got there"), || {
+        v = info_number(c, name);
+        ok(v)
+    });
+    v
 }
 
 #[test]
@@ -773,6 +768,10 @@ fn info_persistence_has_redis_fields_and_counts_compactions_and_loaded_keys() {
     assert_eq!(info_number(&mut c, "rdb_saves"), 0);
     assert!(info.contains("aof_last_rewrite_time_sec:-1"), "{info}");
     assert_eq!(c.cmd(&["SET", "kept", "v"]), ok());
+    // Injected time instead of a sleep: this server's clock runs a second
+    // behind, so "fleeting" is alive here and already expired for the next
+    // server, whose clock is right.
+    h.state.clock.advance(-1_000);
     assert_eq!(c.cmd(&["SET", "fleeting", "v", "PX", "500"]), ok());
     assert_eq!(c.cmd(&["SAVE"]), ok());
     assert_eq!((info_number(&mut c, "rdb_saves"), info_number(&mut c, "aof_rewrites")), (1, 1));
@@ -781,7 +780,6 @@ fn info_persistence_has_redis_fields_and_counts_compactions_and_loaded_keys() {
     let info = String::from_utf8(info).unwrap();
     assert!(info.contains("aof_last_rewrite_time_sec:0") && info.contains("aof_current_rewrite_time_sec:-1"), "{info}");
     drop(h);
-    std::thread::sleep(Duration::from_millis(550)); // "fleeting" expires while the server is down
     let h = start(&dir);
     let mut c = Raw::connect(h.addr);
     assert_eq!(info_number(&mut c, "rdb_last_load_keys_loaded"), 1);

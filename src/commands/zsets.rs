@@ -87,7 +87,9 @@ pub fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if incr && pairs.len() > 2 {
         return Err(CmdError::err("INCR option supports a single increment-element pair"));
     }
-    let scores: Vec<f64> = pairs.chunks(2).map(|p| float(p[0])).collect::<Result<_, _>>()?;
+    // All parsed before any is applied (one bad score changes nothing), on
+    // the stack for the usual few pairs.
+    let scores: smallvec::SmallVec<[f64; 8]> = pairs.chunks(2).map(|p| float(p[0])).collect::<Result<_, _>>()?;
     let now = ctx.now_ms;
     let r = ctx.db().write(a[1], now, |slot| {
         if !slot.exists() && xx {

@@ -33,10 +33,11 @@ use crate::tenancy::image::TenantImage;
 
 /// A running server's persistence: the log and the compaction state.
 pub struct Persistence {
-    /// As configured at start. What `CONFIG SET` changes lives elsewhere:
-    /// `appendfsync` in the log ([`aof::Aof::fsync`]), the automatic
-    /// compaction thresholds below.
-    pub config: PersistenceConfig,
+    /// The data directory. (The rest of the configuration lives where it
+    /// can change: `appendfsync` in the log, [`aof::Aof::fsync`], the
+    /// automatic compaction thresholds below; `ServerState::persist_config`
+    /// keeps what was configured.)
+    pub(crate) dir: PathBuf,
     pub aof: Arc<aof::Aof>,
     /// Compaction in progress (at most one).
     pub rewriting: AtomicBool,
@@ -111,7 +112,7 @@ impl CompactionStats {
 
 impl Persistence {
     pub fn dir(&self) -> &PathBuf {
-        &self.config.dir
+        &self.dir
     }
 
     pub fn log(&self, rec: &Record) -> u64 {

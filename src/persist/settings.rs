@@ -71,7 +71,7 @@ pub static SETTINGS: &[Setting] = &[
         apply: |p, v| p.auto_rewrite_min_size.store(number(v).expect("checked"), Relaxed),
     },
     Setting { name: "aof-load-truncated", get: |_, c| yes_no(c.aof_load_truncated), check: None, apply: nothing },
-    Setting { name: "dir", get: |p, c| p.map_or(&c.dir, |p| p.dir()).display().to_string(), check: None, apply: nothing },
+    Setting { name: "dir", get: |_, c| c.dir.display().to_string(), check: None, apply: nothing },
 ];
 
 pub fn setting(name: &str) -> Option<&'static Setting> {

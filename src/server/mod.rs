@@ -158,7 +158,7 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
     let snapshot = crate::persist::snapshot::file_size(&cfg.dir);
     let size = snapshot + aof.size.load(Relaxed);
     let p = crate::persist::Persistence {
-        config: cfg.clone(),
+        dir: cfg.dir.clone(),
         aof,
         rewriting: AtomicBool::new(false),
         epoch: AtomicU8::new(0),

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Server CPU per request (user + system, from /proc), this build against
+# another, one server at a time: no second server shares the machine during
+# a run (as it does in before_after.sh). For each round, each binary gets a
+# fresh server (global context, no persistence), a warm-up of WARM requests
+# of the same test (which also fills the collection: -r 100000), then N
+# measured requests at -P PIPE. Prints every round's figure and the medians.
+#
+# Usage: FERRITE_B=path/to/other/ferrite [TESTS=zadd,hset,sadd] [ROUNDS=5]
+#        [PIPE=16] [WARM=200000] benches/cpu_per_request.sh [requests] (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
+N=${1:-1000000}
+TESTS=${TESTS:-zadd,hset,sadd}
+ROUNDS=${ROUNDS:-5}
+PIPE=${PIPE:-16}
+WARM=${WARM:-200000}
+PORT=${PORT:-16697}
+: "${FERRITE_B:?set FERRITE_B to the binary to compare with}"
+cargo build --release --quiet --bin ferrite
+ports_free "$PORT"
+measure() { # binary test -> us per request
+  "$1" --port "$PORT" --appendonly no >/dev/null 2>&1 &
+  local pid=$! c0
+  wait_up "$PORT"
+  redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 50 -n "$WARM" -r 100000 -q >/dev/null 2>&1
+  c0=$(cpu_ticks "$pid")
+  redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 50 -n "$N" -r 100000 -q >/dev/null 2>&1
+  us_per_request $(($(cpu_ticks "$pid") - c0)) "$N"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+echo "test,now_rounds,other_rounds,now_median_us,other_median_us"
+for t in ${TESTS//,/ }; do
+  now=(); other=()
+  for _ in $(seq "$ROUNDS"); do
+    other+=("$(measure "$FERRITE_B" "$t")")
+    now+=("$(measure ./target/release/ferrite "$t")")
+  done
+  echo "$t,${now[*]},${other[*]},$(printf '%s\n' "${now[@]}" | median),$(printf '%s\n' "${other[@]}" | median)"
+done
