@@ -61,6 +61,10 @@ pub struct ServerConfig {
     pub hz: u64,
     pub loglevel: String,
     pub tcp_keepalive: u64,
+    /// Redis's `client-output-buffer-limit`, in its syntax:
+    /// `"normal 0 0 0 pubsub 32mb 8mb 60"`.
+    #[serde(deserialize_with = "de_output_limits")]
+    pub client_output_buffer_limit: OutputLimits,
     /// Worker threads; 0 picks one less than the cores (at least one), which
     /// leaves a core for the kernel's network work and co-located clients.
     pub threads: u64,
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             hz: 10,
             loglevel: "notice".into(),
             tcp_keepalive: 300,
+            client_output_buffer_limit: OutputLimits::default(),
             threads: 0,
         }
     }
@@ -132,6 +137,72 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => return Err(format!("'{s}' has an unknown unit (use kb, mb, gb)")),
     };
     n.checked_mul(mul).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// One class of `client-output-buffer-limit`: a client is closed when its
+/// pending output passes `hard`, or stays above `soft` for `soft_secs`
+/// seconds (0 turns a limit off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+/// `client-output-buffer-limit` for Redis's three classes, with its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    pub normal: ClassLimit,
+    pub replica: ClassLimit,
+    pub pubsub: ClassLimit,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        OutputLimits {
+            normal: ClassLimit { hard: 0, soft: 0, soft_secs: 0 },
+            replica: ClassLimit { hard: 256 << 20, soft: 64 << 20, soft_secs: 60 },
+            pubsub: ClassLimit { hard: 32 << 20, soft: 8 << 20, soft_secs: 60 },
+        }
+    }
+}
+
+impl OutputLimits {
+    /// Applies `<class> <hard> <soft> <seconds>` groups, as `CONFIG SET`
+    /// does: classes not named keep their limits; nothing changes on error.
+    pub fn apply(&mut self, v: &str) -> Result<(), String> {
+        let words: Vec<&str> = v.split_whitespace().collect();
+        if words.is_empty() || !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        let mut next = *self;
+        for g in words.chunks(4) {
+            let class = match g[0].to_ascii_lowercase().as_str() {
+                "normal" => &mut next.normal,
+                "replica" | "slave" => &mut next.replica,
+                "pubsub" => &mut next.pubsub,
+                _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+            };
+            let size = |w: &str| {
+                parse_size(w).map_err(|_| "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string())
+            };
+            *class = ClassLimit { hard: size(g[1])?, soft: size(g[2])?, soft_secs: size(g[3])? };
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// As `CONFIG GET` shows it (bytes, and Redis's `slave`).
+    pub fn to_redis(&self) -> String {
+        let c = |n: &str, l: ClassLimit| format!("{n} {} {} {}", l.hard, l.soft, l.soft_secs);
+        format!("{} {} {}", c("normal", self.normal), c("slave", self.replica), c("pubsub", self.pubsub))
+    }
+}
+
+fn de_output_limits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OutputLimits, D::Error> {
+    let mut limits = OutputLimits::default();
+    limits.apply(&String::deserialize(d)?).map_err(serde::de::Error::custom)?;
+    Ok(limits)
 }
 
 pub const EVICTION_POLICIES: &[&str] =
@@ -241,6 +312,11 @@ pub static PARAMS: &[Param] = &[
         }),
     },
     int_param!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as u64),
+    Param {
+        name: "client-output-buffer-limit",
+        get: |c| c.client_output_buffer_limit.to_redis(),
+        set: Some(|c, v| c.client_output_buffer_limit.apply(v)),
+    },
     // Redis's RDB save points. Ferrite logs every write instead and compacts
     // by size (`auto-aof-rewrite-*`, see `persist::settings`), so it has
     // none: it reads as Redis's "no save points" and accepts only that.
@@ -340,6 +416,10 @@ mod tests {
         assert_eq!(c.tenancy.default_limits.max_databases, 5);
         assert!(c.tenancy.tiers.contains_key("gold"));
         assert_eq!(c.tenancy.billing.price_per_gb_hour, 2.5);
+        let e = Config::from_toml("[server]\nclient-output-buffer-limit = \"pubsub 1mb\"\n").unwrap_err().to_string();
+        assert!(e.contains("buffer limit"), "{e}");
+        let c = Config::from_toml("[server]\nclient-output-buffer-limit = \"pubsub 1mb 512kb 5\"\n").unwrap();
+        assert_eq!(c.server.client_output_buffer_limit.to_redis(), "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 524288 5");
         let c = Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
         assert_eq!((c.server.port, c.server.proto_max_bulk_len), (7000, 16 << 20));
     }

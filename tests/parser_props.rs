@@ -28,6 +28,34 @@ fn parse_all(buf: &[u8]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>, usize) {
     }
 }
 
+/// Feeds `stream` `piece` bytes at a time into one growing buffer with one
+/// `Argv`, as a connection does, and collects the requests.
+fn trickle(stream: &[u8], piece: usize) -> Vec<Vec<Vec<u8>>> {
+    let (mut argv, mut buf, mut out) = (Argv::default(), Vec::new(), Vec::new());
+    for chunk in stream.chunks(piece) {
+        buf.extend_from_slice(chunk);
+        while let Some(n) = parse_request(&buf, &LIMITS, &mut argv).expect("well-formed") {
+            if !argv.is_empty() {
+                out.push(argv.iter(&buf).map(|a| a.to_vec()).collect());
+            }
+            buf.drain(..n);
+        }
+    }
+    out
+}
+
+/// A request of many arguments trickling in a few bytes at a time costs
+/// what it sends: each read resumes where the last one stopped (every read
+/// used to parse the request from its start again).
+#[test]
+fn a_trickling_request_is_parsed_once() {
+    let args: Vec<Vec<u8>> = (0..50_000).map(|i| (i % 10).to_string().into_bytes()).collect();
+    let stream = encode(&args);
+    let start = std::time::Instant::now();
+    assert_eq!(trickle(&stream, 8), vec![args]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(2), "took {:?}", start.elapsed());
+}
+
 fn encode(args: &[Vec<u8>]) -> Vec<u8> {
     let mut v = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
@@ -69,6 +97,12 @@ proptest! {
         let mut all = first;
         all.extend(rest);
         prop_assert_eq!(all, cmds);
+    }
+
+    #[test]
+    fn feeding_piece_by_piece_resumes_to_the_same_requests(cmds in prop::collection::vec(command(), 1..5), piece in 1usize..9) {
+        let stream: Vec<u8> = cmds.iter().flat_map(|c| encode(c)).collect();
+        prop_assert_eq!(trickle(&stream, piece), cmds);
     }
 
     #[test]

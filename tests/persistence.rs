@@ -12,7 +12,7 @@ mod policies;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Raw, bulk, encode, ok};
+use common::{Process, Raw, bulk, encode, ok};
 use ferrite::config::Config;
 use ferrite::persist::Fsync;
 use ferrite::protocol::Frame;
@@ -505,27 +505,10 @@ struct Crash {
 /// binary, which is killed with SIGKILL mid-stream, then restarted.
 fn crash_under_load(fsync: &str, name: &str) -> Crash {
     let dir = data_dir(name);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
-            .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap(), "--appendfsync", fsync])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let connect = || {
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return Raw::connect(addr);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("server did not start");
-    };
-    let mut server = spawn();
-    let mut a = connect();
+    let port = common::free_port();
+    let mut server = Process::ferrite(port, &dir, &["--appendfsync", fsync]);
+    let addr = server.addr;
+    let mut a = Raw::connect(addr);
     let tenants = ["t0", "t1", "t2", "t3"];
     for t in tenants {
         assert_eq!(a.cmd(&["TENANT.CREATE", t, "PASSWORD", "pw", "OPS", "1000000"]), ok());
@@ -549,15 +532,14 @@ fn crash_under_load(fsync: &str, name: &str) -> Crash {
             })
             .collect();
         std::thread::sleep(kill_at - Instant::now());
-        server.kill().unwrap(); // SIGKILL
+        server.kill(); // SIGKILL
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let killed = Instant::now();
-    let _ = server.wait();
-    let mut server = spawn();
+    let server = Process::ferrite(port, &dir, &["--appendfsync", fsync]);
     let mut found = Vec::new();
     for t in tenants {
-        let mut c = connect();
+        let mut c = Raw::connect(server.addr);
         assert_eq!(c.cmd(&["AUTH", t, "pw"]), ok());
         found.push(match c.cmd(&["GET", "counter"]) {
             Frame::Bulk(b) => String::from_utf8(b).unwrap().parse().unwrap(),
@@ -565,10 +547,42 @@ fn crash_under_load(fsync: &str, name: &str) -> Crash {
             other => panic!("{other}"),
         });
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Crash { acked, killed, found }
+}
+
+/// A tenant's key named `__tenant:<other>:...` is its own: after a SIGKILL
+/// and a replay of the log it is still the writer's, and the other tenant's
+/// keys are untouched (replay used to read the prefix as an admin address).
+#[test]
+fn replay_keeps_a_tenants_prefixed_keys_its_own() {
+    let dir = data_dir("replay-prefix");
+    let port = common::free_port();
+    let mut server = Process::ferrite(port, &dir, &["--appendfsync", "always"]);
+    let mut admin = Raw::connect(server.addr);
+    for t in ["a", "b"] {
+        assert_eq!(admin.cmd(&["TENANT.CREATE", t, "PASSWORD", "pw"]), ok());
+    }
+    let mut b = Raw::connect(server.addr);
+    assert_eq!(b.cmd(&["AUTH", "b", "pw"]), ok());
+    assert_eq!(b.cmd(&["SET", "balance", "100"]), ok());
+    let mut a = Raw::connect(server.addr);
+    assert_eq!(a.cmd(&["AUTH", "a", "pw"]), ok());
+    assert_eq!(a.cmd(&["SET", "__tenant:b:balance", "0"]), ok());
+    assert_eq!(a.cmd(&["RPUSH", "__tenant:b:jobs", "x"]), Frame::Integer(1));
+    server.kill();
+    let server = Process::ferrite(port, &dir, &["--appendfsync", "always"]);
+    let mut b = Raw::connect(server.addr);
+    assert_eq!(b.cmd(&["AUTH", "b", "pw"]), ok());
+    assert_eq!(b.cmd(&["GET", "balance"]), bulk("100"));
+    assert_eq!(b.cmd(&["EXISTS", "jobs"]), Frame::Integer(0));
+    let mut a = Raw::connect(server.addr);
+    assert_eq!(a.cmd(&["AUTH", "a", "pw"]), ok());
+    assert_eq!(a.cmd(&["GET", "__tenant:b:balance"]), bulk("0"));
+    assert_eq!(a.cmd(&["LRANGE", "__tenant:b:jobs", "0", "-1"]), Frame::Array(vec![bulk("x")]));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! them, and option words.
 
 use super::error::CmdError;
+use crate::protocol::Out;
 use crate::protocol::parse::parse_i64;
 
 pub fn int(a: &[u8]) -> Result<i64, CmdError> {
@@ -75,21 +76,66 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     if s > e || s >= len || e < 0 { None } else { Some((s as usize, e as usize)) }
 }
 
-/// Which positions of an `n`-element collection SRANDMEMBER/HRANDFIELD/
-/// ZRANDMEMBER return: one random (no count), distinct ones (count >= 0, all
-/// of them once it reaches `n`), or `|count|` with repeats (count < 0).
-pub fn random_indexes(n: usize, count: Option<i64>) -> Vec<usize> {
-    match count {
-        None => vec![fastrand::usize(..n)],
-        Some(c) if c >= 0 && c as usize >= n => (0..n).collect(),
-        Some(c) if c >= 0 => {
-            let mut all: Vec<usize> = (0..n).collect();
-            fastrand::shuffle(&mut all);
-            all.truncate(c as usize);
-            all
-        }
-        Some(c) => (0..c.unsigned_abs()).map(|_| fastrand::usize(..n)).collect(),
+/// The count of SRANDMEMBER, HRANDFIELD and ZRANDMEMBER, read as Redis reads
+/// it: anything but `i64::MIN`; with pairs (WITHVALUES, WITHSCORES) at most
+/// half that either way, so the reply's length cannot overflow.
+pub fn random_count(a: &[u8], pairs: bool) -> Result<i64, CmdError> {
+    let n = int(a)?;
+    if n == i64::MIN {
+        return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
     }
+    if pairs && !(-i64::MAX / 2..=i64::MAX / 2).contains(&n) {
+        return Err(CmdError::err("value is out of range"));
+    }
+    Ok(n)
+}
+
+/// Writes SRANDMEMBER's, HRANDFIELD's or ZRANDMEMBER's reply from an
+/// `n`-element collection: one element without a count, else the picks of
+/// [`random_picks`], each with its value or score when `with` (pairs in
+/// RESP3, flat in RESP2). `emit(out, i, with)` writes element `i`. False
+/// when the reply stopped at the output limit.
+pub fn reply_random(out: &mut Out, n: usize, count: Option<i64>, with: bool, mut emit: impl FnMut(&mut Out, usize, bool)) -> bool {
+    let Some(count) = count else {
+        emit(out, fastrand::usize(..n), false);
+        return true;
+    };
+    let len = picks_len(n, count);
+    let pairs = with && out.resp3;
+    out.array(if with && !pairs { len * 2 } else { len });
+    random_picks(n, count, |i| {
+        if pairs {
+            out.array(2);
+        }
+        emit(out, i, with);
+        !out.over_limit()
+    })
+}
+
+/// How many positions [`random_picks`] yields for `count` from `n` members.
+pub fn picks_len(n: usize, count: i64) -> usize {
+    if count >= 0 { n.min(count as usize) } else { count.unsigned_abs() as usize }
+}
+
+/// Calls `emit` with the positions SRANDMEMBER/HRANDFIELD/ZRANDMEMBER return
+/// from an `n`-element collection (`n > 0`): distinct ones for `count >= 0`
+/// (all of them once it reaches `n`), `|count|` with repeats for `count < 0`.
+/// Repeats are drawn one at a time, so a count of -10^15 allocates nothing;
+/// `emit` returns false to stop (the reply passed its output limit), and so
+/// does this function then.
+pub fn random_picks(n: usize, count: i64, mut emit: impl FnMut(usize) -> bool) -> bool {
+    if count < 0 {
+        return (0..count.unsigned_abs()).all(|_| emit(fastrand::usize(..n)));
+    }
+    if count as u64 >= n as u64 {
+        return (0..n).all(emit);
+    }
+    // The first `count` steps of a Fisher-Yates shuffle.
+    let mut all: Vec<usize> = (0..n).collect();
+    (0..count as usize).all(|i| {
+        all.swap(i, fastrand::usize(i..n));
+        emit(all[i])
+    })
 }
 
 #[cfg(test)]

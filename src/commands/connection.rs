@@ -35,20 +35,30 @@ pub fn echo(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// Checks a username/password pair: `default` against `requirepass` (the
 /// admin), any other user name as a tenant id against that tenant's password.
-fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<Tenant>>, CmdError> {
-    if user == b"default" {
-        let required = ctx.state.config.read().requirepass.clone();
-        return match required {
-            None => Ok(None),
-            Some(p) if p.as_bytes() == pass => Ok(None),
-            Some(_) => Err(CmdError::WrongPass),
-        };
+///
+/// Failures are counted per tenant (the admin and unknown names share one
+/// count); past the budget a check waits for the next second instead of
+/// running (`retry_after_ms`), so guesses cannot go at wire speed.
+fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<Tenant>>, CmdError> {
+    let tenant =
+        (user != b"default").then(|| std::str::from_utf8(user).ok().and_then(|id| ctx.state.tenants.get_tenant(id).ok())).flatten();
+    let throttle = tenant.as_ref().map_or(&ctx.state.auth_throttle, |t| &t.auth_throttle);
+    if let Some(ms) = throttle.wait_ms(ctx.now_ms) {
+        if !ctx.in_exec {
+            ctx.client.retry_after_ms = Some(ms);
+        }
+        return Err(CmdError::WrongPass);
     }
-    let id = std::str::from_utf8(user).map_err(|_| CmdError::WrongPass)?;
-    match ctx.state.tenants.get_tenant(id) {
-        Ok(t) if t.check_password(pass) => Ok(Some(t)),
-        _ => Err(CmdError::WrongPass),
+    let ok = match (&tenant, user == b"default") {
+        (_, true) => ctx.state.config.read().requirepass.as_ref().is_none_or(|p| p.as_bytes() == pass),
+        (Some(t), false) => t.check_password(pass),
+        (None, false) => false,
+    };
+    if !ok {
+        throttle.failed(ctx.now_ms);
+        return Err(CmdError::WrongPass);
     }
+    Ok(tenant)
 }
 
 /// Makes an authenticated identity the connection's: a tenant binds the
@@ -65,6 +75,7 @@ fn bind(ctx: &mut Ctx, who: Option<Arc<Tenant>>) -> CmdResult {
             super::cleanup_client(ctx);
             ctx.client.enter(Some(t));
             ctx.client.bound = true;
+            ctx.client.info.bound.store(true, Relaxed);
         }
     }
     ctx.client.authenticated = true;
@@ -215,7 +226,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -228,6 +239,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         c.psubs.load(Relaxed),
         multi,
         cmd,
+        c.user(),
         c.resp.load(Relaxed),
         c.lib_name.lock(),
         c.lib_ver.lock(),
@@ -235,12 +247,13 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
 }
 
 /// The clients a CLIENT command may see: all of them from the global
-/// context, only the same tenant's from a tenant context.
+/// context, from a tenant context only the connections bound to that tenant
+/// (never an admin's, even one inside the tenant with TENANT.USE).
 pub fn visible_clients(ctx: &Ctx) -> Vec<Arc<ClientInfo>> {
     let all = ctx.state.clients.all();
     match &ctx.client.tenant {
         None => all,
-        Some(t) => all.into_iter().filter(|c| c.tenant.lock().as_deref() == Some(t.id())).collect(),
+        Some(t) => all.into_iter().filter(|c| c.bound.load(Relaxed) && c.tenant.lock().as_deref() == Some(t.id())).collect(),
     }
 }
 
@@ -413,7 +426,7 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if a.len() % 2 == 1 {
         return Err(CmdError::Syntax);
     }
-    let (mut id, mut addr, mut laddr, mut kind, mut skipme, mut maxage) = (None, None, None, None, true, None);
+    let (mut id, mut addr, mut laddr, mut kind, mut skipme, mut maxage, mut user) = (None, None, None, None, true, None, None);
     for pair in a[2..].chunks(2) {
         let v = String::from_utf8_lossy(pair[1]).into_owned();
         match lower(pair[0]).as_str() {
@@ -421,7 +434,12 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             "addr" => addr = Some(v),
             "laddr" => laddr = Some(v),
             "type" => kind = Some(v.to_ascii_lowercase()),
-            "user" => {}
+            "user" => {
+                if v != "default" && ctx.state.tenants.get_tenant(&v).is_err() {
+                    return Err(CmdError::err(format!("No such user '{v}'")));
+                }
+                user = Some(v)
+            }
             "skipme" => {
                 skipme = match v.to_ascii_lowercase().as_str() {
                     "yes" => true,
@@ -441,6 +459,7 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             && laddr.as_ref().is_none_or(|x| &c.laddr.to_string() == x)
             && kind.as_deref().is_none_or(|k| (k == "pubsub") == pubsub && k != "master" && k != "replica")
             && maxage.is_none_or(|m| c.age_secs() as i64 >= m)
+            && user.as_ref().is_none_or(|u| &c.user() == u)
             && !(skipme && c.id == me);
         if matches {
             c.request_kill();

@@ -8,13 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::error::CmdError;
 use super::flags::*;
-use super::{CommandSpec, Ctx, lookup};
+use super::{CommandSpec, Ctx, admission, lookup};
 use crate::persist::{self, Record};
-use crate::store::Keyspace;
-use crate::tenancy::eviction::{EvictHooks, Policy, evict, evict_tenant};
-use crate::tenancy::hooks::{self, CommandClass, QuotaDecision, Resource};
-use crate::tenancy::tenant::WARN_PERCENT;
-use crate::tenancy::{OperationType, Tenant, TenantError};
+use crate::tenancy::TenantError;
 
 /// Runs one command (or queues it inside MULTI) and writes its reply.
 pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -68,19 +64,49 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
         );
         return reject(ctx, Some(idx), CmdError::Msg(msg));
     }
+    if let Err(e) = admission::admit(ctx, spec) {
+        return refuse(ctx, idx, e);
+    }
     if ctx.client.multi.is_some() && !spec.has(TX_CONTROL) {
         if spec.has(NO_MULTI) {
             return reject(ctx, Some(idx), CmdError::NotInMulti);
         }
-        let queued = argv.iter().map(|a| a.to_vec()).collect();
-        if let Some(q) = ctx.client.multi.as_mut() {
-            q.push(queued);
-            ctx.client.info.multi.store(q.len() + 1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = queue_admission(ctx, argv) {
+            return reject(ctx, Some(idx), e);
         }
-        ctx.out.simple("QUEUED");
-        return;
+        return queue(ctx, argv);
     }
     run(ctx, idx, spec, argv);
+}
+
+/// What one queued command holds: its arguments and their vectors.
+fn queued_bytes(argv: &[&[u8]]) -> usize {
+    argv.iter().map(|a| a.len() + size_of::<Vec<u8>>()).sum::<usize>() + size_of::<Vec<Vec<u8>>>()
+}
+
+/// A tenant's MULTI queue is memory it holds: a command that would take it
+/// past its memory limit is refused (and dooms the EXEC) instead of queued.
+fn queue_admission(ctx: &Ctx, argv: &[&[u8]]) -> Result<(), CmdError> {
+    let Some(t) = &ctx.client.tenant else { return Ok(()) };
+    let limit = t.limits().memory_bytes;
+    if t.memory_used() + queued_bytes(argv) as u64 > limit {
+        t.metrics.quota_rejected.fetch_add(1, Relaxed);
+        return Err(CmdError::msg(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit }.to_string()));
+    }
+    Ok(())
+}
+
+fn queue(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let bytes = queued_bytes(argv);
+    if let Some(q) = ctx.client.multi.as_mut() {
+        q.push(argv.iter().map(|a| a.to_vec()).collect());
+        ctx.client.info.multi.store(q.len() + 1, Relaxed);
+        ctx.client.multi_bytes += bytes;
+    }
+    // Charged now, so the next queued command sees it.
+    let held = ctx.client.charged() + bytes as u64;
+    ctx.client.charge(held);
+    ctx.out.simple("QUEUED");
 }
 
 /// Runs a command that passed every check (also used by EXEC for queued ones).
@@ -92,39 +118,31 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
     run_here(ctx, idx, spec, argv);
 }
 
+/// Runs a logged command in the space its record names. Replay never reads
+/// `__tenant:` prefixes: an admin's addressed command was logged in the
+/// tenant's space with the prefix already stripped, and inside a tenant such
+/// a key is a plain name of that tenant's own.
+pub fn replay(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
+    run_here(ctx, idx, spec, argv);
+}
+
 /// Runs a command in the context's own space.
 fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
     let state = ctx.state;
     ctx.client.info.last_cmd.store(idx, std::sync::atomic::Ordering::Relaxed);
     // The TSC-based clock costs a few ns where clock_gettime costs tens.
     let start = quanta::Instant::now();
-    if spec.has(DENYOOM)
-        && let Err(e) = maxmemory_guard(ctx)
-    {
-        state.command_stats[idx].rejected.incr();
-        state.stats.total_error_replies.incr();
-        ctx.out.error(&e.to_string());
-        return;
-    }
     if let Some(e) = log_failing(ctx, spec) {
-        state.command_stats[idx].rejected.incr();
-        state.stats.total_error_replies.incr();
-        ctx.out.error(&e);
-        return;
+        return reject(ctx, Some(idx), CmdError::Msg(e));
     }
-    if let Err(e) = tenant_admission(&mut *ctx, spec, argv) {
-        if let TenantError::RateLimited { retry_ms, .. } = e {
-            // At least 50 ms: a client that ignores the error gets twenty turns a
-            // second at most, however fast it sends. Its rate is unchanged (the
-            // limiter refills during the pause), but each turn interleaves with
-            // other tenants' work on the same thread: at 10 ms, four flooding
-            // connections raised a neighbour's p99 by a fifth (benches/tenants.sh).
-            ctx.client.throttled_ms = Some(retry_ms.clamp(50, 1000));
+    if admission::grows(spec) && !ctx.client.loading {
+        let adds = admission::growth(ctx, spec, argv);
+        if let Err(e) = admission::admit_write(ctx, spec, argv, adds) {
+            return refuse(ctx, idx, e);
         }
-        state.command_stats[idx].rejected.incr();
-        state.stats.total_error_replies.incr();
-        ctx.out.error(&e.to_string());
-        return;
+        if let Err(e) = admission::maxmemory_guard(ctx, adds) {
+            return reject(ctx, Some(idx), e);
+        }
     }
     // EXEC takes the lock itself; commands inside it run under EXEC's.
     let result = if ctx.in_exec || spec.has(TX_CONTROL) {
@@ -200,170 +218,6 @@ fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdRe
     r
 }
 
-/// A tenant's state, rate limit and quotas, checked before a data command
-/// runs. Only commands the table marks as reading or writing data count.
-/// A quota policy, when the tenant has one, judges every crossing of a
-/// limit and every write above the warning threshold.
-fn tenant_admission(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), TenantError> {
-    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
-    let t = &*t;
-    if spec.has(ADMIN) || spec.has(TENANCY) {
-        t.metrics.admin.fetch_add(1, Relaxed);
-    }
-    let op = if spec.has(WRITE) {
-        OperationType::Write
-    } else if spec.has(READONLY) {
-        OperationType::Read
-    } else {
-        return Ok(());
-    };
-    let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
-    if let Err(e) = t.check_operation(op) {
-        match (&e, ask(ctx, t, spec, class, Resource::Ops)) {
-            (TenantError::RateLimited { .. }, QuotaDecision::Allow) => {}
-            (TenantError::RateLimited { .. }, QuotaDecision::Deny(m)) => return Err(TenantError::PolicyDenied(m)),
-            _ => return Err(e),
-        }
-    }
-    let counter = if op == OperationType::Write { &t.metrics.writes } else { &t.metrics.reads };
-    counter.fetch_add(1, Relaxed);
-    if spec.has(DENYOOM) {
-        let limits = t.limits();
-        let used = t.memory_used();
-        t.note_memory_level(used, limits.memory_bytes);
-        let over_memory = used >= limits.memory_bytes;
-        if over_memory && !policy_allows(ctx, t, spec, Resource::Memory)? && !make_room(ctx, t, limits.memory_bytes) {
-            t.metrics.quota_rejected.fetch_add(1, Relaxed);
-            return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: limits.memory_bytes });
-        }
-        let keys = t.keys();
-        // Only near the limit is it worth counting which keys are new.
-        let mut over_keys = false;
-        if keys + argv.len() as u64 > limits.max_keys {
-            let new = spec.key_indexes(argv.len()).filter(|&i| !ctx.db().contains(argv[i], ctx.now_ms)).count() as u64;
-            over_keys = keys + new > limits.max_keys;
-            if over_keys && !policy_allows(ctx, t, spec, Resource::Keys)? {
-                t.metrics.quota_rejected.fetch_add(1, Relaxed);
-                return Err(TenantError::KeyLimit { id: t.id().into(), keys, limit: limits.max_keys });
-            }
-        }
-        let near = |used: u64, limit: u64| used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT);
-        if !over_memory && !over_keys && (near(used, limits.memory_bytes) || near(keys, limits.max_keys)) {
-            // Above the threshold the policy may refuse (or slow) a write the
-            // limits would still let through.
-            policy_allows(ctx, t, spec, Resource::Threshold)?;
-        }
-    }
-    Ok(())
-}
-
-/// Asks the tenant's quota policy (if any) about `resource`. A throttle is
-/// applied here (the connection pauses after this reply) and otherwise
-/// leaves the native decision standing.
-fn ask(ctx: &mut Ctx, t: &Tenant, spec: &CommandSpec, class: CommandClass, resource: Resource) -> QuotaDecision {
-    match hooks::quota(t, &ctx.state.policy, spec.name, class, resource) {
-        QuotaDecision::Throttle { ms } => {
-            ctx.client.throttled_ms = Some((ms as u64).clamp(1, 1000));
-            QuotaDecision::Native
-        }
-        QuotaDecision::Deny(m) => QuotaDecision::Deny(error_line(&m)),
-        d => d,
-    }
-}
-
-/// For a write crossing `resource`: `Ok(true)` when the policy grants it
-/// anyway, `Ok(false)` for the native decision, `Err` for the policy's refusal.
-fn policy_allows(ctx: &mut Ctx, t: &Tenant, spec: &CommandSpec, resource: Resource) -> Result<bool, TenantError> {
-    match ask(ctx, t, spec, CommandClass::Write, resource) {
-        QuotaDecision::Allow => Ok(resource != Resource::Threshold),
-        QuotaDecision::Deny(m) => {
-            t.metrics.quota_rejected.fetch_add(1, Relaxed);
-            Err(TenantError::PolicyDenied(m))
-        }
-        _ => Ok(false),
-    }
-}
-
-/// A policy's message as one RESP error line: no CR/LF, and an error code
-/// (`ERR`) unless it starts with an upper-case word of its own.
-fn error_line(m: &str) -> String {
-    let clean: String = m.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).take(512).collect();
-    let code = clean.split(' ').next().unwrap_or("");
-    if !code.is_empty() && code.len() < clean.len() && code.bytes().all(|b| b.is_ascii_uppercase()) {
-        clean
-    } else {
-        format!("ERR {clean}")
-    }
-}
-
-/// Evicts by the tenant's policy until it is under `limit`; false if the
-/// policy is noeviction or nothing more could go.
-fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
-    let samples = ctx.state.config.read().maxmemory_samples as usize;
-    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() >= limit, &mut remove_logged(ctx, t.space.owner()));
-    let (Ok(n) | Err(n)) = r;
-    ctx.state.stats.evicted_keys.add(n as u64);
-    r.is_ok()
-}
-
-/// The server-wide `maxmemory` guard: when every space together holds more
-/// than `maxmemory`, evict from the tenants most over their own limits first
-/// (by their policies; noeviction tenants are left alone), then from the
-/// global space by `maxmemory-policy`; refuse the write if that is not enough.
-fn maxmemory_guard(ctx: &Ctx) -> Result<(), CmdError> {
-    let state = ctx.state;
-    let max = state.maxmemory.load(Relaxed);
-    let over = || state.used_memory() as u64 >= max;
-    if max == 0 || !over() {
-        return Ok(());
-    }
-    let (policy_name, samples) = {
-        let c = state.config.read();
-        (c.maxmemory_policy.clone(), c.maxmemory_samples as usize)
-    };
-    let mut tenants = state.tenants.list();
-    let ratio = |t: &Tenant| t.memory_used() as f64 / t.limits().memory_bytes.max(1) as f64;
-    tenants.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
-    for t in tenants {
-        let (Ok(n) | Err(n)) = evict_tenant(&t, samples, ctx.now_ms, &state.policy, over, &mut remove_logged(ctx, t.space.owner()));
-        state.stats.evicted_keys.add(n as u64);
-        if !over() {
-            return Ok(());
-        }
-    }
-    let policy = Policy::parse(&policy_name).unwrap_or(Policy::NoEviction);
-    let (Ok(n) | Err(n)) = evict(
-        &state.global,
-        &state.global_eviction,
-        policy,
-        samples,
-        ctx.now_ms,
-        over,
-        EvictHooks { chooser: None, remove: &mut remove_logged(ctx, None) },
-    );
-    state.stats.evicted_keys.add(n as u64);
-    if over() { Err(CmdError::msg("OOM command not allowed when used memory > 'maxmemory'.")) } else { Ok(()) }
-}
-
-/// Removes an evicted key and logs it as a DEL in its space: which keys went
-/// was the sampler's choice, and replay must make the same one. The log's
-/// tail is held across both (see `persist::aof::Tail`), and only per key: a
-/// WASM policy choosing victims runs without it, so it never delays other
-/// tenants' writes.
-fn remove_logged<'a>(ctx: &'a Ctx, owner: Option<&'a str>) -> impl FnMut(&Keyspace, usize, &[u8]) -> bool + 'a {
-    move |ks, db, key| {
-        let Some(p) = ctx.state.persistence().filter(|_| !ctx.client.loading) else {
-            return ks.remove(key, ctx.now_ms).is_some();
-        };
-        let mut tail = p.aof.tail();
-        let gone = ks.remove(key, ctx.now_ms).is_some();
-        if gone {
-            persist::log_command(&mut tail, ctx.now_ms, owner, db, &[b"DEL", key]);
-        }
-        gone
-    }
-}
-
 /// How the global context names a tenant's key: `__tenant:<id>:<key>`.
 pub const TENANT_PREFIX: &[u8] = b"__tenant:";
 
@@ -414,6 +268,20 @@ fn run_addressed(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[
 /// Commands that touch several keys (or whole databases) run alone.
 fn needs_exclusive(spec: &CommandSpec, argc: usize) -> bool {
     spec.has(EXCLUSIVE) || spec.has(MOVABLEKEYS) || spec.key_indexes(argc).nth(1).is_some()
+}
+
+/// Refuses a tenant's command; a refusal for its rate pauses the connection
+/// for the retry time, at least 50 ms: a client that ignores the error gets
+/// twenty turns a second at most, however fast it sends. Its rate is
+/// unchanged (the limiter refills during the pause), but each turn
+/// interleaves with other tenants' work on the same thread: at 10 ms, four
+/// flooding connections raised a neighbour's p99 by a fifth
+/// (benches/tenants.sh).
+fn refuse(ctx: &mut Ctx, idx: usize, e: TenantError) {
+    if let TenantError::RateLimited { retry_ms, .. } = e {
+        ctx.client.throttled_ms = Some(retry_ms.clamp(50, 1000));
+    }
+    reject(ctx, Some(idx), CmdError::msg(e.to_string()));
 }
 
 /// Refuses a command before it runs; inside MULTI this also dooms the EXEC.

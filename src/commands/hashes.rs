@@ -1,6 +1,6 @@
 //! Hashes.
 
-use super::args::{int, is};
+use super::args::{int, is, random_count, reply_random};
 use super::keys::parse_scan;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
@@ -215,36 +215,21 @@ pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         4 if is(a[3], "withvalues") => true,
         _ => return Err(CmdError::Syntax),
     };
-    let count = a.get(2).map(|c| int(c)).transpose()?;
-    let picked = with_hash(ctx, a[1], |h| {
-        let n = h.len();
-        let idxs: Vec<usize> = super::args::random_indexes(n, count);
-        idxs.into_iter().filter_map(|i| h.get_index(i)).map(|(f, v)| (f.to_vec(), v.to_vec())).collect::<Vec<_>>()
-    })?;
+    let count = a.get(2).map(|c| random_count(c, withvalues)).transpose()?;
+    let (db, mark) = (ctx.db(), ctx.out.buf.len());
     let out = &mut *ctx.out;
-    match (picked, count) {
-        (None, None) => out.null(),
-        (None, Some(_)) => out.array(0),
-        (Some(p), None) => out.bulk(&p[0].0),
-        (Some(p), Some(_)) => {
-            if withvalues && out.resp3 {
-                out.array(p.len());
-                for (f, v) in &p {
-                    out.array(2);
-                    out.bulk(f);
+    let done = db.read(a[1], ctx.now_ms, ctx.touch, |e| {
+        let h = as_hash(&e.value)?;
+        Ok::<_, CmdError>(reply_random(out, h.len(), count, withvalues, |out, i, with| {
+            if let Some((f, v)) = h.get_index(i) {
+                out.bulk(f);
+                if with {
                     out.bulk(v);
                 }
-            } else {
-                out.array(p.len() * if withvalues { 2 } else { 1 });
-                for (f, v) in &p {
-                    out.bulk(f);
-                    if withvalues {
-                        out.bulk(v);
-                    }
-                }
             }
-        }
-    }
+        }))
+    });
+    ctx.end_random_reply(done.transpose()?, count.is_none(), mark);
     Ok(())
 }
 

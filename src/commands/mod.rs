@@ -2,7 +2,7 @@
 //!
 //! [`table::COMMANDS`] lists every command once with its arity, flags and key
 //! positions. Dispatch ([`dispatch::execute`]), `COMMAND`, `INFO
-//! commandstats`, transactions, blocking wake-ups and (later) tenant checks
+//! commandstats`, transactions, blocking wake-ups and tenant admission
 //! all read it, so there is one source of truth for what a command is.
 //!
 //! A handler is a plain function of a [`Ctx`] (the server state, the calling
@@ -10,6 +10,7 @@
 //! its reply to `ctx.out` and returns `Err` instead when the command fails;
 //! it never touches a socket, so handlers are tested without one.
 
+mod admission;
 pub mod args;
 pub mod dispatch;
 pub mod error;
@@ -63,6 +64,9 @@ pub mod flags {
     pub const EXCLUSIVE: u32 = 1 << 15;
     /// A tenant-management command (refused when tenancy is disabled).
     pub const TENANCY: u32 = 1 << 16;
+    /// Not DENYOOM in Redis, but can add memory (RENAME to a longer name,
+    /// SMOVE into another set): admitted against quotas like DENYOOM.
+    pub const GROWS: u32 = 1 << 17;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -81,10 +85,34 @@ pub mod flags {
     ];
 }
 
+/// How a tenant's command is admitted (see `admission`). Every table entry
+/// has one; a command's subcommands share its class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantClass {
+    /// Reads or writes keys: state, rate limit, and for writes the quotas.
+    Data,
+    /// PUBLISH, SUBSCRIBE, PUBSUB: state and rate limit.
+    PubSub,
+    /// PING, ECHO, SELECT, CLIENT: state and rate limit.
+    Connection,
+    /// AUTH, HELLO, QUIT, RESET: what a client needs to log in or leave;
+    /// failed AUTHs are throttled instead.
+    Session,
+    /// INFO, COMMAND, TIME...: state and rate limit.
+    Server,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: state and rate limit.
+    Transaction,
+    /// A tenant reading its own record (TENANT.INFO...): state and rate limit.
+    Tenancy,
+    /// Refused to tenants; an admin inside a tenant is not rate limited.
+    Admin,
+}
+
 /// One entry of the command table.
 pub struct CommandSpec {
     /// Lowercase name.
     pub name: &'static str,
+    pub class: TenantClass,
     /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
     pub arity: i32,
     pub flags: u32,
@@ -154,6 +182,28 @@ impl<'a> Ctx<'a> {
     pub fn reply_changed(&mut self, n: usize) {
         self.client.unchanged = n == 0;
         self.out.int(n as i64);
+    }
+
+    /// Ends a reply of random members (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER):
+    /// `done` is None for a missing key (a null without a count, else an
+    /// empty array), false when the reply stopped at the output limit.
+    pub fn end_random_reply(&mut self, done: Option<bool>, single: bool, mark: usize) {
+        match done {
+            None if single => self.out.null(),
+            None => self.out.array(0),
+            Some(true) => {}
+            Some(false) => self.output_overflow(mark),
+        }
+    }
+
+    /// The reply begun at `mark` passed the connection's output limit: it is
+    /// dropped and the connection closed, as Redis closes a client over its
+    /// `client-output-buffer-limit`.
+    pub fn output_overflow(&mut self, mark: usize) {
+        self.out.buf.truncate(mark);
+        self.client.close_after_reply = true;
+        self.state.stats.client_output_limit_disconnections.incr();
+        tracing::warn!(client = self.client.id(), limit = self.out.limit, "client closed for overcoming of output buffer limits");
     }
 }
 

@@ -1,5 +1,6 @@
 //! SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE / PUBLISH / PUBSUB.
 
+use crate::space::pubsub::Delivery;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::lower;
@@ -85,7 +86,8 @@ pub fn unsubscribe_all(ctx: &mut Ctx) {
 }
 
 pub fn publish(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let n = ctx.space().pubsub.publish(a[1], a[2]);
+    let how = Delivery { limit: ctx.state.output_limits.pubsub(), now_ms: ctx.now_ms };
+    let n = ctx.space().pubsub.publish(a[1], a[2], how);
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -59,6 +59,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
     let s = ctx.state;
     let cfg = s.config.read().clone();
     let st = &s.stats;
+    let tenant = ctx.client.tenant.is_some();
     match section {
         "server" => {
             let up = s.started.elapsed().as_secs();
@@ -68,8 +69,9 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 env!("CARGO_PKG_VERSION"),
                 std::env::consts::OS,
                 std::env::consts::ARCH,
-                std::process::id(),
-                s.run_id,
+                // The process is every tenant's: a tenant sees neither it nor its run.
+                if tenant { 0 } else { std::process::id() },
+                if tenant { "0000000000000000000000000000000000000000" } else { &s.run_id },
                 cfg.port,
                 up / 86400,
                 cfg.hz,
@@ -94,7 +96,8 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 Some(tn) => (tn.memory_used(), tn.limits().memory_bytes, tn.profile().eviction),
                 None => (s.used_memory() as u64, cfg.maxmemory, cfg.maxmemory_policy.clone()),
             };
-            let rss = rss_bytes();
+            // The process's RSS is every tenant's together.
+            let rss = if tenant { used } else { rss_bytes() };
             let _ = write!(
                 t,
                 "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:mimalloc\r\n",
@@ -294,8 +297,11 @@ pub fn time(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 /// both Redis's BGSAVE and its BGREWRITEAOF, so their fields agree.
 fn persistence_section(ctx: &Ctx, t: &mut String) {
     let p = ctx.state.persistence();
+    // The log and its sizes hold every tenant's writes: a tenant sees the
+    // settings and statuses, not the server's traffic.
+    let tenant = ctx.client.tenant.is_some();
     let status = |ok: bool| if ok { "ok" } else { "err" };
-    let changes = p.map_or(0, |p| p.changes());
+    let changes = p.filter(|_| !tenant).map_or(0, |p| p.changes());
     let rewriting = p.is_some_and(|p| p.rewriting.load(Relaxed)) as u8;
     let last_save = p.map_or_else(|| ctx.state.started_secs(), |p| p.last_save.load(Relaxed));
     let saved_ok = status(p.is_none_or(|p| p.last_save_ok.load(Relaxed)));
@@ -322,9 +328,9 @@ fn persistence_section(ctx: &Ctx, t: &mut String) {
             t,
             "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\n\
              aof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\naof_fsync:{}\r\naof_generation:{}\r\n",
-            p.data_size(),
-            p.base_size.load(Relaxed),
-            p.aof.buffered(),
+            if tenant { 0 } else { p.data_size() },
+            if tenant { 0 } else { p.base_size.load(Relaxed) },
+            if tenant { 0 } else { p.aof.buffered() },
             p.aof.fsync().name(),
             p.aof.generation(),
         );

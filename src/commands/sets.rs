@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::args::int;
+use super::args::{random_count, reply_random};
 use super::hashes::scan_indexed;
 use super::{CmdError, CmdResult, Ctx};
 use crate::store::value::SetValue;
@@ -102,14 +102,6 @@ pub fn scard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn count_arg(a: &[&[u8]]) -> Result<Option<i64>, CmdError> {
-    match a.len() {
-        2 => Ok(None),
-        3 => Ok(Some(int(a[2])?)),
-        _ => Err(CmdError::Syntax),
-    }
-}
-
 fn spop_count(a: &[&[u8]]) -> Result<Option<usize>, CmdError> {
     match a.len() {
         2 => Ok(None),
@@ -155,18 +147,22 @@ pub fn spop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn srandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let count = count_arg(a)?;
-    let picked = with_set(ctx, a[1], |s| {
-        let n = s.len();
-        let idx: Vec<usize> = super::args::random_indexes(n, count);
-        idx.into_iter().filter_map(|i| s.get_index(i).map(|m| m.to_vec())).collect::<Vec<_>>()
-    })?;
-    match (picked, count) {
-        (None, None) => ctx.out.null(),
-        (None, Some(_)) => ctx.out.array(0),
-        (Some(v), None) => ctx.out.bulk(&v[0]),
-        (Some(v), Some(_)) => ctx.out.bulks(v.iter().map(|m| &m[..])),
-    }
+    let count = match a.len() {
+        2 => None,
+        3 => Some(random_count(a[2], false)?),
+        _ => return Err(CmdError::Syntax),
+    };
+    let (db, mark) = (ctx.db(), ctx.out.buf.len());
+    let out = &mut *ctx.out;
+    let done = db.read(a[1], ctx.now_ms, ctx.touch, |e| {
+        let s = as_set(&e.value)?;
+        Ok::<_, CmdError>(reply_random(out, s.len(), count, false, |out, i, _| {
+            if let Some(m) = s.get_index(i) {
+                out.bulk(m);
+            }
+        }))
+    });
+    ctx.end_random_reply(done.transpose()?, count.is_none(), mark);
     Ok(())
 }
 

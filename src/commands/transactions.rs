@@ -30,6 +30,7 @@ pub fn unwatch_all(ctx: &mut Ctx) {
 
 fn end_multi(ctx: &mut Ctx) {
     ctx.client.multi = None;
+    ctx.client.multi_bytes = 0;
     ctx.client.multi_error = false;
     ctx.client.info.multi.store(0, Relaxed);
     unwatch_all(ctx);

@@ -1,6 +1,6 @@
 //! Sorted sets: ranges by rank, score and lex; pops; set algebra.
 
-use super::args::{clamp_range, float, int, is, lower, parse_f64, timeout_ms};
+use super::args::{clamp_range, float, int, is, lower, parse_f64, random_count, reply_random, timeout_ms};
 use super::hashes::scan_indexed;
 use super::lists::{block_on, parse_mpop};
 use super::sets::parse_card_args;
@@ -551,17 +551,21 @@ pub fn zrandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         4 if is(a[3], "withscores") => true,
         _ => return Err(CmdError::Syntax),
     };
-    let count = a.get(2).map(|c| int(c)).transpose()?;
-    let picked = with_zset(ctx, a[1], |z| {
-        let all: Scored = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
-        super::args::random_indexes(all.len(), count).into_iter().map(|i| all[i].clone()).collect::<Scored>()
-    })?;
-    match (picked, count) {
-        (None, None) => ctx.out.null(),
-        (None, Some(_)) => ctx.out.array(0),
-        (Some(p), None) => ctx.out.bulk(&p[0].0),
-        (Some(p), Some(_)) => reply_scored(ctx.out, &p, withscores),
-    }
+    let count = a.get(2).map(|c| random_count(c, withscores)).transpose()?;
+    let (db, mark) = (ctx.db(), ctx.out.buf.len());
+    let out = &mut *ctx.out;
+    let done = db.read(a[1], ctx.now_ms, ctx.touch, |e| {
+        let z = as_zset(&e.value)?;
+        Ok::<_, CmdError>(reply_random(out, z.len(), count, withscores, |out, i, with| {
+            if let Some((m, score)) = z.by_rank(i, i).next() {
+                out.bulk(m);
+                if with {
+                    out.double(score);
+                }
+            }
+        }))
+    });
+    ctx.end_random_reply(done.transpose()?, count.is_none(), mark);
     Ok(())
 }
 

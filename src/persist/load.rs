@@ -257,7 +257,7 @@ impl<'a> Replay<'a> {
             touch: false,
             space: space.get(),
         };
-        crate::commands::dispatch::run(&mut ctx, idx, spec, args);
+        crate::commands::dispatch::replay(&mut ctx, idx, spec, args);
         self.commands += 1;
         if self.sink.buf.len() > 1 << 20 {
             self.sink.buf.clear();

@@ -59,6 +59,18 @@ pub struct Argv {
     spans: Vec<(usize, usize)>,
     inline: Vec<u8>,
     from_inline: bool,
+    /// Where an incomplete multibulk request stopped, so the next call
+    /// resumes there instead of parsing its arguments again (a request
+    /// trickling in byte by byte costs what it sends, not its square).
+    resume: Option<Resume>,
+}
+
+/// An incomplete multibulk request: its argument count, and where the next
+/// argument's `$` line starts (its complete arguments are in `spans`).
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    count: usize,
+    pos: usize,
 }
 
 impl Argv {
@@ -82,6 +94,7 @@ impl Argv {
         self.spans.clear();
         self.inline.clear();
         self.from_inline = false;
+        self.resume = None;
     }
 }
 
@@ -90,7 +103,17 @@ impl Argv {
 /// Returns `Ok(None)` when more bytes are needed, or `Ok(Some(consumed))`
 /// with `argv` filled (possibly empty: blank lines, `*0` and `*-1` are
 /// consumed and ignored, as Redis does).
+///
+/// After `Ok(None)` the next call with the same `argv` must pass the same
+/// bytes with more appended (as a connection's read buffer grows): it goes
+/// on from where the last one stopped.
 pub fn parse_request(buf: &[u8], limits: &Limits, argv: &mut Argv) -> Result<Option<usize>, ProtocolError> {
+    if let Some(r) = argv.resume.take()
+        && buf.first() == Some(&b'*')
+        && r.pos <= buf.len()
+    {
+        return parse_bulks(buf, limits, argv, r);
+    }
     argv.clear();
     match buf.first() {
         None => Ok(None),
@@ -128,15 +151,20 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, argv: &mut Argv) -> Result<Optio
     if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
         return Err(ProtocolError::UnauthenticatedMultibulk);
     }
-    let mut pos = cr + 2;
+    let pos = cr + 2;
     if count <= 0 {
         return Ok(Some(pos));
     }
-    for _ in 0..count {
-        if pos >= buf.len() {
-            return Ok(None);
-        }
-        let Some(cr) = find_crlf(buf, pos, ProtocolError::TooBigBulkCount)? else {
+    parse_bulks(buf, limits, argv, Resume { count: count as usize, pos })
+}
+
+/// Parses the `$` arguments of a multibulk request from `at` on; when more
+/// bytes are needed, records where to resume.
+fn parse_bulks(buf: &[u8], limits: &Limits, argv: &mut Argv, at: Resume) -> Result<Option<usize>, ProtocolError> {
+    let mut pos = at.pos;
+    while argv.spans.len() < at.count {
+        let Some(cr) = (if pos >= buf.len() { None } else { find_crlf(buf, pos, ProtocolError::TooBigBulkCount)? }) else {
+            argv.resume = Some(Resume { pos, ..at });
             return Ok(None);
         };
         if buf[pos] != b'$' {
@@ -153,6 +181,7 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, argv: &mut Argv) -> Result<Optio
         let end = start + len as usize;
         // Like Redis, the two bytes after the payload are skipped unchecked.
         if end + 2 > buf.len() {
+            argv.resume = Some(Resume { pos, ..at });
             return Ok(None);
         }
         argv.spans.push((start, end));

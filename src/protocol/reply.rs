@@ -8,16 +8,32 @@
 use bytes::{BufMut, BytesMut};
 
 /// A connection's pending output.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Out {
     pub buf: BytesMut,
     /// True after `HELLO 3`.
     pub resp3: bool,
+    /// The most this connection may hold unsent (its output buffer limit);
+    /// replies whose size the client chooses (random members with repeats)
+    /// stop when they pass it, and the connection is closed as Redis closes
+    /// a client over its `client-output-buffer-limit`.
+    pub limit: usize,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out { buf: BytesMut::new(), resp3: false, limit: usize::MAX }
+    }
 }
 
 impl Out {
     pub fn new(resp3: bool) -> Self {
-        Out { buf: BytesMut::with_capacity(16 * 1024), resp3 }
+        Out { buf: BytesMut::with_capacity(16 * 1024), resp3, limit: usize::MAX }
+    }
+
+    /// True once the pending output passed the connection's limit.
+    pub fn over_limit(&self) -> bool {
+        self.buf.len() > self.limit
     }
 
     fn header(&mut self, tag: u8, n: usize) {

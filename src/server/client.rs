@@ -36,6 +36,9 @@ pub struct ClientInfo {
     pub multi: AtomicUsize,
     /// The tenant whose context the connection is in, for CLIENT LIST/KILL.
     pub tenant: Mutex<Option<String>>,
+    /// True once AUTH bound the connection to that tenant (its user); an
+    /// admin visiting with TENANT.USE is not one of the tenant's clients.
+    pub bound: AtomicBool,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
@@ -46,6 +49,12 @@ impl ClientInfo {
     pub fn request_kill(&self) {
         self.killed.store(true, Relaxed);
         self.kill.notify_one();
+    }
+
+    /// The user it authenticated as: its tenant, or Redis's `default`.
+    pub fn user(&self) -> String {
+        let tenant = self.tenant.lock().clone().filter(|_| self.bound.load(Relaxed));
+        tenant.unwrap_or_else(|| "default".into())
     }
 
     pub fn age_secs(&self) -> u64 {
@@ -79,6 +88,7 @@ impl ClientRegistry {
             psubs: AtomicUsize::new(0),
             multi: AtomicUsize::new(0),
             tenant: Mutex::new(None),
+            bound: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
@@ -168,12 +178,27 @@ pub struct ClientState {
     /// Set by a write that changed nothing (SADD of members already there):
     /// it is not logged. See `Ctx::reply_changed`.
     pub unchanged: bool,
+    /// Bytes of the commands queued by MULTI.
+    pub multi_bytes: usize,
+    /// Set by a command that must wait before it can run (an AUTH past its
+    /// failure budget): the connection drops its reply, pauses this long,
+    /// then runs the same request again.
+    pub retry_after_ms: Option<u64>,
+    /// Bytes this connection holds that its tenant is charged for (see
+    /// [`ClientState::charge`]); returned when it leaves the tenant or closes.
+    charged: u64,
 }
 
 /// Writes a deferred command's reply.
 pub type DeferredReply = Box<dyn FnOnce(&mut crate::protocol::Out) + Send>;
 /// Work a command handed off; resolves to its reply.
 pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = DeferredReply> + Send>>;
+
+impl Drop for ClientState {
+    fn drop(&mut self) {
+        self.charge(0);
+    }
+}
 
 impl ClientState {
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> (ClientState, MessageReceiver) {
@@ -197,6 +222,9 @@ impl ClientState {
             tx_records: Vec::new(),
             propagate: None,
             unchanged: false,
+            multi_bytes: 0,
+            retry_after_ms: None,
+            charged: 0,
             tenant: None,
             throttled_ms: None,
             bound: false,
@@ -222,9 +250,30 @@ impl ClientState {
         !self.bound
     }
 
+    /// Charges the tenant (if any) for `total` bytes this connection holds,
+    /// in place of what it was charged before.
+    pub fn charge(&mut self, total: u64) {
+        if let Some(t) = &self.tenant {
+            t.charge_clients(total as i64 - self.charged as i64);
+            self.charged = total;
+        }
+    }
+
+    pub fn charged(&self) -> u64 {
+        self.charged
+    }
+
+    /// What the connection holds besides its buffers: queued MULTI commands
+    /// and subscription names.
+    pub fn held_bytes(&self) -> u64 {
+        let names = self.channels.iter().chain(&self.patterns).map(|c| c.len() + 48).sum::<usize>();
+        (self.multi_bytes + names) as u64
+    }
+
     /// Moves the connection into a tenant's context (or back to global).
     /// The caller has dropped watches and subscriptions of the old space.
     pub fn enter(&mut self, tenant: Option<Arc<Tenant>>) {
+        self.charge(0);
         *self.info.tenant.lock() = tenant.as_ref().map(|t| t.id().to_string());
         self.tenant = tenant;
         self.set_db(0);

@@ -24,12 +24,18 @@ use crate::space::pubsub::{Message, MessageReceiver};
 use crate::tenancy::Tenant;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// A batch writes what it has once its replies pass this, before running
+/// more requests: a client that pipelines big reads and never reads the
+/// replies is held by the socket, not by the server's memory.
+const FLUSH_AT: usize = 64 * 1024;
 /// Buffers that grew past this are given back when idle.
 const KEEP_CAPACITY: usize = 256 * 1024;
 
 /// What a batch left the connection to do next.
 enum Next {
     Continue,
+    /// The replies so far are big enough to write before the rest runs.
+    Flush,
     Block(BlockSpec, Vec<Vec<u8>>),
     /// The tenant hit its rate limit: stop reading this connection for a
     /// while, so a client that ignores the error cannot make the server
@@ -50,6 +56,35 @@ struct Conn {
     out: Out,
     argv: Argv,
     wake: Arc<Notify>,
+}
+
+/// The most a connection may hold unsent: its class's hard
+/// `client-output-buffer-limit` (0: none) and, for a tenant's connection,
+/// never more than the tenant's whole memory limit.
+fn output_limit(state: &ServerState, client: &ClientState) -> usize {
+    let hard = state.output_limits.hard(client.subscriptions() > 0);
+    let hard = if hard == 0 { u64::MAX } else { hard };
+    let quota = client.tenant.as_ref().map_or(u64::MAX, |t| t.limits().memory_bytes);
+    hard.min(quota).try_into().unwrap_or(usize::MAX)
+}
+
+/// Runs a command; a panic in its handler is caught here, logged, answered
+/// with an error, and ends the connection (false) rather than the process.
+/// What the connection registered is released by `Conn`'s `Drop`.
+fn execute_contained(ctx: &mut Ctx, args: &[&[u8]]) -> bool {
+    let run = std::panic::AssertUnwindSafe(|| execute(ctx, args));
+    match std::panic::catch_unwind(run) {
+        Ok(()) => true,
+        Err(panic) => {
+            let why = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(|s| s.as_str())).unwrap_or("?");
+            let name = String::from_utf8_lossy(&args[0][..args[0].len().min(64)]);
+            tracing::error!(client = ctx.client.id(), command = %name, "command panicked: {why}; closing the connection");
+            ctx.client.block = None;
+            ctx.client.deferred = None;
+            ctx.out.error("ERR internal error while running the command; the connection is closed");
+            false
+        }
+    }
 }
 
 fn same_tenant(a: &Option<Arc<Tenant>>, b: &Option<Arc<Tenant>>) -> bool {
@@ -85,8 +120,15 @@ pub async fn serve(state: Arc<ServerState>, socket: TcpStream, info: Arc<ClientI
     if let Err(e) = conn.run().await {
         tracing::debug!(client = info.id, "connection ended: {e}");
     }
-    conn.cleanup();
-    state.clients.unregister(info.id);
+}
+
+/// Whatever ends the connection (its loop returning, a panic unwinding the
+/// task, the runtime shutting down), what it registered is released here.
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.cleanup();
+        self.state.clients.unregister(self.client.id());
+    }
 }
 
 impl Conn {
@@ -113,9 +155,10 @@ impl Conn {
                 }
                 Some(m) = self.messages.recv(), if subscribed => {
                     self.deliver(m);
-                    while let Ok(m) = self.messages.try_recv() {
+                    while let Some(m) = self.messages.try_recv() {
                         self.deliver(m);
                     }
+                    self.recharge(true);
                     self.flush().await?;
                 }
                 _ = tokio::time::sleep(idle.unwrap_or(Duration::MAX)), if idle.is_some() && !subscribed => return Ok(()),
@@ -134,17 +177,27 @@ impl Conn {
         if let Some(t) = &self.client.tenant {
             t.metrics.bytes_in.fetch_add(read as u64, Relaxed);
         }
-        let limit = self.state.query_buffer_limit.load(Relaxed) as usize;
+        // A tenant's query buffer counts against its memory, so it can never
+        // hold more than its whole limit.
+        let quota = self.client.tenant.as_ref().map_or(u64::MAX, |t| t.limits().memory_bytes);
+        let limit = self.state.query_buffer_limit.load(Relaxed).min(quota) as usize;
         if self.inbuf.len() > limit {
             tracing::warn!(client = self.client.id(), "closing client that exceeded the query buffer limit");
             return Ok(false);
         }
         loop {
-            match self.run_batch() {
+            // The requests about to run are admitted on what they add; their
+            // bytes must not count twice, as input and as growth.
+            self.recharge(false);
+            let next = self.run_batch();
+            self.recharge(true);
+            match next {
                 Next::Continue => {
                     self.flush().await?;
+                    self.recharge(true);
                     return Ok(true);
                 }
+                Next::Flush => self.flush().await?,
                 Next::Close => {
                     self.flush().await?;
                     return Ok(false);
@@ -203,9 +256,23 @@ impl Conn {
             if !self.argv.is_empty() {
                 let args: SmallVec<[&[u8]; 8]> = self.argv.iter(&self.inbuf).collect();
                 let touch = !self.client.info.no_touch.load(Relaxed);
+                self.out.limit = output_limit(&self.state, &self.client);
+                let mark = self.out.buf.len();
                 let mut ctx =
                     Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: now, in_exec: false, touch, space };
-                execute(&mut ctx, &args);
+                if !execute_contained(&mut ctx, &args) {
+                    drop(args);
+                    self.inbuf.advance(consumed);
+                    return Next::Close;
+                }
+                if ctx.out.over_limit() {
+                    ctx.output_overflow(mark);
+                }
+                if let Some(ms) = self.client.retry_after_ms.take() {
+                    // Not consumed: the same request runs after the pause.
+                    self.out.buf.truncate(mark);
+                    return Next::Pause(Duration::from_millis(ms));
+                }
                 if let Some(spec) = self.client.block.take() {
                     let owned = args.iter().map(|a| a.to_vec()).collect();
                     drop(args);
@@ -224,6 +291,9 @@ impl Conn {
             }
             if let Some(ms) = self.client.throttled_ms.take() {
                 return Next::Pause(Duration::from_millis(ms));
+            }
+            if self.out.buf.len() > FLUSH_AT {
+                return Next::Flush;
             }
         }
         if self.inbuf.is_empty() && self.inbuf.capacity() > KEEP_CAPACITY {
@@ -252,7 +322,9 @@ impl Conn {
                     let tenant = self.client.tenant.clone();
                     let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
                     let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: self.state.now_ms(), in_exec: false, touch, space };
-                    execute(&mut ctx, &args);
+                    if !execute_contained(&mut ctx, &args) {
+                        return Ok(false);
+                    }
                     if self.client.block.take().is_none() {
                         return Ok(true);
                     }
@@ -309,12 +381,30 @@ impl Conn {
         if let Some(t) = &self.client.tenant {
             t.metrics.bytes_out.fetch_add(self.out.buf.len() as u64, Relaxed);
         }
-        self.socket.write_all(&self.out.buf).await?;
+        // A client that does not read is still killable (CLIENT KILL, an
+        // output limit, SHUTDOWN) while its replies wait for the socket.
+        tokio::select! {
+            r = self.socket.write_all(&self.out.buf) => r?,
+            _ = self.client.info.kill.notified() => return Err(std::io::Error::other("killed while writing")),
+        }
         self.out.buf.clear();
         if self.out.buf.capacity() > KEEP_CAPACITY {
             self.out.buf = BytesMut::with_capacity(READ_CHUNK);
         }
         Ok(())
+    }
+
+    /// Charges the tenant for what this connection holds now: unparsed
+    /// input, unsent replies, its MULTI queue, subscriptions and queued
+    /// messages. (Buffers' spare capacity is not charged: it is bounded by
+    /// `KEEP_CAPACITY` once idle, and a tenant with a 20 KB quota must still
+    /// be able to connect.)
+    fn recharge(&mut self, with_input: bool) {
+        if self.client.tenant.is_some() {
+            let input = if with_input { self.inbuf.len() } else { 0 };
+            let buffers = input + self.out.buf.len() + self.messages.pending.bytes();
+            self.client.charge(buffers as u64 + self.client.held_bytes());
+        }
     }
 
     /// Releases what the client held in shared registries.

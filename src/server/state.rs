@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::client::ClientRegistry;
 use crate::commands::COMMANDS;
-use crate::config::{Config, ServerConfig};
+use crate::config::{ClassLimit, Config, OutputLimits, ServerConfig};
 use crate::metrics::{CallCounter, Counter};
 use crate::persist::Persistence;
 use crate::policy::PolicyConfig;
@@ -39,6 +39,8 @@ pub struct Stats {
     pub net_output_bytes: Counter,
     pub evicted_keys: Counter,
     pub total_error_replies: Counter,
+    /// Clients closed for passing their output buffer limit.
+    pub client_output_limit_disconnections: Counter,
 }
 
 pub struct ServerState {
@@ -63,6 +65,9 @@ pub struct ServerState {
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
     pub idle_timeout: AtomicU64,
+    pub output_limits: OutputLimitCells,
+    /// Failed AUTHs as the admin (`default`) or as users that name no tenant.
+    pub auth_throttle: crate::tenancy::tenant::AuthThrottle,
     /// Eviction candidates of the global space (for `maxmemory`).
     pub global_eviction: EvictionPool,
     pub clock: Clock,
@@ -79,6 +84,38 @@ pub struct ServerState {
     exit_save: parking_lot::Mutex<ExitSave>,
     pub started: Instant,
     pub run_id: String,
+}
+
+/// `client-output-buffer-limit` as connections read it, without a lock: the
+/// normal class's hard limit and the pub/sub class.
+#[derive(Debug, Default)]
+pub struct OutputLimitCells {
+    normal_hard: AtomicU64,
+    pubsub: [AtomicU64; 3],
+}
+
+impl OutputLimitCells {
+    fn new(l: &OutputLimits) -> Self {
+        let cells = OutputLimitCells::default();
+        cells.store(l);
+        cells
+    }
+
+    fn store(&self, l: &OutputLimits) {
+        self.normal_hard.store(l.normal.hard, Relaxed);
+        self.pubsub[0].store(l.pubsub.hard, Relaxed);
+        self.pubsub[1].store(l.pubsub.soft, Relaxed);
+        self.pubsub[2].store(l.pubsub.soft_secs, Relaxed);
+    }
+
+    pub fn pubsub(&self) -> ClassLimit {
+        ClassLimit { hard: self.pubsub[0].load(Relaxed), soft: self.pubsub[1].load(Relaxed), soft_secs: self.pubsub[2].load(Relaxed) }
+    }
+
+    /// The hard limit of a connection's pending output (0: none).
+    pub fn hard(&self, subscribed: bool) -> u64 {
+        if subscribed { self.pubsub[0].load(Relaxed) } else { self.normal_hard.load(Relaxed) }
+    }
 }
 
 /// Whether the server compacts its log on the way out, so the next start
@@ -112,6 +149,8 @@ impl ServerState {
             proto_max_bulk_len: AtomicU64::new(config.server.proto_max_bulk_len),
             query_buffer_limit: AtomicU64::new(config.server.client_query_buffer_limit),
             idle_timeout: AtomicU64::new(config.server.timeout),
+            output_limits: OutputLimitCells::new(&config.server.client_output_buffer_limit),
+            auth_throttle: Default::default(),
             global_eviction: EvictionPool::default(),
             config: RwLock::new(config.server.clone()),
             clock: Clock::default(),
@@ -135,6 +174,7 @@ impl ServerState {
         self.proto_max_bulk_len.store(cfg.proto_max_bulk_len, Relaxed);
         self.query_buffer_limit.store(cfg.client_query_buffer_limit, Relaxed);
         self.idle_timeout.store(cfg.timeout, Relaxed);
+        self.output_limits.store(&cfg.client_output_buffer_limit);
         *self.config.write() = cfg;
     }
 

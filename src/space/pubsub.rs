@@ -1,20 +1,27 @@
 //! Pub/sub: who listens to which channel or pattern, and delivery.
 //!
-//! Each connection owns a bounded queue of messages; PUBLISH pushes into the
-//! queues of matching subscribers without waiting. A subscriber that falls
-//! too far behind is disconnected, as Redis does past its pub/sub output
-//! buffer limit, so a slow reader cannot grow the server's memory.
+//! Each connection owns a queue of messages; PUBLISH pushes into the queues
+//! of matching subscribers without waiting. A subscriber whose queue passes
+//! the pub/sub class of `client-output-buffer-limit` in bytes (the hard
+//! limit, or the soft limit for longer than its seconds) is disconnected, as
+//! Redis does, so a slow reader cannot grow the server's memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
+use crate::config::ClassLimit;
 use crate::store::glob;
 
-/// Messages a subscriber may have queued before it is disconnected.
+/// Messages a subscriber may have queued before it is disconnected, whatever
+/// their size (the byte limits usually act first).
 pub const MAX_PENDING: usize = 64 * 1024;
+
+/// What a message costs its subscriber's queue besides channel and payload.
+const MESSAGE_OVERHEAD: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -23,11 +30,78 @@ pub struct Message {
     pub payload: Arc<[u8]>,
 }
 
-pub type MessageSender = mpsc::Sender<Message>;
-pub type MessageReceiver = mpsc::Receiver<Message>;
+impl Message {
+    /// The bytes it holds in a queue (payloads shared between subscribers
+    /// count for each, as each Redis client's output buffer holds a copy).
+    pub fn size(&self) -> usize {
+        self.channel.len() + self.payload.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + MESSAGE_OVERHEAD
+    }
+}
+
+/// A queue's byte count, shared by both ends.
+#[derive(Debug, Default)]
+pub struct Pending {
+    bytes: AtomicUsize,
+    /// When the queue went above the soft limit (Unix ms; 0: it is not).
+    over_soft_since: AtomicU64,
+}
+
+impl Pending {
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Relaxed)
+    }
+
+    /// Adds a message; false when that puts the queue over `limit` (the
+    /// subscriber is then to be disconnected).
+    fn admit(&self, size: usize, limit: ClassLimit, now_ms: u64) -> bool {
+        let bytes = (self.bytes.fetch_add(size, Relaxed) + size) as u64;
+        if limit.hard > 0 && bytes > limit.hard {
+            return false;
+        }
+        if limit.soft > 0 && bytes > limit.soft {
+            let since = self.over_soft_since.load(Relaxed);
+            if since == 0 {
+                self.over_soft_since.store(now_ms, Relaxed);
+            } else if now_ms.saturating_sub(since) >= limit.soft_secs * 1000 {
+                return false;
+            }
+        } else {
+            self.over_soft_since.store(0, Relaxed);
+        }
+        true
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageSender {
+    tx: mpsc::Sender<Message>,
+    pub pending: Arc<Pending>,
+}
+
+#[derive(Debug)]
+pub struct MessageReceiver {
+    rx: mpsc::Receiver<Message>,
+    pub pending: Arc<Pending>,
+}
+
+impl MessageReceiver {
+    pub async fn recv(&mut self) -> Option<Message> {
+        let m = self.rx.recv().await?;
+        self.pending.bytes.fetch_sub(m.size(), Relaxed);
+        Some(m)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Message> {
+        let m = self.rx.try_recv().ok()?;
+        self.pending.bytes.fetch_sub(m.size(), Relaxed);
+        Some(m)
+    }
+}
 
 pub fn new_channel() -> (MessageSender, MessageReceiver) {
-    mpsc::channel(MAX_PENDING)
+    let (tx, rx) = mpsc::channel(MAX_PENDING);
+    let pending = Arc::new(Pending::default());
+    (MessageSender { tx, pending: pending.clone() }, MessageReceiver { rx, pending })
 }
 
 /// A subscriber: its client id, queue, and how to disconnect it if it lags.
@@ -67,14 +141,29 @@ fn remove(reg: &Registry, name: &[u8], id: u64) {
     }
 }
 
-fn deliver(sub: &Subscriber, msg: Message) -> bool {
-    match sub.tx.try_send(msg) {
+/// How PUBLISH treats subscribers' queues: their byte limit, and now.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    pub limit: ClassLimit,
+    pub now_ms: u64,
+}
+
+fn deliver(sub: &Subscriber, msg: Message, how: Delivery) -> bool {
+    let size = msg.size();
+    if !sub.tx.pending.admit(size, how.limit, how.now_ms) {
+        sub.tx.pending.bytes.fetch_sub(size, Relaxed);
+        (sub.kill)();
+        return false;
+    }
+    match sub.tx.tx.try_send(msg) {
         Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            (sub.kill)();
+        Err(e) => {
+            sub.tx.pending.bytes.fetch_sub(size, Relaxed);
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                (sub.kill)();
+            }
             false
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
@@ -97,14 +186,14 @@ impl PubSub {
 
     /// Delivers to channel subscribers, then pattern subscribers; returns
     /// how many received it.
-    pub fn publish(&self, channel: &[u8], payload: &[u8]) -> usize {
+    pub fn publish(&self, channel: &[u8], payload: &[u8], how: Delivery) -> usize {
         let channel: Arc<[u8]> = Arc::from(channel);
         let payload: Arc<[u8]> = Arc::from(payload);
         let mut n = 0;
         if let Some(subs) = self.channels.read().get(&channel[..]) {
             for s in subs.values() {
                 let m = Message { pattern: None, channel: channel.clone(), payload: payload.clone() };
-                n += deliver(s, m) as usize;
+                n += deliver(s, m, how) as usize;
             }
         }
         for (pat, subs) in self.patterns.read().iter() {
@@ -112,7 +201,7 @@ impl PubSub {
                 let pat: Arc<[u8]> = Arc::from(&pat[..]);
                 for s in subs.values() {
                     let m = Message { pattern: Some(pat.clone()), channel: channel.clone(), payload: payload.clone() };
-                    n += deliver(s, m) as usize;
+                    n += deliver(s, m, how) as usize;
                 }
             }
         }

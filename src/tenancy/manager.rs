@@ -318,6 +318,7 @@ mod tests {
         let t = m.create_tenant("s", None, None).unwrap();
         t.set_state(TenantState::Suspended).unwrap();
         assert!(matches!(t.check_operation(OperationType::Read), Err(TenantError::Suspended(_))));
+        assert!(matches!(t.check_operation(OperationType::Other), Err(TenantError::Suspended(_))));
         assert!(t.check_operation(OperationType::Admin).is_ok());
         t.set_state(TenantState::Active).unwrap();
         t.set_state(TenantState::Archived).unwrap();

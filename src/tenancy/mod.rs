@@ -54,6 +54,9 @@ pub use tier::{TenantLimits, TenantTier};
 pub enum OperationType {
     Read,
     Write,
+    /// Anything else a tenant sends (PING, PUBLISH, INFO, CLIENT, MULTI...):
+    /// refused while suspended, rate limited like data.
+    Other,
     Admin,
 }
 

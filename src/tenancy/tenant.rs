@@ -112,8 +112,39 @@ pub struct TenantProfile {
     pub password: Option<PasswordHash>,
 }
 
+/// Failed AUTHs allowed per second for one tenant (or for the admin and
+/// unknown user names together) before further attempts wait.
+pub const AUTH_FAILURES_PER_SECOND: u32 = 10;
+
+/// Counts failed password checks per second; past
+/// [`AUTH_FAILURES_PER_SECOND`] further checks wait for the next second, so
+/// a password cannot be guessed at wire speed, however many connections try.
+#[derive(Debug, Default)]
+pub struct AuthThrottle {
+    second: AtomicU64,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl AuthThrottle {
+    /// How long a check must wait now (None: it may run).
+    pub fn wait_ms(&self, now_ms: u64) -> Option<u64> {
+        let full = self.second.load(Relaxed) == now_ms / 1000 && self.failures.load(Relaxed) >= AUTH_FAILURES_PER_SECOND;
+        full.then(|| 1000 - now_ms % 1000)
+    }
+
+    pub fn failed(&self, now_ms: u64) {
+        let second = now_ms / 1000;
+        if self.second.swap(second, Relaxed) != second {
+            self.failures.store(0, Relaxed);
+        }
+        self.failures.fetch_add(1, Relaxed);
+    }
+}
+
 pub struct Tenant {
     id: String,
+    /// Failed AUTHs as this tenant.
+    pub auth_throttle: AuthThrottle,
     profile: RwLock<TenantProfile>,
     limits: RwLock<TenantLimits>,
     state: AtomicU8,
@@ -123,6 +154,9 @@ pub struct Tenant {
     /// of the exact accounting of the tenant's own databases.
     external_memory: AtomicI64,
     external_keys: AtomicI64,
+    /// What the tenant's connections hold: query and output buffers, MULTI
+    /// queues, subscriptions, queued messages (see `server::connection`).
+    client_memory: AtomicI64,
     /// The tenant's databases, channels and blocked clients.
     pub space: Space,
     pub metrics: TenantMetrics,
@@ -160,6 +194,8 @@ impl Tenant {
             created_at: AtomicU64::new(now_secs),
             external_memory: AtomicI64::new(0),
             external_keys: AtomicI64::new(0),
+            client_memory: AtomicI64::new(0),
+            auth_throttle: AuthThrottle::default(),
             space,
             metrics: TenantMetrics::default(),
             eviction_pool: EvictionPool::default(),
@@ -237,7 +273,7 @@ impl Tenant {
     pub fn check_operation(&self, op: OperationType) -> Result<(), TenantError> {
         match (self.state(), op) {
             (TenantState::Deleting, _) => return Err(TenantError::Deleting(self.id.clone())),
-            (TenantState::Suspended, OperationType::Read | OperationType::Write) => {
+            (TenantState::Suspended, OperationType::Read | OperationType::Write | OperationType::Other) => {
                 return Err(TenantError::Suspended(self.id.clone()));
             }
             (s @ (TenantState::Archived | TenantState::Migrating), OperationType::Write) => {
@@ -272,8 +308,19 @@ impl Tenant {
         self.external_keys.fetch_add(keys, Relaxed);
     }
 
+    /// Charges (or, negative, returns) bytes held by a connection.
+    pub fn charge_clients(&self, bytes: i64) {
+        self.client_memory.fetch_add(bytes, Relaxed);
+    }
+
+    /// Bytes the tenant's connections hold.
+    pub fn client_memory(&self) -> u64 {
+        self.client_memory.load(Relaxed).max(0) as u64
+    }
+
     pub fn memory_used(&self) -> u64 {
-        let used = (self.space.used_bytes() as i64 + self.external_memory.load(Relaxed)).max(0) as u64;
+        let held = self.external_memory.load(Relaxed) + self.client_memory.load(Relaxed);
+        let used = (self.space.used_bytes() as i64 + held).max(0) as u64;
         self.metrics.memory_peak.fetch_max(used, Relaxed);
         used
     }

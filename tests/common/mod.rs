@@ -114,36 +114,72 @@ pub fn ok() -> Frame {
     Frame::Simple("OK".into())
 }
 
-/// A `redis-server` started by the test on a free loopback port, killed on drop.
-pub struct RedisServer {
+/// A free loopback port (free when asked; a server started on it next
+/// finds it free in practice).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process started by the test on a loopback port, killed on drop.
+pub struct Process {
     child: Child,
     pub addr: SocketAddr,
 }
 
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+impl Process {
+    /// Starts `program` with `args` (which make it listen on `port`) and
+    /// waits until it accepts connections.
+    pub fn start(program: &str, port: u16, args: &[&str]) -> Process {
+        let mut child = Command::new(program)
+            .args(args)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed for the differential tests (apt-get install redis-server; .ci/run does this)");
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e} (the README's test script installs what the tests need)"));
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        for _ in 0..100 {
+        for _ in 0..200 {
             if TcpStream::connect(addr).is_ok() {
-                return RedisServer { child, addr };
+                return Process { child, addr };
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("redis-server did not start");
+        panic!("{program} did not start");
+    }
+
+    /// The Ferrite binary itself, with its data in `dir`.
+    pub fn ferrite(port: u16, dir: &std::path::Path, extra: &[&str]) -> Process {
+        let port_s = port.to_string();
+        let mut args = vec!["--port", &port_s, "--dir", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Process::start(env!("CARGO_BIN_EXE_ferrite"), port, &args)
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-impl Drop for RedisServer {
+impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+/// A `redis-server` started by the test on a free loopback port, killed on drop.
+pub struct RedisServer {
+    _process: Process,
+    pub addr: SocketAddr,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let process =
+            Process::start("redis-server", port, &["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        RedisServer { addr: process.addr, _process: process }
     }
 }

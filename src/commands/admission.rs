@@ -1,0 +1,223 @@
+//! Admission: whether a tenant's command may run, decided before it runs
+//! (or is queued by MULTI) from its table entry.
+//!
+//! Every command a tenant sends is admitted by its class
+//! ([`TenantClass`]): the tenant's state, then its rate limit. Writes that
+//! can add memory (DENYOOM, GROWS) are admitted on what they would add, so
+//! no command takes a tenant past its memory or key limit; when the whole
+//! server is over `maxmemory`, the writer evicts its own keys by its own
+//! policy or is refused, and no other tenant loses anything.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::error::CmdError;
+use super::flags::*;
+use super::{CommandSpec, Ctx, TenantClass};
+use crate::persist;
+use crate::store::Keyspace;
+use crate::tenancy::eviction::{EvictHooks, Policy, evict, evict_tenant};
+use crate::tenancy::hooks::{self, CommandClass, QuotaDecision, Resource};
+use crate::tenancy::tenant::WARN_PERCENT;
+use crate::tenancy::{OperationType, Tenant, TenantError};
+
+/// What an argument or a new key costs besides its bytes (entry, vector
+/// and table overhead): an upper bound, as admission must be.
+const ARG_OVERHEAD: u64 = 64;
+
+/// Admits a tenant's command by its class: the tenant's state, then its
+/// rate limit (a quota policy may overrule a rate refusal). Session
+/// commands (AUTH, HELLO, QUIT, RESET) pass: a client needs them to log in
+/// or leave, and failed AUTHs are throttled on their own.
+pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
+    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
+    let t = &*t;
+    let op = match spec.class {
+        TenantClass::Session => return Ok(()),
+        TenantClass::Admin => OperationType::Admin,
+        TenantClass::Data if spec.has(WRITE) => OperationType::Write,
+        TenantClass::Data => OperationType::Read,
+        TenantClass::PubSub | TenantClass::Connection | TenantClass::Server | TenantClass::Transaction | TenantClass::Tenancy => {
+            OperationType::Other
+        }
+    };
+    if spec.has(ADMIN) || spec.has(TENANCY) {
+        t.metrics.admin.fetch_add(1, Relaxed);
+    }
+    let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
+    if let Err(e) = t.check_operation(op) {
+        match (&e, ask(ctx, t, spec, class, Resource::Ops)) {
+            (TenantError::RateLimited { .. }, QuotaDecision::Allow) => {}
+            (TenantError::RateLimited { .. }, QuotaDecision::Deny(m)) => return Err(TenantError::PolicyDenied(m)),
+            _ => return Err(e),
+        }
+    }
+    match op {
+        OperationType::Write => t.metrics.writes.fetch_add(1, Relaxed),
+        OperationType::Read => t.metrics.reads.fetch_add(1, Relaxed),
+        _ => 0,
+    };
+    Ok(())
+}
+
+/// Whether a write can add memory, and so is admitted against quotas.
+pub fn grows(spec: &CommandSpec) -> bool {
+    spec.has(DENYOOM) || spec.has(GROWS)
+}
+
+/// A tenant's memory and key limits, for a write that can add memory,
+/// checked on what it would add (see [`growth`]). A quota policy, when the
+/// tenant has one, judges every crossing of a limit and every write above
+/// the warning threshold.
+pub fn admit_write(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64) -> Result<(), TenantError> {
+    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
+    let t = &*t;
+    let limits = t.limits();
+    let used = t.memory_used();
+    t.note_memory_level(used, limits.memory_bytes);
+    let over_memory = used.saturating_add(adds) > limits.memory_bytes;
+    if over_memory && !policy_allows(ctx, t, spec, Resource::Memory)? && !make_room(ctx, t, limits.memory_bytes.saturating_sub(adds)) {
+        t.metrics.quota_rejected.fetch_add(1, Relaxed);
+        return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: limits.memory_bytes });
+    }
+    let keys = t.keys();
+    // Only near the limit is it worth counting which keys are new.
+    let mut over_keys = false;
+    if keys + argv.len() as u64 > limits.max_keys {
+        let new = new_keys(ctx, spec, argv);
+        over_keys = keys + new > limits.max_keys;
+        if over_keys && !policy_allows(ctx, t, spec, Resource::Keys)? {
+            t.metrics.quota_rejected.fetch_add(1, Relaxed);
+            return Err(TenantError::KeyLimit { id: t.id().into(), keys, limit: limits.max_keys });
+        }
+    }
+    let near = |used: u64, limit: u64| used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT);
+    if !over_memory && !over_keys && (near(used, limits.memory_bytes) || near(keys, limits.max_keys)) {
+        // Above the threshold the policy may refuse (or slow) a write the
+        // limits would still let through.
+        policy_allows(ctx, t, spec, Resource::Threshold)?;
+    }
+    Ok(())
+}
+
+/// An upper bound of the bytes a write can add: its arguments (every byte
+/// it stores comes from them) plus, for commands that write beyond their
+/// arguments, what they copy or pad (COPY, the *STORE family, SETRANGE's
+/// offset).
+pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
+    let args: u64 = argv[1..].iter().map(|a| a.len() as u64 + ARG_OVERHEAD).sum();
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    let stored = |keys: &[&[u8]]| keys.iter().filter_map(|k| db.sample_one(k, now)).map(|n| n as u64).sum::<u64>();
+    let extra = match spec.name {
+        "setrange" => crate::protocol::parse::parse_i64(argv[2]).map_or(0, |o| o.max(0) as u64),
+        "copy" => stored(&argv[1..2]),
+        "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => stored(&argv[2..]),
+        _ => 0,
+    };
+    args.saturating_add(extra)
+}
+
+/// The keys a write would create: its key arguments that do not exist (for
+/// COPY ... DB n, in the target database).
+fn new_keys(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
+    let now = ctx.now_ms;
+    if spec.name == "copy" {
+        let target = argv.iter().position(|a| a.eq_ignore_ascii_case(b"db")).and_then(|i| argv.get(i + 1));
+        let db = target.and_then(|d| crate::protocol::parse::parse_i64(d)).map_or(ctx.client.db, |d| d.max(0) as usize);
+        let db = db.min(ctx.space().databases().saturating_sub(1));
+        return (!ctx.space().db(db).contains(argv[2], now)) as u64;
+    }
+    spec.key_indexes(argv.len()).filter(|&i| !ctx.db().contains(argv[i], now)).count() as u64
+}
+
+/// Asks the tenant's quota policy (if any) about `resource`. A throttle is
+/// applied here (the connection pauses after this reply) and otherwise
+/// leaves the native decision standing.
+fn ask(ctx: &mut Ctx, t: &Tenant, spec: &CommandSpec, class: CommandClass, resource: Resource) -> QuotaDecision {
+    match hooks::quota(t, &ctx.state.policy, spec.name, class, resource) {
+        QuotaDecision::Throttle { ms } => {
+            ctx.client.throttled_ms = Some((ms as u64).clamp(1, 1000));
+            QuotaDecision::Native
+        }
+        QuotaDecision::Deny(m) => QuotaDecision::Deny(error_line(&m)),
+        d => d,
+    }
+}
+
+/// For a write crossing `resource`: `Ok(true)` when the policy grants it
+/// anyway, `Ok(false)` for the native decision, `Err` for the policy's refusal.
+fn policy_allows(ctx: &mut Ctx, t: &Tenant, spec: &CommandSpec, resource: Resource) -> Result<bool, TenantError> {
+    match ask(ctx, t, spec, CommandClass::Write, resource) {
+        QuotaDecision::Allow => Ok(resource != Resource::Threshold),
+        QuotaDecision::Deny(m) => {
+            t.metrics.quota_rejected.fetch_add(1, Relaxed);
+            Err(TenantError::PolicyDenied(m))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A policy's message as one RESP error line: no CR/LF, and an error code
+/// (`ERR`) unless it starts with an upper-case word of its own.
+fn error_line(m: &str) -> String {
+    let clean: String = m.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).take(512).collect();
+    let code = clean.split(' ').next().unwrap_or("");
+    if !code.is_empty() && code.len() < clean.len() && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        clean
+    } else {
+        format!("ERR {clean}")
+    }
+}
+
+/// Evicts by the tenant's policy until it is under `limit`; false if the
+/// policy is noeviction or nothing more could go.
+fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
+    let samples = ctx.state.config.read().maxmemory_samples as usize;
+    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() > limit, &mut remove_logged(ctx, t.space.owner()));
+    let (Ok(n) | Err(n)) = r;
+    ctx.state.stats.evicted_keys.add(n as u64);
+    r.is_ok()
+}
+
+/// The server-wide `maxmemory` guard, for a write that would add `adds`:
+/// when every space together would hold more, the writer makes room in its
+/// own space (a tenant by its own policy, the global context by
+/// `maxmemory-policy`) or the write is refused. Other tenants keep
+/// everything: one under its limit never pays for another's writes.
+pub fn maxmemory_guard(ctx: &Ctx, adds: u64) -> Result<(), CmdError> {
+    let state = ctx.state;
+    let max = state.maxmemory.load(Relaxed);
+    let over = || (state.used_memory() as u64).saturating_add(adds) > max;
+    if max == 0 || ctx.client.loading || !over() {
+        return Ok(());
+    }
+    let samples = state.config.read().maxmemory_samples as usize;
+    let (Ok(n) | Err(n)) = match &ctx.client.tenant {
+        Some(t) => evict_tenant(t, samples, ctx.now_ms, &state.policy, over, &mut remove_logged(ctx, t.space.owner())),
+        None => {
+            let policy = Policy::parse(&state.config.read().maxmemory_policy).unwrap_or(Policy::NoEviction);
+            let hooks = EvictHooks { chooser: None, remove: &mut remove_logged(ctx, None) };
+            evict(&state.global, &state.global_eviction, policy, samples, ctx.now_ms, over, hooks)
+        }
+    };
+    state.stats.evicted_keys.add(n as u64);
+    if over() { Err(CmdError::msg("OOM command not allowed when used memory > 'maxmemory'.")) } else { Ok(()) }
+}
+
+/// Removes an evicted key and logs it as a DEL in its space: which keys went
+/// was the sampler's choice, and replay must make the same one. The log's
+/// tail is held across both (see `persist::aof::Tail`), and only per key: a
+/// WASM policy choosing victims runs without it, so it never delays other
+/// tenants' writes.
+fn remove_logged<'a>(ctx: &'a Ctx, owner: Option<&'a str>) -> impl FnMut(&Keyspace, usize, &[u8]) -> bool + 'a {
+    move |ks, db, key| {
+        let Some(p) = ctx.state.persistence().filter(|_| !ctx.client.loading) else {
+            return ks.remove(key, ctx.now_ms).is_some();
+        };
+        let mut tail = p.aof.tail();
+        let gone = ks.remove(key, ctx.now_ms).is_some();
+        if gone {
+            persist::log_command(&mut tail, ctx.now_ms, owner, db, &[b"DEL", key]);
+        }
+        gone
+    }
+}

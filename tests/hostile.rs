@@ -1,0 +1,276 @@
+//! A hostile tenant against one server (issue 12): what it sends cannot
+//! crash the process, leak its connection slots, hold memory outside its
+//! quota or stall other tenants.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Raw, bulk, encode, ok};
+use ferrite::protocol::Frame;
+use ferrite::server::ServerHandle;
+
+/// An admin connection and a server with tenant `id` (password `pw`) and
+/// the given extra TENANT.CREATE options.
+fn tenant(h: &ServerHandle, id: &str, options: &[&str]) -> Raw {
+    let mut admin = Raw::connect(h.addr);
+    let mut create = vec!["TENANT.CREATE", id, "PASSWORD", "pw"];
+    create.extend_from_slice(options);
+    assert_eq!(admin.cmd(&create), ok());
+    login(h, id)
+}
+
+fn login(h: &ServerHandle, id: &str) -> Raw {
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["AUTH", id, "pw"]), ok());
+    c
+}
+
+fn int(f: &Frame) -> i64 {
+    match f {
+        Frame::Integer(n) => *n,
+        other => panic!("integer: {other}"),
+    }
+}
+
+fn nth(f: Frame, i: usize) -> Frame {
+    match f {
+        Frame::Array(mut v) => v.swap_remove(i),
+        other => panic!("array: {other}"),
+    }
+}
+
+/// A field of TENANT.INFO (a flat array of names and values in RESP2).
+fn tenant_field(h: &ServerHandle, id: &str, name: &str) -> i64 {
+    let Frame::Array(v) = Raw::connect(h.addr).cmd(&["TENANT.INFO", id]) else { panic!("array") };
+    let i = v.iter().position(|x| x == &bulk(name)).unwrap_or_else(|| panic!("no {name}"));
+    int(&v[i + 1])
+}
+
+/// This process's resident memory (the server runs in it).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Polls `f` until it holds (10 s at most).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn huge_random_counts_neither_crash_nor_leak_connection_slots() {
+    let h = common::start();
+    let mut t = tenant(&h, "rnd", &["CONNECTIONS", "3", "MEMORY", "1mb"]);
+    assert_eq!(int(&t.cmd(&["SADD", "s", "a", "b"])), 2);
+    assert_eq!(int(&t.cmd(&["HSET", "h", "a", "1", "b", "2"])), 2);
+    assert_eq!(int(&t.cmd(&["ZADD", "z", "1", "a", "2", "b"])), 2);
+    assert_eq!(
+        t.cmd(&["SRANDMEMBER", "s", "-9223372036854775808"]),
+        Frame::Error("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807".into())
+    );
+    assert_eq!(t.cmd(&["HRANDFIELD", "h", "-4611686018427387904", "WITHVALUES"]), Frame::Error("ERR value is out of range".into()));
+    assert_eq!(t.cmd(&["ZRANDMEMBER", "z", "4611686018427387904", "WITHSCORES"]), Frame::Error("ERR value is out of range".into()));
+    // Several times the connection limit: every slot must come back.
+    for round in 0..3 {
+        for cmd in [
+            &["SRANDMEMBER", "s", "-1000000000000000"][..],
+            &["SRANDMEMBER", "s", "-9223372036854775807"],
+            &["HRANDFIELD", "h", "-9223372036854775807"],
+            &["HRANDFIELD", "h", "-4611686018427387903", "WITHVALUES"],
+            &["ZRANDMEMBER", "z", "-4611686018427387903", "WITHSCORES"],
+        ] {
+            let mut c = login(&h, "rnd");
+            c.send(&encode(cmd.iter().map(|a| a.as_bytes())));
+            // The reply passes the tenant's output limit: the connection is
+            // closed, as Redis closes a client over its output buffer limit.
+            assert!(c.is_closed(), "round {round}: {cmd:?}");
+        }
+    }
+    eventually("the closed connections' slots are returned", || tenant_field(&h, "rnd", "connections") == 1);
+    let mut c = login(&h, "rnd");
+    let Frame::Array(picked) = c.cmd(&["SRANDMEMBER", "s", "-5"]) else { panic!("array") };
+    assert_eq!(picked.len(), 5);
+    assert_eq!(t.cmd(&["PING"]), Frame::Simple("PONG".into()));
+}
+
+#[test]
+fn pathological_glob_patterns_answer_quickly() {
+    let h = common::start();
+    let mut t = tenant(&h, "glob", &[]);
+    let key = "a".repeat(37);
+    assert_eq!(t.cmd(&["SET", &key, "v"]), ok());
+    assert_eq!(int(&t.cmd(&["SADD", "s", &key])), 1);
+    let pattern = format!("{}b", "a*".repeat(14));
+    let start = Instant::now();
+    assert_eq!(t.cmd(&["KEYS", &pattern]), Frame::Array(vec![]));
+    assert_eq!(t.cmd(&["SSCAN", "s", "0", "MATCH", &pattern]), Frame::Array(vec![bulk("0"), Frame::Array(vec![])]));
+    let mut sub = login(&h, "glob");
+    assert!(matches!(sub.cmd(&["PSUBSCRIBE", &pattern]), Frame::Array(_)));
+    assert_eq!(int(&t.cmd(&["PUBLISH", &key, "m"])), 0);
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn unread_replies_wait_in_the_socket_not_in_the_server() {
+    let h = common::start();
+    let mut t = tenant(&h, "reader", &["MEMORY", "8mb"]);
+    let value = "v".repeat(1 << 20);
+    assert_eq!(t.cmd(&["SET", "big", &value]), ok());
+    let mut lazy = login(&h, "reader");
+    let get = encode([b"GET".as_slice(), b"big"].into_iter());
+    let before = resident_bytes();
+    lazy.send(&get.repeat(60));
+    // While the replies are unread the server holds a few of them at most
+    // (it held all 60 MB): the rest of the requests wait, unparsed, behind a
+    // full socket, and what it holds counts against the tenant.
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 24 << 20, "the process grew by {} MB", grown >> 20);
+    assert!(tenant_field(&h, "reader", "memory_used") < 8 << 20);
+    for _ in 0..60 {
+        assert_eq!(lazy.read(), Frame::Bulk(value.as_bytes().to_vec()));
+    }
+}
+
+#[test]
+fn a_multi_queue_counts_against_the_tenants_memory() {
+    let h = common::start();
+    let mut t = tenant(&h, "queue", &["MEMORY", "1mb"]);
+    let value = "v".repeat(300 * 1024);
+    assert_eq!(t.cmd(&["MULTI"]), ok());
+    let replies: Vec<Frame> = (0..5).map(|i| t.cmd(&["SET", &format!("k{i}"), &value])).collect();
+    assert_eq!(replies[0], Frame::Simple("QUEUED".into()));
+    assert!(matches!(&replies[4], Frame::Error(e) if e.starts_with("OOM")), "{:?}", replies[4]);
+    assert!(matches!(t.cmd(&["EXEC"]), Frame::Error(e) if e.starts_with("EXECABORT")));
+    eventually("the queue's bytes are returned", || tenant_field(&h, "queue", "memory_used") < 300 * 1024);
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_disconnected_by_bytes() {
+    let h = common::start();
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 4mb 1mb 60"]), ok());
+    let mut publisher = tenant(&h, "chat", &[]);
+    let mut sub = login(&h, "chat");
+    assert!(matches!(sub.cmd(&["SUBSCRIBE", "room"]), Frame::Array(_)));
+    let payload = "p".repeat(1 << 20);
+    // Socket buffers take some; the queue takes the rest up to 4 MB.
+    let mut delivered = 0;
+    for _ in 0..64 {
+        delivered += int(&publisher.cmd(&["PUBLISH", "room", &payload]));
+    }
+    assert!(delivered < 64, "every message was queued for a subscriber that reads nothing");
+    eventually("the subscriber is gone", || int(&nth(publisher.cmd(&["PUBSUB", "NUMSUB", "room"]), 1)) == 0);
+}
+
+#[test]
+fn writes_are_admitted_on_what_they_would_add() {
+    let h = common::start();
+    let mut t = tenant(&h, "small", &["MEMORY", "1mb", "KEYS", "3"]);
+    let oom = |f: Frame| matches!(&f, Frame::Error(e) if e.starts_with("OOM")) || panic!("not OOM: {f}");
+    // The request itself must fit the query buffer, which for a tenant is
+    // at most its memory limit: fill part of the limit first.
+    assert_eq!(t.cmd(&["SET", "filler", &"f".repeat(400 << 10)]), ok());
+    let big = "x".repeat(700 << 10);
+    assert!(oom(t.cmd(&["SET", "big", &big])));
+    assert!(oom(t.cmd(&["SETRANGE", "k", "400000000", "x"])));
+    assert_eq!(int(&t.cmd(&["SADD", "src", "m"])), 1);
+    assert!(oom(t.cmd(&["SMOVE", "src", &big, "m"])));
+    assert_eq!(t.cmd(&["DEL", "filler"]), Frame::Integer(1));
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(t.cmd(&["SET", "filler", &"f".repeat(400 << 10)]), ok());
+    assert!(oom(t.cmd(&["RENAME", "k", &big])));
+    assert!(oom(t.cmd(&["APPEND", "k", &big])));
+    assert!(oom(t.cmd(&["RPUSH", "list", &big])));
+    // COPY into another database creates a key there: the key limit holds.
+    // k, src and filler: at the key limit.
+    assert!(matches!(t.cmd(&["COPY", "k", "k", "DB", "1"]), Frame::Error(e) if e.contains("key limit")));
+    assert_eq!(t.cmd(&["DEL", "filler"]), Frame::Integer(1));
+    // A set's copy made by SUNIONSTORE counts what it copies: half the
+    // limit in one set leaves no room for its copy.
+    let members: Vec<String> = (0..2000).map(|i| format!("member-{i:0>250}")).collect();
+    let mut sadd = vec!["SADD", "src"];
+    sadd.extend(members.iter().map(|m| m.as_str()));
+    assert_eq!(int(&t.cmd(&sadd)), 2000);
+    assert!(oom(t.cmd(&["SUNIONSTORE", "copy", "src"])));
+    let limit = tenant_field(&h, "small", "memory_limit");
+    assert!(tenant_field(&h, "small", "memory_used") <= limit);
+}
+
+#[test]
+fn the_rate_limit_and_state_apply_to_every_command() {
+    let h = common::start();
+    let mut t = tenant(&h, "chatty", &["OPS", "10"]);
+    for cmd in [&["PING"][..], &["ECHO", "x"], &["PUBLISH", "c", "m"], &["INFO"], &["CLIENT", "LIST"], &["COMMAND", "COUNT"]] {
+        // Past the burst, each is refused (and the connection paused).
+        let refused = (0..40).map(|_| t.cmd(cmd)).filter(|f| matches!(f, Frame::Error(e) if e.contains("rate limit"))).count();
+        assert!(refused > 0, "{cmd:?} was never rate limited");
+    }
+    // MULTI queueing is admitted too: a flood of QUEUEDs is refused as well.
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["TENANT.SUSPEND", "chatty"]), ok());
+    let mut s = login(&h, "chatty");
+    for cmd in [&["PING"][..], &["PUBLISH", "c", "m"], &["SUBSCRIBE", "c"], &["INFO"], &["CLIENT", "LIST"], &["MULTI"]] {
+        assert!(matches!(s.cmd(cmd), Frame::Error(e) if e.contains("suspended")), "{cmd:?}");
+    }
+}
+
+#[test]
+fn failed_auths_are_throttled_per_tenant() {
+    let h = common::start();
+    drop(tenant(&h, "vault", &[]));
+    let mut c = Raw::connect(h.addr);
+    let guess = encode([b"AUTH".as_slice(), b"vault", b"guess"].into_iter());
+    let start = Instant::now();
+    // 25 wrong guesses span at least three one-second windows of ten.
+    c.send(&guess.repeat(25));
+    for _ in 0..25 {
+        assert!(matches!(c.read(), Frame::Error(e) if e.starts_with("WRONGPASS")));
+    }
+    assert!(start.elapsed() >= Duration::from_secs(1), "25 guesses in {:?}", start.elapsed());
+    // The right password still works (once the window allows a check).
+    assert_eq!(c.cmd(&["AUTH", "vault", "pw"]), ok());
+}
+
+#[test]
+fn a_tenant_sees_and_kills_only_its_own_connections() {
+    let h = common::start();
+    let mut a = tenant(&h, "a", &[]);
+    drop(tenant(&h, "b", &[]));
+    let mut b = login(&h, "b");
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["CLIENT", "SETNAME", "operator"]), ok());
+    assert_eq!(admin.cmd(&["TENANT.USE", "a"]), ok());
+    let Frame::Integer(admin_id) = admin.cmd(&["CLIENT", "ID"]) else { panic!("id") };
+    let Frame::Bulk(list) = a.cmd(&["CLIENT", "LIST"]) else { panic!("list") };
+    let list = String::from_utf8(list).unwrap();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(!list.contains("operator") && list.contains("user=a"), "{list}");
+    assert_eq!(int(&a.cmd(&["CLIENT", "KILL", "ID", &admin_id.to_string()])), 0);
+    assert_eq!(admin.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    // From the global context, USER filters by the tenant a client logged in as.
+    let mut global = Raw::connect(h.addr);
+    assert_eq!(global.cmd(&["CLIENT", "KILL", "USER", "nobody"]), Frame::Error("ERR No such user 'nobody'".into()));
+    assert_eq!(int(&global.cmd(&["CLIENT", "KILL", "USER", "b"])), 1);
+    assert!(b.is_closed());
+    assert_eq!(a.cmd(&["PING"]), Frame::Simple("PONG".into()));
+}
+
+#[test]
+fn a_tenants_info_shows_nothing_of_the_server() {
+    let h = common::start();
+    let mut t = tenant(&h, "quiet", &[]);
+    let Frame::Bulk(info) = t.cmd(&["INFO", "all"]) else { panic!("info") };
+    let info = String::from_utf8(info).unwrap();
+    let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string());
+    assert_eq!(field("process_id").as_deref(), Some("0"));
+    assert_eq!(field("run_id").as_deref(), Some("0000000000000000000000000000000000000000"));
+    assert_eq!(field("used_memory_rss"), field("used_memory"));
+    assert_eq!(field("rdb_changes_since_last_save").as_deref(), Some("0"));
+}
