@@ -274,3 +274,41 @@ fn a_tenants_info_shows_nothing_of_the_server() {
     assert_eq!(field("used_memory_rss"), field("used_memory"));
     assert_eq!(field("rdb_changes_since_last_save").as_deref(), Some("0"));
 }
+
+#[test]
+fn a_blocked_client_may_keep_pipelining() {
+    let h = common::start();
+    let mut t = tenant(&h, "jobs", &["OPS", "1000000"]);
+    let mut worker = login(&h, "jobs");
+    let ping = encode([b"PING".as_slice()].into_iter());
+    let mut batch = encode([b"BLPOP".as_slice(), b"q", b"0"].into_iter());
+    batch.extend(ping.repeat(10_000)); // 140 KB behind the blocked request
+    worker.send(&batch);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(int(&t.cmd(&["RPUSH", "q", "job"])), 1);
+    assert_eq!(worker.read(), Frame::Array(vec![bulk("q"), bulk("job")]));
+    for _ in 0..10_000 {
+        assert_eq!(worker.read(), Frame::Simple("PONG".into()));
+    }
+}
+
+#[test]
+fn lowering_databases_reaches_connections_already_in_a_higher_one() {
+    let h = common::start();
+    let mut t = tenant(&h, "dbs", &["DATABASES", "4"]);
+    assert_eq!(t.cmd(&["SELECT", "3"]), ok());
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(Raw::connect(h.addr).cmd(&["TENANT.UPDATE", "dbs", "DATABASES", "2"]), ok());
+    assert!(matches!(t.cmd(&["GET", "k"]), Frame::Error(e) if e.contains("DB index is out of range")));
+    assert_eq!(t.cmd(&["SELECT", "1"]), ok());
+    assert_eq!(t.cmd(&["GET", "k"]), Frame::Null);
+}
+
+#[test]
+fn object_freq_reads_the_tenants_own_policy() {
+    let h = common::start();
+    let mut t = tenant(&h, "lfu", &["EVICTION", "allkeys-lfu"]);
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    assert!(matches!(t.cmd(&["OBJECT", "FREQ", "k"]), Frame::Integer(_)));
+    assert!(matches!(t.cmd(&["OBJECT", "IDLETIME", "k"]), Frame::Error(e) if e.contains("LRU maxmemory policy is not selected")));
+}

@@ -233,6 +233,17 @@ fn bad_uploads_say_what_is_wrong_and_keep_the_old_policy() {
             .unwrap(),
             "ERR policy module failed to start",
         ),
+        (
+            // A 5M-entry table would reserve 40 MB outside the memory cap.
+            wat::parse_str(
+                r#"(module (memory (export "memory") 1) (table 5000000 funcref)
+                    (func (export "ferrite_abi_version") (result i32) i32.const 1)
+                    (func (export "ferrite_alloc") (param i32) (result i32) i32.const 64)
+                    (func (export "ferrite_evict") (param i32 i32) (result i64) i64.const -1))"#,
+            )
+            .unwrap(),
+            "ERR policy module failed to start",
+        ),
         (policies::wasm("protect-prefix"), "ERR policy module is"), // 37 KB: over this server's 16 KiB cap
     ];
     for (bytes, want) in cases {

@@ -172,7 +172,7 @@ fn error_line(m: &str) -> String {
 /// policy is noeviction or nothing more could go.
 fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
     let samples = ctx.state.config.read().maxmemory_samples as usize;
-    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() > limit, &mut remove_logged(ctx, t.space.owner()));
+    let r = evict_tenant(t, samples, ctx.now_ms, &ctx.state.policy, || t.memory_used() > limit, &mut remove_logged(ctx, &t.space));
     let (Ok(n) | Err(n)) = r;
     ctx.state.stats.evicted_keys.add(n as u64);
     r.is_ok()
@@ -192,10 +192,10 @@ pub fn maxmemory_guard(ctx: &Ctx, adds: u64) -> Result<(), CmdError> {
     }
     let samples = state.config.read().maxmemory_samples as usize;
     let (Ok(n) | Err(n)) = match &ctx.client.tenant {
-        Some(t) => evict_tenant(t, samples, ctx.now_ms, &state.policy, over, &mut remove_logged(ctx, t.space.owner())),
+        Some(t) => evict_tenant(t, samples, ctx.now_ms, &state.policy, over, &mut remove_logged(ctx, &t.space)),
         None => {
             let policy = Policy::parse(&state.config.read().maxmemory_policy).unwrap_or(Policy::NoEviction);
-            let hooks = EvictHooks { chooser: None, remove: &mut remove_logged(ctx, None) };
+            let hooks = EvictHooks { chooser: None, remove: &mut remove_logged(ctx, &state.global) };
             evict(&state.global, &state.global_eviction, policy, samples, ctx.now_ms, over, hooks)
         }
     };
@@ -204,19 +204,18 @@ pub fn maxmemory_guard(ctx: &Ctx, adds: u64) -> Result<(), CmdError> {
 }
 
 /// Removes an evicted key and logs it as a DEL in its space: which keys went
-/// was the sampler's choice, and replay must make the same one. The log's
-/// tail is held across both (see `persist::aof::Tail`), and only per key: a
-/// WASM policy choosing victims runs without it, so it never delays other
-/// tenants' writes.
-fn remove_logged<'a>(ctx: &'a Ctx, owner: Option<&'a str>) -> impl FnMut(&Keyspace, usize, &[u8]) -> bool + 'a {
+/// was the sampler's choice, and replay must make the same one. The space's
+/// write order is held across both (see `Space::write_order`), and only per
+/// key: a WASM policy choosing victims runs without it.
+fn remove_logged<'a>(ctx: &'a Ctx, space: &'a crate::space::Space) -> impl FnMut(&Keyspace, usize, &[u8]) -> bool + 'a {
     move |ks, db, key| {
         let Some(p) = ctx.state.persistence().filter(|_| !ctx.client.loading) else {
             return ks.remove(key, ctx.now_ms).is_some();
         };
-        let mut tail = p.aof.tail();
+        let _order = space.write_order.lock();
         let gone = ks.remove(key, ctx.now_ms).is_some();
         if gone {
-            persist::log_command(&mut tail, ctx.now_ms, owner, db, &[b"DEL", key]);
+            persist::log_command(&mut p.aof.tail(), ctx.now_ms, space.owner(), db, &[b"DEL", key]);
         }
         gone
     }

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::error::CmdError;
 use super::flags::*;
-use super::{CommandSpec, Ctx, admission, lookup};
+use super::{CommandSpec, Ctx, TenantClass, admission, lookup};
 use crate::persist::{self, Record};
+use crate::server::client::Offload;
 use crate::tenancy::TenantError;
 
 /// Runs one command (or queues it inside MULTI) and writes its reply.
@@ -64,8 +65,23 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
         );
         return reject(ctx, Some(idx), CmdError::Msg(msg));
     }
+    if spec.has(SLOW) && ctx.client.offload == Offload::Allowed && ctx.client.multi.is_none() {
+        // The connection runs it again on the blocking pool.
+        ctx.client.offload = Offload::Wanted;
+        return;
+    }
     if let Err(e) = admission::admit(ctx, spec) {
         return refuse(ctx, idx, e);
+    }
+    // A tenant's DATABASES limit lowered under a connection in a higher
+    // database: its data commands stop there (database 0 always exists).
+    if ctx.client.db > 0 && spec.class == TenantClass::Data && ctx.client.tenant.is_some() && ctx.client.db >= super::databases_allowed(ctx)
+    {
+        return reject(
+            ctx,
+            Some(idx),
+            CmdError::err("DB index is out of range (the tenant's DATABASES limit is now lower; SELECT another)"),
+        );
     }
     if ctx.client.multi.is_some() && !spec.has(TX_CONTROL) {
         if spec.has(NO_MULTI) {
@@ -135,6 +151,17 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     if let Some(e) = log_failing(ctx, spec) {
         return reject(ctx, Some(idx), CmdError::Msg(e));
     }
+    // The space's lock (EXEC takes it itself; commands inside it run under
+    // EXEC's) covers admission too: an eviction it makes is ordered with
+    // the space's writes and a compaction's cut.
+    let space = ctx.space();
+    let guard = if ctx.in_exec || spec.has(TX_CONTROL) {
+        None
+    } else if needs_exclusive(spec, argv.len()) {
+        Some(SpaceLock::Exclusive(space.exec_lock.write()))
+    } else {
+        Some(SpaceLock::Shared(space.exec_lock.read()))
+    };
     if admission::grows(spec) && !ctx.client.loading {
         let adds = admission::growth(ctx, spec, argv);
         if let Err(e) = admission::admit_write(ctx, spec, argv, adds) {
@@ -144,16 +171,8 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
             return reject(ctx, Some(idx), e);
         }
     }
-    // EXEC takes the lock itself; commands inside it run under EXEC's.
-    let result = if ctx.in_exec || spec.has(TX_CONTROL) {
-        run_logged(ctx, spec, argv)
-    } else if needs_exclusive(spec, argv.len()) {
-        let _g = state.exec_lock.write();
-        run_logged(ctx, spec, argv)
-    } else {
-        let _g = state.exec_lock.read();
-        run_logged(ctx, spec, argv)
-    };
+    let result = run_logged(ctx, spec, argv);
+    drop(guard);
     // A write may make a key ready for blocked clients; a blocking command
     // that is itself still waiting wrote nothing (and must not wake the
     // others, or waiters would wake each other forever).
@@ -173,6 +192,12 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     }
 }
 
+/// A space's execution lock, held shared or exclusively.
+enum SpaceLock<'a> {
+    Shared(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+}
+
 /// While the log cannot be written, writes are refused with Redis's
 /// `MISCONF` error, and so is PING, as Redis does, so that health checks
 /// notice. Reads go on.
@@ -186,14 +211,16 @@ fn log_failing(ctx: &Ctx, spec: &CommandSpec) -> Option<String> {
 /// a compaction's cut (which takes the lock exclusively) then sees every
 /// change together with its record.
 ///
-/// A write also holds the log's tail from before it runs until its record
-/// is framed (see `persist::aof::Tail`): two writers of one key on different
-/// threads are then logged in the order they wrote. (In EXEC the exclusive
-/// lock already orders everything, and the records are logged together.)
+/// A write also holds its space's write order from before it runs until
+/// its record is framed (`Space::write_order`): two writers of one key on
+/// different threads are then logged in the order they wrote, and writers
+/// of other spaces are not held up (the log's tail itself is held only to
+/// append). In EXEC the exclusive lock already orders everything, and the
+/// records are logged together.
 fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdResult {
     let state = ctx.state;
     let persistence = state.persistence().filter(|_| spec.has(WRITE) && !ctx.client.loading);
-    let mut tail = persistence.filter(|_| !ctx.in_exec).map(|p| p.aof.tail());
+    let order = persistence.filter(|_| !ctx.in_exec).map(|_| ctx.space.write_order.lock());
     let r = (spec.handler)(ctx, argv);
     let instead = ctx.client.propagate.take();
     let unchanged = std::mem::take(&mut ctx.client.unchanged);
@@ -207,9 +234,9 @@ fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdRe
             None => argv,
         };
         let (now_ms, db) = (ctx.now_ms, ctx.client.db);
-        match tail.as_mut() {
-            Some(tail) => ctx.client.persist_seq = persist::log_command(tail, now_ms, ctx.space.owner(), db, logged),
-            None => {
+        match (&order, persistence) {
+            (Some(_), Some(p)) => ctx.client.persist_seq = persist::log_command(&mut p.aof.tail(), now_ms, ctx.space.owner(), db, logged),
+            _ => {
                 let argv = logged.iter().map(|a| a.to_vec()).collect();
                 ctx.client.tx_records.push(Record::Command { now_ms, space: ctx.space.owner().map(String::from), db: db as u32, argv });
             }
@@ -260,6 +287,9 @@ fn run_addressed(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[
                 space: &tenant.space,
             };
             // Inside the tenant a key named `__tenant:...` is just a name.
+            // In the admin's EXEC (which holds the global space's lock, taken
+            // before any tenant's), the command takes the tenant's own.
+            let _g = inner.in_exec.then(|| tenant.space.exec_lock.write());
             run_here(&mut inner, idx, spec, &rewritten);
         }
     }

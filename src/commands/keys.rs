@@ -336,7 +336,12 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if a.len() != 3 {
         return Err(CmdError::Arity(format!("object|{sub}")));
     }
-    let policy = ctx.state.config.read().maxmemory_policy.clone();
+    // A tenant's keys are evicted by its own policy, which says whether
+    // they are judged by frequency or by idle time.
+    let policy = match &ctx.client.tenant {
+        Some(t) => t.profile().eviction,
+        None => ctx.state.config.read().maxmemory_policy.clone(),
+    };
     let lfu = policy.contains("lfu");
     if sub == "freq" && !lfu {
         return Err(CmdError::err(

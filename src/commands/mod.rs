@@ -67,6 +67,9 @@ pub mod flags {
     /// Not DENYOOM in Redis, but can add memory (RENAME to a longer name,
     /// SMOVE into another set): admitted against quotas like DENYOOM.
     pub const GROWS: u32 = 1 << 17;
+    /// Can run long on big inputs (KEYS, LCS, set algebra): the connection
+    /// runs it on the blocking pool, so other tenants keep their workers.
+    pub const SLOW: u32 = 1 << 18;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

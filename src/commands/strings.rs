@@ -557,13 +557,26 @@ pub fn lcs(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if (x.len() as u64 + 1) * (y.len() as u64 + 1) > max_len(ctx) as u64 / 4 {
         return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
-    lcs_reply(ctx, &x, &y, getlen, getidx, withmatchlen, minmatchlen as usize);
+    if getlen {
+        // The length alone needs two rows of the table, not all of it.
+        ctx.out.int(lcs_len(&x, &y) as i64);
+        return Ok(());
+    }
+    // The table is memory the tenant makes the server hold: it must fit
+    // what is left of the tenant's limit.
+    if let Some(t) = &ctx.client.tenant {
+        let room = t.limits().memory_bytes.saturating_sub(t.memory_used());
+        if (x.len() as u64 + 1) * (y.len() as u64 + 1) * 4 > room {
+            return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds the tenant's free memory"));
+        }
+    }
+    lcs_reply(ctx, &x, &y, getidx, withmatchlen, minmatchlen as usize);
     Ok(())
 }
 
 /// Redis's LCS: the dynamic-programming table, then a walk back from the end
 /// that builds the string and the matched ranges (last match first).
-fn lcs_reply(ctx: &mut Ctx, x: &[u8], y: &[u8], getlen: bool, getidx: bool, withlen: bool, minlen: usize) {
+fn lcs_reply(ctx: &mut Ctx, x: &[u8], y: &[u8], getidx: bool, withlen: bool, minlen: usize) {
     let (al, bl) = (x.len(), y.len());
     let w = bl + 1;
     let mut t = vec![0u32; (al + 1) * w];
@@ -632,11 +645,22 @@ fn lcs_reply(ctx: &mut Ctx, x: &[u8], y: &[u8], getlen: bool, getidx: bool, with
         }
         out.bulk(b"len");
         out.int(total as i64);
-    } else if getlen {
-        out.int(total as i64);
     } else {
         out.bulk(&result);
     }
+}
+
+/// The length of the longest common subsequence, from two rows of the
+/// dynamic-programming table.
+fn lcs_len(x: &[u8], y: &[u8]) -> u32 {
+    let (mut prev, mut row) = (vec![0u32; y.len() + 1], vec![0u32; y.len() + 1]);
+    for &a in x {
+        for (j, &b) in y.iter().enumerate() {
+            row[j + 1] = if a == b { prev[j] + 1 } else { prev[j + 1].max(row[j]) };
+        }
+        std::mem::swap(&mut prev, &mut row);
+    }
+    prev[y.len()]
 }
 
 #[cfg(test)]

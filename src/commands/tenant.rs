@@ -255,7 +255,7 @@ fn upload(
                 let hash = p.module.hash.clone();
                 // Under the shared lock, like any command: a compaction's cut
                 // sees the new module and its log record together.
-                let _g = state.exec_lock.read();
+                let _g = t.space.exec_lock.read();
                 apply_update(&t, update.0, update.1);
                 t.install_policy(p, now_ms, keep);
                 // (The connection holds this reply until the record is as

@@ -45,7 +45,7 @@ pub fn exec(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::msg("EXECABORT Transaction discarded because of previous errors."));
     }
     let state = ctx.state;
-    let guard = state.exec_lock.write();
+    let guard = ctx.space().exec_lock.write();
     if ctx.client.watch_dirty.load(Relaxed) {
         drop(guard);
         end_multi(ctx);

@@ -86,13 +86,18 @@ pub fn start(state: &Arc<ServerState>) -> Result<(), StartError> {
 
 fn take_cut(state: &ServerState) -> Cut {
     let p = state.persistence().expect("checked by start");
-    let _exclusive = state.exec_lock.write();
     let start = std::time::Instant::now();
+    // Every space's lock, exclusively, in the one order: the global space's
+    // first (tenants are created and deleted under it, so the list cannot
+    // change), then the tenants' by id.
+    let global = state.global.exec_lock.write();
+    let mut tenants = state.tenants.list();
+    tenants.sort_by(|a, b| a.id().cmp(b.id()));
+    let held: Vec<_> = tenants.iter().map(|t| t.space.exec_lock.write()).collect();
     // 1..=255, never the previous epoch: entries carry the last one they were saved in.
     let epoch = p.epoch.load(Relaxed) % 255 + 1;
     p.epoch.store(epoch, Relaxed);
     let cut_ms = state.now_ms();
-    let tenants = state.tenants.list();
     let mut dbs = Vec::new();
     for (_, space) in spaces(state, &tenants) {
         let existing: Vec<usize> = space
@@ -113,6 +118,8 @@ fn take_cut(state: &ServerState) -> Cut {
     }
     let seq = p.aof.seq();
     let generation = p.aof.rotate();
+    drop(held);
+    drop(global);
     Cut { held: start.elapsed(), generation, seq, cut_ms, tenants, images, dbs }
 }
 

@@ -49,6 +49,10 @@ pub struct PolicyInstance {
 /// The smallest input buffer asked for, so typical inputs need one `alloc`.
 const MIN_INPUT: usize = 4096;
 
+/// Entries a module's tables may hold: a table lives outside the linear
+/// memory cap (8 bytes an entry), and a compiled policy needs a few hundred.
+const MAX_TABLE_ELEMENTS: usize = 65_536;
+
 fn deadline_ticks(cfg: &PolicyConfig) -> u64 {
     (cfg.timeout_ms * 1000 / EPOCH_TICK.as_micros() as u64).max(1)
 }
@@ -57,7 +61,13 @@ impl PolicyInstance {
     /// Instantiates the module, checks its ABI version and hands it its
     /// CONFIG. Runs under the same limits as a call.
     pub fn new(module: &PolicyModule, tenant: Arc<str>, cfg: &PolicyConfig) -> Result<PolicyInstance, PolicyError> {
-        let limits = StoreLimitsBuilder::new().memory_size(cfg.memory_limit_bytes as usize).instances(1).memories(1).tables(4).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(cfg.memory_limit_bytes as usize)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .instances(1)
+            .memories(1)
+            .tables(4)
+            .build();
         let log = LogBudget::new(cfg.log_lines_per_call, cfg.log_lines_per_second, cfg.log_line_bytes as usize);
         let mut store = Store::new(module.pre.module().engine(), HostState { tenant, limits, log });
         store.limiter(|s| &mut s.limits);

@@ -184,9 +184,23 @@ pub struct ClientState {
     /// failure budget): the connection drops its reply, pauses this long,
     /// then runs the same request again.
     pub retry_after_ms: Option<u64>,
+    /// Whether a long (SLOW) command may ask to run on the blocking pool,
+    /// and whether one did: see [`Offload`].
+    pub offload: Offload,
     /// Bytes this connection holds that its tenant is charged for (see
     /// [`ClientState::charge`]); returned when it leaves the tenant or closes.
     charged: u64,
+}
+
+/// A long command's way off the event loop: the connection sets `Allowed`
+/// before running a request; dispatch, meeting a SLOW command, sets `Wanted`
+/// and runs nothing; the connection then runs that request again on the
+/// blocking pool (where it is `Off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offload {
+    Off,
+    Allowed,
+    Wanted,
 }
 
 /// Writes a deferred command's reply.
@@ -224,6 +238,7 @@ impl ClientState {
             unchanged: false,
             multi_bytes: 0,
             retry_after_ms: None,
+            offload: Offload::Off,
             charged: 0,
             tenant: None,
             throttled_ms: None,

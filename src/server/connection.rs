@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::client::{BlockSpec, ClientInfo, ClientState};
+use super::client::{BlockSpec, ClientInfo, ClientState, Offload};
 use super::socket::Socket;
 use super::state::ServerState;
 use crate::commands::{Ctx, execute};
@@ -36,6 +36,11 @@ enum Next {
     Continue,
     /// The replies so far are big enough to write before the rest runs.
     Flush,
+    /// A long command to run on the blocking pool.
+    Offload(Vec<Vec<u8>>),
+    /// A long command of this connection's space is running elsewhere: wait
+    /// for it (without blocking the worker on the space's lock).
+    SpaceBusy,
     Block(BlockSpec, Vec<Vec<u8>>),
     /// The tenant hit its rate limit: stop reading this connection for a
     /// while, so a client that ignores the error cannot make the server
@@ -166,6 +171,13 @@ impl Conn {
         }
     }
 
+    /// `client-query-buffer-limit`; a tenant's query buffer counts against
+    /// its memory, so it can never hold more than its whole limit.
+    fn query_limit(&self) -> usize {
+        let quota = self.client.tenant.as_ref().map_or(u64::MAX, |t| t.limits().memory_bytes);
+        self.state.query_buffer_limit.load(Relaxed).min(quota) as usize
+    }
+
     fn idle_timeout(&self) -> Option<Duration> {
         let t = self.state.idle_timeout.load(Relaxed);
         (t > 0).then(|| Duration::from_secs(t))
@@ -177,11 +189,7 @@ impl Conn {
         if let Some(t) = &self.client.tenant {
             t.metrics.bytes_in.fetch_add(read as u64, Relaxed);
         }
-        // A tenant's query buffer counts against its memory, so it can never
-        // hold more than its whole limit.
-        let quota = self.client.tenant.as_ref().map_or(u64::MAX, |t| t.limits().memory_bytes);
-        let limit = self.state.query_buffer_limit.load(Relaxed).min(quota) as usize;
-        if self.inbuf.len() > limit {
+        if self.inbuf.len() > self.query_limit() {
             tracing::warn!(client = self.client.id(), "closing client that exceeded the query buffer limit");
             return Ok(false);
         }
@@ -198,6 +206,22 @@ impl Conn {
                     return Ok(true);
                 }
                 Next::Flush => self.flush().await?,
+                Next::Offload(argv) => {
+                    self.flush().await?;
+                    if !self.run_offloaded(argv).await {
+                        self.flush().await?;
+                        return Ok(false);
+                    }
+                }
+                Next::SpaceBusy => {
+                    self.flush().await?;
+                    let tenant = self.client.tenant.clone();
+                    let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
+                    tokio::select! {
+                        _ = space.until_idle() => {}
+                        _ = self.client.info.kill.notified() => return Ok(false),
+                    }
+                }
                 Next::Close => {
                     self.flush().await?;
                     return Ok(false);
@@ -253,10 +277,14 @@ impl Conn {
                     return Next::Close;
                 }
             };
+            if space.busy() {
+                return Next::SpaceBusy;
+            }
             if !self.argv.is_empty() {
                 let args: SmallVec<[&[u8]; 8]> = self.argv.iter(&self.inbuf).collect();
                 let touch = !self.client.info.no_touch.load(Relaxed);
                 self.out.limit = output_limit(&self.state, &self.client);
+                self.client.offload = Offload::Allowed;
                 let mark = self.out.buf.len();
                 let mut ctx =
                     Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: now, in_exec: false, touch, space };
@@ -267,6 +295,12 @@ impl Conn {
                 }
                 if ctx.out.over_limit() {
                     ctx.output_overflow(mark);
+                }
+                if std::mem::replace(&mut self.client.offload, Offload::Off) == Offload::Wanted {
+                    let owned = args.iter().map(|a| a.to_vec()).collect();
+                    drop(args);
+                    self.inbuf.advance(consumed);
+                    return Next::Offload(owned);
                 }
                 if let Some(ms) = self.client.retry_after_ms.take() {
                     // Not consumed: the same request runs after the pause.
@@ -314,9 +348,15 @@ impl Conn {
 
     async fn block_loop(&mut self, spec: &BlockSpec, argv: &[Vec<u8>]) -> std::io::Result<bool> {
         loop {
+            // A read into a full buffer would read nothing, which means EOF.
+            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
             let remaining = spec.deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(self.state.now_ms())));
             tokio::select! {
                 _ = self.wake.notified() => {
+                    let tenant = self.client.tenant.clone();
+                    tenant.as_deref().map_or(&self.state.global, |t| &t.space).until_idle().await;
                     let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
                     let touch = !self.client.info.no_touch.load(Relaxed);
                     let tenant = self.client.tenant.clone();
@@ -335,8 +375,9 @@ impl Conn {
                 }
                 _ = self.client.info.kill.notified() => return Ok(false),
                 r = self.socket.read_into(&mut self.inbuf) => {
-                    // Pipelined requests wait for the blocked one; EOF ends it.
-                    if r? == 0 {
+                    // Pipelined requests wait for the blocked one, up to the
+                    // query buffer limit; EOF ends it.
+                    if r? == 0 || self.inbuf.len() > self.query_limit() {
                         return Ok(false);
                     }
                 }
@@ -392,6 +433,38 @@ impl Conn {
             self.out.buf = BytesMut::with_capacity(READ_CHUNK);
         }
         Ok(())
+    }
+
+    /// Runs a long command on the blocking pool: the connection's state and
+    /// output go with it and come back with its reply, while this worker
+    /// serves other connections (other tenants' above all). The space is
+    /// marked busy meanwhile, so its other connections wait instead of
+    /// blocking a worker on its lock. False means close.
+    async fn run_offloaded(&mut self, argv: Vec<Vec<u8>>) -> bool {
+        let tenant = self.client.tenant.clone();
+        let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
+        let _busy = space.offload();
+        let (state, owner) = (self.state.clone(), tenant.clone());
+        let placeholder = ClientState::new(self.client.info.clone(), false).0;
+        let mut client = std::mem::replace(&mut self.client, placeholder);
+        let mut out = std::mem::take(&mut self.out);
+        let touch = !client.info.no_touch.load(Relaxed);
+        let work = tokio::task::spawn_blocking(move || {
+            let space = owner.as_deref().map_or(&state.global, |t| &t.space);
+            let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+            let now_ms = state.now_ms();
+            let mark = out.buf.len();
+            let mut ctx = Ctx { state: &state, client: &mut client, out: &mut out, now_ms, in_exec: false, touch, space };
+            let ok = execute_contained(&mut ctx, &args);
+            if ctx.out.over_limit() {
+                ctx.output_overflow(mark);
+            }
+            (client, out, ok)
+        });
+        let (client, out, ok) = work.await.expect("handler panics are contained");
+        self.client = client;
+        self.out = out;
+        ok && !self.client.close_after_reply
     }
 
     /// Charges the tenant for what this connection holds now: unparsed

@@ -75,9 +75,6 @@ pub struct ServerState {
     pub stats: Stats,
     /// Indexed like [`COMMANDS`].
     pub command_stats: Vec<CommandStats>,
-    /// Single-key commands hold it shared; multi-key commands, EXEC and
-    /// flushes hold it exclusively, which is what makes them atomic.
-    pub exec_lock: RwLock<()>,
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
     /// What the shutdown does with the data (SHUTDOWN's SAVE / NOSAVE).
@@ -157,7 +154,6 @@ impl ServerState {
             clients: ClientRegistry::default(),
             stats: Stats::default(),
             command_stats: COMMANDS.iter().map(|_| CommandStats::default()).collect(),
-            exec_lock: RwLock::new(()),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
             exit_save: parking_lot::Mutex::new(ExitSave::IfChanged),

@@ -8,8 +8,11 @@
 pub mod blocking;
 pub mod pubsub;
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
 
 use crate::store::Keyspace;
 pub use blocking::Blocking;
@@ -23,6 +26,19 @@ pub struct Space {
     total: Option<Arc<AtomicI64>>,
     pub pubsub: PubSub,
     pub blocking: Blocking,
+    /// This space's execution lock: single-key commands hold it shared;
+    /// multi-key commands, flushes and EXEC exclusively, which makes them
+    /// atomic within the space. Spaces never wait for each other's.
+    pub exec_lock: RwLock<()>,
+    /// Held by a write from before it changes anything until its record is
+    /// framed, so writes of one space reach the log in the order they were
+    /// made (replay is per space: other spaces' records may interleave).
+    pub write_order: Mutex<()>,
+    /// Long commands of this space running on the blocking pool; while any
+    /// runs, the space's other connections wait (asynchronously) instead of
+    /// blocking a worker thread on `exec_lock`.
+    offloaded: AtomicUsize,
+    idle: Notify,
 }
 
 impl Space {
@@ -38,7 +54,33 @@ impl Space {
             total,
             pubsub: PubSub::default(),
             blocking: Blocking::default(),
+            exec_lock: RwLock::new(()),
+            write_order: Mutex::new(()),
+            offloaded: AtomicUsize::new(0),
+            idle: Notify::new(),
         }
+    }
+
+    /// True while a long command of this space runs off the event loop.
+    pub fn busy(&self) -> bool {
+        self.offloaded.load(Relaxed) > 0
+    }
+
+    /// Waits until no long command of this space runs.
+    pub async fn until_idle(&self) {
+        while self.busy() {
+            let idle = self.idle.notified();
+            if !self.busy() {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Marks a long command as running until the guard drops.
+    pub fn offload(&self) -> Offloaded<'_> {
+        self.offloaded.fetch_add(1, Relaxed);
+        Offloaded(self)
     }
 
     /// The same space, as the namespace of tenant `id`.
@@ -80,5 +122,15 @@ impl Space {
 
     pub fn keys(&self) -> usize {
         self.existing().map(|(_, d)| d.len()).sum()
+    }
+}
+
+/// A long command of a space in flight (see [`Space::offload`]).
+pub struct Offloaded<'a>(&'a Space);
+
+impl Drop for Offloaded<'_> {
+    fn drop(&mut self) {
+        self.0.offloaded.fetch_sub(1, Relaxed);
+        self.0.idle.notify_waiters();
     }
 }
