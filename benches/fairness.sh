@@ -6,7 +6,7 @@
 # none, so the reply is small and the walk is all), SUNIONSTORE of two
 # 1M-member sets. Each phase runs SECONDS (default 10).
 #
-# Usage: [SECONDS=10] [FERRITE=path/to/ferrite] [THREADS=0] benches/fairness.sh
+# Usage: [SECONDS=10] [FERRITE=path/to/ferrite] benches/fairness.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -16,9 +16,9 @@ PORT=${PORT:-16698}
 FERRITE=${FERRITE:-./target/release/ferrite}
 [ "$FERRITE" = ./target/release/ferrite ] && cargo build --release --quiet --bin ferrite
 ports_free "$PORT"
-"$FERRITE" --port "$PORT" --appendonly no --threads "${THREADS:-0}" >/dev/null 2>&1 &
+"$FERRITE" --port "$PORT" --appendonly no >/dev/null 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 wait_up "$PORT"
 cli() { redis-cli -p "$PORT" "$@"; }
 cli TENANT.CREATE noisy PASSWORD pw MEMORY 8gb KEYS 100000000 OPS 100000000 >/dev/null

@@ -312,3 +312,44 @@ fn object_freq_reads_the_tenants_own_policy() {
     assert!(matches!(t.cmd(&["OBJECT", "FREQ", "k"]), Frame::Integer(_)));
     assert!(matches!(t.cmd(&["OBJECT", "IDLETIME", "k"]), Frame::Error(e) if e.contains("LRU maxmemory policy is not selected")));
 }
+
+#[test]
+fn an_admins_watch_and_blocking_pop_of_tenant_keys_live_in_the_tenants_space() {
+    let h = common::start();
+    let mut t = tenant(&h, "x", &[]);
+    let mut admin = Raw::connect(h.addr);
+    // UNWATCH must remove the watch from the tenant's space: a later write
+    // there would otherwise doom an unrelated transaction.
+    assert_eq!(admin.cmd(&["WATCH", "__tenant:x:k"]), ok());
+    assert_eq!(admin.cmd(&["UNWATCH"]), ok());
+    assert_eq!(t.cmd(&["SET", "k", "1"]), ok());
+    assert_eq!(admin.cmd(&["MULTI"]), ok());
+    assert_eq!(admin.cmd(&["SET", "global", "1"]), Frame::Simple("QUEUED".into()));
+    assert_eq!(admin.cmd(&["EXEC"]), Frame::Array(vec![ok()]));
+    // A watched tenant key still dooms the EXEC when the tenant writes it.
+    assert_eq!(admin.cmd(&["WATCH", "__tenant:x:k"]), ok());
+    assert_eq!(t.cmd(&["SET", "k", "2"]), ok());
+    assert_eq!(admin.cmd(&["MULTI"]), ok());
+    assert_eq!(admin.cmd(&["SET", "global", "2"]), Frame::Simple("QUEUED".into()));
+    assert_eq!(admin.cmd(&["EXEC"]), Frame::Null);
+    // BLPOP of a tenant's list wakes when the tenant pushes.
+    admin.send(&encode([b"BLPOP".as_slice(), b"__tenant:x:q", b"5"].into_iter()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(int(&t.cmd(&["RPUSH", "q", "job"])), 1);
+    let start = Instant::now();
+    // (Replies name an addressed key as the tenant does, as when the list
+    // already had an element.)
+    assert_eq!(admin.read(), Frame::Array(vec![bulk("q"), bulk("job")]));
+    assert!(start.elapsed() < Duration::from_secs(2), "woke only at the timeout");
+}
+
+#[test]
+fn subscriptions_count_against_the_tenants_memory() {
+    let h = common::start();
+    let mut t = tenant(&h, "subs", &["MEMORY", "1mb"]);
+    let name = |i: usize| format!("{i}{}", "c".repeat(200 << 10));
+    let replies: Vec<Frame> = (0..4).map(|i| t.cmd(&["SUBSCRIBE", &name(i)])).collect();
+    assert!(matches!(&replies[0], Frame::Array(_)), "{:?}", replies[0]);
+    assert!(matches!(&replies[3], Frame::Error(e) if e.starts_with("OOM")), "{:?}", replies[3]);
+    assert!(tenant_field(&h, "subs", "memory_used") <= 1 << 20);
+}

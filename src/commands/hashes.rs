@@ -253,9 +253,14 @@ pub fn scan_indexed(ctx: &mut Ctx, a: &[&[u8]], len: usize, compact: bool, item:
     Ok(())
 }
 
+/// HSCAN reads the fields it returns in place, under the key's read lock:
+/// a call costs its COUNT, not a copy of the whole hash.
 pub fn hscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     parse_scan(a, 3, false)?;
-    let snapshot = with_hash(ctx, a[1], |h| (h.iter().map(|(f, v)| vec![f.to_vec(), v.to_vec()]).collect::<Vec<_>>(), !h.is_big()))?;
-    let (items, compact) = snapshot.unwrap_or((Vec::new(), true));
-    scan_indexed(ctx, a, items.len(), compact, &|i| items.get(i).cloned())
+    let (db, now, touch) = (ctx.db(), ctx.now_ms, ctx.touch);
+    let scanned = db.read(a[1], now, touch, |e| {
+        let h = as_hash(&e.value)?;
+        scan_indexed(ctx, a, h.len(), !h.is_big(), &|i| h.get_index(i).map(|(f, v)| vec![f.to_vec(), v.to_vec()]))
+    });
+    scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
 }

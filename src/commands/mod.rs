@@ -179,6 +179,13 @@ impl<'a> Ctx<'a> {
         self.space
     }
 
+    /// The tenant whose space the command runs in (None: the global space),
+    /// which may differ from the client's own for an admin's `__tenant:`
+    /// command.
+    pub fn space_tenant(&self) -> Option<std::sync::Arc<crate::tenancy::Tenant>> {
+        self.space.owner().and_then(|id| self.state.tenants.get_tenant(id).ok())
+    }
+
     /// Replies with a write's count of members or keys affected; zero means
     /// the command changed nothing, and (as Redis propagates only what made
     /// the dataset dirty) it is not logged.

@@ -22,7 +22,30 @@ fn confirm(ctx: &mut Ctx, kind: &str, name: Option<&[u8]>) {
     ctx.out.int(n as i64);
 }
 
+/// What a subscription holds: its name in the client's set and in the
+/// space's registry, and their entries.
+fn subscription_bytes(name: &[u8]) -> u64 {
+    2 * name.len() as u64 + 48
+}
+
+/// A tenant's subscriptions are memory it holds: names that would take it
+/// past its limit are refused, and what is subscribed is charged at once.
+fn admit_subscriptions(ctx: &mut Ctx, names: &[&[u8]]) -> CmdResult {
+    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
+    let bytes: u64 = names.iter().map(|n| subscription_bytes(n)).sum();
+    let limit = t.limits().memory_bytes;
+    if t.memory_used() + bytes > limit {
+        t.metrics.quota_rejected.fetch_add(1, Relaxed);
+        let e = crate::tenancy::TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit };
+        return Err(CmdError::msg(e.to_string()));
+    }
+    let held = ctx.client.charged() + bytes;
+    ctx.client.charge(held);
+    Ok(())
+}
+
 pub fn subscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    admit_subscriptions(ctx, &a[1..])?;
     for ch in &a[1..] {
         if ctx.client.channels.insert(ch.to_vec()) {
             ctx.space().pubsub.subscribe(ch, subscriber(ctx));
@@ -33,6 +56,7 @@ pub fn subscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn psubscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    admit_subscriptions(ctx, &a[1..])?;
     for p in &a[1..] {
         if ctx.client.patterns.insert(p.to_vec()) {
             ctx.space().pubsub.psubscribe(p, subscriber(ctx));

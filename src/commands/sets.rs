@@ -321,9 +321,18 @@ pub fn sintercard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// SSCAN reads the members it returns in place (an intset, at most a few
+/// hundred members, is returned whole and in order, as Redis does).
 pub fn sscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     super::keys::parse_scan(a, 3, false)?;
-    let snap = with_set(ctx, a[1], |s| (s.members().into_iter().map(|m| vec![m.to_vec()]).collect::<Vec<_>>(), s.is_intset()))?;
-    let (items, compact) = snap.unwrap_or((Vec::new(), true));
-    scan_indexed(ctx, a, items.len(), compact, &|i| items.get(i).cloned())
+    let (db, now, touch) = (ctx.db(), ctx.now_ms, ctx.touch);
+    let scanned = db.read(a[1], now, touch, |e| {
+        let s = as_set(&e.value)?;
+        if s.is_intset() {
+            let members = s.members();
+            return scan_indexed(ctx, a, members.len(), true, &|i| members.get(i).map(|m| vec![m.to_vec()]));
+        }
+        scan_indexed(ctx, a, s.len(), false, &|i| s.get_index(i).map(|m| vec![m.to_vec()]))
+    });
+    scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
 }

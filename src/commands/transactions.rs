@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::dispatch::run;
 use super::{CmdError, CmdResult, Ctx, lookup};
+use crate::server::client::Watched;
 
 pub fn multi(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.is_some() {
@@ -21,9 +22,9 @@ pub fn multi(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 
 /// Forgets every watched key and the dirty flag.
 pub fn unwatch_all(ctx: &mut Ctx) {
-    let space = ctx.space();
-    for (db, key) in ctx.client.watched.drain(..) {
-        space.db(db).unwatch(&key, &ctx.client.watch_dirty);
+    for w in ctx.client.watched.drain(..) {
+        let space = w.tenant.as_deref().map_or(&ctx.state.global, |t| &t.space);
+        space.db(w.db).unwatch(&w.key, &ctx.client.watch_dirty);
     }
     ctx.client.watch_dirty.store(false, Relaxed);
 }
@@ -85,13 +86,14 @@ pub fn watch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
-    let db = ctx.client.db;
+    let (db, tenant) = (ctx.client.db, ctx.space_tenant());
+    let same_space = |w: &Watched| w.tenant.as_ref().map(|t| t.id()) == tenant.as_ref().map(|t| t.id());
     for k in &a[1..] {
-        if ctx.client.watched.iter().any(|(d, w)| *d == db && w.as_slice() == *k) {
+        if ctx.client.watched.iter().any(|w| same_space(w) && w.db == db && w.key.as_slice() == *k) {
             continue;
         }
         ctx.space().db(db).watch(k, ctx.client.watch_dirty.clone());
-        ctx.client.watched.push((db, k.to_vec()));
+        ctx.client.watched.push(Watched { tenant: tenant.clone(), db, key: k.to_vec() });
     }
     ctx.out.ok();
     Ok(())

@@ -746,13 +746,14 @@ pub fn zintercard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// ZSCAN reads the members it returns in place, by rank.
 pub fn zscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     super::keys::parse_scan(a, 3, false)?;
-    let snap = with_zset(ctx, a[1], |z| {
-        let items: Vec<Vec<Vec<u8>>> =
-            z.iter().map(|(m, s)| vec![m.to_vec(), crate::protocol::reply::format_double(s).into_bytes()]).collect();
-        (items, !z.is_big())
-    })?;
-    let (items, compact) = snap.unwrap_or((Vec::new(), true));
-    scan_indexed(ctx, a, items.len(), compact, &|i| items.get(i).cloned())
+    let (db, now, touch) = (ctx.db(), ctx.now_ms, ctx.touch);
+    let scanned = db.read(a[1], now, touch, |e| {
+        let z = as_zset(&e.value)?;
+        let item = |i: usize| z.by_rank(i, i).next().map(|(m, s)| vec![m.to_vec(), crate::protocol::reply::format_double(s).into_bytes()]);
+        scan_indexed(ctx, a, z.len(), !z.is_big(), &item)
+    });
+    scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
 }

@@ -131,9 +131,22 @@ impl ClientRegistry {
 /// A command queued by MULTI.
 pub type QueuedCommand = Vec<Vec<u8>>;
 
+/// A WATCHed key, with the space it lives in: a tenant's (`Some`, kept
+/// alive) or the global one. An admin watching `__tenant:x:k` watches in
+/// tenant x's space, and must unwatch there.
+#[derive(Clone)]
+pub struct Watched {
+    pub tenant: Option<Arc<Tenant>>,
+    pub db: usize,
+    pub key: Vec<u8>,
+}
+
 /// Why a command asked its connection to wait.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlockSpec {
+    /// The space the keys are in (an admin's `BLPOP __tenant:x:q` waits in
+    /// tenant x's): a tenant's, or the global one.
+    pub tenant: Option<Arc<Tenant>>,
     pub keys: Vec<Vec<u8>>,
     /// Absolute deadline in Unix ms, or None to wait forever.
     pub deadline_ms: Option<u64>,
@@ -147,7 +160,7 @@ pub struct ClientState {
     pub multi: Option<Vec<QueuedCommand>>,
     pub multi_error: bool,
     pub watch_dirty: Arc<AtomicBool>,
-    pub watched: Vec<(usize, Vec<u8>)>,
+    pub watched: Vec<Watched>,
     pub channels: HashSet<Vec<u8>>,
     pub patterns: HashSet<Vec<u8>>,
     pub msg_tx: MessageSender,
@@ -281,7 +294,8 @@ impl ClientState {
     /// What the connection holds besides its buffers: queued MULTI commands
     /// and subscription names.
     pub fn held_bytes(&self) -> u64 {
-        let names = self.channels.iter().chain(&self.patterns).map(|c| c.len() + 48).sum::<usize>();
+        // A name is held twice: here and in the space's registry.
+        let names = self.channels.iter().chain(&self.patterns).map(|c| 2 * c.len() + 48).sum::<usize>();
         (self.multi_bytes + names) as u64
     }
 

@@ -340,9 +340,11 @@ impl Conn {
     /// the client goes away; then replies. False means close.
     async fn wait_blocked(&mut self, spec: BlockSpec, argv: Vec<Vec<u8>>) -> std::io::Result<bool> {
         let db = self.client.db;
-        self.client.space(&self.state.global).blocking.register(db, &spec.keys, &self.wake);
+        let state = self.state.clone();
+        let space = spec.tenant.as_deref().map_or(&state.global, |t| &t.space);
+        space.blocking.register(db, &spec.keys, &self.wake);
         let result = self.block_loop(&spec, &argv).await;
-        self.client.space(&self.state.global).blocking.unregister(db, &spec.keys, &self.wake);
+        space.blocking.unregister(db, &spec.keys, &self.wake);
         result
     }
 
