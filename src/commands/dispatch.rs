@@ -162,7 +162,9 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     } else {
         Some(SpaceLock::Shared(space.exec_lock.read()))
     };
-    if admission::grows(spec) && !ctx.client.loading {
+    // Nothing to admit against without a tenant or a `maxmemory`.
+    let bounded = ctx.client.tenant.is_some() || state.maxmemory.load(Relaxed) > 0;
+    if bounded && admission::grows(spec) && !ctx.client.loading {
         let adds = admission::growth(ctx, spec, argv);
         if let Err(e) = admission::admit_write(ctx, spec, argv, adds) {
             return refuse(ctx, idx, e);

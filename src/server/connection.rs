@@ -424,11 +424,15 @@ impl Conn {
         if let Some(t) = &self.client.tenant {
             t.metrics.bytes_out.fetch_add(self.out.buf.len() as u64, Relaxed);
         }
-        // A client that does not read is still killable (CLIENT KILL, an
-        // output limit, SHUTDOWN) while its replies wait for the socket.
-        tokio::select! {
-            r = self.socket.write_all(&self.out.buf) => r?,
-            _ = self.client.info.kill.notified() => return Err(std::io::Error::other("killed while writing")),
+        // Nearly always the socket takes it all at once. A client that does
+        // not read is still killable (CLIENT KILL, an output limit, SHUTDOWN)
+        // while the rest waits for the socket.
+        let written = self.socket.write_now(&self.out.buf)?;
+        if written < self.out.buf.len() {
+            tokio::select! {
+                r = self.socket.write_all(&self.out.buf[written..]) => r?,
+                _ = self.client.info.kill.notified() => return Err(std::io::Error::other("killed while writing")),
+            }
         }
         self.out.buf.clear();
         if self.out.buf.capacity() > KEEP_CAPACITY {

@@ -50,6 +50,17 @@ impl Socket {
         }
     }
 
+    /// Writes what the socket takes right now, without waiting: the bytes
+    /// written (0 when it would block).
+    pub fn write_now(&self, data: &[u8]) -> io::Result<usize> {
+        let mut stream = self.fd.get_ref();
+        match stream.write(data) {
+            Ok(n) => Ok(n),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let mut guard = self.fd.writable().await?;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Instructions per request of two builds under callgrind, which counts the
+# same for the same binary and input whatever the machine is doing (unlike
+# CPU time on this shared 2-core machine). One client (-c 1), so every
+# batch the server reads is exactly PIPE requests: with 50 clients the batch
+# sizes, and so the per-batch share of each request, vary from run to run.
+# For each test and binary, the server runs under callgrind for a short and
+# a long redis-benchmark run; (long total - short total) / (long - short
+# requests) cancels start-up and shutdown.
+#
+# Usage: FERRITE_B=path/to/other/ferrite [TESTS=set,get] [PIPE=16]
+#        benches/instructions_per_request.sh [short] [long] (default 20000 60000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
+SHORT=${1:-20000}
+LONG=${2:-60000}
+TESTS=${TESTS:-set,get}
+PIPE=${PIPE:-16}
+PORT=${PORT:-16699}
+: "${FERRITE_B:?set FERRITE_B to the binary to compare with}"
+cargo build --release --quiet --bin ferrite
+ports_free "$PORT"
+total() { # binary test requests -> instructions the whole run took
+  local out
+  out=$(mktemp)
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$1" --port "$PORT" --appendonly no >/dev/null 2>&1 &
+  local pid=$!
+  wait_up "$PORT"
+  redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 1 -n "$3" -r 100000 -q >/dev/null 2>&1
+  redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+  wait "$pid" 2>/dev/null || true
+  awk '/^totals:/ {print $2}' "$out"
+  rm -f "$out"
+}
+per_request() { # binary test -> instructions per request
+  local a b
+  a=$(total "$1" "$2" "$SHORT")
+  b=$(total "$1" "$2" "$LONG")
+  awk -v a="$a" -v b="$b" -v n=$((LONG - SHORT)) 'BEGIN { printf "%.0f", (b - a) / n }'
+}
+echo "test,pipeline,now_instructions,other_instructions,now_over_other"
+for t in ${TESTS//,/ }; do
+  now=$(per_request ./target/release/ferrite "$t")
+  other=$(per_request "$FERRITE_B" "$t")
+  echo "$t,$PIPE,$now,$other,$(awk -v a="$now" -v b="$other" 'BEGIN { printf "%.3f", a / b }')"
+done
