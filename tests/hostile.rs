@@ -147,8 +147,11 @@ fn a_multi_queue_counts_against_the_tenants_memory() {
     let replies: Vec<Frame> = (0..5).map(|i| t.cmd(&["SET", &format!("k{i}"), &value])).collect();
     assert_eq!(replies[0], Frame::Simple("QUEUED".into()));
     assert!(matches!(&replies[4], Frame::Error(e) if e.starts_with("OOM")), "{:?}", replies[4]);
+    // The queue shows in TENANT.INFO as the connections' memory.
+    assert!(tenant_field(&h, "queue", "memory_clients") > 600 * 1024);
     assert!(matches!(t.cmd(&["EXEC"]), Frame::Error(e) if e.starts_with("EXECABORT")));
     eventually("the queue's bytes are returned", || tenant_field(&h, "queue", "memory_used") < 300 * 1024);
+    assert_eq!(tenant_field(&h, "queue", "memory_clients"), 0);
 }
 
 #[test]

@@ -371,6 +371,9 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("memory_used", V::I(u.memory_used)),
         ("memory_limit", V::I(u.limits.memory_bytes)),
         ("memory_peak", V::I(t.metrics.memory_peak.load(Relaxed))),
+        // Part of memory_used: what its connections hold (buffers, MULTI
+        // queues, subscriptions, queued messages).
+        ("memory_clients", V::I(t.client_memory())),
         ("keys", V::I(u.keys)),
         ("key_limit", V::I(u.limits.max_keys)),
         ("ops_limit", V::I(u.limits.ops_per_second)),
