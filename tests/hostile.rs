@@ -356,3 +356,55 @@ fn subscriptions_count_against_the_tenants_memory() {
     assert!(matches!(&replies[3], Frame::Error(e) if e.starts_with("OOM")), "{:?}", replies[3]);
     assert!(tenant_field(&h, "subs", "memory_used") <= 1 << 20);
 }
+
+#[test]
+fn watched_keys_count_against_the_tenants_memory() {
+    let h = common::start();
+    let mut t = tenant(&h, "watcher", &["MEMORY", "1mb"]);
+    let key = |i: usize| format!("{i}{}", "k".repeat(200 << 10));
+    let replies: Vec<Frame> = (0..4).map(|i| t.cmd(&["WATCH", &key(i)])).collect();
+    assert_eq!(replies[0], ok());
+    assert!(matches!(&replies[3], Frame::Error(e) if e.starts_with("OOM")), "{:?}", replies[3]);
+    assert!(tenant_field(&h, "watcher", "memory_used") <= 1 << 20);
+    assert_eq!(t.cmd(&["UNWATCH"]), ok());
+    eventually("the watches' bytes are returned", || tenant_field(&h, "watcher", "memory_clients") == 0);
+}
+
+#[test]
+fn lcs_holds_its_table_within_the_tenants_memory() {
+    let h = common::start();
+    let mut t = tenant(&h, "lcs", &["MEMORY", "1mb"]);
+    assert_eq!(t.cmd(&["SET", "x", &"ab".repeat(2000)]), ok());
+    assert_eq!(t.cmd(&["SET", "y", &"ba".repeat(2000)]), ok());
+    // The table of 4,001 x 4,001 cells is 64 MB: far past what the tenant has.
+    assert!(matches!(t.cmd(&["LCS", "x", "y"]), Frame::Error(e) if e.contains("Insufficient memory")));
+    assert!(matches!(t.cmd(&["LCS", "x", "y", "IDX"]), Frame::Error(e) if e.contains("Insufficient memory")));
+    // The length alone needs two rows.
+    assert_eq!(int(&t.cmd(&["LCS", "x", "y", "LEN"])), 3999);
+}
+
+#[test]
+fn one_tenant_holding_its_lock_stops_no_other_tenant() {
+    let h = common::start();
+    let mut calm = tenant(&h, "calm", &[]);
+    let mut busy = tenant(&h, "busy", &[]);
+    assert_eq!(int(&busy.cmd(&["SADD", "s1", "a", "b"])), 2);
+    assert_eq!(int(&busy.cmd(&["SADD", "s2", "c"])), 1);
+    // As a long EXEC, FLUSHALL or set algebra of "busy" would.
+    let tenant_busy = h.state.tenants.get_tenant("busy").unwrap();
+    let held = tenant_busy.space.exec_lock.write();
+    // Long commands of "busy" wait for its lock off the worker threads (the
+    // test server has two): before, they waited on them, and so did everyone.
+    let mut waiting: Vec<Raw> = (0..3).map(|_| login(&h, "busy")).collect();
+    waiting[0].send(&encode([b"KEYS".as_slice(), b"*"].into_iter()));
+    waiting[1].send(&encode([b"SUNIONSTORE".as_slice(), b"d", b"s1", b"s2"].into_iter()));
+    waiting[2].send(&encode([b"SINTER".as_slice(), b"s1", b"s2"].into_iter()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(calm.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(calm.cmd(&["MSET", "a", "1", "b", "2"]), ok());
+    assert_eq!(calm.cmd(&["KEYS", "*"]).sorted(), Frame::Array(vec![bulk("a"), bulk("b"), bulk("k")]));
+    drop(held);
+    assert!(matches!(waiting[0].read(), Frame::Array(v) if v.len() >= 2));
+    assert_eq!(int(&waiting[1].read()), 3);
+    assert_eq!(waiting[2].read(), Frame::Array(vec![]));
+}

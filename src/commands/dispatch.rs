@@ -87,7 +87,9 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
         if spec.has(NO_MULTI) {
             return reject(ctx, Some(idx), CmdError::NotInMulti);
         }
-        if let Err(e) = queue_admission(ctx, argv) {
+        // A tenant's MULTI queue is memory it holds: past its limit the
+        // command is refused (and dooms the EXEC) instead of queued.
+        if let Err(e) = ctx.hold(queued_bytes(argv) as u64) {
             return reject(ctx, Some(idx), e);
         }
         return queue(ctx, argv);
@@ -100,28 +102,12 @@ fn queued_bytes(argv: &[&[u8]]) -> usize {
     argv.iter().map(|a| a.len() + size_of::<Vec<u8>>()).sum::<usize>() + size_of::<Vec<Vec<u8>>>()
 }
 
-/// A tenant's MULTI queue is memory it holds: a command that would take it
-/// past its memory limit is refused (and dooms the EXEC) instead of queued.
-fn queue_admission(ctx: &Ctx, argv: &[&[u8]]) -> Result<(), CmdError> {
-    let Some(t) = &ctx.client.tenant else { return Ok(()) };
-    let limit = t.limits().memory_bytes;
-    if t.memory_used() + queued_bytes(argv) as u64 > limit {
-        t.metrics.quota_rejected.fetch_add(1, Relaxed);
-        return Err(CmdError::msg(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit }.to_string()));
-    }
-    Ok(())
-}
-
 fn queue(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let bytes = queued_bytes(argv);
     if let Some(q) = ctx.client.multi.as_mut() {
         q.push(argv.iter().map(|a| a.to_vec()).collect());
         ctx.client.info.multi.store(q.len() + 1, Relaxed);
-        ctx.client.multi_bytes += bytes;
+        ctx.client.multi_bytes += queued_bytes(argv);
     }
-    // Charged now, so the next queued command sees it.
-    let held = ctx.client.charged() + bytes as u64;
-    ctx.client.charge(held);
     ctx.out.simple("QUEUED");
 }
 

@@ -194,6 +194,23 @@ impl<'a> Ctx<'a> {
         self.out.int(n as i64);
     }
 
+    /// Admits `bytes` more that this connection will hold for its tenant (a
+    /// MULTI queue entry, subscription names, watched keys) and charges them
+    /// at once, so the next such command sees them; refused with OOM when
+    /// they would take the tenant past its memory limit.
+    pub fn hold(&mut self, bytes: u64) -> Result<(), CmdError> {
+        let Some(t) = self.client.tenant.clone() else { return Ok(()) };
+        let limit = t.limits().memory_bytes;
+        if t.memory_used() + bytes > limit {
+            t.metrics.quota_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let e = crate::tenancy::TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit };
+            return Err(CmdError::msg(e.to_string()));
+        }
+        let held = self.client.charged() + bytes;
+        self.client.charge(held);
+        Ok(())
+    }
+
     /// Ends a reply of random members (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER):
     /// `done` is None for a missing key (a null without a count, else an
     /// empty array), false when the reply stopped at the output limit.

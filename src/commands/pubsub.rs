@@ -28,20 +28,9 @@ fn subscription_bytes(name: &[u8]) -> u64 {
     2 * name.len() as u64 + 48
 }
 
-/// A tenant's subscriptions are memory it holds: names that would take it
-/// past its limit are refused, and what is subscribed is charged at once.
+/// A tenant's subscriptions are memory it holds (see `Ctx::hold`).
 fn admit_subscriptions(ctx: &mut Ctx, names: &[&[u8]]) -> CmdResult {
-    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
-    let bytes: u64 = names.iter().map(|n| subscription_bytes(n)).sum();
-    let limit = t.limits().memory_bytes;
-    if t.memory_used() + bytes > limit {
-        t.metrics.quota_rejected.fetch_add(1, Relaxed);
-        let e = crate::tenancy::TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit };
-        return Err(CmdError::msg(e.to_string()));
-    }
-    let held = ctx.client.charged() + bytes;
-    ctx.client.charge(held);
-    Ok(())
+    ctx.hold(names.iter().map(|n| subscription_bytes(n)).sum())
 }
 
 pub fn subscribe(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {

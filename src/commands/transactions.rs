@@ -86,6 +86,9 @@ pub fn watch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
+    // Watched keys are held twice (the client's list, the keyspace's
+    // watchers): memory the tenant holds (see `Ctx::hold`).
+    ctx.hold(a[1..].iter().map(|k| 2 * k.len() as u64 + 64).sum())?;
     let (db, tenant) = (ctx.client.db, ctx.space_tenant());
     let same_space = |w: &Watched| w.tenant.as_ref().map(|t| t.id()) == tenant.as_ref().map(|t| t.id());
     for k in &a[1..] {

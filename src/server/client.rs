@@ -291,12 +291,13 @@ impl ClientState {
         self.charged
     }
 
-    /// What the connection holds besides its buffers: queued MULTI commands
-    /// and subscription names.
+    /// What the connection holds besides its buffers: queued MULTI
+    /// commands, subscription names and watched keys (each of those held
+    /// twice: here and in the space's registry or the keyspace's watchers).
     pub fn held_bytes(&self) -> u64 {
-        // A name is held twice: here and in the space's registry.
         let names = self.channels.iter().chain(&self.patterns).map(|c| 2 * c.len() + 48).sum::<usize>();
-        (self.multi_bytes + names) as u64
+        let watched = self.watched.iter().map(|w| 2 * w.key.len() + 64).sum::<usize>();
+        (self.multi_bytes + names + watched) as u64
     }
 
     /// Moves the connection into a tenant's context (or back to global).
