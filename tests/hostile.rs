@@ -346,28 +346,26 @@ fn an_admins_watch_and_blocking_pop_of_tenant_keys_live_in_the_tenants_space() {
     assert!(start.elapsed() < Duration::from_secs(2), "woke only at the timeout");
 }
 
+/// Names a connection holds for its tenant (subscriptions, watched keys):
+/// four of 200 KB pass a 1 MB limit at the fourth.
+fn held_names_count_against_memory(id: &str, cmd: &str, first_reply_ok: fn(&Frame) -> bool) {
+    let h = common::start();
+    let mut t = tenant(&h, id, &["MEMORY", "1mb"]);
+    let name = |i: usize| format!("{i}{}", "n".repeat(200 << 10));
+    let replies: Vec<Frame> = (0..4).map(|i| t.cmd(&[cmd, &name(i)])).collect();
+    assert!(first_reply_ok(&replies[0]), "{cmd}: {:?}", replies[0]);
+    assert!(matches!(&replies[3], Frame::Error(e) if e.starts_with("OOM")), "{cmd}: {:?}", replies[3]);
+    assert!(tenant_field(&h, id, "memory_used") <= 1 << 20);
+}
+
 #[test]
 fn subscriptions_count_against_the_tenants_memory() {
-    let h = common::start();
-    let mut t = tenant(&h, "subs", &["MEMORY", "1mb"]);
-    let name = |i: usize| format!("{i}{}", "c".repeat(200 << 10));
-    let replies: Vec<Frame> = (0..4).map(|i| t.cmd(&["SUBSCRIBE", &name(i)])).collect();
-    assert!(matches!(&replies[0], Frame::Array(_)), "{:?}", replies[0]);
-    assert!(matches!(&replies[3], Frame::Error(e) if e.starts_with("OOM")), "{:?}", replies[3]);
-    assert!(tenant_field(&h, "subs", "memory_used") <= 1 << 20);
+    held_names_count_against_memory("subs", "SUBSCRIBE", |f| matches!(f, Frame::Array(_)));
 }
 
 #[test]
 fn watched_keys_count_against_the_tenants_memory() {
-    let h = common::start();
-    let mut t = tenant(&h, "watcher", &["MEMORY", "1mb"]);
-    let key = |i: usize| format!("{i}{}", "k".repeat(200 << 10));
-    let replies: Vec<Frame> = (0..4).map(|i| t.cmd(&["WATCH", &key(i)])).collect();
-    assert_eq!(replies[0], ok());
-    assert!(matches!(&replies[3], Frame::Error(e) if e.starts_with("OOM")), "{:?}", replies[3]);
-    assert!(tenant_field(&h, "watcher", "memory_used") <= 1 << 20);
-    assert_eq!(t.cmd(&["UNWATCH"]), ok());
-    eventually("the watches' bytes are returned", || tenant_field(&h, "watcher", "memory_clients") == 0);
+    held_names_count_against_memory("watcher", "WATCH", |f| f == &ok());
 }
 
 #[test]
