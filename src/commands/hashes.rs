@@ -237,7 +237,11 @@ pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// returned whole with cursor 0, as Redis does for listpacks and intsets.
 pub fn scan_indexed(ctx: &mut Ctx, a: &[&[u8]], len: usize, compact: bool, item: &dyn Fn(usize) -> Option<Vec<Vec<u8>>>) -> CmdResult {
     let o = parse_scan(a, 3, false)?;
-    let (start, end) = if compact { (0, len) } else { (o.cursor as usize, (o.cursor as usize + o.count).min(len)) };
+    let (start, end) = if compact {
+        (0, len)
+    } else {
+        (o.cursor.min(len as u64) as usize, (o.cursor.saturating_add(o.count as u64)).min(len as u64) as usize)
+    };
     let mut items = Vec::new();
     for i in start..end {
         if let Some(parts) = item(i)
@@ -246,11 +250,29 @@ pub fn scan_indexed(ctx: &mut Ctx, a: &[&[u8]], len: usize, compact: bool, item:
             items.extend(parts);
         }
     }
-    let next = if end >= len { 0 } else { end };
+    reply_scan(ctx, if end >= len { 0 } else { end as u64 }, &items);
+    Ok(())
+}
+
+/// A collection SCAN over a big hash or set, whose cursor does not miss a
+/// member that stays (see `Parts::scan`): `step` walks from the cursor and
+/// hands each member's reply parts (member, and value) to `emit`.
+pub fn scan_parts(ctx: &mut Ctx, a: &[&[u8]], step: impl FnOnce(u64, usize, &mut dyn FnMut(&[&[u8]])) -> u64) -> CmdResult {
+    let o = parse_scan(a, 3, false)?;
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    let next = step(o.cursor, o.count, &mut |parts| {
+        if o.pattern.as_deref().is_none_or(|p| glob::matches(p, parts[0], false)) {
+            items.extend(parts.iter().map(|x| x.to_vec()));
+        }
+    });
+    reply_scan(ctx, next, &items);
+    Ok(())
+}
+
+fn reply_scan(ctx: &mut Ctx, next: u64, items: &[Vec<u8>]) {
     ctx.out.array(2);
     ctx.out.bulk(next.to_string().as_bytes());
     ctx.out.bulks(items.iter().map(|x| &x[..]));
-    Ok(())
 }
 
 /// HSCAN reads the fields it returns in place, under the key's read lock:
@@ -260,7 +282,10 @@ pub fn hscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (db, now, touch) = (ctx.db(), ctx.now_ms, ctx.touch);
     let scanned = db.read(a[1], now, touch, |e| {
         let h = as_hash(&e.value)?;
-        scan_indexed(ctx, a, h.len(), !h.is_big(), &|i| h.get_index(i).map(|(f, v)| vec![f.to_vec(), v.to_vec()]))
+        if h.is_big() {
+            return scan_parts(ctx, a, |cursor, count, emit| h.scan(cursor, count, |f, v| emit(&[f, v])));
+        }
+        scan_indexed(ctx, a, h.len(), true, &|i| h.get_index(i).map(|(f, v)| vec![f.to_vec(), v.to_vec()]))
     });
     scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
 }

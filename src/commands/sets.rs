@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::args::{random_count, reply_random};
-use super::hashes::scan_indexed;
+use super::hashes::{scan_indexed, scan_parts};
 use super::{CmdError, CmdResult, Ctx};
 use crate::store::value::SetValue;
 use crate::store::{Slot, Value};
@@ -332,7 +332,7 @@ pub fn sscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             let members = s.members();
             return scan_indexed(ctx, a, members.len(), true, &|i| members.get(i).map(|m| vec![m.to_vec()]));
         }
-        scan_indexed(ctx, a, s.len(), false, &|i| s.get_index(i).map(|m| vec![m.to_vec()]))
+        scan_parts(ctx, a, |cursor, count, emit| s.scan(cursor, count, |m| emit(&[m])))
     });
     scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
 }

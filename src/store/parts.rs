@@ -249,6 +249,45 @@ impl<V: Clone + 'static> Parts<V> {
         kv
     }
 
+    /// One step of a SCAN: up to `count` members from `cursor` (0 starts),
+    /// and the cursor to go on with (0 when done). Parts are walked from the
+    /// last to the first and each part from its end to its start, so a member
+    /// present for the whole scan is returned at least once whatever changes
+    /// meanwhile: an insertion lands at a part's end (already walked), and a
+    /// removal moves a walked member (its part's last) into the gap or shifts
+    /// later ones back (a second visit, which SCAN allows), never an unwalked
+    /// one out of reach. A cursor from another part count (the parts doubled
+    /// since) starts again: duplicates, no misses, as Redis allows.
+    ///
+    /// The cursor packs the part count's log2 + 1 (bits 56 and up), the part
+    /// (bits 32-55) and how many of its members are left to walk (bits 0-31).
+    pub fn scan(&self, cursor: u64, count: usize, mut emit: impl FnMut(&Elem, &V)) -> u64 {
+        let n = self.parts.len();
+        let shape = n.trailing_zeros() as u64 + 1;
+        let resumed = (cursor >> 56 == shape).then_some((((cursor >> 32) & 0xff_ffff) as usize, (cursor & 0xffff_ffff) as usize));
+        let (mut part, mut left) = resumed.filter(|&(p, _)| p < n).unwrap_or((n - 1, usize::MAX));
+        left = left.min(self.parts[part].len());
+        let mut budget = count;
+        loop {
+            if left == 0 {
+                if part == 0 {
+                    return 0;
+                }
+                part -= 1;
+                left = self.parts[part].len();
+                continue;
+            }
+            if budget == 0 {
+                return shape << 56 | (part as u64) << 32 | left as u64;
+            }
+            left -= 1;
+            budget -= 1;
+            if let Some((k, v)) = self.parts[part].get_index(left) {
+                emit(k, v);
+            }
+        }
+    }
+
     /// (part, index in it) of the `i`th member.
     fn locate(&self, mut i: usize) -> Option<(usize, usize)> {
         for (p, m) in self.parts.iter().enumerate() {
@@ -299,6 +338,41 @@ mod tests {
         p.swap_remove(b"7");
         let shared = p.parts.iter().zip(&copy.parts).filter(|(a, b)| Arc::ptr_eq(a, b)).count();
         assert_eq!(shared, p.parts.len() - 1);
+    }
+
+    /// Members present from a SCAN's start to its end are all returned,
+    /// while others are removed and added (enough to double the parts).
+    #[test]
+    fn a_scan_misses_no_member_present_throughout() {
+        let mut p = Parts::<()>::default();
+        let key = |i: usize| elem(format!("m{i}").as_bytes());
+        for i in 0..PART_MAX * 3 {
+            p.insert_new(key(i), ());
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        let (mut seen, mut removed) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+        let (mut cursor, mut next_new) = (0, PART_MAX * 3);
+        loop {
+            cursor = p.scan(cursor, 100, |k, _| {
+                seen.insert(k.clone());
+            });
+            for _ in 0..40 {
+                let victim = rng.usize(..PART_MAX * 3);
+                if p.swap_remove(&key(victim)).is_some() {
+                    removed.insert(victim);
+                }
+                for _ in 0..2 {
+                    p.insert_new(key(next_new), ());
+                    next_new += 1;
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert!(p.parts.len() > 4, "the parts doubled during the scan");
+        let missed: Vec<_> = (0..PART_MAX * 3).filter(|i| !removed.contains(i) && !seen.contains(&key(*i))).collect();
+        assert!(missed.is_empty(), "missed {} members, e.g. {:?}", missed.len(), &missed[..missed.len().min(5)]);
     }
 
     #[test]

@@ -274,6 +274,11 @@ impl HashValue {
         self.map.get_index(i)
     }
 
+    /// One HSCAN step (see [`Parts::scan`]).
+    pub fn scan(&self, cursor: u64, count: usize, emit: impl FnMut(&Elem, &Elem)) -> u64 {
+        self.map.scan(cursor, count, emit)
+    }
+
     /// Sets a field; true if it is new.
     pub fn insert(&mut self, f: &[u8], v: &[u8]) -> bool {
         if f.len() > LISTPACK_MAX_VALUE || v.len() > LISTPACK_MAX_VALUE {
@@ -339,6 +344,11 @@ impl SetValue {
 
     pub fn get_index(&self, i: usize) -> Option<&Elem> {
         self.set.get_index(i).map(|(m, _)| m)
+    }
+
+    /// One SSCAN step (see [`Parts::scan`]).
+    pub fn scan(&self, cursor: u64, count: usize, mut emit: impl FnMut(&Elem)) -> u64 {
+        self.set.scan(cursor, count, |m, _| emit(m))
     }
 
     pub fn is_intset(&self) -> bool {
