@@ -112,6 +112,17 @@ pub fn reply_random(out: &mut Out, n: usize, count: Option<i64>, with: bool, mut
     })
 }
 
+/// The arguments of HRANDFIELD/ZRANDMEMBER: `key [count [<with>]]`, where
+/// `with` is WITHVALUES or WITHSCORES; returns (with, count).
+pub fn random_args(a: &[&[u8]], with_word: &str) -> Result<(bool, Option<i64>), CmdError> {
+    let with = match a.len() {
+        2 | 3 => false,
+        4 if is(a[3], with_word) => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    Ok((with, a.get(2).map(|c| random_count(c, with)).transpose()?))
+}
+
 /// How many positions [`random_picks`] yields for `count` from `n` members.
 pub fn picks_len(n: usize, count: i64) -> usize {
     if count >= 0 { n.min(count as usize) } else { count.unsigned_abs() as usize }

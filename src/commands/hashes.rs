@@ -1,6 +1,6 @@
 //! Hashes.
 
-use super::args::{int, is, random_count, reply_random};
+use super::args::{int, random_args, reply_random};
 use super::keys::parse_scan;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
@@ -210,12 +210,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let withvalues = match a.len() {
-        2 | 3 => false,
-        4 if is(a[3], "withvalues") => true,
-        _ => return Err(CmdError::Syntax),
-    };
-    let count = a.get(2).map(|c| random_count(c, withvalues)).transpose()?;
+    let (withvalues, count) = random_args(a, "withvalues")?;
     let (db, mark) = (ctx.db(), ctx.out.buf.len());
     let out = &mut *ctx.out;
     let done = db.read(a[1], ctx.now_ms, ctx.touch, |e| {

@@ -1,6 +1,6 @@
 //! Sorted sets: ranges by rank, score and lex; pops; set algebra.
 
-use super::args::{clamp_range, float, int, is, lower, parse_f64, random_count, reply_random, timeout_ms};
+use super::args::{clamp_range, float, int, is, lower, parse_f64, random_args, reply_random, timeout_ms};
 use super::hashes::scan_indexed;
 use super::lists::{block_on, parse_mpop};
 use super::sets::parse_card_args;
@@ -546,12 +546,7 @@ pub fn bzmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn zrandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let withscores = match a.len() {
-        2 | 3 => false,
-        4 if is(a[3], "withscores") => true,
-        _ => return Err(CmdError::Syntax),
-    };
-    let count = a.get(2).map(|c| random_count(c, withscores)).transpose()?;
+    let (withscores, count) = random_args(a, "withscores")?;
     let (db, mark) = (ctx.db(), ctx.out.buf.len());
     let out = &mut *ctx.out;
     let done = db.read(a[1], ctx.now_ms, ctx.touch, |e| {
