@@ -17,8 +17,7 @@ cd "$(dirname "$0")/.."
 . "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-6}
 PORT=${PORT:-16631}
-F=${FERRITE:-./target/release/ferrite}
-[ -n "${FERRITE:-}" ] || cargo build --release --quiet --bin ferrite
+F=$(ferrite_binary)
 ports_free "$PORT"
 D=$(mktemp -d)
 printf '[persistence]\nauto-aof-rewrite-percentage = 0\n' >"$D/noauto.toml"

@@ -4,17 +4,17 @@
 # no long command. The long commands are issue 12's: LCS of two 11,580-byte
 # strings (IDX: the whole table), KEYS over 1M keys (a pattern that matches
 # none, so the reply is small and the walk is all), SUNIONSTORE of two
-# 1M-member sets. Each phase runs SECONDS (default 10).
+# 1M-member sets. Each phase runs DURATION seconds (default 10; not
+# SECONDS, which bash keeps as its own clock).
 #
-# Usage: [SECONDS=10] [FERRITE=path/to/ferrite] benches/fairness.sh
+# Usage: [DURATION=10] [FERRITE=path/to/ferrite] benches/fairness.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
-SECONDS_EACH=${SECONDS:-10}
+DURATION=${DURATION:-10}
 PORT=${PORT:-16698}
-FERRITE=${FERRITE:-./target/release/ferrite}
-[ "$FERRITE" = ./target/release/ferrite ] && cargo build --release --quiet --bin ferrite
+FERRITE=$(ferrite_binary)
 ports_free "$PORT"
 "$FERRITE" --port "$PORT" --appendonly no >/dev/null 2>&1 &
 server=$!
@@ -40,7 +40,7 @@ for s in 1 2; do
     } }' | redis-cli -p "$PORT" --pipe >/dev/null
 done
 
-probe() { python3 benches/latency_probe.py "$PORT" quiet pw "$SECONDS_EACH"; }
+probe() { python3 benches/latency_probe.py "$PORT" quiet pw "$DURATION"; }
 echo "load,pings,p50_ms,p99_ms,worst_ms,long_commands_done"
 echo "none,$(probe),0"
 for load in "LCS lcs:a lcs:b IDX" "KEYS nomatch:*" "SUNIONSTORE dest set1 set2"; do

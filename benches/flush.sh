@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 N=${1:-1000000}
 RPORT=${RPORT:-16379}
 FPORT=${FPORT:-16380}
-F=${FERRITE:-./target/release/ferrite}
-[ -n "${FERRITE:-}" ] || cargo build --release --quiet --bin ferrite
+F=$(ferrite_binary)
 D=$(mktemp -d)
 ports_free "$RPORT" "$FPORT"
 redis-server --port "$RPORT" --save '' --appendonly no >"$D/redis.log" 2>&1 &

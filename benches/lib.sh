@@ -2,6 +2,14 @@
 # output, medians. A stale server on a bench port once corrupted a whole
 # run's numbers, hence ports_free.
 
+# The Ferrite binary to measure: $FERRITE when set (another build), else
+# this tree's release build, built first.
+ferrite_binary() {
+  if [ -n "${FERRITE:-}" ]; then echo "$FERRITE"; return; fi
+  cargo build --release --quiet --bin ferrite >&2
+  echo ./target/release/ferrite
+}
+
 # Refuses to start when any of the ports already answers.
 ports_free() {
   for p in "$@"; do
