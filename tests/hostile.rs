@@ -389,8 +389,23 @@ fn one_tenant_holding_its_lock_stops_no_other_tenant() {
     assert_eq!(int(&busy.cmd(&["SADD", "s1", "a", "b"])), 2);
     assert_eq!(int(&busy.cmd(&["SADD", "s2", "c"])), 1);
     // As a long EXEC, FLUSHALL or set algebra of "busy" would.
+    // Two EXECs of a long command: one per worker thread of the test server.
+    let mut transactions: Vec<Raw> = (0..2).map(|_| login(&h, "busy")).collect();
+    for t in &mut transactions {
+        assert_eq!(t.cmd(&["MULTI"]), ok());
+        assert_eq!(t.cmd(&["SUNION", "s1", "s2"]), Frame::Simple("QUEUED".into()));
+    }
     let tenant_busy = h.state.tenants.get_tenant("busy").unwrap();
     let held = tenant_busy.space.exec_lock.write();
+    let marked_busy = tenant_busy.space.offload();
+    for t in &mut transactions {
+        t.send(&encode([b"EXEC".as_slice()].into_iter()));
+    }
+    // The operator reaching into the busy tenant waits off the workers too.
+    let mut operators: Vec<Raw> = (0..2).map(|_| Raw::connect(h.addr)).collect();
+    for o in &mut operators {
+        o.send(&encode([b"SCARD".as_slice(), b"__tenant:busy:s1"].into_iter()));
+    }
     // Long commands of "busy" wait for its lock off the worker threads (the
     // test server has two): before, they waited on them, and so did everyone.
     let mut waiting: Vec<Raw> = (0..3).map(|_| login(&h, "busy")).collect();
@@ -402,7 +417,14 @@ fn one_tenant_holding_its_lock_stops_no_other_tenant() {
     assert_eq!(calm.cmd(&["MSET", "a", "1", "b", "2"]), ok());
     assert_eq!(calm.cmd(&["KEYS", "*"]).sorted(), Frame::Array(vec![bulk("a"), bulk("b"), bulk("k")]));
     drop(held);
+    drop(marked_busy);
+    for o in &mut operators {
+        assert_eq!(int(&o.read()), 2);
+    }
     assert!(matches!(waiting[0].read(), Frame::Array(v) if v.len() >= 2));
     assert_eq!(int(&waiting[1].read()), 3);
     assert_eq!(waiting[2].read(), Frame::Array(vec![]));
+    for t in &mut transactions {
+        assert!(matches!(nth(t.read(), 0), Frame::Array(v) if v.len() == 3));
+    }
 }

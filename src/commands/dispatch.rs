@@ -65,7 +65,7 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
         );
         return reject(ctx, Some(idx), CmdError::Msg(msg));
     }
-    if spec.has(SLOW) && ctx.client.offload == Offload::Allowed && ctx.client.multi.is_none() {
+    if ctx.client.offload == Offload::Allowed && runs_long(ctx, spec) {
         // The connection runs it again on the blocking pool.
         ctx.client.offload = Offload::Wanted;
         return;
@@ -95,6 +95,16 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
         return queue(ctx, argv);
     }
     run(ctx, idx, spec, argv);
+}
+
+/// A long command, or an EXEC whose queue holds one: it runs on the
+/// blocking pool (see `Offload`), never on a worker other tenants need.
+/// Queued commands run inside EXEC, so they are never offloaded alone.
+fn runs_long(ctx: &Ctx, spec: &CommandSpec) -> bool {
+    match &ctx.client.multi {
+        None => spec.has(SLOW),
+        Some(queue) => spec.name == "exec" && queue.iter().any(|argv| lookup(&argv[0]).is_some_and(|(_, s)| s.has(SLOW))),
+    }
 }
 
 /// What one queued command holds: its arguments and their vectors.
@@ -265,6 +275,12 @@ fn run_addressed(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[
             ctx.out.error_bytes(&e.to_bytes());
         }
         Ok((tenant, rewritten)) => {
+            if !ctx.in_exec && ctx.client.offload == Offload::Allowed && tenant.space.busy() {
+                // The tenant's long command holds its lock: wait for it on
+                // the blocking pool, not on a worker other tenants need.
+                ctx.client.offload = Offload::Wait;
+                return;
+            }
             let mut inner = Ctx {
                 state: ctx.state,
                 client: &mut *ctx.client,

@@ -1,7 +1,7 @@
 //! Sorted sets: ranges by rank, score and lex; pops; set algebra.
 
 use super::args::{clamp_range, float, int, is, lower, parse_f64, random_args, reply_random, timeout_ms};
-use super::hashes::scan_indexed;
+use super::hashes::{scan_indexed, scan_parts};
 use super::lists::{block_on, parse_mpop};
 use super::sets::parse_card_args;
 use super::{CmdError, CmdResult, Ctx};
@@ -741,14 +741,21 @@ pub fn zintercard(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// ZSCAN reads the members it returns in place, by rank.
+/// ZSCAN: a small sorted set in one reply, in score order (as Redis's
+/// listpack is); a big one through the cursor walk HSCAN uses, which misses
+/// no member present throughout the scan.
 pub fn zscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     super::keys::parse_scan(a, 3, false)?;
     let (db, now, touch) = (ctx.db(), ctx.now_ms, ctx.touch);
     let scanned = db.read(a[1], now, touch, |e| {
         let z = as_zset(&e.value)?;
+        if z.is_big() {
+            return scan_parts(ctx, a, |cursor, count, emit| {
+                z.scan(cursor, count, |m, s| emit(&[m, crate::protocol::reply::format_double(*s).as_bytes()]))
+            });
+        }
         let item = |i: usize| z.by_rank(i, i).next().map(|(m, s)| vec![m.to_vec(), crate::protocol::reply::format_double(s).into_bytes()]);
-        scan_indexed(ctx, a, z.len(), !z.is_big(), &item)
+        scan_indexed(ctx, a, z.len(), true, &item)
     });
     scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
 }

@@ -208,12 +208,16 @@ pub struct ClientState {
 /// A long command's way off the event loop: the connection sets `Allowed`
 /// before running a request; dispatch, meeting a SLOW command, sets `Wanted`
 /// and runs nothing; the connection then runs that request again on the
-/// blocking pool (where it is `Off`).
+/// blocking pool (where it is `Off`), its space marked busy meanwhile.
+/// `Wait` is the same for an operator's command that must wait for a busy
+/// tenant's lock: its own (global) space is not marked busy, or every
+/// connection not yet authenticated would wait with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offload {
     Off,
     Allowed,
     Wanted,
+    Wait,
 }
 
 /// Writes a deferred command's reply.

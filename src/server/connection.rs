@@ -37,7 +37,8 @@ enum Next {
     /// The replies so far are big enough to write before the rest runs.
     Flush,
     /// A long command to run on the blocking pool.
-    Offload(Vec<Vec<u8>>),
+    /// The request, and whether its space is marked busy meanwhile.
+    Offload(Vec<Vec<u8>>, bool),
     /// A long command of this connection's space is running elsewhere: wait
     /// for it (without blocking the worker on the space's lock).
     SpaceBusy,
@@ -206,9 +207,9 @@ impl Conn {
                     return Ok(true);
                 }
                 Next::Flush => self.flush().await?,
-                Next::Offload(argv) => {
+                Next::Offload(argv, mark_busy) => {
                     self.flush().await?;
-                    if !self.run_offloaded(argv).await {
+                    if !self.run_offloaded(argv, mark_busy).await {
                         self.flush().await?;
                         return Ok(false);
                     }
@@ -296,11 +297,12 @@ impl Conn {
                 if ctx.out.over_limit() {
                     ctx.output_overflow(mark);
                 }
-                if std::mem::replace(&mut self.client.offload, Offload::Off) == Offload::Wanted {
+                let offload = std::mem::replace(&mut self.client.offload, Offload::Off);
+                if matches!(offload, Offload::Wanted | Offload::Wait) {
                     let owned = args.iter().map(|a| a.to_vec()).collect();
                     drop(args);
                     self.inbuf.advance(consumed);
-                    return Next::Offload(owned);
+                    return Next::Offload(owned, offload == Offload::Wanted);
                 }
                 if let Some(ms) = self.client.retry_after_ms.take() {
                     // Not consumed: the same request runs after the pause.
@@ -446,10 +448,10 @@ impl Conn {
     /// serves other connections (other tenants' above all). The space is
     /// marked busy meanwhile, so its other connections wait instead of
     /// blocking a worker on its lock. False means close.
-    async fn run_offloaded(&mut self, argv: Vec<Vec<u8>>) -> bool {
+    async fn run_offloaded(&mut self, argv: Vec<Vec<u8>>, mark_busy: bool) -> bool {
         let tenant = self.client.tenant.clone();
         let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
-        let _busy = space.offload();
+        let _busy = mark_busy.then(|| space.offload());
         let (state, owner) = (self.state.clone(), tenant.clone());
         let placeholder = ClientState::new(self.client.info.clone(), false).0;
         let mut client = std::mem::replace(&mut self.client, placeholder);

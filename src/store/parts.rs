@@ -35,14 +35,9 @@ fn hash(k: &[u8]) -> u64 {
 }
 
 type Map<V> = IndexMap<Elem, V, Hasher>;
-/// Sorted-set scores: members are never reached by position, and a plain
-/// table finds one with a cache miss fewer than an `IndexMap`.
-pub type PlainMap<V> = hashbrown::HashMap<Elem, V, Hasher>;
-
-/// What a part is: an `IndexMap` where members are also reached by
-/// position (hashes and sets: random members, SCAN cursors), a
-/// [`PlainMap`] where they are not. Every lookup comes with the member's
-/// hash, made with [`KEY`].
+/// What a part is: an `IndexMap`, where members are also reached by
+/// position (random members, SCAN cursors). Every lookup comes with the
+/// member's hash, made with [`KEY`].
 pub trait Part<V: 'static>: Clone {
     fn with_capacity(n: usize) -> Self;
     fn get(&self, h: u64, k: &[u8]) -> Option<&V>;
@@ -81,38 +76,6 @@ impl<V: Clone + 'static> Part<V> for Map<V> {
     }
     fn iter(&self) -> impl Iterator<Item = (&Elem, &V)> {
         Map::iter(self)
-    }
-    fn into_members(self) -> impl Iterator<Item = (Elem, V)> {
-        self.into_iter()
-    }
-}
-
-impl<V: Clone + 'static> Part<V> for PlainMap<V> {
-    fn with_capacity(n: usize) -> Self {
-        PlainMap::with_capacity_and_hasher(n, KEY.clone())
-    }
-    fn get(&self, h: u64, k: &[u8]) -> Option<&V> {
-        self.raw_entry().from_key_hashed_nocheck(h, k).map(|(_, v)| v)
-    }
-    fn get_mut(&mut self, h: u64, k: &[u8]) -> Option<&mut V> {
-        match self.raw_entry_mut().from_key_hashed_nocheck(h, k) {
-            hashbrown::hash_map::RawEntryMut::Occupied(o) => Some(o.into_mut()),
-            hashbrown::hash_map::RawEntryMut::Vacant(_) => None,
-        }
-    }
-    fn insert(&mut self, h: u64, k: Elem, v: V) {
-        if let hashbrown::hash_map::RawEntryMut::Vacant(e) = self.raw_entry_mut().from_key_hashed_nocheck(h, &k[..]) {
-            e.insert_hashed_nocheck(h, k, v);
-        }
-    }
-    fn remove(&mut self, h: u64, k: &[u8]) -> Option<V> {
-        match self.raw_entry_mut().from_key_hashed_nocheck(h, k) {
-            hashbrown::hash_map::RawEntryMut::Occupied(o) => Some(o.remove()),
-            hashbrown::hash_map::RawEntryMut::Vacant(_) => None,
-        }
-    }
-    fn iter(&self) -> impl Iterator<Item = (&Elem, &V)> {
-        PlainMap::iter(self)
     }
     fn into_members(self) -> impl Iterator<Item = (Elem, V)> {
         self.into_iter()

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 
-use super::parts::{Parts, PlainMap};
+use super::parts::Parts;
 use super::sorted::Sorted;
 use super::value::{ELEM_OVERHEAD, Elem, LISTPACK_MAX_ENTRIES, LISTPACK_MAX_VALUE, elem};
 
@@ -63,7 +63,8 @@ impl LexBound {
 
 #[derive(Debug, Clone, Default)]
 pub struct ZSetValue {
-    scores: Parts<f64, PlainMap<f64>>,
+    /// Indexed parts, so ZSCAN walks them as HSCAN does (see `Parts::scan`).
+    scores: Parts<f64>,
     /// Sorted chunks that copies share (see `Parts` for why).
     order: Sorted<(Score, Elem)>,
     bytes: usize,
@@ -89,6 +90,12 @@ impl ZSetValue {
 
     pub fn is_big(&self) -> bool {
         self.big
+    }
+
+    /// One ZSCAN step over a big sorted set (see [`Parts::scan`]): a member
+    /// present throughout a scan is returned whatever scores change.
+    pub fn scan(&self, cursor: u64, count: usize, emit: impl FnMut(&Elem, &f64)) -> u64 {
+        self.scores.scan(cursor, count, emit)
     }
 
     pub fn score(&self, m: &[u8]) -> Option<f64> {
