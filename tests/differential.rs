@@ -310,6 +310,7 @@ fn normalise(f: Frame, c: Compare) -> Frame {
         Compare::Len => match f {
             Frame::Array(v) => Frame::Integer(v.len() as i64),
             Frame::Bulk(b) => Frame::Integer(b.len() as i64),
+            Frame::Map(m) => Frame::Integer(m.len() as i64),
             other => other,
         },
     }

@@ -183,6 +183,9 @@ fn writes_are_admitted_on_what_they_would_add() {
     let big = "x".repeat(700 << 10);
     assert!(oom(t.cmd(&["SET", "big", &big])));
     assert!(oom(t.cmd(&["SETRANGE", "k", "400000000", "x"])));
+    assert!(oom(t.cmd(&["SETBIT", "k", "4294967295", "1"])));
+    assert!(oom(t.cmd(&["BITFIELD", "k", "GET", "u8", "0", "SET", "i64", "#67108863", "1"])));
+    assert_eq!(nth(t.cmd(&["BITFIELD", "k", "GET", "u8", "4294967200"]), 0), Frame::Integer(0));
     assert_eq!(int(&t.cmd(&["SADD", "src", "m"])), 1);
     assert!(oom(t.cmd(&["SMOVE", "src", &big, "m"])));
     assert_eq!(t.cmd(&["DEL", "filler"]), Frame::Integer(1));

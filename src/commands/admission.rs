@@ -109,6 +109,8 @@ pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
     let stored = |keys: &[&[u8]]| keys.iter().filter_map(|k| db.sample_one(k, now)).map(|n| n as u64).sum::<u64>();
     let extra = match spec.name {
         "setrange" => crate::protocol::parse::parse_i64(argv[2]).map_or(0, |o| o.max(0) as u64),
+        "setbit" | "bitfield" => super::bitmaps::padded_bytes(spec.name, argv),
+        "bitop" => stored(&argv[3..]),
         "copy" => stored(&argv[1..2]),
         "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => stored(&argv[2..]),
         _ => 0,

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod error;
 pub mod table;
 
+mod bitmaps;
 mod connection;
 mod hashes;
 mod keys;

@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 use ahash::AHashMap;
 
 use super::flags::*;
-use super::{CommandSpec, TenantClass, connection, hashes, keys, lists, pubsub, server, sets, strings, tenant, transactions, zsets};
+use super::{
+    CommandSpec, TenantClass, bitmaps, connection, hashes, keys, lists, pubsub, server, sets, strings, tenant, transactions, zsets,
+};
 
 /// Every entry names its tenant class: the macro has no default for it, so
 /// no command can be registered without one.
@@ -100,6 +102,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("getrange", Data, 4, READONLY, 1, 1, 1, "string", strings::getrange),
     cmd!("substr", Data, 4, READONLY, 1, 1, 1, "string", strings::getrange),
     cmd!("setrange", Data, 4, WRITE | DENYOOM, 1, 1, 1, "string", strings::setrange),
+    // bitmaps
+    cmd!("setbit", Data, 4, WRITE | DENYOOM, 1, 1, 1, "bitmap", bitmaps::setbit),
+    cmd!("getbit", Data, 3, READONLY | FAST, 1, 1, 1, "bitmap", bitmaps::getbit),
+    cmd!("bitcount", Data, -2, READONLY, 1, 1, 1, "bitmap", bitmaps::bitcount),
+    cmd!("bitpos", Data, -3, READONLY, 1, 1, 1, "bitmap", bitmaps::bitpos),
+    cmd!("bitop", Data, -4, WRITE | DENYOOM | SLOW, 2, -1, 1, "bitmap", bitmaps::bitop),
+    cmd!("bitfield", Data, -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", bitmaps::bitfield),
+    cmd!("bitfield_ro", Data, -2, READONLY | FAST, 1, 1, 1, "bitmap", bitmaps::bitfield_ro),
     cmd!("lcs", Data, -3, READONLY | SLOW, 1, 2, 1, "string", strings::lcs),
     // hashes
     cmd!("hset", Data, -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", hashes::hset),
