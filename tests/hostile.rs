@@ -431,3 +431,23 @@ fn one_tenant_holding_its_lock_stops_no_other_tenant() {
         assert!(matches!(nth(t.read(), 0), Frame::Array(v) if v.len() == 3));
     }
 }
+
+#[test]
+fn sort_reads_only_the_tenants_keys_and_stores_within_its_memory() {
+    let h = common::start();
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["MSET", "w_a", "1", "w_b", "2", "v_a", "global"]), ok());
+    let mut t = tenant(&h, "sorter", &["MEMORY", "2mb"]);
+    assert_eq!(int(&t.cmd(&["RPUSH", "l", "a", "b"])), 2);
+    assert_eq!(t.cmd(&["MSET", "w_a", "9", "w_b", "5", "v_b", "mine"]), ok());
+    assert_eq!(t.cmd(&["SORT", "l", "BY", "w_*", "GET", "v_*"]), Frame::Array(vec![bulk("mine"), Frame::Null]));
+    // GET of one 600 KB value for each of 20 elements would store 12 MB.
+    assert_eq!(t.cmd(&["SET", "big_x", &"x".repeat(600 << 10)]), ok());
+    let mut push = vec!["RPUSH", "many"];
+    push.extend(std::iter::repeat_n("x", 20));
+    assert_eq!(int(&t.cmd(&push)), 20);
+    let stored = t.cmd(&["SORT", "many", "BY", "nosort", "GET", "big_*", "STORE", "copy"]);
+    assert!(matches!(&stored, Frame::Error(e) if e.starts_with("OOM")), "{stored}");
+    assert_eq!(int(&t.cmd(&["EXISTS", "copy"])), 0);
+    assert!(tenant_field(&h, "sorter", "memory_used") <= tenant_field(&h, "sorter", "memory_limit"));
+}

@@ -111,6 +111,7 @@ pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
         "setrange" => crate::protocol::parse::parse_i64(argv[2]).map_or(0, |o| o.max(0) as u64),
         "setbit" | "bitfield" => super::bitmaps::padded_bytes(spec.name, argv),
         "bitop" => stored(&argv[3..]),
+        "sort" => super::sort::store_key(argv).map_or(0, |_| stored(&argv[1..2])),
         "copy" => stored(&argv[1..2]),
         "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => stored(&argv[2..]),
         _ => 0,
@@ -127,6 +128,9 @@ fn new_keys(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
         let db = target.and_then(|d| crate::protocol::parse::parse_i64(d)).map_or(ctx.client.db, |d| d.max(0) as usize);
         let db = db.min(ctx.space().databases().saturating_sub(1));
         return (!ctx.space().db(db).contains(argv[2], now)) as u64;
+    }
+    if spec.name == "sort" {
+        return super::sort::store_key(argv).is_some_and(|k| !ctx.db().contains(k, now)) as u64;
     }
     spec.key_indexes(argv.len()).filter(|&i| !ctx.db().contains(argv[i], now)).count() as u64
 }

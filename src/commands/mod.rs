@@ -24,6 +24,7 @@ mod lists;
 mod pubsub;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 mod tenant;
 mod transactions;

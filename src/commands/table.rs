@@ -9,7 +9,7 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, hashes, keys, lists, pubsub, server, sets, strings, tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, connection, hashes, keys, lists, pubsub, server, sets, sort, strings, tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -68,6 +68,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("rename", Data, 3, WRITE | GROWS, 1, 2, 1, "generic", keys::rename),
     cmd!("renamenx", Data, 3, WRITE | FAST | GROWS, 1, 2, 1, "generic", keys::renamenx),
     cmd!("copy", Data, -3, WRITE | DENYOOM, 1, 2, 1, "generic", keys::copy),
+    cmd!("sort", Data, -2, WRITE | DENYOOM | MOVABLEKEYS | SLOW, 1, 1, 1, "generic", sort::sort),
+    cmd!("sort_ro", Data, -2, READONLY | SLOW, 1, 1, 1, "generic", sort::sort_ro),
     cmd!("move", Data, 3, WRITE | FAST | EXCLUSIVE, 1, 1, 1, "generic", keys::move_),
     cmd!("touch", Data, -2, READONLY | FAST, 1, -1, 1, "generic", keys::touch),
     cmd!("expire", Data, -3, WRITE | FAST, 1, 1, 1, "generic", keys::expire),

@@ -188,6 +188,11 @@ impl ListValue {
         self.items.iter()
     }
 
+    /// What the elements cost (see [`Value::mem`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Elements `start..=end` (within bounds).
     pub fn range(&self, start: usize, end: usize) -> impl ExactSizeIterator<Item = &Elem> {
         self.items.focus().narrow(start..=end).into_iter()
