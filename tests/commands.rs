@@ -344,3 +344,44 @@ fn zscan_misses_no_member_present_throughout() {
         (0..2000).filter(|&i| i % 2 == 1 || i >= gone_before_end).map(|i| format!("m{i}")).filter(|m| !seen.contains(m)).collect();
     assert!(missed.is_empty(), "{} members missed, e.g. {:?}", missed.len(), &missed[..missed.len().min(5)]);
 }
+
+/// SWAPDB flags the watchers of keys in either database (a WATCH made
+/// before the swap still aborts its EXEC, and UNWATCH still finds it),
+/// wakes clients blocked on keys the swap made ready, and in a tenant
+/// swaps only that tenant's databases.
+#[test]
+fn swapdb_reaches_watchers_blocked_clients_and_stays_in_its_tenant() {
+    let h = start();
+    let mut c = Raw::connect(h.addr);
+    let mut watcher = Raw::connect(h.addr);
+    assert_eq!(watcher.cmd(&["WATCH", "w"]), common::ok());
+    assert_eq!(c.cmd(&["SELECT", "1"]), common::ok());
+    assert_eq!(c.cmd(&["SET", "w", "in-db-1"]), common::ok());
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), common::ok());
+    assert_eq!(watcher.cmd(&["MULTI"]), common::ok());
+    assert_eq!(watcher.cmd(&["GET", "w"]), Frame::Simple("QUEUED".into()));
+    assert_eq!(watcher.cmd(&["EXEC"]), Frame::Null, "the watched key changed value with the swap");
+    // A WATCH across a swap is released cleanly, and a later one works.
+    assert_eq!(watcher.cmd(&["WATCH", "w"]), common::ok());
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), common::ok());
+    assert_eq!(watcher.cmd(&["UNWATCH"]), common::ok());
+    assert_eq!(watcher.cmd(&["MULTI"]), common::ok());
+    watcher.cmd(&["GET", "w"]);
+    assert_eq!(watcher.cmd(&["EXEC"]), Frame::Array(vec![Frame::Null]));
+    let mut blocked = Raw::connect(h.addr);
+    blocked.send(&common::encode([b"BLPOP".as_slice(), b"q", b"5"].into_iter()));
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(c.cmd(&["RPUSH", "q", "job"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), common::ok());
+    assert_eq!(blocked.read(), Frame::Array(vec![bulk("q"), bulk("job")]));
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["TENANT.CREATE", "t", "PASSWORD", "pw", "DATABASES", "2"]), common::ok());
+    let mut t = Raw::connect(h.addr);
+    assert_eq!(t.cmd(&["AUTH", "t", "pw"]), common::ok());
+    assert_eq!(t.cmd(&["SET", "mine", "1"]), common::ok());
+    assert_eq!(t.cmd(&["SWAPDB", "0", "2"]), Frame::Error("ERR DB index is out of range".into()));
+    assert_eq!(t.cmd(&["SWAPDB", "0", "1"]), common::ok());
+    assert_eq!((t.cmd(&["EXISTS", "mine"]), admin.cmd(&["GET", "w"])), (Frame::Integer(0), bulk("in-db-1")));
+    assert_eq!(t.cmd(&["SELECT", "1"]), common::ok());
+    assert_eq!(t.cmd(&["GET", "mine"]), bulk("1"));
+}

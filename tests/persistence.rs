@@ -69,6 +69,14 @@ fn write_everything(h: &ServerHandle) {
         &["ZADD", "zset", "1.5", "m1", "-2", "m2"],
         &["SET", "ttl", "v", "EX", "1000"],
         &["SET", "gone", "v", "PX", "50"],
+        &["SETBIT", "bits", "100", "1"],
+        &["BITFIELD", "bits", "SET", "u8", "#0", "200"],
+        &["SORT", "list", "ALPHA", "STORE", "sorted"],
+        &["SELECT", "5"],
+        &["SET", "five", "5"],
+        &["SELECT", "6"],
+        &["SET", "six", "6"],
+        &["SWAPDB", "5", "6"],
         &["SELECT", "3"],
         &["SET", "in-db-3", "yes"],
     ] {
@@ -137,6 +145,13 @@ fn check_everything(h: &ServerHandle) {
     let Frame::Integer(ttl) = c.cmd(&["TTL", "ttl"]) else { panic!("ttl") };
     assert!((990..=1000).contains(&ttl), "TTL kept as an absolute time: {ttl}");
     assert_eq!(c.cmd(&["EXISTS", "gone"]), Frame::Integer(0), "expired keys stay expired");
+    assert_eq!((c.cmd(&["GETBIT", "bits", "100"]), c.cmd(&["STRLEN", "bits"])), (Frame::Integer(1), Frame::Integer(13)));
+    assert_eq!(c.cmd(&["BITFIELD_RO", "bits", "GET", "u8", "0"]), Frame::Array(vec![Frame::Integer(200)]));
+    assert_eq!(strings(c.cmd(&["LRANGE", "sorted", "0", "-1"])), ["a", "b", "c", "z"]);
+    c.cmd(&["SELECT", "5"]);
+    assert_eq!((c.cmd(&["GET", "six"]), c.cmd(&["GET", "five"])), (bulk("6"), Frame::Null), "SWAPDB replayed");
+    c.cmd(&["SELECT", "6"]);
+    assert_eq!(c.cmd(&["GET", "five"]), bulk("5"));
     c.cmd(&["SELECT", "3"]);
     assert_eq!(c.cmd(&["GET", "in-db-3"]), bulk("yes"));
     let mut a = Raw::connect(h.addr);

@@ -171,6 +171,25 @@ pub fn copy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// SWAPDB: two of the space's databases (a tenant's own) trade contents;
+/// watchers of keys in either are flagged and blocked clients re-check.
+pub fn swapdb(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let first = int(a[1]).map_err(|_| CmdError::err("invalid first DB index"))?;
+    let second = int(a[2]).map_err(|_| CmdError::err("invalid second DB index"))?;
+    let n = super::databases_allowed(ctx) as i64;
+    if !(0..n).contains(&first) || !(0..n).contains(&second) {
+        return Err(CmdError::DbIndex);
+    }
+    let (space, now) = (ctx.space(), ctx.now_ms);
+    let (x, y) = (space.db(first as usize), space.db(second as usize));
+    x.touch_watched_swapped(y, now);
+    y.touch_watched_swapped(x, now);
+    space.swap(first as usize, second as usize);
+    space.blocking.signal_all();
+    ctx.out.ok();
+    Ok(())
+}
+
 pub fn move_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let target = db_index(ctx, a[2])?;
     if target == ctx.client.db {

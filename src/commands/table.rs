@@ -71,6 +71,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sort", Data, -2, WRITE | DENYOOM | MOVABLEKEYS | SLOW, 1, 1, 1, "generic", sort::sort),
     cmd!("sort_ro", Data, -2, READONLY | SLOW, 1, 1, 1, "generic", sort::sort_ro),
     cmd!("move", Data, 3, WRITE | FAST | EXCLUSIVE, 1, 1, 1, "generic", keys::move_),
+    cmd!("swapdb", Data, 3, WRITE | FAST | EXCLUSIVE, 0, 0, 0, "server", keys::swapdb),
     cmd!("touch", Data, -2, READONLY | FAST, 1, -1, 1, "generic", keys::touch),
     cmd!("expire", Data, -3, WRITE | FAST, 1, 1, 1, "generic", keys::expire),
     cmd!("pexpire", Data, -3, WRITE | FAST, 1, 1, 1, "generic", keys::pexpire),

@@ -24,7 +24,7 @@ pub fn multi(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 pub fn unwatch_all(ctx: &mut Ctx) {
     for w in ctx.client.watched.drain(..) {
         let space = w.tenant.as_deref().map_or(&ctx.state.global, |t| &t.space);
-        space.db(w.db).unwatch(&w.key, &ctx.client.watch_dirty);
+        space.physical_db(w.db).unwatch(&w.key, &ctx.client.watch_dirty);
     }
     ctx.client.watch_dirty.store(false, Relaxed);
 }
@@ -89,13 +89,14 @@ pub fn watch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     // Watched keys are held twice (the client's list, the keyspace's
     // watchers): memory the tenant holds (see `Ctx::hold`).
     ctx.hold(a[1..].iter().map(|k| 2 * k.len() as u64 + 64).sum())?;
-    let (db, tenant) = (ctx.client.db, ctx.space_tenant());
+    // The physical index: a SWAPDB later must not lose the registration.
+    let (db, tenant) = (ctx.space().physical(ctx.client.db), ctx.space_tenant());
     let same_space = |w: &Watched| w.tenant.as_ref().map(|t| t.id()) == tenant.as_ref().map(|t| t.id());
     for k in &a[1..] {
         if ctx.client.watched.iter().any(|w| same_space(w) && w.db == db && w.key.as_slice() == *k) {
             continue;
         }
-        ctx.space().db(db).watch(k, ctx.client.watch_dirty.clone());
+        ctx.space().physical_db(db).watch(k, ctx.client.watch_dirty.clone());
         ctx.client.watched.push(Watched { tenant: tenant.clone(), db, key: k.to_vec() });
     }
     ctx.out.ok();

@@ -53,7 +53,7 @@ struct Cut {
     images: Vec<Record>,
     /// (owner, databases that existed at the cut) of the global space (None)
     /// and of each tenant, in the order of `tenants`.
-    dbs: Vec<Vec<usize>>,
+    dbs: Vec<Vec<(usize, usize)>>,
 }
 
 fn spaces<'a>(state: &'a ServerState, tenants: &'a [Arc<Tenant>]) -> impl Iterator<Item = (Option<&'a str>, &'a Space)> {
@@ -100,11 +100,13 @@ fn take_cut(state: &ServerState) -> Cut {
     let cut_ms = state.now_ms();
     let mut dbs = Vec::new();
     for (_, space) in spaces(state, &tenants) {
-        let existing: Vec<usize> = space
+        // Each database with where it lives at the cut: a SWAPDB after the
+        // cut must not change what the snapshot writes under its number.
+        let existing: Vec<(usize, usize)> = space
             .existing()
             .map(|(i, ks)| {
                 ks.begin_snapshot(epoch, cut_ms);
-                i
+                (i, space.physical(i))
             })
             .collect();
         dbs.push(existing);
@@ -136,7 +138,7 @@ fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
     let mut entries = 0;
     let mut block = Writer::with_capacity(BLOCK + BLOCK / 4);
     for ((owner, space), dbs) in spaces(state, &cut.tenants).zip(&cut.dbs) {
-        for &db in dbs {
+        for &(db, physical) in dbs {
             Record::Keyspace { space: owner.map(String::from), db: db as u32 }.frame_into(&mut frame);
             let mut emit = |w: &mut Writer| -> std::io::Result<()> {
                 frame_entries(&mut frame, &w.buf);
@@ -145,7 +147,7 @@ fn write_snapshot(state: &ServerState, cut: &Cut) -> std::io::Result<u64> {
                 frame.clear();
                 Ok(())
             };
-            entries += space.db(db).snapshot_into(&mut block, BLOCK, &mut emit)?;
+            entries += space.physical_db(physical).snapshot_into(&mut block, BLOCK, &mut emit)?;
             if !block.buf.is_empty() {
                 emit(&mut block)?;
             }
@@ -181,7 +183,7 @@ fn finish(state: &ServerState, cut: &Cut, result: std::io::Result<u64>) {
         }
         Err(e) => {
             for (space, dbs) in spaces(state, &cut.tenants).map(|(_, s)| s).zip(&cut.dbs) {
-                dbs.iter().for_each(|&db| space.db(db).abort_snapshot());
+                dbs.iter().for_each(|&(_, physical)| space.physical_db(physical).abort_snapshot());
             }
             let _ = std::fs::remove_file(p.dir().join(format!("{SNAPSHOT_FILE}.tmp")));
             p.last_save_ok.store(false, Relaxed);

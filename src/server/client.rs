@@ -137,6 +137,7 @@ pub type QueuedCommand = Vec<Vec<u8>>;
 #[derive(Clone)]
 pub struct Watched {
     pub tenant: Option<Arc<Tenant>>,
+    /// The keyspace's physical index in its space (see `Space::physical`).
     pub db: usize,
     pub key: Vec<u8>,
 }

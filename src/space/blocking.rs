@@ -58,6 +58,13 @@ impl Blocking {
         }
     }
 
+    /// Wakes everybody (after SWAPDB, any key may have become ready).
+    pub fn signal_all(&self) {
+        if self.any() {
+            self.waiters.lock().values().flatten().for_each(|n| n.notify_one());
+        }
+    }
+
     pub fn blocked_clients(&self) -> usize {
         self.waiting.load(Relaxed)
     }

@@ -23,6 +23,10 @@ pub struct Space {
     /// log names it.
     owner: Option<Box<str>>,
     dbs: Box<[OnceLock<Box<Keyspace>>]>,
+    /// Database `i` is `dbs[order[i]]`: SWAPDB swaps two entries (under the
+    /// space's exclusive lock), so a swap moves no key. Registrations that
+    /// must find their keyspace again (WATCH) keep the physical index.
+    order: Box<[AtomicUsize]>,
     total: Option<Arc<AtomicI64>>,
     pub pubsub: PubSub,
     pub blocking: Blocking,
@@ -51,6 +55,7 @@ impl Space {
         Space {
             owner: None,
             dbs: (0..databases).map(|_| OnceLock::new()).collect(),
+            order: (0..databases).map(AtomicUsize::new).collect(),
             total,
             pubsub: PubSub::default(),
             blocking: Blocking::default(),
@@ -101,7 +106,25 @@ impl Space {
     /// Database `i` (created on first use). Panics if `i` is out of range:
     /// callers validate indexes against [`Space::databases`].
     pub fn db(&self, i: usize) -> &Keyspace {
-        self.dbs[i].get_or_init(|| Box::new(Keyspace::with_total(self.total.clone())))
+        self.physical_db(self.physical(i))
+    }
+
+    /// Where database `i` lives now (see `order`).
+    pub fn physical(&self, i: usize) -> usize {
+        self.order[i].load(Relaxed)
+    }
+
+    /// The keyspace at physical index `p` (created on first use).
+    pub fn physical_db(&self, p: usize) -> &Keyspace {
+        self.dbs[p].get_or_init(|| Box::new(Keyspace::with_total(self.total.clone())))
+    }
+
+    /// SWAPDB: databases `a` and `b` trade contents. The caller holds the
+    /// space's lock exclusively, so no command sees a half-made swap.
+    pub fn swap(&self, a: usize, b: usize) {
+        let (pa, pb) = (self.physical(a), self.physical(b));
+        self.order[a].store(pb, Relaxed);
+        self.order[b].store(pa, Relaxed);
     }
 
     /// Removes every key of every database (FLUSHALL, TENANT.DELETE).
@@ -113,7 +136,7 @@ impl Space {
 
     /// The databases that exist, with their indexes.
     pub fn existing(&self) -> impl Iterator<Item = (usize, &Keyspace)> {
-        self.dbs.iter().enumerate().filter_map(|(i, d)| d.get().map(|k| (i, &**k)))
+        (0..self.dbs.len()).filter_map(|i| self.dbs[self.physical(i)].get().map(|k| (i, &**k)))
     }
 
     pub fn used_bytes(&self) -> usize {

@@ -683,6 +683,19 @@ impl Keyspace {
         }
     }
 
+    /// SWAPDB: flags this keyspace's watchers of keys that exist here or in
+    /// `other` (either way the key's value changes under them), as Redis does.
+    pub fn touch_watched_swapped(&self, other: &Keyspace, now_ms: u64) {
+        if self.watched.load(Relaxed) == 0 {
+            return;
+        }
+        // Keys first: a shard's lock is never taken under the watchers' lock.
+        let keys: Vec<Vec<u8>> = self.watchers.lock().keys().cloned().collect();
+        for k in keys.iter().filter(|k| self.contains(k, now_ms) || other.contains(k, now_ms)) {
+            self.touch_watched(k);
+        }
+    }
+
     fn invalidate_all_watched(&self) {
         if self.watched.load(Relaxed) == 0 {
             return;
