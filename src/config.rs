@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// Worker threads; 0 picks one less than the cores (at least one), which
     /// leaves a core for the kernel's network work and co-located clients.
     pub threads: u64,
+    /// Redis's encoding parameters, set only by CONFIG SET (see `tuning`).
+    #[serde(skip)]
+    pub tuning: crate::tuning::Tuning,
 }
 
 impl ServerConfig {
@@ -101,6 +104,7 @@ impl Default for ServerConfig {
             tcp_keepalive: 300,
             client_output_buffer_limit: OutputLimits::default(),
             threads: 0,
+            tuning: crate::tuning::Tuning::default(),
         }
     }
 }

@@ -30,3 +30,4 @@ pub mod server;
 pub mod space;
 pub mod store;
 pub mod tenancy;
+pub mod tuning;

@@ -451,3 +451,24 @@ fn sort_reads_only_the_tenants_keys_and_stores_within_its_memory() {
     assert_eq!(int(&t.cmd(&["EXISTS", "copy"])), 0);
     assert!(tenant_field(&h, "sorter", "memory_used") <= tenant_field(&h, "sorter", "memory_limit"));
 }
+
+#[test]
+fn a_tenant_tunes_its_own_encoding_parameters_and_nothing_else() {
+    let h = common::start();
+    let mut a = tenant(&h, "tuner", &[]);
+    let mut b = tenant(&h, "other", &[]);
+    let get = |c: &mut Raw, name: &str| c.cmd(&["CONFIG", "GET", name]);
+    assert_eq!(a.cmd(&["CONFIG", "SET", "hash-max-ziplist-entries", "64", "zset-max-ziplist-value", "32"]), ok());
+    assert_eq!(get(&mut a, "hash-max-listpack-entries"), Frame::Array(vec![bulk("hash-max-listpack-entries"), bulk("64")]));
+    assert_eq!(get(&mut b, "hash-max-listpack-entries"), Frame::Array(vec![bulk("hash-max-listpack-entries"), bulk("512")]));
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(get(&mut admin, "zset-max-listpack-value"), Frame::Array(vec![bulk("zset-max-listpack-value"), bulk("64")]));
+    // The server's own settings stay the operator's: neither set nor shown.
+    assert!(matches!(a.cmd(&["CONFIG", "SET", "maxmemory", "1"]), Frame::Error(e) if e.starts_with("NOPERM")));
+    assert!(
+        matches!(a.cmd(&["CONFIG", "SET", "hash-max-ziplist-entries", "1", "maxmemory", "1"]), Frame::Error(e) if e.starts_with("NOPERM"))
+    );
+    assert_eq!(get(&mut a, "maxmemory"), Frame::Array(vec![]));
+    assert!(matches!(a.cmd(&["CONFIG", "RESETSTAT"]), Frame::Error(e) if e.starts_with("NOPERM")));
+    assert_eq!(get(&mut a, "hash-max-listpack-entries"), Frame::Array(vec![bulk("hash-max-listpack-entries"), bulk("64")]));
+}

@@ -118,12 +118,14 @@ fn tenant_connections_cannot_manage_or_administer() {
         &["TENANT.USE", "b"],
         &["TENANT.EXIT"],
         &["TENANT.DELETE", "b"],
-        &["CONFIG", "GET", "port"],
+        &["CONFIG", "SET", "maxmemory", "1"],
         &["SHUTDOWN"],
     ] {
         let Frame::Error(e) = a.cmd(cmd) else { panic!("{cmd:?} allowed") };
         assert!(e.starts_with("NOPERM tenant 'a'"), "{e}");
     }
+    // CONFIG GET shows a tenant its encoding parameters, nothing of the server.
+    assert_eq!(a.cmd(&["CONFIG", "GET", "port"]), Frame::Array(vec![]));
     assert_eq!(a.cmd(&["TENANT.CURRENT"]), bulk("a"));
     assert_eq!(field(&a.cmd(&["TENANT.INFO"]), "id"), bulk("a"));
     let Frame::Error(e) = a.cmd(&["TENANT.INFO", "b"]) else { panic!() };

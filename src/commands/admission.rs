@@ -59,6 +59,19 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
     Ok(())
 }
 
+/// The part of an admin command a tenant may run: CONFIG GET (which shows
+/// a tenant the encoding parameters alone) and CONFIG SET of encoding
+/// parameters, which set the tenant's own copy (see `tuning`).
+pub fn tenant_may_run(spec: &CommandSpec, argv: &[&[u8]]) -> bool {
+    match (spec.name, argv.get(1)) {
+        ("config", Some(sub)) if sub.eq_ignore_ascii_case(b"get") => true,
+        ("config", Some(sub)) if sub.eq_ignore_ascii_case(b"set") => {
+            argv[2..].chunks(2).all(|pair| crate::tuning::find(&String::from_utf8_lossy(pair[0])).is_some())
+        }
+        _ => false,
+    }
+}
+
 /// Whether a write can add memory, and so is admitted against quotas.
 pub fn grows(spec: &CommandSpec) -> bool {
     spec.has(DENYOOM) || spec.has(GROWS)

@@ -50,7 +50,7 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
     if spec.has(TENANCY) && !ctx.state.tenants.config().enabled {
         return reject(ctx, Some(idx), CmdError::err("multi-tenancy is disabled ([tenancy] enabled = false)"));
     }
-    if ctx.client.bound && spec.has(ADMIN) {
+    if ctx.client.bound && spec.has(ADMIN) && !admission::tenant_may_run(spec, argv) {
         let id = ctx.client.tenant.as_ref().map_or("?", |t| t.id()).to_string();
         return reject(
             ctx,

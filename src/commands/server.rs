@@ -197,11 +197,19 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             let (persistence, persist_cfg) = (ctx.state.persistence().map(|p| &**p), &ctx.state.persist_config);
             let wanted = |name: &str| a[2..].iter().any(|pat| glob::matches(pat, name.as_bytes(), true));
             let mut pairs: Vec<(&str, String)> = Vec::new();
-            for p in PARAMS.iter().filter(|p| wanted(p.name)) {
-                pairs.push((p.name, (p.get)(&cfg)));
+            // A tenant sees the encoding parameters only: its own values.
+            let tenant = ctx.client.tenant.clone().filter(|_| ctx.client.bound);
+            let tuning = tenant.as_ref().and_then(|t| t.tuning.lock().clone()).unwrap_or_else(|| cfg.tuning.clone());
+            if tenant.is_none() {
+                for p in PARAMS.iter().filter(|p| wanted(p.name)) {
+                    pairs.push((p.name, (p.get)(&cfg)));
+                }
+                for s in SETTINGS.iter().filter(|s| wanted(s.name)) {
+                    pairs.push((s.name, (s.get)(persistence, persist_cfg)));
+                }
             }
-            for s in SETTINGS.iter().filter(|s| wanted(s.name)) {
-                pairs.push((s.name, (s.get)(persistence, persist_cfg)));
+            for (name, i) in crate::tuning::names().filter(|(n, _)| wanted(n)) {
+                pairs.push((name, tuning.get(i).to_string()));
             }
             ctx.out.map(pairs.len());
             for (k, v) in pairs {
@@ -214,6 +222,9 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 return Err(CmdError::Arity("config|set".into()));
             }
             // Every value is checked before any applies: all or nothing, as Redis.
+            if let Some(t) = ctx.client.tenant.clone().filter(|_| ctx.client.bound) {
+                return set_tenant_tuning(ctx, &t, a);
+            }
             let mut cfg = ctx.state.config.read().clone();
             let persistence = ctx.state.persistence().map(|p| &**p);
             let mut persist_sets = Vec::new();
@@ -222,6 +233,10 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 let value = String::from_utf8_lossy(pair[1]).into_owned();
                 let failed = |m: String| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}"));
                 let immutable = || failed("can't set immutable config".into());
+                if let Some(i) = crate::tuning::find(&name) {
+                    cfg.tuning.set(i, &value).map_err(failed)?;
+                    continue;
+                }
                 if let Some(s) = setting(&name) {
                     (s.check.ok_or_else(immutable)?)(persistence, &value).map_err(failed)?;
                     persist_sets.push((s, value));
@@ -280,6 +295,22 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             return Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
+    Ok(())
+}
+
+/// A tenant's CONFIG SET (of encoding parameters only: see
+/// `admission::tenant_may_run`): all or nothing, into its own copy.
+fn set_tenant_tuning(ctx: &mut Ctx, t: &crate::tenancy::Tenant, a: &[&[u8]]) -> CmdResult {
+    let mut tuning = t.tuning.lock().clone().unwrap_or_else(|| ctx.state.config.read().tuning.clone());
+    for pair in a[2..].chunks(2) {
+        let name = String::from_utf8_lossy(pair[0]);
+        let i = crate::tuning::find(&name).expect("admitted as an encoding parameter");
+        tuning
+            .set(i, &String::from_utf8_lossy(pair[1]))
+            .map_err(|m| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}")))?;
+    }
+    *t.tuning.lock() = Some(tuning);
+    ctx.out.ok();
     Ok(())
 }
 

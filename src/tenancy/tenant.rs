@@ -169,6 +169,8 @@ pub struct Tenant {
     /// Operations in the last full second, updated by the metering tick.
     pub ops_rate: AtomicU64,
     warned: AtomicBool,
+    /// Encoding parameters this tenant set with CONFIG SET (its own copy).
+    pub tuning: parking_lot::Mutex<Option<crate::tuning::Tuning>>,
 }
 
 /// Usage above this share of a limit logs a warning.
@@ -206,6 +208,7 @@ impl Tenant {
             },
             ops_rate: AtomicU64::new(0),
             warned: AtomicBool::new(false),
+            tuning: parking_lot::Mutex::new(None),
         }
     }
 
