@@ -385,3 +385,40 @@ fn swapdb_reaches_watchers_blocked_clients_and_stays_in_its_tenant() {
     assert_eq!(t.cmd(&["SELECT", "1"]), common::ok());
     assert_eq!(t.cmd(&["GET", "mine"]), bulk("1"));
 }
+
+/// XREAD BLOCK with `$` gets the entry added after it blocked (not after
+/// it was woken), XREADGROUP BLOCK with `>` gets it and records it pending,
+/// and neither wakes for another tenant's stream of the same name.
+#[test]
+fn blocked_stream_reads_wake_on_xadd_in_their_own_tenant_only() {
+    let h = start();
+    let mut admin = Raw::connect(h.addr);
+    for t in ["t1", "t2"] {
+        assert_eq!(admin.cmd(&["TENANT.CREATE", t, "PASSWORD", "pw"]), common::ok());
+    }
+    let login = |t: &str| {
+        let mut c = Raw::connect(h.addr);
+        assert_eq!(c.cmd(&["AUTH", t, "pw"]), common::ok());
+        c
+    };
+    let (mut w1, mut w2, mut writer1, mut writer2) = (login("t1"), login("t1"), login("t1"), login("t2"));
+    assert_eq!(writer1.cmd(&["XADD", "s", "1-0", "old", "1"]), bulk("1-0"));
+    assert_eq!(writer1.cmd(&["XGROUP", "CREATE", "s", "g", "$"]), common::ok());
+    w1.send(&common::encode([b"XREAD".as_slice(), b"BLOCK", b"5000", b"STREAMS", b"s", b"$"].into_iter()));
+    w2.send(&common::encode([b"XREADGROUP".as_slice(), b"GROUP", b"g", b"c", b"BLOCK", b"5000", b"STREAMS", b"s", b">"].into_iter()));
+    thread::sleep(Duration::from_millis(150));
+    // The other tenant's stream "s" is another stream.
+    assert_eq!(writer2.cmd(&["XADD", "s", "5-0", "other", "tenant"]), bulk("5-0"));
+    thread::sleep(Duration::from_millis(150));
+    assert_eq!(writer1.cmd(&["XADD", "s", "2-0", "new", "2"]), bulk("2-0"));
+    let entry = Frame::Array(vec![bulk("2-0"), Frame::Array(vec![bulk("new"), bulk("2")])]);
+    let expect = Frame::Array(vec![Frame::Array(vec![bulk("s"), Frame::Array(vec![entry.clone()])])]);
+    assert_eq!(w1.read(), expect);
+    assert_eq!(w2.read(), expect);
+    let Frame::Array(summary) = writer1.cmd(&["XPENDING", "s", "g"]) else { panic!("xpending") };
+    assert_eq!(summary[0], Frame::Integer(1));
+    // A blocked read times out with a null reply.
+    let t = Instant::now();
+    assert_eq!(w1.cmd(&["XREAD", "BLOCK", "100", "STREAMS", "s", "$"]), Frame::Null);
+    assert!(t.elapsed() >= Duration::from_millis(90));
+}

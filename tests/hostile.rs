@@ -472,3 +472,27 @@ fn a_tenant_tunes_its_own_encoding_parameters_and_nothing_else() {
     assert!(matches!(a.cmd(&["CONFIG", "RESETSTAT"]), Frame::Error(e) if e.starts_with("NOPERM")));
     assert_eq!(get(&mut a, "hash-max-listpack-entries"), Frame::Array(vec![bulk("hash-max-listpack-entries"), bulk("64")]));
 }
+
+#[test]
+fn a_tenants_streams_and_their_groups_count_against_its_memory() {
+    let h = common::start();
+    let mut t = tenant(&h, "streamer", &["MEMORY", "1mb"]);
+    let value = "v".repeat(1000);
+    let mut refused = false;
+    for i in 1..5000 {
+        match t.cmd(&["XADD", "s", &format!("{i}-0"), "f", &value]) {
+            Frame::Bulk(_) => {}
+            Frame::Error(e) if e.starts_with("OOM") => {
+                refused = true;
+                break;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(refused, "the stream stopped at the tenant's limit");
+    let used = tenant_field(&h, "streamer", "memory_used");
+    assert!(used <= tenant_field(&h, "streamer", "memory_limit"));
+    // Trimming gives the memory back.
+    assert!(int(&t.cmd(&["XTRIM", "s", "MAXLEN", "0"])) > 500);
+    assert!(tenant_field(&h, "streamer", "memory_used") < used / 4);
+}

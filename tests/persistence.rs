@@ -77,6 +77,13 @@ fn write_everything(h: &ServerHandle) {
         &["SELECT", "6"],
         &["SET", "six", "6"],
         &["SWAPDB", "5", "6"],
+        &["SELECT", "0"],
+        &["XADD", "stream", "*", "a", "1"],
+        &["XADD", "stream", "*", "b", "2"],
+        &["XADD", "stream", "MAXLEN", "~", "10", "*", "c", "3"],
+        &["XGROUP", "CREATE", "stream", "grp", "0"],
+        &["XREADGROUP", "GROUP", "grp", "alice", "COUNT", "2", "STREAMS", "stream", ">"],
+        &["XDEL", "stream", "0-1"],
         &["SELECT", "3"],
         &["SET", "in-db-3", "yes"],
     ] {
@@ -148,6 +155,13 @@ fn check_everything(h: &ServerHandle) {
     assert_eq!((c.cmd(&["GETBIT", "bits", "100"]), c.cmd(&["STRLEN", "bits"])), (Frame::Integer(1), Frame::Integer(13)));
     assert_eq!(c.cmd(&["BITFIELD_RO", "bits", "GET", "u8", "0"]), Frame::Array(vec![Frame::Integer(200)]));
     assert_eq!(strings(c.cmd(&["LRANGE", "sorted", "0", "-1"])), ["a", "b", "c", "z"]);
+    let Frame::Array(entries) = c.cmd(&["XRANGE", "stream", "-", "+"]) else { panic!("xrange") };
+    assert_eq!(entries.len(), 3, "three entries with the IDs they were given");
+    assert_eq!(c.cmd(&["XLEN", "stream"]), Frame::Integer(3));
+    let Frame::Array(pending) = c.cmd(&["XPENDING", "stream", "grp"]) else { panic!("xpending") };
+    assert_eq!(pending[0], Frame::Integer(2), "the group's pending entries came back");
+    let Frame::Array(groups) = c.cmd(&["XINFO", "GROUPS", "stream"]) else { panic!("xinfo") };
+    assert_eq!(field(&groups[0], "entries-read"), Frame::Integer(2), "the group's position came back");
     c.cmd(&["SELECT", "5"]);
     assert_eq!((c.cmd(&["GET", "six"]), c.cmd(&["GET", "five"])), (bulk("6"), Frame::Null), "SWAPDB replayed");
     c.cmd(&["SELECT", "6"]);

@@ -72,7 +72,7 @@ macro_rules! wire_enum {
 
 wire_enum!(
     /// The type of a key's value.
-    KeyType { String = 0, List = 1, Set = 2, ZSet = 3, Hash = 4 }
+    KeyType { String = 0, List = 1, Set = 2, ZSet = 3, Hash = 4, Stream = 5 }
 );
 
 wire_enum!(

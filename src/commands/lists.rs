@@ -422,7 +422,7 @@ pub fn lmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Asks the connection to wait for `keys` until the timeout, then retry.
 pub fn block_on(ctx: &mut Ctx, keys: &[&[u8]], timeout: u64) {
     let (tenant, deadline_ms) = (ctx.space_tenant(), (timeout > 0).then(|| ctx.now_ms + timeout));
-    ctx.client.block = Some(BlockSpec { tenant, keys: keys.iter().map(|k| k.to_vec()).collect(), deadline_ms });
+    ctx.client.block = Some(BlockSpec { tenant, keys: keys.iter().map(|k| k.to_vec()).collect(), deadline_ms, retry: None });
 }
 
 fn bpop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {

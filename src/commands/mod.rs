@@ -25,6 +25,8 @@ mod pubsub;
 mod server;
 mod sets;
 mod sort;
+mod stream_groups;
+mod streams;
 mod strings;
 mod tenant;
 mod transactions;

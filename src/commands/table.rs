@@ -9,7 +9,8 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, hashes, keys, lists, pubsub, server, sets, sort, strings, tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, connection, hashes, keys, lists, pubsub, server, sets, sort, stream_groups, streams, strings,
+    tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -208,6 +209,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zdiffstore", Data, -4, WRITE | DENYOOM | MOVABLEKEYS | SLOW, 1, 1, 1, "sorted_set", zsets::zdiffstore),
     cmd!("zintercard", Data, -3, READONLY | MOVABLEKEYS | SLOW, 0, 0, 0, "sorted_set", zsets::zintercard),
     cmd!("zscan", Data, -3, READONLY, 1, 1, 1, "sorted_set", zsets::zscan),
+    // streams
+    cmd!("xadd", Data, -5, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", streams::xadd),
+    cmd!("xrange", Data, -4, READONLY, 1, 1, 1, "stream", streams::xrange),
+    cmd!("xrevrange", Data, -4, READONLY, 1, 1, 1, "stream", streams::xrevrange),
+    cmd!("xlen", Data, 2, READONLY | FAST, 1, 1, 1, "stream", streams::xlen),
+    cmd!("xdel", Data, -3, WRITE | FAST, 1, 1, 1, "stream", streams::xdel),
+    cmd!("xtrim", Data, -4, WRITE, 1, 1, 1, "stream", streams::xtrim),
+    cmd!("xsetid", Data, -3, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", streams::xsetid),
+    cmd!("xread", Data, -4, READONLY | BLOCKING | MOVABLEKEYS, 0, 0, 0, "stream", streams::xread),
+    cmd!("xreadgroup", Data, -7, WRITE | GROWS | BLOCKING | MOVABLEKEYS, 0, 0, 0, "stream", streams::xreadgroup),
+    cmd!("xgroup", Data, -2, WRITE | DENYOOM, 2, 2, 1, "stream", stream_groups::xgroup),
+    cmd!("xack", Data, -4, WRITE | FAST, 1, 1, 1, "stream", stream_groups::xack),
+    cmd!("xpending", Data, -3, READONLY, 1, 1, 1, "stream", stream_groups::xpending),
+    cmd!("xclaim", Data, -6, WRITE | GROWS | FAST, 1, 1, 1, "stream", stream_groups::xclaim),
+    cmd!("xautoclaim", Data, -6, WRITE | GROWS | FAST, 1, 1, 1, "stream", stream_groups::xautoclaim),
+    cmd!("xinfo", Data, -2, READONLY, 2, 2, 1, "stream", stream_groups::xinfo),
     // transactions
     cmd!("multi", Transaction, 1, FAST | TX_CONTROL | LOADING | STALE, 0, 0, 0, "transactions", transactions::multi),
     cmd!("exec", Transaction, 1, TX_CONTROL | LOADING | STALE, 0, 0, 0, "transactions", transactions::exec),

@@ -151,6 +151,9 @@ pub struct BlockSpec {
     pub keys: Vec<Vec<u8>>,
     /// Absolute deadline in Unix ms, or None to wait forever.
     pub deadline_ms: Option<u64>,
+    /// What to run when woken, if not the command itself (XREAD's `$`
+    /// means the last ID when the command arrived, not when it retries).
+    pub retry: Option<Vec<Vec<u8>>>,
 }
 
 /// One connection's own state. Owned by its task; commands see it through `Ctx`.

@@ -309,8 +309,8 @@ impl Conn {
                     self.out.buf.truncate(mark);
                     return Next::Pause(Duration::from_millis(ms));
                 }
-                if let Some(spec) = self.client.block.take() {
-                    let owned = args.iter().map(|a| a.to_vec()).collect();
+                if let Some(mut spec) = self.client.block.take() {
+                    let owned = spec.retry.take().unwrap_or_else(|| args.iter().map(|a| a.to_vec()).collect());
                     drop(args);
                     self.inbuf.advance(consumed);
                     return Next::Block(spec, owned);

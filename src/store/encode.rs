@@ -14,6 +14,7 @@ const LIST: u8 = 2;
 const HASH: u8 = 3;
 const SET: u8 = 4;
 const ZSET: u8 = 5;
+const STREAM: u8 = 6;
 
 /// Appends `key`, `e`'s expiry and value.
 pub fn encode_entry(key: &[u8], e: &Entry, w: &mut Writer) {
@@ -49,6 +50,10 @@ fn encode_value(v: &Value, w: &mut Writer) {
             z.iter().for_each(|(m, s)| {
                 w.bytes(m).f64(s);
             });
+        }
+        Value::Stream(s) => {
+            w.u8(STREAM);
+            super::stream::durable::encode(s, w);
         }
     }
 }
@@ -95,6 +100,7 @@ pub fn decode_entry<'a>(r: &mut Reader<'a>) -> Result<Decoded<'a>, DecodeError> 
             }
             Value::ZSet(Box::new(z))
         }
+        STREAM => Value::Stream(Box::new(super::stream::durable::decode(r)?)),
         t => return Err(DecodeError::BadTag(t)),
     };
     Ok(Decoded { key, value, expire_at })
@@ -136,6 +142,12 @@ mod tests {
         let mut z = ZSetValue::default();
         z.insert(b"m", 1.5);
         z.insert(b"n", -2.0);
+        let mut st = super::super::stream::StreamValue::default();
+        for ms in 1..=3 {
+            st.append(None, ms, &[(b"f", b"v")], 4096, 100).unwrap();
+        }
+        st.create_group(b"g", super::super::stream::StreamId::new(1, 0), Some(1));
+        st.with_group(b"g", |g| g.deliver(super::super::stream::StreamId::new(1, 0), &std::sync::Arc::from(&b"c"[..]), 7));
         for v in [
             Value::string(b"hello"),
             Value::Str(b"raw".as_slice().into(), true),
@@ -143,6 +155,7 @@ mod tests {
             Value::Hash(Box::new(h)),
             Value::Set(Box::new(s)),
             Value::ZSet(Box::new(z)),
+            Value::Stream(Box::new(st)),
         ] {
             let back = round_trip(v.clone(), Some(42));
             assert_eq!((back.kind(), back.mem(), back.encoding()), (v.kind(), v.mem(), v.encoding()));

@@ -1069,7 +1069,7 @@ mod snapshot_tests {
                 Value::Hash(h) => drop(h.remove(b"0")),
                 Value::Set(st) => drop(st.remove(b"0")),
                 Value::ZSet(z) => drop(z.remove(b"0")),
-                Value::Str(..) => unreachable!(),
+                Value::Str(..) | Value::Stream(_) => unreachable!(),
             });
         }
         // The writers kept shared clones, nothing encoded on their thread.
@@ -1087,7 +1087,7 @@ mod snapshot_tests {
                 Value::Hash(h) => h.len(),
                 Value::Set(s) => s.len(),
                 Value::ZSet(z) => z.len(),
-                Value::Str(..) => unreachable!(),
+                Value::Str(..) | Value::Stream(_) => unreachable!(),
             };
             assert_eq!(len, n, "{}", String::from_utf8_lossy(d.key));
             seen += 1;

@@ -9,8 +9,10 @@ pub mod clock;
 pub mod encode;
 pub mod glob;
 pub mod keyspace;
+pub mod listpack;
 pub mod parts;
 pub mod sorted;
+pub mod stream;
 pub mod value;
 pub mod zset;
 

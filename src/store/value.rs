@@ -12,6 +12,7 @@ use super::parts::Parts;
 
 use crate::protocol::parse::parse_i64;
 
+pub use super::stream::StreamValue;
 pub use super::zset::ZSetValue;
 
 /// An element of a collection: up to 24 bytes inline (most members, fields
@@ -41,6 +42,7 @@ pub enum ValueType {
     Hash,
     Set,
     ZSet,
+    Stream,
 }
 
 impl ValueType {
@@ -52,6 +54,7 @@ impl ValueType {
             ValueType::Hash => "hash",
             ValueType::Set => "set",
             ValueType::ZSet => "zset",
+            ValueType::Stream => "stream",
         }
     }
 }
@@ -65,6 +68,7 @@ pub enum Value {
     Hash(Box<HashValue>),
     Set(Box<SetValue>),
     ZSet(Box<ZSetValue>),
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -79,6 +83,7 @@ impl Value {
             Value::Hash(_) => ValueType::Hash,
             Value::Set(_) => ValueType::Set,
             Value::ZSet(_) => ValueType::ZSet,
+            Value::Stream(_) => ValueType::Stream,
         }
     }
 
@@ -96,6 +101,7 @@ impl Value {
             Value::Hash(h) => 64 + h.bytes,
             Value::Set(s) => 64 + s.bytes,
             Value::ZSet(z) => 96 + z.bytes(),
+            Value::Stream(st) => 128 + st.bytes(),
         }
     }
 
@@ -110,6 +116,7 @@ impl Value {
             Value::Hash(h) => h.len() > LISTPACK_MAX_ENTRIES,
             Value::Set(s) => s.len() > LISTPACK_MAX_ENTRIES,
             Value::ZSet(z) => z.len() > LISTPACK_MAX_ENTRIES,
+            Value::Stream(_) => true,
         }
     }
 
@@ -121,6 +128,8 @@ impl Value {
             Value::Hash(h) => h.map.is_empty(),
             Value::Set(s) => s.set.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // An empty stream stays (it keeps its last ID and groups).
+            Value::Stream(_) => false,
         }
     }
 
@@ -158,6 +167,7 @@ impl Value {
                     "listpack"
                 }
             }
+            Value::Stream(_) => "stream",
         }
     }
 }

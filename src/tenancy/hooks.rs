@@ -42,6 +42,7 @@ fn key_type(t: ValueType) -> abi::KeyType {
         ValueType::List => abi::KeyType::List,
         ValueType::Set => abi::KeyType::Set,
         ValueType::ZSet => abi::KeyType::ZSet,
+        ValueType::Stream => abi::KeyType::Stream,
         ValueType::Hash => abi::KeyType::Hash,
     }
 }
