@@ -125,6 +125,8 @@ pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
         "setbit" | "bitfield" => super::bitmaps::padded_bytes(spec.name, argv),
         "bitop" => stored(&argv[3..]),
         "sort" => super::sort::store_key(argv).map_or(0, |_| stored(&argv[1..2])),
+        "georadius" | "georadiusbymember" => super::geo::store_key(argv).map_or(0, |_| stored(&argv[1..2])),
+        "geosearchstore" => stored(&argv[2..3]),
         "copy" => stored(&argv[1..2]),
         "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => stored(&argv[2..]),
         _ => 0,
@@ -142,8 +144,13 @@ fn new_keys(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
         let db = db.min(ctx.space().databases().saturating_sub(1));
         return (!ctx.space().db(db).contains(argv[2], now)) as u64;
     }
-    if spec.name == "sort" {
-        return super::sort::store_key(argv).is_some_and(|k| !ctx.db().contains(k, now)) as u64;
+    let movable = match spec.name {
+        "sort" => Some(super::sort::store_key(argv)),
+        "georadius" | "georadiusbymember" => Some(super::geo::store_key(argv)),
+        _ => None,
+    };
+    if let Some(dest) = movable {
+        return dest.is_some_and(|k| !ctx.db().contains(k, now)) as u64;
     }
     spec.key_indexes(argv.len()).filter(|&i| !ctx.db().contains(argv[i], now)).count() as u64
 }

@@ -25,7 +25,8 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
     // `inf` or `nan`, so the checks below (and their lowercase copy) are for
     // the rest.
     if !a.is_empty() && a.iter().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) {
-        return std::str::from_utf8(a).ok()?.parse().ok();
+        let v: f64 = std::str::from_utf8(a).ok()?.parse().ok()?;
+        return (!out_of_range(a, v)).then_some(v);
     }
     let s = std::str::from_utf8(a).ok()?;
     if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
@@ -38,6 +39,13 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
         _ => s.parse().ok()?,
     };
     Some(v)
+}
+
+/// What C's `strtod` reports as ERANGE (which Redis refuses): a number
+/// too large for a double, or one too small to keep its precision.
+fn out_of_range(text: &[u8], v: f64) -> bool {
+    let mantissa = text.split(|&b| b == b'e' || b == b'E').next().unwrap_or(text);
+    v.is_infinite() || (v != 0.0 && v.abs() < f64::MIN_POSITIVE) || (v == 0.0 && mantissa.iter().any(|b| (b'1'..=b'9').contains(b)))
 }
 
 pub fn float(a: &[u8]) -> Result<f64, CmdError> {

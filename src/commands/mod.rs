@@ -18,6 +18,7 @@ pub mod table;
 
 mod bitmaps;
 mod connection;
+mod geo;
 mod hashes;
 mod keys;
 mod lists;

@@ -9,7 +9,7 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, hashes, keys, lists, pubsub, server, sets, sort, stream_groups, streams, strings,
+    CommandSpec, TenantClass, bitmaps, connection, geo, hashes, keys, lists, pubsub, server, sets, sort, stream_groups, streams, strings,
     tenant, transactions, zsets,
 };
 
@@ -209,6 +209,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zdiffstore", Data, -4, WRITE | DENYOOM | MOVABLEKEYS | SLOW, 1, 1, 1, "sorted_set", zsets::zdiffstore),
     cmd!("zintercard", Data, -3, READONLY | MOVABLEKEYS | SLOW, 0, 0, 0, "sorted_set", zsets::zintercard),
     cmd!("zscan", Data, -3, READONLY, 1, 1, 1, "sorted_set", zsets::zscan),
+    // geo
+    cmd!("geoadd", Data, -5, WRITE | DENYOOM, 1, 1, 1, "geo", geo::geoadd),
+    cmd!("geodist", Data, -4, READONLY, 1, 1, 1, "geo", geo::geodist),
+    cmd!("geohash", Data, -2, READONLY, 1, 1, 1, "geo", geo::geohash),
+    cmd!("geopos", Data, -2, READONLY, 1, 1, 1, "geo", geo::geopos),
+    cmd!("georadius", Data, -6, WRITE | DENYOOM | MOVABLEKEYS, 1, 1, 1, "geo", geo::georadius),
+    cmd!("georadius_ro", Data, -6, READONLY, 1, 1, 1, "geo", geo::georadius),
+    cmd!("georadiusbymember", Data, -5, WRITE | DENYOOM | MOVABLEKEYS, 1, 1, 1, "geo", geo::georadiusbymember),
+    cmd!("georadiusbymember_ro", Data, -5, READONLY, 1, 1, 1, "geo", geo::georadiusbymember),
+    cmd!("geosearch", Data, -7, READONLY, 1, 1, 1, "geo", geo::geosearch),
+    cmd!("geosearchstore", Data, -8, WRITE | DENYOOM, 1, 2, 1, "geo", geo::geosearchstore),
     // streams
     cmd!("xadd", Data, -5, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", streams::xadd),
     cmd!("xrange", Data, -4, READONLY, 1, 1, 1, "stream", streams::xrange),

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod encode;
+pub mod geo;
 pub mod glob;
 pub mod keyspace;
 pub mod listpack;
