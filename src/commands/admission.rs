@@ -123,6 +123,8 @@ pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
     let extra = match spec.name {
         "setrange" => crate::protocol::parse::parse_i64(argv[2]).map_or(0, |o| o.max(0) as u64),
         "setbit" | "bitfield" => super::bitmaps::padded_bytes(spec.name, argv),
+        // An HLL can turn dense (12 KB) whatever the arguments.
+        "pfadd" | "pfmerge" => crate::store::hll::DENSE_LEN as u64,
         "bitop" => stored(&argv[3..]),
         "sort" => super::sort::store_key(argv).map_or(0, |_| stored(&argv[1..2])),
         "georadius" | "georadiusbymember" => super::geo::store_key(argv).map_or(0, |_| stored(&argv[1..2])),

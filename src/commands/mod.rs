@@ -20,6 +20,7 @@ mod bitmaps;
 mod connection;
 mod geo;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod lists;
 mod pubsub;

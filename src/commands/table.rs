@@ -9,8 +9,8 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, geo, hashes, keys, lists, pubsub, server, sets, sort, stream_groups, streams, strings,
-    tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, connection, geo, hashes, hyperloglog, keys, lists, pubsub, server, sets, sort, stream_groups,
+    streams, strings, tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -209,6 +209,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zdiffstore", Data, -4, WRITE | DENYOOM | MOVABLEKEYS | SLOW, 1, 1, 1, "sorted_set", zsets::zdiffstore),
     cmd!("zintercard", Data, -3, READONLY | MOVABLEKEYS | SLOW, 0, 0, 0, "sorted_set", zsets::zintercard),
     cmd!("zscan", Data, -3, READONLY, 1, 1, 1, "sorted_set", zsets::zscan),
+    // hyperloglog
+    cmd!("pfadd", Data, -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", hyperloglog::pfadd),
+    cmd!("pfcount", Data, -2, READONLY, 1, -1, 1, "hyperloglog", hyperloglog::pfcount),
+    cmd!("pfmerge", Data, -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", hyperloglog::pfmerge),
+    cmd!("pfdebug", Admin, -3, WRITE | DENYOOM | ADMIN, 2, 2, 1, "hyperloglog", hyperloglog::pfdebug),
+    cmd!("pfselftest", Admin, 1, ADMIN, 0, 0, 0, "hyperloglog", hyperloglog::pfselftest),
     // geo
     cmd!("geoadd", Data, -5, WRITE | DENYOOM, 1, 1, 1, "geo", geo::geoadd),
     cmd!("geodist", Data, -4, READONLY, 1, 1, 1, "geo", geo::geodist),

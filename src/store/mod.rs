@@ -9,6 +9,7 @@ pub mod clock;
 pub mod encode;
 pub mod geo;
 pub mod glob;
+pub mod hll;
 pub mod keyspace;
 pub mod listpack;
 pub mod parts;
