@@ -28,6 +28,8 @@ pub const ELEM_OVERHEAD: usize = 24;
 
 /// Redis 7.0 thresholds for compact encodings.
 pub const LISTPACK_MAX_ENTRIES: usize = 128;
+/// A hash's listpack holds more (Redis 7.0's hash-max-listpack-entries).
+pub const HASH_LISTPACK_MAX_ENTRIES: usize = 512;
 pub const LISTPACK_MAX_VALUE: usize = 64;
 pub const INTSET_MAX_ENTRIES: usize = 512;
 
@@ -311,7 +313,7 @@ impl HashValue {
                 true
             }
         };
-        if self.map.len() > LISTPACK_MAX_ENTRIES {
+        if self.map.len() > HASH_LISTPACK_MAX_ENTRIES {
             self.big = true;
         }
         added
