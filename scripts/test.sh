@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs what the tests need
 # when it is missing (redis-server and redis-tools for the differential tests,
-# the wasm32 target for the policy modules), then runs every test and prints
+# Python's rq and redis for the client tests, the wasm32 target for the policy
+# modules), then runs every test and prints
 # one closing total.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# Client libraries the client tests run (tests/clients.rs), pinned.
+if ! python3 -c 'import rq, redis' 2>/dev/null; then
+  python3 -m pip install -q --root-user-action=ignore 'rq==3.0.0' 'redis==8.2.0' \
+    || python3 -m pip install -q --break-system-packages 'rq==3.0.0' 'redis==8.2.0'
 fi
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
