@@ -84,6 +84,8 @@ fn write_everything(h: &ServerHandle) {
         &["XGROUP", "CREATE", "stream", "grp", "0"],
         &["XREADGROUP", "GROUP", "grp", "alice", "COUNT", "2", "STREAMS", "stream", ">"],
         &["XDEL", "stream", "0-1"],
+        &["PFADD", "hll", "a", "b", "c"],
+        &["GEOADD", "geo", "13.361389", "38.115556", "Palermo"],
         &["SELECT", "3"],
         &["SET", "in-db-3", "yes"],
     ] {
@@ -160,6 +162,8 @@ fn check_everything(h: &ServerHandle) {
     assert_eq!(c.cmd(&["XLEN", "stream"]), Frame::Integer(3));
     let Frame::Array(pending) = c.cmd(&["XPENDING", "stream", "grp"]) else { panic!("xpending") };
     assert_eq!(pending[0], Frame::Integer(2), "the group's pending entries came back");
+    assert_eq!(c.cmd(&["PFCOUNT", "hll"]), Frame::Integer(3));
+    assert_eq!(c.cmd(&["GEOHASH", "geo", "Palermo"]), Frame::Array(vec![bulk("sqc8b49rny0")]));
     let Frame::Array(groups) = c.cmd(&["XINFO", "GROUPS", "stream"]) else { panic!("xinfo") };
     assert_eq!(field(&groups[0], "entries-read"), Frame::Integer(2), "the group's position came back");
     c.cmd(&["SELECT", "5"]);

@@ -15,7 +15,7 @@ const OFFSET_ERR: &str = "ERR bit offset is not an integer or out of range";
 const TYPE_ERR: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 
 fn max_bytes(ctx: &Ctx) -> u64 {
-    ctx.state.config.read().proto_max_bulk_len
+    ctx.state.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A bit offset as Redis reads one: `#n` (BITFIELD only) counts in units of

@@ -200,6 +200,9 @@ pub fn xadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     reply_id(ctx.out, id);
+    if ctx.state.persistence().is_none() {
+        return Ok(());
+    }
     // Logged with the ID it got and an exact trim.
     let mut logged: Vec<Vec<u8>> = vec![b"XADD".to_vec(), a[1].to_vec()];
     logged.extend(trim_args);
@@ -254,11 +257,16 @@ fn xrange_generic(ctx: &mut Ctx, a: &[&[u8]], rev: bool) -> CmdResult {
 /// straight into the reply: one pass counts them, one writes them, and no
 /// copy of a long range is held; the writing stops at the output limit.
 pub fn reply_range(out: &mut Out, s: &StreamValue, start: StreamId, end: StreamId, rev: bool, count: u64) {
-    let mut n = 0u64;
-    s.range(start, end, rev, |_| {
-        n += 1;
-        count == 0 || n < count
-    });
+    let n = if rev {
+        let mut n = 0u64;
+        s.range(start, end, rev, |_| {
+            n += 1;
+            count == 0 || n < count
+        });
+        n
+    } else {
+        s.count_range(start, end, count)
+    };
     out.array(n as usize);
     let mut left = n;
     s.range(start, end, rev, |e| {

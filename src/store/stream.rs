@@ -225,6 +225,59 @@ impl<'a> Node<'a> {
     }
 }
 
+/// Walks a node's entries front to back without decoding the whole node.
+struct Forward<'a> {
+    it: listpack::Iter<'a>,
+    master: StreamId,
+    names: smallvec::SmallVec<[Item<'a>; 8]>,
+}
+
+impl<'a> Forward<'a> {
+    fn new(master: StreamId, lp: &'a [u8]) -> Forward<'a> {
+        let mut it = listpack::Iter::new(lp);
+        it.next();
+        it.next();
+        let n = it.next().and_then(Item::as_int).unwrap_or(0).max(0) as usize;
+        let names = (0..n).map_while(|_| it.next()).collect();
+        it.next();
+        Forward { it, master, names }
+    }
+
+    fn int(&mut self) -> Option<i64> {
+        self.it.next().and_then(Item::as_int)
+    }
+
+    /// The next entry's ID and flags (its fields are read or skipped next).
+    fn head(&mut self) -> Option<(StreamId, i64)> {
+        let (flags, ms, seq) = (self.int()?, self.int()?, self.int()?);
+        Some((StreamId::new(self.master.ms.wrapping_add(ms as u64), self.master.seq.wrapping_add(seq as u64)), flags))
+    }
+
+    fn skip(&mut self, flags: i64) {
+        let n = if flags & FLAG_SAMEFIELDS != 0 { self.names.len() } else { 2 * self.int().unwrap_or(0).max(0) as usize };
+        for _ in 0..=n {
+            self.it.next();
+        }
+    }
+
+    fn fields(&mut self, flags: i64) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        let text = |x: Option<Item>| x.map_or_else(Vec::new, Item::to_bytes);
+        if flags & FLAG_SAMEFIELDS != 0 {
+            for k in 0..self.names.len() {
+                out.push((self.names[k].to_bytes(), text(self.it.next())));
+            }
+        } else {
+            for _ in 0..self.int().unwrap_or(0).max(0) {
+                let f = text(self.it.next());
+                out.push((f, text(self.it.next())));
+            }
+        }
+        self.it.next();
+        out
+    }
+}
+
 /// How XADD and XTRIM trim.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Trim {
@@ -287,7 +340,10 @@ impl StreamValue {
             return Err(false);
         }
         let max_bytes = if node_bytes == 0 || node_bytes > MAX_ENTRY_BYTES { MAX_ENTRY_BYTES } else { node_bytes };
-        let tail = self.nodes.get_max().map(|(k, lp)| (*k, lp.len(), Node::read(*k, lp).live() + Node::read(*k, lp).deleted()));
+        let tail = self.nodes.get_max().map(|(k, lp)| {
+            let (live, deleted) = counts(lp);
+            (*k, lp.len(), live + deleted)
+        });
         let reuse = tail.filter(|&(_, size, count)| size + total < max_bytes && (node_entries == 0 || (count as usize) < node_entries));
         match reuse {
             Some((master, ..)) => self.append_to(master, id, fields),
@@ -318,13 +374,13 @@ impl StreamValue {
     fn append_to(&mut self, master: StreamId, id: StreamId, fields: &[(&[u8], &[u8])]) {
         let lp = Arc::make_mut(self.nodes.get_mut(&master).expect("the tail node"));
         let before = lp.len();
-        let same = {
-            let node = Node::read(master, lp);
-            node.master_fields == fields.len() && fields.iter().enumerate().all(|(k, (f, _))| node.items[3 + k].1.eq_bytes(f))
-        };
-        let live = Node::read(master, lp).live();
-        let at = listpack::Iter::new(lp).positions().next().expect("the live count").0;
-        listpack::replace_int(lp, at, live + 1);
+        // Only the master entry is read: the live count, and the field
+        // names an entry may share (SAMEFIELDS).
+        let mut head = listpack::Iter::new(lp);
+        let live = head.next().and_then(Item::as_int).unwrap_or(0);
+        let master_fields = head.nth(1).and_then(Item::as_int).unwrap_or(0) as usize;
+        let same = master_fields == fields.len() && fields.iter().all(|(f, _)| head.next().is_some_and(|m| m.eq_bytes(f)));
+        listpack::replace_int(lp, listpack::HEADER, live + 1);
         write_entry(lp, master, id, if same { FLAG_SAMEFIELDS } else { 0 }, fields);
         self.bytes = self.bytes + lp.len() - before;
     }
@@ -340,19 +396,78 @@ impl StreamValue {
         let nodes: Box<dyn Iterator<Item = (&StreamId, &Arc<Vec<u8>>)>> =
             if rev { Box::new(self.nodes.range(first..=end).rev()) } else { Box::new(self.nodes.range(first..=end)) };
         for (master, lp) in nodes {
-            let node = Node::read(*master, lp);
-            let entries = node.entries();
-            let mut visit = |(i, e): &(usize, Located)| {
-                if e.flags & FLAG_DELETED != 0 || e.id < start || e.id > end {
-                    return true;
-                }
-                f(StreamEntry { id: e.id, fields: node.fields(*i, e.flags) })
+            let more = if rev {
+                Self::node_backward(*master, lp, start, end, &mut f)
+            } else {
+                Self::node_forward(*master, lp, start, end, &mut f)
             };
-            let more = if rev { entries.iter().rev().all(&mut visit) } else { entries.iter().all(&mut visit) };
             if !more {
                 return;
             }
         }
+    }
+
+    /// One node's entries in `start..=end`, front to back, read lazily: a
+    /// short range (XRANGE ... COUNT 10, XREAD) stops without decoding the
+    /// rest of the node. False when `f` or the range is done.
+    fn node_forward(master: StreamId, lp: &[u8], start: StreamId, end: StreamId, f: &mut impl FnMut(StreamEntry) -> bool) -> bool {
+        let mut walk = Forward::new(master, lp);
+        while let Some((id, flags)) = walk.head() {
+            if id > end {
+                return false;
+            }
+            if flags & FLAG_DELETED != 0 || id < start {
+                walk.skip(flags);
+                continue;
+            }
+            let fields = walk.fields(flags);
+            if !f(StreamEntry { id, fields }) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn node_backward(master: StreamId, lp: &[u8], start: StreamId, end: StreamId, f: &mut impl FnMut(StreamEntry) -> bool) -> bool {
+        let node = Node::read(master, lp);
+        for (i, e) in node.entries().iter().rev() {
+            if e.id < start {
+                return false;
+            }
+            if e.flags & FLAG_DELETED != 0 || e.id > end {
+                continue;
+            }
+            if !f(StreamEntry { id: e.id, fields: node.fields(*i, e.flags) }) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// How many live entries lie in `start..=end`, up to `limit` (0: all),
+    /// reading IDs only.
+    pub fn count_range(&self, start: StreamId, end: StreamId, limit: u64) -> u64 {
+        let mut n = 0;
+        if start > end {
+            return 0;
+        }
+        let first = self.nodes.range(..=start).next_back().map_or(start, |(k, _)| *k);
+        for (master, lp) in self.nodes.range(first..=end) {
+            let mut walk = Forward::new(*master, lp);
+            while let Some((id, flags)) = walk.head() {
+                if id > end {
+                    return n;
+                }
+                walk.skip(flags);
+                if flags & FLAG_DELETED == 0 && id >= start {
+                    n += 1;
+                    if n == limit {
+                        return n;
+                    }
+                }
+            }
+        }
+        n
     }
 
     /// The entry with this ID, if it is there.
@@ -591,6 +706,13 @@ impl StreamValue {
 fn group_bytes(g: &Group) -> usize {
     let consumers: usize = g.consumers.iter().map(|(n, c)| n.len() + CONSUMER_OVERHEAD + 16 * c.pending.len()).sum();
     consumers + g.pel.len() * PENDING_OVERHEAD
+}
+
+/// A node's live and deleted counts (its first two elements).
+fn counts(lp: &[u8]) -> (i64, i64) {
+    let mut it = listpack::Iter::new(lp);
+    let live = it.next().and_then(Item::as_int).unwrap_or(0);
+    (live, it.next().and_then(Item::as_int).unwrap_or(0))
 }
 
 /// Rewrites a node's live and deleted counts (its first two elements).
