@@ -120,8 +120,10 @@ pub fn read(r: &mut Reader, v2: bool) -> Result<StreamValue> {
         s.first_id = s.edge(false).unwrap_or(StreamId::MIN);
         s.entries_added = s.length;
     }
-    // Appends rely on the last ID, lag on the counts.
-    let consistent = s.length == live && s.entries_added >= s.length && last_entry.is_none_or(|e| e <= s.last_id);
+    // Appends rely on the last ID, lag on the counts (Redis's are signed
+    // 64-bit: past that they are not counts).
+    let consistent =
+        s.length == live && s.entries_added >= s.length && s.entries_added <= i64::MAX as u64 && last_entry.is_none_or(|e| e <= s.last_id);
     if !consistent {
         return Err(DumpError::BadData);
     }
@@ -137,7 +139,16 @@ fn read_groups(r: &mut Reader, s: &StreamValue, v2: bool) -> Result<Vec<(Vec<u8>
     for _ in 0..r.count(5)? {
         let name = r.string()?.into_owned();
         let last_id = r.len_id()?;
-        let entries_read = if v2 { Some(r.len()?).filter(|&n| n != u64::MAX) } else { s.entries_before(last_id) };
+        let entries_read = if v2 {
+            // All ones is Redis's -1, "unknown"; other negatives are corrupt.
+            match r.len()? {
+                u64::MAX => None,
+                n if n <= i64::MAX as u64 => Some(n),
+                _ => return Err(DumpError::BadData),
+            }
+        } else {
+            s.entries_before(last_id)
+        };
         r.held += name.len() + GROUP_COST;
         let group = read_group(r, last_id, entries_read)?;
         if groups.insert(name, group).is_some() {

@@ -456,6 +456,35 @@ fn grouped_stream() -> StreamValue {
 }
 
 #[test]
+fn stream_counters_past_redis_s_signed_range_are_refused() {
+    let restore_with = |f: &dyn Fn(&mut StreamValue)| {
+        let mut s = grouped_stream();
+        f(&mut s);
+        decode(&encode(&Value::Stream(Box::new(s))), Limits::unlimited())
+    };
+    assert!(restore_with(&|_| {}).is_ok());
+    assert_eq!(restore_with(&|s| s.entries_added = u64::MAX).unwrap_err(), DumpError::BadData);
+    assert_eq!(restore_with(&|s| s.entries_added = 1 << 63).unwrap_err(), DumpError::BadData);
+    let read_past = |s: &mut StreamValue| {
+        s.with_group(b"g1", |g| g.entries_read = Some(1 << 63));
+    };
+    assert_eq!(restore_with(&read_past).unwrap_err(), DumpError::BadData);
+    // Counts below the stream's length, IDs past the last one: corrupt.
+    assert_eq!(restore_with(&|s| s.entries_added = s.length - 1).unwrap_err(), DumpError::BadData);
+    assert_eq!(restore_with(&|s| s.last_id = StreamId::new(299, 0)).unwrap_err(), DumpError::BadData);
+    assert_eq!(restore_with(&|s| s.length += 1).unwrap_err(), DumpError::BadData);
+    // Unknown entries-read (-1) and a huge delivery count are Redis's own.
+    let unknown = |s: &mut StreamValue| {
+        s.with_group(b"g1", |g| {
+            g.entries_read = None;
+            let ids: Vec<StreamId> = g.pel.keys().copied().collect();
+            ids.iter().for_each(|id| g.pel.get_mut(id).expect("pending").delivery_count = u64::MAX);
+        });
+    };
+    assert!(restore_with(&unknown).is_ok());
+}
+
+#[test]
 fn envelope_is_checked_first() {
     let mut p = payload("string_short");
     assert_eq!(decode(&p[..9], Limits::unlimited()).unwrap_err(), DumpError::VersionOrChecksum);
@@ -636,12 +665,10 @@ fn exercise(v: &Value) {
             ids
         };
         assert_eq!(ids.len() as u64, s.length);
-        let _ = s.lag(s.group(b"g1").unwrap_or(&crate::store::stream::Group {
-            last_id: StreamId::MIN,
-            entries_read: None,
-            pel: Default::default(),
-            consumers: Default::default(),
-        }));
+        for (_, g) in s.groups() {
+            let _ = s.lag(g);
+            let _ = g.entries_read.map(|n| n + 1);
+        }
         if let Some(&id) = ids.first() {
             assert!(s.delete(id));
         }
