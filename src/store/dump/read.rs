@@ -93,7 +93,7 @@ fn account(r: &mut Reader, bytes: usize) -> Result<()> {
     r.fits(0)
 }
 
-/// A listpack string: fully validated, and a listpack by itself, or None.
+/// A listpack from a string, once fully validated.
 fn listpack_blob(blob: &[u8]) -> Result<&[u8]> {
     if listpack::validate(blob) { Ok(blob) } else { Err(DumpError::BadData) }
 }
