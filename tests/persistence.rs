@@ -93,6 +93,10 @@ fn write_everything(h: &ServerHandle) {
     }
     // SPOP's choice is random: the log must record which member went.
     c.cmd(&["SELECT", "0"]);
+    // RESTORE is logged as it ran: its relative TTL replays at its time.
+    let Frame::Bulk(payload) = c.cmd(&["DUMP", "list"]) else { panic!("dump") };
+    c.send(&encode([b"RESTORE".as_slice(), b"restored", b"1000000", &payload, b"IDLETIME", b"10"].into_iter()));
+    assert_eq!(c.read(), ok());
     let Frame::Bulk(popped) = c.cmd(&["SPOP", "words"]) else { panic!("spop") };
     c.cmd(&["SET", "popped", &String::from_utf8(popped).unwrap()]);
     let mut a = Raw::connect(h.addr);
@@ -157,6 +161,9 @@ fn check_everything(h: &ServerHandle) {
     assert_eq!((c.cmd(&["GETBIT", "bits", "100"]), c.cmd(&["STRLEN", "bits"])), (Frame::Integer(1), Frame::Integer(13)));
     assert_eq!(c.cmd(&["BITFIELD_RO", "bits", "GET", "u8", "0"]), Frame::Array(vec![Frame::Integer(200)]));
     assert_eq!(strings(c.cmd(&["LRANGE", "sorted", "0", "-1"])), ["a", "b", "c", "z"]);
+    assert_eq!(strings(c.cmd(&["LRANGE", "restored", "0", "-1"])), ["z", "a", "b", "c"]);
+    let Frame::Integer(ttl) = c.cmd(&["TTL", "restored"]) else { panic!("ttl") };
+    assert!((990..=1000).contains(&ttl), "RESTORE's TTL kept: {ttl}");
     let Frame::Array(entries) = c.cmd(&["XRANGE", "stream", "-", "+"]) else { panic!("xrange") };
     assert_eq!(entries.len(), 3, "three entries with the IDs they were given");
     assert_eq!(c.cmd(&["XLEN", "stream"]), Frame::Integer(3));

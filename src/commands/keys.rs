@@ -355,13 +355,7 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if a.len() != 3 {
         return Err(CmdError::Arity(format!("object|{sub}")));
     }
-    // A tenant's keys are evicted by its own policy, which says whether
-    // they are judged by frequency or by idle time.
-    let policy = match &ctx.client.tenant {
-        Some(t) => t.profile().eviction,
-        None => ctx.state.config.read().maxmemory_policy.clone(),
-    };
-    let lfu = policy.contains("lfu");
+    let lfu = lfu_policy(ctx);
     if sub == "freq" && !lfu {
         return Err(CmdError::err(
             "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
@@ -385,6 +379,15 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ctx.out.null();
     }
     Ok(())
+}
+
+/// Whether keys are judged by access frequency rather than idle time. A
+/// tenant's keys are evicted by its own policy, which says which.
+pub fn lfu_policy(ctx: &Ctx) -> bool {
+    match &ctx.client.tenant {
+        Some(t) => t.profile().eviction.contains("lfu"),
+        None => ctx.state.config.read().maxmemory_policy.contains("lfu"),
+    }
 }
 
 /// Redis shares the integers 0..10000 between keys.

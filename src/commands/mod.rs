@@ -18,6 +18,7 @@ pub mod table;
 
 mod bitmaps;
 mod connection;
+mod dump;
 mod geo;
 mod hashes;
 mod hyperloglog;

@@ -358,7 +358,7 @@ pub fn xclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 p.delivery_time = delivery_time;
                 match o.retry_count {
                     Some(n) if n >= 0 => p.delivery_count = n as u64,
-                    _ if !o.justid => p.delivery_count += 1,
+                    _ if !o.justid => p.delivery_count = p.delivery_count.wrapping_add(1),
                     _ => {}
                 }
                 out.push(if o.justid { Claimed::Id(id) } else { Claimed::Entry(entry) });
@@ -453,7 +453,7 @@ fn autoclaim(
         let p = g.claim(id, consumer, now);
         p.delivery_time = now;
         if !justid {
-            p.delivery_count += 1;
+            p.delivery_count = p.delivery_count.wrapping_add(1);
         }
         claimed.push(if justid { Claimed::Id(id) } else { Claimed::Entry(entry) });
         count -= 1;

@@ -619,7 +619,7 @@ fn history(s: &StreamValue, g: &mut Group, consumer: &Arc<[u8]>, start: StreamId
             Some(e) => {
                 if let Some(p) = g.pel.get_mut(&id) {
                     p.delivery_time = now;
-                    p.delivery_count += 1;
+                    p.delivery_count = p.delivery_count.wrapping_add(1);
                 }
                 Read::Entry(e)
             }

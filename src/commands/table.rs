@@ -9,7 +9,7 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, geo, hashes, hyperloglog, keys, lists, pubsub, server, sets, sort, stream_groups,
+    CommandSpec, TenantClass, bitmaps, connection, dump, geo, hashes, hyperloglog, keys, lists, pubsub, server, sets, sort, stream_groups,
     streams, strings, tenant, transactions, zsets,
 };
 
@@ -84,6 +84,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pexpiretime", Data, 2, READONLY | FAST, 1, 1, 1, "generic", keys::pexpiretime),
     cmd!("persist", Data, 2, WRITE | FAST, 1, 1, 1, "generic", keys::persist),
     cmd!("object", Data, -2, READONLY, 2, 2, 1, "generic", keys::object),
+    cmd!("dump", Data, 2, READONLY, 1, 1, 1, "generic", dump::dump),
+    cmd!("restore", Data, -4, WRITE | DENYOOM, 1, 1, 1, "generic", dump::restore),
     // strings
     cmd!("get", Data, 2, READONLY | FAST, 1, 1, 1, "string", strings::get),
     cmd!("set", Data, -3, WRITE | DENYOOM, 1, 1, 1, "string", strings::set),

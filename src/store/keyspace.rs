@@ -26,7 +26,7 @@ use hashbrown::raw::{Bucket, RawTable};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use super::clock::{LFU_INIT, idle_secs, lfu_decay, lfu_incr, lru_clock};
+use super::clock::{LFU_INIT, LRU_MAX, idle_secs, lfu_decay, lfu_incr, lru_clock};
 use super::glob;
 use super::value::{Hasher, Value, ValueType};
 
@@ -117,6 +117,30 @@ impl Entry {
     pub fn lfu(&self, now_ms: u64) -> u8 {
         let a = self.access.load(Relaxed);
         lfu_decay(a as u8, idle_secs(a >> 8, now_ms), 1)
+    }
+
+    /// Sets the access metadata RESTORE carries, as Redis does: under an
+    /// LFU policy the counter (`freq`), otherwise a last access `idle_secs`
+    /// ago (with Redis's fallback when that is before the LRU clock began).
+    pub fn set_access(&self, now_ms: u64, lfu: bool, idle_secs: Option<u64>, freq: Option<u8>) {
+        let now = lru_clock(now_ms);
+        let counter = self.access.load(Relaxed) as u8;
+        let access = match (lfu, idle_secs, freq) {
+            (true, _, Some(f)) => now << 8 | f as u32,
+            (false, Some(idle), _) => {
+                // Redis scales the idle time to milliseconds and back in 64
+                // bits, wrapping: a huge IDLETIME comes out as Redis's does.
+                let idle = (idle as i64).wrapping_mul(1000) / 1000;
+                let mut stamp = (now as i64).wrapping_sub(idle);
+                if stamp < 0 {
+                    stamp = (now as i64 + (LRU_MAX / 2) as i64) % LRU_MAX as i64;
+                }
+                // The stamp keeps its low 24 bits, as Redis's field does.
+                (stamp as u32) << 8 | counter as u32
+            }
+            _ => return,
+        };
+        self.access.store(access, Relaxed);
     }
 
     /// Records an access: relaxed, racing updates only lose a stamp.
@@ -730,6 +754,24 @@ mod tests {
         assert_eq!(ks.expired_count(), 1);
         ks.remove(b"b", 3000);
         assert_eq!((ks.len(), ks.used_bytes(), ks.volatile_len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn restored_access_metadata_is_redis_s() {
+        let now = 1_000_000_000; // LRU clock 1,000,000 s
+        let e = Entry::new(Value::string(b"v"), now);
+        e.set_access(now, false, Some(1000), Some(9));
+        assert_eq!(e.idle_secs(now), 1000);
+        // Past the clock's start: half the clock's range ahead, as Redis.
+        e.set_access(now, false, Some(100_000_000), None);
+        assert_eq!(e.idle_secs(now), (LRU_MAX - (1_000_000 + LRU_MAX / 2)) as u64 + 1_000_000);
+        // A huge IDLETIME wraps in Redis's arithmetic to one second ahead.
+        e.set_access(now, false, Some(i64::MAX as u64), None);
+        assert_eq!(e.idle_secs(now), LRU_MAX as u64 - 1);
+        e.set_access(now, true, Some(50), Some(77));
+        assert_eq!((e.idle_secs(now), e.lfu(now)), (0, 77));
+        e.set_access(now, true, Some(50), None);
+        assert_eq!(e.lfu(now), 77);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! which is also how tests control it.
 
 pub mod clock;
+pub mod dump;
 pub mod encode;
 pub mod geo;
 pub mod glob;

@@ -278,6 +278,11 @@ impl HashValue {
         self.map.get(f)
     }
 
+    /// What the fields and values cost (see [`Value::mem`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// True once the hash outgrew the compact (listpack) encoding.
     pub fn is_big(&self) -> bool {
         self.big
@@ -366,6 +371,11 @@ impl SetValue {
     /// One SSCAN step (see [`Parts::scan`]).
     pub fn scan(&self, cursor: u64, count: usize, mut emit: impl FnMut(&Elem)) -> u64 {
         self.set.scan(cursor, count, |m, _| emit(m))
+    }
+
+    /// What the members cost (see [`Value::mem`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn is_intset(&self) -> bool {
