@@ -215,7 +215,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pfadd", Data, -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", hyperloglog::pfadd),
     cmd!("pfcount", Data, -2, READONLY, 1, -1, 1, "hyperloglog", hyperloglog::pfcount),
     cmd!("pfmerge", Data, -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", hyperloglog::pfmerge),
-    cmd!("pfdebug", Admin, -3, WRITE | DENYOOM | ADMIN, 2, 2, 1, "hyperloglog", hyperloglog::pfdebug),
+    cmd!("pfdebug", Admin, -3, ADMIN, 2, 2, 1, "hyperloglog", hyperloglog::pfdebug),
     cmd!("pfselftest", Admin, 1, ADMIN, 0, 0, 0, "hyperloglog", hyperloglog::pfselftest),
     // geo
     cmd!("geoadd", Data, -5, WRITE | DENYOOM, 1, 1, 1, "geo", geo::geoadd),

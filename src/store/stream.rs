@@ -648,7 +648,8 @@ impl StreamValue {
             Some(read) => read,
             None => self.entries_before(g.last_id)?,
         };
-        Some(self.entries_added as i64 - read as i64)
+        // Counters come from XSETID and restores: no overflow, whatever they hold.
+        Some((self.entries_added as i128 - read as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 
     // Consumer groups. Every change goes through these methods, which keep
