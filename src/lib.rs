@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod persist;
 pub mod policy;
 pub mod protocol;
+pub mod script;
 pub mod server;
 pub mod space;
 pub mod store;

@@ -151,7 +151,7 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     // EXEC's) covers admission too: an eviction it makes is ordered with
     // the space's writes and a compaction's cut.
     let space = ctx.space();
-    let guard = if ctx.in_exec || spec.has(TX_CONTROL) {
+    let guard = if ctx.in_exec || spec.has(TX_CONTROL) || spec.has(UNLOCKED) {
         None
     } else if needs_exclusive(spec, argv.len()) {
         Some(SpaceLock::Exclusive(space.exec_lock.write()))

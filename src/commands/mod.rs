@@ -25,6 +25,7 @@ mod hyperloglog;
 mod keys;
 mod lists;
 mod pubsub;
+pub mod scripting;
 mod server;
 mod sets;
 mod sort;
@@ -77,6 +78,9 @@ pub mod flags {
     /// Can run long on big inputs (KEYS, LCS, set algebra): the connection
     /// runs it on the blocking pool, so other tenants keep their workers.
     pub const SLOW: u32 = 1 << 18;
+    /// Never takes its space's lock (SCRIPT: it must reach a running
+    /// script, which holds the lock, to kill it).
+    pub const UNLOCKED: u32 = 1 << 19;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

@@ -9,8 +9,8 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, dump, geo, hashes, hyperloglog, keys, lists, pubsub, server, sets, sort, stream_groups,
-    streams, strings, tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, connection, dump, geo, hashes, hyperloglog, keys, lists, pubsub, scripting, server, sets, sort,
+    stream_groups, streams, strings, tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -36,24 +36,24 @@ pub static COMMANDS: &[CommandSpec] = &[
     // connection
     cmd!("ping", Connection, -1, FAST | SUB_CONTEXT, 0, 0, 0, "connection", connection::ping),
     cmd!("echo", Connection, 2, FAST, 0, 0, 0, "connection", connection::echo),
-    cmd!("hello", Session, -1, NO_AUTH | FAST, 0, 0, 0, "connection", connection::hello),
-    cmd!("auth", Session, -2, NO_AUTH | FAST, 0, 0, 0, "connection", connection::auth),
+    cmd!("hello", Session, -1, NO_AUTH | FAST | NOSCRIPT, 0, 0, 0, "connection", connection::hello),
+    cmd!("auth", Session, -2, NO_AUTH | FAST | NOSCRIPT, 0, 0, 0, "connection", connection::auth),
     cmd!("select", Connection, 2, FAST | LOADING | STALE, 0, 0, 0, "connection", connection::select),
-    cmd!("quit", Session, -1, NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT, 0, 0, 0, "connection", connection::quit),
-    cmd!("reset", Session, 1, NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT, 0, 0, 0, "connection", connection::reset),
-    cmd!("client", Connection, -2, 0, 0, 0, 0, "connection", connection::client),
+    cmd!("quit", Session, -1, NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT | NOSCRIPT, 0, 0, 0, "connection", connection::quit),
+    cmd!("reset", Session, 1, NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT | NOSCRIPT, 0, 0, 0, "connection", connection::reset),
+    cmd!("client", Connection, -2, NOSCRIPT, 0, 0, 0, "connection", connection::client),
     // server
     cmd!("info", Server, -1, LOADING | STALE, 0, 0, 0, "server", server::info),
     cmd!("dbsize", Data, 1, READONLY | FAST, 0, 0, 0, "server", keys::dbsize),
     cmd!("flushdb", Data, -1, WRITE | EXCLUSIVE, 0, 0, 0, "server", keys::flushdb),
     cmd!("flushall", Data, -1, WRITE | EXCLUSIVE, 0, 0, 0, "server", keys::flushall),
-    cmd!("config", Admin, -2, ADMIN | LOADING | STALE, 0, 0, 0, "server", server::config),
+    cmd!("config", Admin, -2, ADMIN | LOADING | STALE | NOSCRIPT, 0, 0, 0, "server", server::config),
     cmd!("time", Server, 1, FAST | LOADING | STALE, 0, 0, 0, "server", server::time),
     cmd!("save", Admin, 1, ADMIN | NOSCRIPT | NO_MULTI, 0, 0, 0, "server", server::save),
     cmd!("bgsave", Admin, -1, ADMIN | NOSCRIPT, 0, 0, 0, "server", server::bgsave),
     cmd!("bgrewriteaof", Admin, 1, ADMIN | NOSCRIPT, 0, 0, 0, "server", server::bgrewriteaof),
     cmd!("lastsave", Server, 1, LOADING | STALE | FAST, 0, 0, 0, "server", server::lastsave),
-    cmd!("shutdown", Admin, -1, ADMIN | NO_MULTI | LOADING | STALE, 0, 0, 0, "server", server::shutdown),
+    cmd!("shutdown", Admin, -1, ADMIN | NO_MULTI | LOADING | STALE | NOSCRIPT, 0, 0, 0, "server", server::shutdown),
     cmd!("function", Server, -2, NOSCRIPT, 0, 0, 0, "scripting", server::function),
     cmd!("memory", Data, -2, READONLY, 2, 2, 1, "server", keys::memory),
     cmd!("debug", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::debug),
@@ -152,10 +152,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("lmove", Data, 5, WRITE | DENYOOM, 1, 2, 1, "list", lists::lmove),
     cmd!("rpoplpush", Data, 3, WRITE | DENYOOM, 1, 2, 1, "list", lists::rpoplpush),
     cmd!("lmpop", Data, -4, WRITE | MOVABLEKEYS, 0, 0, 0, "list", lists::lmpop),
-    cmd!("blpop", Data, -3, WRITE | BLOCKING, 1, -2, 1, "list", lists::blpop),
-    cmd!("brpop", Data, -3, WRITE | BLOCKING, 1, -2, 1, "list", lists::brpop),
-    cmd!("blmove", Data, 6, WRITE | DENYOOM | BLOCKING, 1, 2, 1, "list", lists::blmove),
-    cmd!("brpoplpush", Data, 4, WRITE | DENYOOM | BLOCKING, 1, 2, 1, "list", lists::brpoplpush),
+    cmd!("blpop", Data, -3, WRITE | BLOCKING | NOSCRIPT, 1, -2, 1, "list", lists::blpop),
+    cmd!("brpop", Data, -3, WRITE | BLOCKING | NOSCRIPT, 1, -2, 1, "list", lists::brpop),
+    cmd!("blmove", Data, 6, WRITE | DENYOOM | BLOCKING | NOSCRIPT, 1, 2, 1, "list", lists::blmove),
+    cmd!("brpoplpush", Data, 4, WRITE | DENYOOM | BLOCKING | NOSCRIPT, 1, 2, 1, "list", lists::brpoplpush),
     cmd!("blmpop", Data, -5, WRITE | BLOCKING | MOVABLEKEYS, 0, 0, 0, "list", lists::blmpop),
     // sets
     cmd!("sadd", Data, -3, WRITE | DENYOOM | FAST, 1, 1, 1, "set", sets::sadd),
@@ -198,8 +198,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zremrangebylex", Data, 4, WRITE, 1, 1, 1, "sorted_set", zsets::zremrangebylex),
     cmd!("zpopmin", Data, -2, WRITE | FAST, 1, 1, 1, "sorted_set", zsets::zpopmin),
     cmd!("zpopmax", Data, -2, WRITE | FAST, 1, 1, 1, "sorted_set", zsets::zpopmax),
-    cmd!("bzpopmin", Data, -3, WRITE | FAST | BLOCKING, 1, -2, 1, "sorted_set", zsets::bzpopmin),
-    cmd!("bzpopmax", Data, -3, WRITE | FAST | BLOCKING, 1, -2, 1, "sorted_set", zsets::bzpopmax),
+    cmd!("bzpopmin", Data, -3, WRITE | FAST | BLOCKING | NOSCRIPT, 1, -2, 1, "sorted_set", zsets::bzpopmin),
+    cmd!("bzpopmax", Data, -3, WRITE | FAST | BLOCKING | NOSCRIPT, 1, -2, 1, "sorted_set", zsets::bzpopmax),
     cmd!("zmpop", Data, -4, WRITE | MOVABLEKEYS, 0, 0, 0, "sorted_set", zsets::zmpop),
     cmd!("bzmpop", Data, -5, WRITE | BLOCKING | MOVABLEKEYS, 0, 0, 0, "sorted_set", zsets::bzmpop),
     cmd!("zrandmember", Data, -2, READONLY, 1, 1, 1, "sorted_set", zsets::zrandmember),
@@ -211,6 +211,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zdiffstore", Data, -4, WRITE | DENYOOM | MOVABLEKEYS | SLOW, 1, 1, 1, "sorted_set", zsets::zdiffstore),
     cmd!("zintercard", Data, -3, READONLY | MOVABLEKEYS | SLOW, 0, 0, 0, "sorted_set", zsets::zintercard),
     cmd!("zscan", Data, -3, READONLY, 1, 1, 1, "sorted_set", zsets::zscan),
+    // scripting
+    cmd!("eval", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::eval),
+    cmd!("eval_ro", Data, -3, READONLY | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::eval_ro),
+    cmd!("evalsha", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::evalsha),
+    cmd!("evalsha_ro", Data, -3, READONLY | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::evalsha_ro),
+    cmd!("script", Server, -2, NOSCRIPT | UNLOCKED, 0, 0, 0, "scripting", scripting::script),
     // hyperloglog
     cmd!("pfadd", Data, -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", hyperloglog::pfadd),
     cmd!("pfcount", Data, -2, READONLY, 1, -1, 1, "hyperloglog", hyperloglog::pfcount),
@@ -245,11 +251,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("xautoclaim", Data, -6, WRITE | GROWS | FAST, 1, 1, 1, "stream", stream_groups::xautoclaim),
     cmd!("xinfo", Data, -2, READONLY, 2, 2, 1, "stream", stream_groups::xinfo),
     // transactions
-    cmd!("multi", Transaction, 1, FAST | TX_CONTROL | LOADING | STALE, 0, 0, 0, "transactions", transactions::multi),
-    cmd!("exec", Transaction, 1, TX_CONTROL | LOADING | STALE, 0, 0, 0, "transactions", transactions::exec),
-    cmd!("discard", Transaction, 1, FAST | TX_CONTROL | LOADING | STALE, 0, 0, 0, "transactions", transactions::discard),
-    cmd!("watch", Transaction, -2, FAST | TX_CONTROL | LOADING | STALE, 1, -1, 1, "transactions", transactions::watch),
-    cmd!("unwatch", Transaction, 1, FAST | LOADING | STALE, 0, 0, 0, "transactions", transactions::unwatch),
+    cmd!("multi", Transaction, 1, FAST | TX_CONTROL | LOADING | STALE | NOSCRIPT, 0, 0, 0, "transactions", transactions::multi),
+    cmd!("exec", Transaction, 1, TX_CONTROL | LOADING | STALE | NOSCRIPT, 0, 0, 0, "transactions", transactions::exec),
+    cmd!("discard", Transaction, 1, FAST | TX_CONTROL | LOADING | STALE | NOSCRIPT, 0, 0, 0, "transactions", transactions::discard),
+    cmd!("watch", Transaction, -2, FAST | TX_CONTROL | LOADING | STALE | NOSCRIPT, 1, -1, 1, "transactions", transactions::watch),
+    cmd!("unwatch", Transaction, 1, FAST | LOADING | STALE | NOSCRIPT, 0, 0, 0, "transactions", transactions::unwatch),
     // tenants (management entries are admin-only; a tenant may read its own record)
     cmd!("tenant", Tenancy, -2, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::tenant),
     cmd!("tenant.create", Admin, -2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", tenant::create),
@@ -269,10 +275,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("tenant.billing", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::billing),
     cmd!("tenant.policy", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::policy),
     // pubsub
-    cmd!("subscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::subscribe),
-    cmd!("unsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::unsubscribe),
-    cmd!("psubscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::psubscribe),
-    cmd!("punsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::punsubscribe),
+    cmd!("subscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::subscribe),
+    cmd!("unsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::unsubscribe),
+    cmd!("psubscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::psubscribe),
+    cmd!("punsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::punsubscribe),
     cmd!("publish", PubSub, 3, PUBSUB | FAST | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::publish),
     cmd!("pubsub", PubSub, -2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
 ];

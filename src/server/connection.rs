@@ -53,6 +53,10 @@ enum Next {
     Close,
 }
 
+/// How long a script runs before its space's other clients get BUSY
+/// (Redis's busy-reply-threshold default).
+const BUSY_REPLY_THRESHOLD_MS: u64 = 5000;
+
 struct Conn {
     state: Arc<ServerState>,
     socket: Socket,
@@ -218,8 +222,11 @@ impl Conn {
                     self.flush().await?;
                     let tenant = self.client.tenant.clone();
                     let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
+                    // Woken when the space is idle, or now and then to see
+                    // whether its script has run long enough for BUSY.
                     tokio::select! {
                         _ = space.until_idle() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(100)), if space.scripts.running_for(self.state.now_ms()).is_some() => {}
                         _ = self.client.info.kill.notified() => return Ok(false),
                     }
                 }
@@ -278,8 +285,19 @@ impl Conn {
                     return Next::Close;
                 }
             };
-            if space.busy() {
-                return Next::SpaceBusy;
+            if space.busy() && !self.argv.is_empty() {
+                let args: SmallVec<[&[u8]; 8]> = self.argv.iter(&self.inbuf).collect();
+                if !crate::commands::scripting::kills_script(&args) {
+                    // Past busy-reply-threshold a script's neighbours get
+                    // BUSY instead of waiting, as in Redis.
+                    if space.scripts.running_for(now).is_some_and(|ms| ms >= BUSY_REPLY_THRESHOLD_MS) {
+                        self.out.error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.");
+                        drop(args);
+                        self.inbuf.advance(consumed);
+                        continue;
+                    }
+                    return Next::SpaceBusy;
+                }
             }
             if !self.argv.is_empty() {
                 let args: SmallVec<[&[u8]; 8]> = self.argv.iter(&self.inbuf).collect();

@@ -30,6 +30,8 @@ pub struct Space {
     total: Option<Arc<AtomicI64>>,
     pub pubsub: PubSub,
     pub blocking: Blocking,
+    /// Lua scripts: this space's own state and cache.
+    pub scripts: crate::script::Scripts,
     /// This space's execution lock: single-key commands hold it shared;
     /// multi-key commands, flushes and EXEC exclusively, which makes them
     /// atomic within the space. Spaces never wait for each other's.
@@ -59,6 +61,7 @@ impl Space {
             total,
             pubsub: PubSub::default(),
             blocking: Blocking::default(),
+            scripts: crate::script::Scripts::default(),
             exec_lock: RwLock::new(()),
             write_order: Mutex::new(()),
             offloaded: AtomicUsize::new(0),

@@ -1,0 +1,223 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT: Lua scripts run in the
+//! caller's space (a tenant's keys only), atomically within it (the
+//! space's exclusive lock), off the event loop (they are SLOW), and logged
+//! by their effects: the writes a script made reach the log as one record,
+//! so replay never runs Lua.
+
+use super::args::{int, is, lower};
+use super::dispatch::run;
+use super::flags::{ADMIN, NOSCRIPT, WRITE};
+use super::table::lookup;
+use super::{CmdError, CmdResult, Ctx, admission};
+use crate::protocol::{Frame, Out};
+use crate::script::{Host, Run, ScriptError};
+
+/// The Lua heap a space's scripts may use: a tenant's share of its own
+/// memory limit (at least 1 MB), else 256 MB.
+fn memory_limit(ctx: &Ctx) -> usize {
+    const MAX: u64 = 256 << 20;
+    ctx.client.tenant.as_ref().map_or(MAX, |t| (t.limits().memory_bytes / 2).clamp(1 << 20, MAX)) as usize
+}
+
+/// Serves a running script's `redis.call`s with the caller's context.
+struct CommandHost<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    read_only: bool,
+}
+
+impl Host for CommandHost<'_, '_> {
+    fn call(&mut self, argv: &[Vec<u8>], resp3: bool) -> Result<Frame, String> {
+        let Some((idx, spec)) = lookup(&argv[0]) else {
+            return Err("ERR Unknown Redis command called from script".into());
+        };
+        if !spec.arity_ok(argv.len()) {
+            return Err("ERR Wrong number of args calling Redis command from script".into());
+        }
+        if spec.has(NOSCRIPT) {
+            return Err("ERR This Redis command is not allowed from script".into());
+        }
+        if self.read_only && spec.has(WRITE) {
+            return Err("ERR Write commands are not allowed from read-only scripts.".into());
+        }
+        let ctx = &mut *self.ctx;
+        if ctx.client.bound && spec.has(ADMIN) && !admission::tenant_may_run(spec, &argv.iter().map(|a| a.as_slice()).collect::<Vec<_>>()) {
+            let id = ctx.client.tenant.as_ref().map_or("?", |t| t.id()).to_string();
+            return Err(format!("NOPERM tenant '{id}' has no permissions to run the '{}' command", spec.name));
+        }
+        // A script's commands count against the tenant's rate as any others.
+        admission::admit(ctx, spec).map_err(|e| e.to_string())?;
+        let mut out = Out::new(resp3);
+        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        let mut inner = super::Ctx {
+            state: ctx.state,
+            client: &mut *ctx.client,
+            out: &mut out,
+            now_ms: ctx.now_ms,
+            in_exec: true,
+            touch: ctx.touch,
+            space: ctx.space,
+        };
+        run(&mut inner, idx, spec, &args);
+        match Frame::decode(&out.buf) {
+            Ok(Some((Frame::Error(e), _))) => Err(e),
+            Ok(Some((f, _))) => Ok(f),
+            _ => Err("ERR the command gave no reply".into()),
+        }
+    }
+
+    fn log(&mut self, level: i64, message: &str) {
+        let space = self.ctx.space.owner().unwrap_or("-").to_string();
+        match level {
+            0 => tracing::debug!(space, "script: {message}"),
+            1 | 2 => tracing::info!(space, "script: {message}"),
+            _ => tracing::warn!(space, "script: {message}"),
+        }
+    }
+}
+
+/// KEYS and ARGV of a script call.
+type KeysAndArgs<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+
+/// EVAL's KEYS and ARGV: `numkeys` and the arguments after it.
+fn keys_and_args<'a>(a: &[&'a [u8]]) -> Result<KeysAndArgs<'a>, CmdError> {
+    let n = int(a[2])?;
+    if n > (a.len() - 3) as i64 {
+        return Err(CmdError::err("Number of keys can't be greater than number of args"));
+    }
+    if n < 0 {
+        return Err(CmdError::err("Number of keys can't be negative"));
+    }
+    let n = n as usize;
+    Ok((a[3..3 + n].to_vec(), a[3 + n..].to_vec()))
+}
+
+fn script_error(e: ScriptError) -> CmdError {
+    CmdError::Msg(e.0)
+}
+
+fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> CmdResult {
+    if by_sha && a[1].len() != 40 {
+        return Err(CmdError::msg("NOSCRIPT No matching script. Please use EVAL."));
+    }
+    let (keys, args) = keys_and_args(a)?;
+    let limit = memory_limit(ctx);
+    let scripts = &ctx.space().scripts;
+    let sha = if by_sha {
+        let sha = String::from_utf8_lossy(a[1]).to_ascii_lowercase();
+        if !scripts.exists(&sha) {
+            return Err(CmdError::msg("NOSCRIPT No matching script. Please use EVAL."));
+        }
+        sha
+    } else {
+        scripts.load(a[1], limit).map_err(script_error)?
+    };
+    let (now, resp3, outer) = (ctx.now_ms, ctx.out.resp3, ctx.in_exec);
+    ctx.in_exec = true;
+    let result = {
+        let mut host = CommandHost { ctx, read_only };
+        scripts.run(&sha, &keys, &args, Run { read_only, resp3 }, &mut host, limit, now)
+    };
+    ctx.in_exec = outer;
+    // The script's writes reach the log as one record, whatever it returned
+    // (inside EXEC, as part of the transaction's).
+    if !outer {
+        let records = std::mem::take(&mut ctx.client.tx_records);
+        if let (false, Some(p)) = (records.is_empty(), ctx.state.persistence()) {
+            ctx.client.persist_seq = p.log(&crate::persist::Record::Batch(records));
+        }
+    }
+    // EVAL itself is not logged: its effects were, above.
+    ctx.client.unchanged = true;
+    match result {
+        Ok(reply) => {
+            reply.write(ctx.out);
+            Ok(())
+        }
+        Err(None) => Err(CmdError::msg("NOSCRIPT No matching script. Please use EVAL.")),
+        Err(Some(e)) => Err(script_error(e)),
+    }
+}
+
+pub fn eval(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, a, false, false)
+}
+
+pub fn eval_ro(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, a, false, true)
+}
+
+pub fn evalsha(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, a, true, false)
+}
+
+pub fn evalsha_ro(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, a, true, true)
+}
+
+/// Whether a request is SCRIPT KILL, which runs while the space's script
+/// does (everything else of the space waits for it, or gets BUSY).
+pub fn kills_script(argv: &[&[u8]]) -> bool {
+    argv.len() == 2 && is(argv[0], "script") && is(argv[1], "kill")
+}
+
+pub fn script(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let sub = lower(a[1]);
+    let scripts = &ctx.space().scripts;
+    match (sub.as_str(), a.len()) {
+        ("load", 3) => {
+            let sha = scripts.load(a[2], memory_limit(ctx)).map_err(script_error)?;
+            ctx.out.bulk(sha.as_bytes());
+        }
+        ("exists", n) if n >= 3 => {
+            ctx.out.array(n - 2);
+            for s in &a[2..] {
+                ctx.out.int(scripts.exists(&String::from_utf8_lossy(s)) as i64);
+            }
+        }
+        ("flush", _) => {
+            if a.len() > 3 || (a.len() == 3 && !is(a[2], "async") && !is(a[2], "sync")) {
+                return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option"));
+            }
+            scripts.flush();
+            ctx.out.ok();
+        }
+        ("debug", 3) => {
+            if is(a[2], "no") {
+                ctx.out.ok();
+            } else if is(a[2], "yes") || is(a[2], "sync") {
+                return Err(CmdError::err("SCRIPT DEBUG is not supported: Ferrite has no Lua debugger"));
+            } else {
+                return Err(CmdError::err("Use SCRIPT DEBUG YES/SYNC/NO"));
+            }
+        }
+        ("kill", 2) => {
+            scripts.kill().map_err(script_error)?;
+            ctx.out.ok();
+        }
+        ("help", 2) => super::keys::help_reply(
+            ctx,
+            &[
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DEBUG (YES|SYNC|NO)",
+                "    Set the debug mode for subsequent scripts executed.",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Prints this help.",
+            ],
+        ),
+        ("load" | "exists" | "kill" | "help" | "debug", _) => return Err(CmdError::Arity(format!("script|{sub}"))),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "SCRIPT".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}

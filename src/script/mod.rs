@@ -1,0 +1,236 @@
+//! Lua scripting (EVAL, EVALSHA): one Lua 5.1 state per space, so a
+//! tenant's scripts, globals and cache are its own, sandboxed as Redis
+//! sandboxes them, with a memory cap. The state knows nothing of commands:
+//! a script's `redis.call` reaches the server through the [`Host`] the
+//! caller gives for the length of one run.
+
+pub mod convert;
+mod sandbox;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use mlua::{Function, Lua, MultiValue, Value as LuaValue};
+use parking_lot::Mutex;
+use sha1::{Digest, Sha1};
+
+pub use convert::Reply;
+
+/// What a script can ask of the server during one run.
+pub trait Host {
+    /// Runs one command for `redis.call`/`redis.pcall`: Ok with its reply,
+    /// or Err with an error reply's text (the script decides what to do).
+    fn call(&mut self, argv: &[Vec<u8>], resp3: bool) -> Result<crate::protocol::Frame, String>;
+    fn log(&mut self, level: i64, message: &str);
+}
+
+/// A script's SHA-1, in lower-case hex (its EVALSHA name).
+pub fn sha1_hex(body: &[u8]) -> String {
+    let digest = Sha1::digest(body);
+    let mut s = String::with_capacity(40);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Why a script run failed, as the reply's text (Redis's wording).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptError(pub String);
+
+/// A space's scripts: the Lua state (created on first use) and the cache
+/// of bodies by SHA-1.
+#[derive(Default)]
+pub struct Scripts {
+    engine: Mutex<Option<Engine>>,
+    /// Set by SCRIPT KILL; the running script's hook sees it.
+    kill: Arc<AtomicBool>,
+    /// Whether the running script has written (then it cannot be killed).
+    wrote: Arc<AtomicBool>,
+    running: AtomicBool,
+    /// When the running script started (ms), for BUSY replies.
+    started_ms: AtomicU64,
+    /// Bytes of cached bodies and the Lua heap: memory the space holds.
+    bytes: AtomicU64,
+}
+
+struct Engine {
+    lua: Lua,
+    functions: HashMap<String, (Function, Flags)>,
+    bodies: HashMap<String, Arc<[u8]>>,
+}
+
+/// What a script's shebang line (`#!lua flags=...`) declares.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Flags {
+    pub shebang: bool,
+    pub no_writes: bool,
+    pub allow_oom: bool,
+}
+
+const KNOWN_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+
+/// Splits off and checks a shebang; returns its flags and the code to
+/// compile (from the shebang's newline on, so line numbers stay).
+pub fn parse_shebang(body: &[u8]) -> Result<(Flags, &[u8]), ScriptError> {
+    if !body.starts_with(b"#!") {
+        return Ok((Flags::default(), body));
+    }
+    let err = |m: String| ScriptError(format!("ERR {m}"));
+    let nl = body.iter().position(|&b| b == b'\n').ok_or_else(|| err("Invalid script shebang".into()))?;
+    let line = String::from_utf8_lossy(&body[..nl]);
+    let parts: Vec<&str> = line.split([' ', '\t', '\r']).filter(|p| !p.is_empty()).collect();
+    let Some(engine) = parts.first() else { return Err(err("Invalid engine in script shebang".into())) };
+    if *engine != "#!lua" {
+        return Err(err(format!("Unexpected engine in script shebang: {engine}")));
+    }
+    let mut flags = Flags { shebang: true, ..Flags::default() };
+    for part in &parts[1..] {
+        let part = part.trim_matches('"');
+        let Some(list) = part.strip_prefix("flags=") else { return Err(err(format!("Unknown lua shebang option: {part}"))) };
+        for flag in list.split(',').filter(|_| !list.is_empty()) {
+            if !KNOWN_FLAGS.contains(&flag) {
+                return Err(err(format!("Unexpected flag in script shebang: {flag}")));
+            }
+            flags.no_writes |= flag == "no-writes";
+            flags.allow_oom |= flag == "allow-oom";
+        }
+    }
+    Ok((flags, &body[nl..]))
+}
+
+impl Scripts {
+    /// What the scripts hold: bodies and the Lua heap.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
+
+    pub fn count(&self) -> usize {
+        self.engine.lock().as_ref().map_or(0, |e| e.bodies.len())
+    }
+
+    pub fn exists(&self, sha: &str) -> bool {
+        self.engine.lock().as_ref().is_some_and(|e| e.bodies.contains_key(&sha.to_ascii_lowercase()))
+    }
+
+    /// Compiles and caches a body (SCRIPT LOAD, EVAL); returns its SHA-1.
+    pub fn load(&self, body: &[u8], memory_limit: usize) -> Result<String, ScriptError> {
+        let mut guard = self.engine.lock();
+        let engine = self.engine_mut(&mut guard, memory_limit)?;
+        let sha = sha1_hex(body);
+        if !engine.functions.contains_key(&sha) {
+            let (flags, code) = parse_shebang(body)?;
+            let f = sandbox::compile(&engine.lua, code)?;
+            engine.functions.insert(sha.clone(), (f, flags));
+            engine.bodies.insert(sha.clone(), body.into());
+        }
+        self.account(engine);
+        Ok(sha)
+    }
+
+    fn engine_mut<'g>(&self, guard: &'g mut Option<Engine>, memory_limit: usize) -> Result<&'g mut Engine, ScriptError> {
+        if guard.is_none() {
+            let lua = sandbox::new_state(memory_limit, self.kill.clone()).map_err(|e| ScriptError(format!("ERR cannot start Lua: {e}")))?;
+            *guard = Some(Engine { lua, functions: HashMap::new(), bodies: HashMap::new() });
+        }
+        let engine = guard.as_mut().expect("just made");
+        let _ = engine.lua.set_memory_limit(memory_limit.max(1 << 20));
+        Ok(engine)
+    }
+
+    fn account(&self, engine: &Engine) {
+        let bodies: usize = engine.bodies.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+        self.bytes.store((bodies + engine.lua.used_memory()) as u64, Relaxed);
+    }
+
+    /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
+    pub fn flush(&self) {
+        *self.engine.lock() = None;
+        self.bytes.store(0, Relaxed);
+    }
+
+    /// Runs the cached script `sha` with KEYS and ARGV; `host` serves its
+    /// `redis.call`s. Err(None) when the script is not cached.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        sha: &str,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        run: Run,
+        host: &mut dyn Host,
+        memory_limit: usize,
+        now_ms: u64,
+    ) -> Result<Reply, Option<ScriptError>> {
+        let mut guard = self.engine.lock();
+        let engine = self.engine_mut(&mut guard, memory_limit).map_err(Some)?;
+        let (f, flags) = engine.functions.get(&sha.to_ascii_lowercase()).cloned().ok_or(None)?;
+        if run.read_only && flags.shebang && !flags.no_writes {
+            return Err(Some(ScriptError("ERR Can not execute a script with write flag using *_ro command.".into())));
+        }
+        let run = Run { read_only: run.read_only || flags.no_writes, ..run };
+        self.kill.store(false, Relaxed);
+        self.wrote.store(false, Relaxed);
+        self.running.store(true, Relaxed);
+        self.started_ms.store(now_ms, Relaxed);
+        let result = sandbox::invoke(&engine.lua, &f, &sha.to_ascii_lowercase(), keys, args, run, host, &self.wrote);
+        self.running.store(false, Relaxed);
+        let _ = engine.lua.gc_collect();
+        self.account(engine);
+        result.map_err(Some)
+    }
+
+    /// SCRIPT KILL: Err with Redis's reply when nothing can be killed.
+    pub fn kill(&self) -> Result<(), ScriptError> {
+        if !self.running.load(Relaxed) {
+            return Err(ScriptError("NOTBUSY No scripts in execution right now.".into()));
+        }
+        if self.wrote.load(Relaxed) {
+            return Err(ScriptError(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
+            ));
+        }
+        self.kill.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// How long the running script has run, if one runs.
+    pub fn running_for(&self, now_ms: u64) -> Option<u64> {
+        self.running.load(Relaxed).then(|| now_ms.saturating_sub(self.started_ms.load(Relaxed)))
+    }
+}
+
+/// How a script may act: whether it may write (EVAL_RO and `no-writes`
+/// scripts may not), and the caller's protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub read_only: bool,
+    pub resp3: bool,
+}
+
+/// Script arguments as Lua strings (KEYS, ARGV).
+fn strings(lua: &Lua, items: &[&[u8]]) -> mlua::Result<mlua::Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, x) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(x)?)?;
+    }
+    Ok(t)
+}
+
+/// Collects a multi-value into owned command arguments.
+fn command_args(args: MultiValue) -> Result<Vec<Vec<u8>>, &'static str> {
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args {
+        argv.push(match a {
+            LuaValue::String(s) => s.as_bytes().to_vec(),
+            LuaValue::Integer(n) => n.to_string().into_bytes(),
+            LuaValue::Number(n) => convert::c_number_text(n).into_bytes(),
+            _ => return Err("Lua redis lib command arguments must be strings or integers"),
+        });
+    }
+    if argv.is_empty() {
+        return Err("Please specify at least one argument for this redis lib call");
+    }
+    Ok(argv)
+}

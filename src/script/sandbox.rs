@@ -1,0 +1,532 @@
+//! The Lua state a space's scripts run in, set up as Redis 7.0 sets up
+//! its own: the libraries it loads, no file access, Redis's error handler
+//! and `pcall`, a `redis` table, and globals no script can create,
+//! replace or misspell.
+//!
+//! Protection: scripts run with an environment that is an empty view of
+//! the globals: `__index` reads them (a missing name is Redis's
+//! nonexistent-global error) and `__newindex` refuses every write. Library
+//! tables are such views too. (Redis patches Lua for per-table read-only
+//! flags; views give the same errors, though `pairs` over one sees nothing.)
+//!
+//! `redis.call` and the other helpers are native functions, so a failure is
+//! raised from a C frame as in Redis; Redis's error handler and `pcall`
+//! first unwrap it (`__ferrite_unwrap`) into the error table Redis raises.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value as LuaValue, VmState};
+
+use super::convert::{Reply, frame_to_lua_in, lua_to_reply};
+use super::{Host, Run, ScriptError, command_args, strings};
+
+/// Instructions between checks for SCRIPT KILL.
+const KILL_CHECK_EVERY: u32 = 100_000;
+
+const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// Where the `redis` table behind its read-only view is kept.
+const REDIS_TABLE: &str = "ferrite.redis";
+
+/// Where the globals view scripts run in is kept.
+const SCRIPT_ENV: &str = "ferrite.env";
+
+/// Redis's message handler, laid out as Redis's is (its two assignments on
+/// lines 10 and 11 of a chunk named `@err_handler_def`, which a script can
+/// observe). Frames of this module's Lua glue count as the C functions
+/// they stand for.
+const ERR_HANDLER: &str = "local dbg, unwrap = debug, __ferrite_unwrap
+__redis__err__handler = function(err) err = unwrap(err)
+  local i = dbg.getinfo(2, 'nSl')
+  if i and i.what == 'C' then
+    i = dbg.getinfo(3, 'nSl') if i and i.source == '=glue' then i = dbg.getinfo(4, 'nSl') end
+  end
+  if type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
+  if i then err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+";
+
+/// Redis's `pcall` (an error table gives back its text), `loadstring` and
+/// `load` whose chunks get the protected globals, and the read-only views.
+const GLUE: &str = r#"
+local raw_pcall, raw_loadstring, raw_load, setfenv, select, type, unpack, rawget, unwrap, raw_setmetatable, error, tostring =
+  pcall, loadstring, load, setfenv, select, type, unpack, rawget, __ferrite_unwrap, setmetatable, error, tostring
+local raw_rawset, lrand48, srand48, floor = rawset, __ferrite_lrand48, __ferrite_srand48, math.floor
+local env
+local views = raw_setmetatable({}, {__mode = 'k'})
+rawset = function(t, ...)
+  if views[t] then error("Attempt to modify a readonly table", 0) end
+  return raw_rawset(t, ...)
+end
+setmetatable = function(t, ...)
+  if views[t] then error("Attempt to modify a readonly table", 0) end
+  return raw_setmetatable(t, ...)
+end
+-- Redis's math.random: one lrand48 generator for the process.
+math.random = function(...)
+  local n = select('#', ...)
+  local r = (lrand48() % 2147483647) / 2147483647.0
+  if n == 0 then return r end
+  local u = ...
+  if n == 1 then
+    u = floor(u)
+    if 1 > u then error("bad argument #1 to 'random' (interval is empty)", 2) end
+    return floor(r * u) + 1
+  end
+  if n == 2 then
+    local l, u = floor((...)), floor(select(2, ...))
+    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
+    return floor(r * (u - l + 1)) + l
+  end
+  error("wrong number of arguments", 2)
+end
+math.randomseed = function(s) srand48(s) end
+local function pack(...) return {n = select('#', ...), ...} end
+pcall = function(...)
+  local r = pack(raw_pcall(...))
+  if not r[1] then
+    local e = unwrap(r[2])
+    if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then return false, rawget(e, 'err') end
+    r[2] = e
+  end
+  return unpack(r, 1, r.n)
+end
+loadstring = function(...)
+  local f, e = raw_loadstring(...)
+  if f then setfenv(f, env) end
+  return f, e
+end
+load = function(...)
+  local f, e = raw_load(...)
+  if f then setfenv(f, env) end
+  return f, e
+end
+local function view(backing, globals)
+  local v = raw_setmetatable({}, {
+    __index = function(_, n)
+      local v = rawget(backing, n)
+      if v == nil and globals then
+        error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = function() error("Attempt to modify a readonly table", 2) end,
+    __metatable = false,
+  })
+  views[v] = backing
+  return v
+end
+local g = _G
+env = view(g, true)
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis'}) do
+  g[name] = view(g[name], false)
+end
+return env
+"#;
+
+/// A new state for one space's scripts.
+pub fn new_state(memory_limit: usize, kill: Arc<AtomicBool>) -> mlua::Result<Lua> {
+    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+    // SAFETY: mlua calls the debug library unsafe because Lua code could use
+    // it to break Lua's invariants. Only Redis's error handler keeps it (in
+    // a local): it is removed from the globals before any script runs.
+    let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+    let _ = lua.set_memory_limit(memory_limit.max(1 << 20));
+    let g = lua.globals();
+    let redis = redis_table(&lua)?;
+    // Per-run functions go into the table behind the read-only view.
+    lua.set_named_registry_value(REDIS_TABLE, redis.clone())?;
+    g.raw_set("redis", redis)?;
+    g.raw_set("__ferrite_unwrap", lua.create_function(unwrap_error)?)?;
+    g.raw_set("__ferrite_lrand48", lua.create_function(|_, ()| Ok(lrand48()))?)?;
+    g.raw_set(
+        "__ferrite_srand48",
+        lua.create_function(|_, seed: f64| {
+            srand48(seed);
+            Ok(())
+        })?,
+    )?;
+    lua.load(ERR_HANDLER).set_name("@err_handler_def").exec()?;
+    let env: Table = lua.load(GLUE).set_name("=glue").eval()?;
+    lua.set_named_registry_value(SCRIPT_ENV, env.clone())?;
+    for name in [
+        "loadfile",
+        "dofile",
+        "print",
+        "getfenv",
+        "setfenv",
+        "newproxy",
+        "debug",
+        "module",
+        "require",
+        "__ferrite_unwrap",
+        "__ferrite_lrand48",
+        "__ferrite_srand48",
+    ] {
+        g.raw_set(name, LuaValue::Nil)?;
+    }
+    g.raw_set("_G", env)?;
+    lua.set_hook(HookTriggers::new().every_nth_instruction(KILL_CHECK_EVERY), move |_, _| {
+        if kill.load(Relaxed) { Err(mlua::Error::external(Raised::helper(KILLED.into()))) } else { Ok(VmState::Continue) }
+    })?;
+    Ok(lua)
+}
+
+/// Redis's `math.random` generator: POSIX `lrand48`, one for the process
+/// (shared by every space, as Redis's is by every script), starting where
+/// lrand48 starts.
+static LRAND48: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x1234_ABCD_330E);
+
+fn lrand48() -> i64 {
+    let mut x = LRAND48.load(Relaxed);
+    loop {
+        let next = (0x5_DEEC_E66D_u64.wrapping_mul(x).wrapping_add(0xB)) & ((1 << 48) - 1);
+        match LRAND48.compare_exchange_weak(x, next, Relaxed, Relaxed) {
+            Ok(_) => return (next >> 17) as i64,
+            Err(seen) => x = seen,
+        }
+    }
+}
+
+/// `math.randomseed(s)`: Lua's integer conversion, then srand48.
+fn srand48(seed: f64) {
+    let s = seed as i64 as i32 as u32 as u64;
+    LRAND48.store((s << 16) | 0x330E, Relaxed);
+}
+
+/// A native function's failure, as Redis would raise it: an error table
+/// (`redis.call`, helpers, SCRIPT KILL).
+#[derive(Debug)]
+struct Raised {
+    err: String,
+    /// Set for errors a command gave (Redis marks them so the error is
+    /// counted once).
+    from_command: bool,
+}
+
+impl Raised {
+    fn helper(err: String) -> Raised {
+        Raised { err, from_command: false }
+    }
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.err)
+    }
+}
+
+impl std::error::Error for Raised {}
+
+fn find_raised(e: &mlua::Error) -> Option<&Raised> {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<Raised>(),
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => find_raised(cause),
+        _ => None,
+    }
+}
+
+/// `__ferrite_unwrap`: a native function's failure becomes the value Redis
+/// raises (an error table, or a message string); anything else is itself.
+fn unwrap_error(lua: &Lua, v: LuaValue) -> mlua::Result<LuaValue> {
+    let LuaValue::Error(e) = v else { return Ok(v) };
+    let t = lua.create_table()?;
+    match find_raised(&e) {
+        Some(r) => {
+            t.raw_set("err", r.err.as_str())?;
+            if r.from_command {
+                t.raw_set("ignore_error_stats_update", true)?;
+            }
+        }
+        None => {
+            let msg = match &*e {
+                mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+                other => other.to_string(),
+            };
+            t.raw_set("err", format!("ERR {}", msg.lines().next().unwrap_or("")))?;
+        }
+    }
+    Ok(LuaValue::Table(t))
+}
+
+/// A helper's failure, raised as `{err = "ERR <msg>"}`.
+fn helper_error(msg: &str) -> mlua::Error {
+    mlua::Error::external(Raised::helper(format!("ERR {msg}")))
+}
+
+/// The `redis` table's functions that need no server: `call` and `pcall`
+/// go through `__ferrite_call`, bound for each run.
+fn redis_table(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.raw_set("error_reply", lua.create_function(|lua, args: MultiValue| error_reply(lua, args))?)?;
+    t.raw_set(
+        "status_reply",
+        lua.create_function(|lua, args: MultiValue| match (args.len(), args.front()) {
+            (1, Some(LuaValue::String(s))) => {
+                let r = lua.create_table()?;
+                r.raw_set("ok", s.clone())?;
+                Ok(r)
+            }
+            _ => bad_arguments(lua),
+        })?,
+    )?;
+    t.raw_set(
+        "sha1hex",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(helper_error("wrong number of arguments"));
+            }
+            let bytes = match args.front() {
+                Some(LuaValue::String(s)) => s.as_bytes().to_vec(),
+                Some(LuaValue::Integer(n)) => n.to_string().into_bytes(),
+                Some(LuaValue::Number(n)) => super::convert::lua_number_text(*n).into_bytes(),
+                _ => Vec::new(),
+            };
+            Ok(super::sha1_hex(&bytes))
+        })?,
+    )?;
+    for (name, level) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
+        t.raw_set(name, level)?;
+    }
+    for (name, flags) in [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)] {
+        t.raw_set(name, flags)?;
+    }
+    t.raw_set("REDIS_VERSION", "7.0.15")?;
+    t.raw_set("REDIS_VERSION_NUM", 0x07000f)?;
+    // Effects replication is the only kind (Redis 7.0): these are accepted.
+    t.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    t.raw_set(
+        "set_repl",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(helper_error("redis.set_repl() requires two arguments."));
+            }
+            let flags = match args.front() {
+                Some(LuaValue::Integer(n)) => *n,
+                Some(LuaValue::Number(n)) => *n as i64,
+                _ => 0,
+            };
+            if flags & !3 != 0 {
+                return Err(helper_error("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."));
+            }
+            Ok(())
+        })?,
+    )?;
+    t.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    t.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    Ok(t)
+}
+
+fn bad_arguments(lua: &Lua) -> mlua::Result<Table> {
+    let r = lua.create_table()?;
+    r.raw_set("err", "ERR wrong number or type of arguments")?;
+    Ok(r)
+}
+
+/// `redis.error_reply`: Redis's error table (a missing code is `ERR`).
+fn error_reply(lua: &Lua, args: MultiValue) -> mlua::Result<Table> {
+    let (1, Some(LuaValue::String(s))) = (args.len(), args.front()) else { return bad_arguments(lua) };
+    let text = s.to_string_lossy().to_string();
+    let line = if text.starts_with('-') { text } else { format!("-{text}") };
+    let r = lua.create_table()?;
+    r.raw_set("err", error_table_text(&line))?;
+    Ok(r)
+}
+
+/// How Redis turns an error line into an error table's text: a leading
+/// `-` is dropped, a text without a code gets `ERR`, CR/LF at the ends of
+/// the message are trimmed.
+pub fn error_table_text(line: &str) -> String {
+    let (code, msg) = match line.strip_prefix('-') {
+        Some(rest) => match rest.split_once(' ') {
+            Some((code, msg)) => (code.to_string(), msg.to_string()),
+            None => ("ERR".to_string(), rest.to_string()),
+        },
+        None => ("ERR".to_string(), line.to_string()),
+    };
+    format!("{code} {}", msg.trim_matches(|c| c == '\r' || c == '\n'))
+}
+
+/// Compiles a script body into the function EVAL calls, with the
+/// protected globals as its environment.
+pub fn compile(lua: &Lua, body: &[u8]) -> Result<Function, ScriptError> {
+    let compiled = lua.load(body).set_mode(mlua::chunk::ChunkMode::Text).set_name("@user_script").into_function().map_err(|e| {
+        let msg = match e {
+            mlua::Error::SyntaxError { message, .. } => message,
+            other => other.to_string(),
+        };
+        ScriptError(format!("ERR Error compiling script (new function): {msg}"))
+    })?;
+    let env: Table = lua.named_registry_value(SCRIPT_ENV).map_err(|e| ScriptError(format!("ERR {e}")))?;
+    compiled.set_environment(env).map_err(|e| ScriptError(format!("ERR {e}")))?;
+    Ok(compiled)
+}
+
+/// Runs a compiled script: KEYS and ARGV set, the host's command call and
+/// `setresp`/`log` bound for this run only, under Redis's error handler.
+#[allow(clippy::too_many_arguments)]
+pub fn invoke(
+    lua: &Lua,
+    f: &Function,
+    sha: &str,
+    keys: &[&[u8]],
+    args: &[&[u8]],
+    run: Run,
+    host: &mut dyn Host,
+    wrote: &AtomicBool,
+) -> Result<Reply, ScriptError> {
+    let g = lua.globals();
+    let fail = |e: mlua::Error| ScriptError(format!("ERR {e}"));
+    g.raw_set("KEYS", strings(lua, keys).map_err(fail)?).map_err(fail)?;
+    g.raw_set("ARGV", strings(lua, args).map_err(fail)?).map_err(fail)?;
+    let backing_redis: Table = lua.named_registry_value(REDIS_TABLE).map_err(fail)?;
+    let handler: Function = g.raw_get("__redis__err__handler").map_err(fail)?;
+    let host = RefCell::new(host);
+    let resp = Cell::new(2u8);
+    let result = lua.scope(|scope| {
+        let (host, resp) = (&host, &resp);
+        let call = |raise: bool| {
+            scope.create_function_mut(move |lua, args: MultiValue| {
+                match call_command(args, resp.get() == 3, run, &mut **host.borrow_mut(), wrote) {
+                    Ok(frame) => frame_to_lua_in(lua, frame, resp.get() == 3),
+                    Err(raised) if raise => Err(mlua::Error::external(raised)),
+                    Err(raised) => {
+                        let t = lua.create_table()?;
+                        t.raw_set("err", raised.err)?;
+                        if raised.from_command {
+                            t.raw_set("ignore_error_stats_update", true)?;
+                        }
+                        Ok(LuaValue::Table(t))
+                    }
+                }
+            })
+        };
+        backing_redis.raw_set("call", call(true)?)?;
+        backing_redis.raw_set("pcall", call(false)?)?;
+        backing_redis.raw_set(
+            "setresp",
+            scope.create_function(move |_, args: MultiValue| {
+                if args.len() != 1 {
+                    return Err(helper_error("redis.setresp() requires one argument."));
+                }
+                let v = match args.front() {
+                    Some(LuaValue::Integer(n)) => *n,
+                    Some(LuaValue::Number(n)) => *n as i64,
+                    Some(LuaValue::String(s)) => s.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(0),
+                    _ => 0,
+                };
+                if v != 2 && v != 3 {
+                    return Err(helper_error("RESP version must be 2 or 3."));
+                }
+                resp.set(v as u8);
+                Ok(())
+            })?,
+        )?;
+        backing_redis.raw_set(
+            "log",
+            scope.create_function_mut(move |_, args: MultiValue| {
+                if args.len() < 2 {
+                    return Err(helper_error("redis.log() requires two arguments or more."));
+                }
+                let mut it = args.into_iter();
+                let level = match it.next() {
+                    Some(LuaValue::Integer(n)) => n,
+                    Some(LuaValue::Number(n)) => n as i64,
+                    _ => return Err(helper_error("First argument must be a number (log level).")),
+                };
+                if !(0..=3).contains(&level) {
+                    return Err(helper_error("Invalid debug level."));
+                }
+                let parts: Vec<String> = it
+                    .filter_map(|v| match v {
+                        LuaValue::String(s) => Some(s.to_string_lossy().to_string()),
+                        LuaValue::Integer(n) => Some(n.to_string()),
+                        LuaValue::Number(n) => Some(super::convert::lua_number_text(n)),
+                        _ => None,
+                    })
+                    .collect();
+                host.borrow_mut().log(level, &parts.join(" "));
+                Ok(())
+            })?,
+        )?;
+        let xpcall: Function = g.raw_get("xpcall")?;
+        xpcall.call::<MultiValue>((f.clone(), handler.clone()))
+    });
+    for name in ["call", "pcall"] {
+        let _ = backing_redis.raw_set(name, LuaValue::Nil);
+    }
+    let _ = backing_redis.raw_set("setresp", LuaValue::Nil);
+    let _ = backing_redis.raw_set("log", LuaValue::Nil);
+    let script_resp3 = resp.get() == 3;
+    match result {
+        Ok(values) => {
+            let mut values = values.into_iter();
+            let ok = matches!(values.next(), Some(LuaValue::Boolean(true)));
+            let value = values.next().unwrap_or(LuaValue::Nil);
+            if ok { Ok(lua_to_reply(&value, script_resp3)) } else { Err(ScriptError(uncaught(&value, sha))) }
+        }
+        Err(mlua::Error::MemoryError(_)) => Err(ScriptError(format!("ERR Error running script {sha}, out of memory"))),
+        Err(e) => Err(ScriptError(format!("ERR Error running script {sha}, {}", first_line(&e.to_string(), 100)))),
+    }
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    s.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).take(max).collect()
+}
+
+/// The reply for an error nobody caught: the handler's table, as Redis
+/// words it (`<err> script: <sha>, on <source>:<line>.`).
+fn uncaught(v: &LuaValue, sha: &str) -> String {
+    let LuaValue::Table(t) = v else {
+        return format!("ERR Error running script {sha}, {}", first_line(&format!("{v:?}"), 100));
+    };
+    let text = |k: &str| -> Option<String> {
+        match t.get::<LuaValue>(k).ok()? {
+            LuaValue::String(s) => Some(s.to_string_lossy().to_string()),
+            LuaValue::Integer(n) => Some(n.to_string()),
+            LuaValue::Number(n) => Some(super::convert::lua_number_text(n)),
+            _ => None,
+        }
+    };
+    let msg = text("err").unwrap_or_else(|| "ERR unknown error".into());
+    let msg = msg.trim_matches(|c| c == '\r' || c == '\n').replace(['\r', '\n'], " ");
+    match (text("source"), text("line")) {
+        (Some(source), Some(line)) => format!("{msg} script: {sha}, on {source}:{line}."),
+        _ => msg,
+    }
+}
+
+/// One `redis.call`: the reply, or the error table's text Redis raises.
+fn call_command(
+    args: MultiValue,
+    resp3: bool,
+    run: Run,
+    host: &mut dyn Host,
+    wrote: &AtomicBool,
+) -> Result<crate::protocol::Frame, Raised> {
+    let argv = command_args(args).map_err(|m| Raised::helper(format!("ERR {m}")))?;
+    // A read-only run (EVAL_RO, `no-writes`) refuses writes before the host
+    // looks any further at the command.
+    if run.read_only
+        && let Some((_, spec)) = crate::commands::lookup(&argv[0])
+        && spec.arity_ok(argv.len())
+        && !spec.has(crate::commands::flags::NOSCRIPT)
+        && spec.has(crate::commands::flags::WRITE)
+    {
+        return Err(Raised { err: "ERR Write commands are not allowed from read-only scripts.".into(), from_command: true });
+    }
+    let frame = host.call(&argv, resp3).map_err(|e| Raised { err: error_table_text(&format!("-{e}")), from_command: true })?;
+    if let Some((_, spec)) = crate::commands::lookup(&argv[0])
+        && spec.has(crate::commands::flags::WRITE)
+    {
+        wrote.store(true, Relaxed);
+    }
+    Ok(frame)
+}

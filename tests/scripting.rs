@@ -1,0 +1,152 @@
+//! Lua scripts in a tenant (issue 14): a script sees only its tenant's
+//! keys, its commands count against the tenant's quotas, a long script
+//! holds up neither other tenants nor (past the threshold) its own tenant's
+//! other clients without a BUSY reply, SCRIPT KILL stops it, and its
+//! effects survive a restart as one record.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Raw, bulk, encode, ok};
+use ferrite::protocol::Frame;
+use ferrite::server::ServerHandle;
+
+fn tenant(h: &ServerHandle, id: &str, options: &[&str]) -> Raw {
+    let mut admin = Raw::connect(h.addr);
+    let mut create = vec!["TENANT.CREATE", id, "PASSWORD", "pw"];
+    create.extend_from_slice(options);
+    assert_eq!(admin.cmd(&create), ok());
+    login(h, id)
+}
+
+fn login(h: &ServerHandle, id: &str) -> Raw {
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["AUTH", id, "pw"]), ok());
+    c
+}
+
+fn is_error(f: &Frame, prefix: &str) -> bool {
+    matches!(f, Frame::Error(e) if e.starts_with(prefix))
+}
+
+#[test]
+fn a_script_sees_only_its_tenants_keys_and_scripts() {
+    let h = common::start();
+    let mut a = tenant(&h, "a", &[]);
+    let mut b = tenant(&h, "b", &[]);
+    assert_eq!(a.cmd(&["SET", "k", "from-a"]), ok());
+    assert_eq!(b.cmd(&["EVAL", "return redis.call('get', KEYS[1])", "1", "k"]), Frame::Null);
+    assert_eq!(a.cmd(&["EVAL", "return redis.call('get', KEYS[1])", "1", "k"]), bulk("from-a"));
+    // The global context's key of the same name is not the tenant's either.
+    assert_eq!(Raw::connect(h.addr).cmd(&["SET", "k", "global"]), ok());
+    assert_eq!(a.cmd(&["EVAL", "return redis.call('get', 'k')", "0"]), bulk("from-a"));
+    // Scripts cached by one tenant are not another's.
+    let Frame::Bulk(sha) = a.cmd(&["SCRIPT", "LOAD", "return 'mine'"]) else { panic!("sha") };
+    let sha = String::from_utf8(sha).unwrap();
+    assert_eq!(a.cmd(&["EVALSHA", &sha, "0"]), bulk("mine"));
+    assert!(is_error(&b.cmd(&["EVALSHA", &sha, "0"]), "NOSCRIPT"));
+    assert_eq!(b.cmd(&["SCRIPT", "EXISTS", &sha]), Frame::Array(vec![Frame::Integer(0)]));
+    // Admin commands stay refused inside a tenant's script.
+    let reply = a.cmd(&["EVAL", "return redis.call('config', 'set', 'maxmemory', '1')", "0"]);
+    assert!(is_error(&reply, "ERR This Redis command is not allowed from script"), "{reply}");
+    let reply = a.cmd(&["EVAL", "return redis.call('tenant.list')", "0"]);
+    assert!(matches!(&reply, Frame::Error(_)), "{reply}");
+}
+
+#[test]
+fn a_scripts_writes_count_against_the_tenants_quotas() {
+    let h = common::start();
+    let mut t = tenant(&h, "small", &["MEMORY", "1mb", "KEYS", "5"]);
+    let fill = "for i = 1, 100 do redis.call('set', 'k' .. i, 'v') end return 1";
+    let reply = t.cmd(&["EVAL", fill, "0"]);
+    assert!(matches!(&reply, Frame::Error(e) if e.contains("key limit")), "{reply}");
+    let Frame::Integer(keys) = t.cmd(&["DBSIZE"]) else { panic!("dbsize") };
+    assert_eq!(keys, 5, "the script stopped at the key limit");
+    // A value past the tenant's memory: refused, by the tenant's quota or
+    // by its Lua heap's cap, and the tenant stays within its limit.
+    let big = "redis.call('del', 'k1') return redis.call('set', 'big', string.rep('x', 2 * 1024 * 1024))";
+    let reply = t.cmd(&["EVAL", big, "0"]);
+    assert!(matches!(&reply, Frame::Error(e) if e.starts_with("OOM") || e.contains("memory")), "{reply}");
+    assert_eq!(t.cmd(&["EXISTS", "big"]), Frame::Integer(0));
+    let info = Raw::connect(h.addr).cmd(&["TENANT.INFO", "small"]).to_string();
+    assert!(!info.is_empty());
+}
+
+#[test]
+fn a_long_script_holds_up_no_other_tenant_and_script_kill_stops_it() {
+    let h = common::start();
+    let mut busy = tenant(&h, "busy", &[]);
+    let mut calm = tenant(&h, "calm", &[]);
+    assert_eq!(calm.cmd(&["SET", "x", "1"]), ok());
+    busy.send(&encode([b"EVAL".as_slice(), b"while true do end", b"0"].into_iter()));
+    std::thread::sleep(Duration::from_millis(200));
+    // Another tenant is served at once, however long the script runs.
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(calm.cmd(&["GET", "x"]), bulk("1"));
+        assert!(t.elapsed() < Duration::from_millis(100), "another tenant waited {:?}", t.elapsed());
+    }
+    // The tenant's own other client may kill it.
+    let mut killer = login(&h, "busy");
+    assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), ok());
+    let reply = busy.read();
+    assert!(is_error(&reply, "ERR Script killed by user with SCRIPT KILL..."), "{reply}");
+    assert!(is_error(&killer.cmd(&["SCRIPT", "KILL"]), "NOTBUSY"));
+    assert_eq!(busy.cmd(&["PING"]), Frame::Simple("PONG".into()));
+}
+
+#[test]
+fn script_errors_and_conversions_match_redis_words() {
+    let h = common::start();
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["EVAL", "return {1, 'two', {3}, true, false, 3.99, nil, 5}", "0"]), {
+        Frame::Array(vec![
+            Frame::Integer(1),
+            bulk("two"),
+            Frame::Array(vec![Frame::Integer(3)]),
+            Frame::Integer(1),
+            Frame::Null,
+            Frame::Integer(3),
+        ])
+    });
+    let reply = c.cmd(&["EVAL", "return x", "0"]);
+    assert!(
+        matches!(&reply, Frame::Error(e) if e.starts_with("ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: ")),
+        "{reply}"
+    );
+    let reply = c.cmd(&["EVAL", "x = 1", "0"]);
+    assert!(matches!(&reply, Frame::Error(e) if e.contains("Attempt to modify a readonly table")), "{reply}");
+    assert_eq!(c.cmd(&["EVAL", "return redis.pcall('nosuch')", "0"]), Frame::Error("ERR Unknown Redis command called from script".into()));
+    assert_eq!(
+        c.cmd(&["EVAL", "local ok, e = pcall(redis.call, 'nosuch') return e", "0"]),
+        bulk("ERR Unknown Redis command called from script")
+    );
+    assert_eq!(c.cmd(&["EVAL", "return redis.error_reply('MY err')", "0"]), Frame::Error("MY err".into()));
+    assert_eq!(c.cmd(&["EVAL", "return redis.status_reply('FINE')", "0"]), Frame::Simple("FINE".into()));
+}
+
+/// A script's writes are logged as one record of their effects: after a
+/// restart the data is there, and the script never ran again.
+#[test]
+fn a_scripts_effects_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("ferrite-scripts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = common::config();
+    cfg.persistence.appendonly = true;
+    cfg.persistence.dir = dir.clone();
+    let h = common::start_with(cfg.clone());
+    let mut c = Raw::connect(h.addr);
+    // math.random makes the value differ on each run: only effects replay.
+    let script =
+        "math.randomseed(tonumber(ARGV[1])) local v = math.random(1000000) redis.call('set', 'r', v) redis.call('incr', 'n') return v";
+    let Frame::Integer(v) = c.cmd(&["EVAL", script, "0", "7"]) else { panic!("a number") };
+    drop(c);
+    drop(h);
+    let h = common::start_with(cfg);
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["GET", "r"]), bulk(&v.to_string()));
+    assert_eq!(c.cmd(&["GET", "n"]), bulk("1"));
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
