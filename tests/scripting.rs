@@ -8,23 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Raw, bulk, encode, ok};
+use common::{Raw, bulk, encode, login, ok, tenant};
 use ferrite::protocol::Frame;
-use ferrite::server::ServerHandle;
-
-fn tenant(h: &ServerHandle, id: &str, options: &[&str]) -> Raw {
-    let mut admin = Raw::connect(h.addr);
-    let mut create = vec!["TENANT.CREATE", id, "PASSWORD", "pw"];
-    create.extend_from_slice(options);
-    assert_eq!(admin.cmd(&create), ok());
-    login(h, id)
-}
-
-fn login(h: &ServerHandle, id: &str) -> Raw {
-    let mut c = Raw::connect(h.addr);
-    assert_eq!(c.cmd(&["AUTH", id, "pw"]), ok());
-    c
-}
 
 fn is_error(f: &Frame, prefix: &str) -> bool {
     matches!(f, Frame::Error(e) if e.starts_with(prefix))

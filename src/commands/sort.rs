@@ -104,17 +104,10 @@ fn load(ctx: &Ctx, key: &[u8], reverse: bool) -> Result<(Vec<Vec<u8>>, bool), Cm
     loaded.unwrap_or(Ok((Vec::new(), false)))
 }
 
-/// A number as C's `strtod` reads a whole string (leading spaces allowed,
-/// NaN refused).
+/// A number as C's `strtod` reads a whole string: Redis's double parsing,
+/// with leading spaces allowed.
 fn sort_score(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(b).ok()?.trim_start();
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        l if l.contains("nan") || l.contains("inf") => return None,
-        _ => s.parse().ok()?,
-    };
-    Some(v)
+    super::args::parse_f64(b.trim_ascii_start())
 }
 
 /// Redis's LIMIT arithmetic: the `start..=end` slice of `len` elements.

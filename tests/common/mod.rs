@@ -27,6 +27,23 @@ pub fn start_with(c: Config) -> ServerHandle {
     start_background(c).expect("server starts")
 }
 
+/// Creates tenant `id` (password `pw`, and the given TENANT.CREATE
+/// options) as the admin, and returns a connection logged in as it.
+pub fn tenant(h: &ServerHandle, id: &str, options: &[&str]) -> Raw {
+    let mut admin = Raw::connect(h.addr);
+    let mut create = vec!["TENANT.CREATE", id, "PASSWORD", "pw"];
+    create.extend_from_slice(options);
+    assert_eq!(admin.cmd(&create), ok());
+    login(h, id)
+}
+
+/// A connection logged in as tenant `id` (password `pw`).
+pub fn login(h: &ServerHandle, id: &str) -> Raw {
+    let mut c = Raw::connect(h.addr);
+    assert_eq!(c.cmd(&["AUTH", id, "pw"]), ok());
+    c
+}
+
 pub fn client(h: &ServerHandle) -> redis::Connection {
     let c = redis::Client::open(format!("redis://{}/", h.addr)).expect("client");
     c.get_connection().expect("connect")
