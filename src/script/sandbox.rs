@@ -41,7 +41,7 @@ const ERR_HANDLER: &str = "local dbg, unwrap = debug, __ferrite_unwrap
 __redis__err__handler = function(err) err = unwrap(err)
   local i = dbg.getinfo(2, 'nSl')
   if i and i.what == 'C' then
-    i = dbg.getinfo(3, 'nSl') if i and i.source == '=glue' then i = dbg.getinfo(4, 'nSl') end
+    local l = 3 i = dbg.getinfo(l, 'nSl') while i and i.source == '=glue' do l = l + 1 i = dbg.getinfo(l, 'nSl') end
   end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
@@ -88,6 +88,47 @@ math.random = function(...)
   error("wrong number of arguments", 2)
 end
 math.randomseed = function(s) srand48(s) end
+-- LuaBitOp's bit library: 32-bit signed results, arguments converted as
+-- LuaBitOp converts them (__ferrite_tobit).
+local tobit, tonumber = __ferrite_tobit, tonumber
+-- (not `arg`: Lua 5.1 gives vararg functions a local of that name)
+local function bitarg(fn, i, n, x)
+  local v = tonumber(x)
+  if v == nil then
+    error("bad argument #" .. i .. " to '" .. fn .. "' (number expected, got " .. (i > n and 'no value' or type(x)) .. ")", 3)
+  end
+  return tobit(v)
+end
+local function fold(fn, op)
+  return function(...)
+    local n = select('#', ...)
+    local r = bitarg(fn, 1, n, (...))
+    for i = 2, n do r = op(r, bitarg(fn, i, n, (select(i, ...)))) end
+    return r
+  end
+end
+local ops = __ferrite_bitops
+bit = {
+  tobit = function(...) local r = bitarg('tobit', 1, select('#', ...), (...)) return r end,
+  bnot = function(...) return ops('not', bitarg('bnot', 1, select('#', ...), (...)), 0) end,
+  band = fold('band', function(a, b) return ops('and', a, b) end),
+  bor = fold('bor', function(a, b) return ops('or', a, b) end),
+  bxor = fold('bxor', function(a, b) return ops('xor', a, b) end),
+  bswap = function(...) return ops('bswap', bitarg('bswap', 1, select('#', ...), (...)), 0) end,
+}
+for _, name in ipairs({'lshift', 'rshift', 'arshift', 'rol', 'ror'}) do
+  bit[name] = function(...)
+    local n = select('#', ...)
+    return ops(name, bitarg(name, 1, n, (...)), bitarg(name, 2, n, (select(2, ...))))
+  end
+end
+bit.tohex = function(...)
+  local n = select('#', ...)
+  local x = bitarg('tohex', 1, n, (...))
+  local digits = 8
+  if n >= 2 then digits = bitarg('tohex', 2, n, (select(2, ...))) end
+  return ops('tohex', x, digits)
+end
 local function pack(...) return {n = select('#', ...), ...} end
 pcall = function(...)
   local r = pack(raw_pcall(...))
@@ -125,7 +166,7 @@ local function view(backing, globals)
 end
 local g = _G
 env = view(g, true)
-for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis'}) do
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'bit'}) do
   g[name] = view(g[name], false)
 end
 return env
@@ -146,6 +187,8 @@ pub fn new_state(memory_limit: usize, kill: Arc<AtomicBool>) -> mlua::Result<Lua
     g.raw_set("redis", redis)?;
     g.raw_set("__ferrite_unwrap", lua.create_function(unwrap_error)?)?;
     g.raw_set("__ferrite_lrand48", lua.create_function(|_, ()| Ok(lrand48()))?)?;
+    g.raw_set("__ferrite_tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
+    g.raw_set("__ferrite_bitops", lua.create_function(|_, (op, a, b): (String, i32, i32)| bit_op(&op, a, b))?)?;
     g.raw_set(
         "__ferrite_srand48",
         lua.create_function(|_, seed: f64| {
@@ -169,6 +212,8 @@ pub fn new_state(memory_limit: usize, kill: Arc<AtomicBool>) -> mlua::Result<Lua
         "__ferrite_unwrap",
         "__ferrite_lrand48",
         "__ferrite_srand48",
+        "__ferrite_tobit",
+        "__ferrite_bitops",
     ] {
         g.raw_set(name, LuaValue::Nil)?;
     }
@@ -191,6 +236,52 @@ fn lrand48() -> i64 {
         match LRAND48.compare_exchange_weak(x, next, Relaxed, Relaxed) {
             Ok(_) => return (next >> 17) as i64,
             Err(seen) => x = seen,
+        }
+    }
+}
+
+/// LuaBitOp's number to 32 bits: add 2^52 + 2^51 and keep the low word
+/// of the double (rounding half to even; out-of-range numbers wrap as
+/// LuaBitOp's do).
+fn tobit(n: f64) -> i32 {
+    (n + 6_755_399_441_055_744.0).to_bits() as u32 as i32
+}
+
+/// One LuaBitOp operation on 32-bit values (`tohex` returns a string).
+fn bit_op(op: &str, a: i32, b: i32) -> mlua::Result<LuaBit> {
+    let (ua, sh) = (a as u32, (b as u32) & 31);
+    Ok(LuaBit::Int(match op {
+        "not" => !a,
+        "and" => a & b,
+        "or" => a | b,
+        "xor" => a ^ b,
+        "bswap" => a.swap_bytes(),
+        "lshift" => (ua << sh) as i32,
+        "rshift" => (ua >> sh) as i32,
+        "arshift" => a >> sh,
+        "rol" => ua.rotate_left(sh) as i32,
+        "ror" => ua.rotate_right(sh) as i32,
+        "tohex" => {
+            let upper = b < 0;
+            let n = (b.unsigned_abs().min(8)) as usize;
+            let hex = if upper { format!("{ua:08X}") } else { format!("{ua:08x}") };
+            return Ok(LuaBit::Text(hex[8 - n..].to_string()));
+        }
+        _ => return Err(mlua::Error::RuntimeError(format!("unknown bit operation {op}"))),
+    }))
+}
+
+/// A bit operation's result.
+enum LuaBit {
+    Int(i32),
+    Text(String),
+}
+
+impl mlua::IntoLua for LuaBit {
+    fn into_lua(self, lua: &Lua) -> mlua::Result<LuaValue> {
+        match self {
+            LuaBit::Int(n) => Ok(LuaValue::Integer(n as i64)),
+            LuaBit::Text(s) => s.into_lua(lua),
         }
     }
 }
