@@ -19,6 +19,20 @@ fn memory_limit(ctx: &Ctx) -> usize {
     ctx.client.tenant.as_ref().map_or(MAX, |t| (t.limits().memory_bytes / 2).clamp(1 << 20, MAX)) as usize
 }
 
+/// Caches a script body for the caller's space. A new body is memory the
+/// tenant holds: past its limit it is refused with OOM, not cached.
+fn load_script(ctx: &Ctx, body: &[u8]) -> Result<String, CmdError> {
+    let scripts = &ctx.space().scripts;
+    if let Some(t) = &ctx.client.tenant
+        && !scripts.exists(&crate::script::sha1_hex(body))
+        // The cache keeps the body, and Lua its compiled constants.
+        && t.memory_used().saturating_add(2 * body.len() as u64 + 1024) > t.limits().memory_bytes
+    {
+        return Err(CmdError::msg(format!("OOM the script would take tenant '{}' past its memory limit", t.id())));
+    }
+    scripts.load(body, memory_limit(ctx)).map_err(script_error)
+}
+
 /// Serves a running script's `redis.call`s with the caller's context.
 struct CommandHost<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
@@ -109,7 +123,7 @@ fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> Cm
         }
         sha
     } else {
-        scripts.load(a[1], limit).map_err(script_error)?
+        load_script(ctx, a[1])?
     };
     let (now, resp3, outer) = (ctx.now_ms, ctx.out.resp3, ctx.in_exec);
     ctx.in_exec = true;
@@ -165,7 +179,7 @@ pub fn script(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let scripts = &ctx.space().scripts;
     match (sub.as_str(), a.len()) {
         ("load", 3) => {
-            let sha = scripts.load(a[2], memory_limit(ctx)).map_err(script_error)?;
+            let sha = load_script(ctx, a[2])?;
             ctx.out.bulk(sha.as_bytes());
         }
         ("exists", n) if n >= 3 => {
