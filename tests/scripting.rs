@@ -165,3 +165,19 @@ fn a_scripts_effects_survive_a_restart() {
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Shutting down stops a script that would never return (as SHUTDOWN
+/// NOSAVE does in Redis), instead of waiting for it forever.
+#[test]
+fn the_server_stops_while_a_script_runs() {
+    let h = common::start();
+    let mut c = Raw::connect(h.addr);
+    c.send(&encode([b"EVAL".as_slice(), b"while true do end", b"0"].into_iter()));
+    std::thread::sleep(Duration::from_millis(100));
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(h);
+        let _ = done.send(());
+    });
+    assert!(stopped.recv_timeout(Duration::from_secs(10)).is_ok(), "the server did not stop");
+}

@@ -205,6 +205,10 @@ impl ServerState {
     /// Asks the accept loop and every connection to stop.
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Relaxed);
+        // A script that never returns would keep the runtime from stopping
+        // (SHUTDOWN stops a running script in Redis too).
+        self.global.scripts.abort();
+        self.tenants.list().iter().for_each(|t| t.space.scripts.abort());
         self.shutdown.notify_waiters();
         self.clients.kill_all();
     }
