@@ -37,6 +37,9 @@ fn a_script_sees_only_its_tenants_keys_and_scripts() {
     assert!(is_error(&reply, "ERR This Redis command is not allowed from script"), "{reply}");
     let reply = a.cmd(&["EVAL", "return redis.call('tenant.list')", "0"]);
     assert!(matches!(&reply, Frame::Error(_)), "{reply}");
+    // redis.acl_check_cmd answers for the tenant: its data commands yes, the admin's no.
+    let check = "return {redis.acl_check_cmd('get', 'k'), redis.acl_check_cmd('tenant.list')}";
+    assert_eq!(a.cmd(&["EVAL", check, "0"]), Frame::Array(vec![Frame::Integer(1), Frame::Null]));
 }
 
 #[test]

@@ -79,6 +79,12 @@ impl Host for CommandHost<'_, '_> {
         }
     }
 
+    fn may_run(&mut self, argv: &[Vec<u8>]) -> Option<bool> {
+        let (_, spec) = lookup(&argv[0])?;
+        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        Some(!(self.ctx.client.bound && spec.has(ADMIN) && !admission::tenant_may_run(spec, &args)))
+    }
+
     fn log(&mut self, level: i64, message: &str) {
         let space = self.ctx.space.owner().unwrap_or("-").to_string();
         match level {

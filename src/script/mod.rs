@@ -23,6 +23,9 @@ pub trait Host {
     /// or Err with an error reply's text (the script decides what to do).
     fn call(&mut self, argv: &[Vec<u8>], resp3: bool) -> Result<crate::protocol::Frame, String>;
     fn log(&mut self, level: i64, message: &str);
+    /// `redis.acl_check_cmd`: whether the caller may run this command
+    /// (None: no such command).
+    fn may_run(&mut self, argv: &[Vec<u8>]) -> Option<bool>;
 }
 
 /// A script's SHA-1, in lower-case hex (its EVALSHA name).

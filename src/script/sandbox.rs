@@ -499,6 +499,15 @@ pub fn invoke(
                 }
             })
         };
+        backing_redis.raw_set(
+            "acl_check_cmd",
+            scope.create_function_mut(move |_, args: MultiValue| {
+                let argv = command_args(args).map_err(|m| mlua::Error::external(Raised::helper(format!("ERR {m}"))))?;
+                host.borrow_mut()
+                    .may_run(&argv)
+                    .ok_or_else(|| mlua::Error::external(Raised::helper("ERR Invalid command passed to redis.acl_check_cmd()".into())))
+            })?,
+        )?;
         backing_redis.raw_set("call", call(true)?)?;
         backing_redis.raw_set("pcall", call(false)?)?;
         backing_redis.raw_set(
@@ -550,7 +559,7 @@ pub fn invoke(
         let xpcall: Function = g.raw_get("xpcall")?;
         xpcall.call::<MultiValue>((f.clone(), handler.clone()))
     });
-    for name in ["call", "pcall"] {
+    for name in ["call", "pcall", "acl_check_cmd"] {
         let _ = backing_redis.raw_set(name, LuaValue::Nil);
     }
     let _ = backing_redis.raw_set("setresp", LuaValue::Nil);
