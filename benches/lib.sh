@@ -48,3 +48,18 @@ set_stream() {
   awk -v n="$1" -v f="${2:-key:%d}" -v v="${3:-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx}" 'BEGIN {
     for (i = 0; i < n; i++) { k = sprintf(f, i); printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v } }'
 }
+
+# Starts redis-server on $RPORT and Ferrite ($FERRITE or this tree's
+# release build) on $FPORT, both without persistence, logs in
+# /tmp/$1-{redis,ferrite}.log; sets RPID and FPID, stops both on exit.
+start_redis_and_ferrite() {
+  local bin
+  bin=$(ferrite_binary)
+  ports_free "$RPORT" "$FPORT"
+  redis-server --port "$RPORT" --save '' --appendonly no --daemonize no >"/tmp/$1-redis.log" 2>&1 &
+  RPID=$!
+  "$bin" --port "$FPORT" --appendonly no >"/tmp/$1-ferrite.log" 2>&1 &
+  FPID=$!
+  trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
+  wait_up "$RPORT" "$FPORT"
+}

@@ -14,14 +14,7 @@ ROUNDS=${ROUNDS:-5}
 PIPES=${PIPES:-1 16}
 RPORT=${RPORT:-16579}
 FPORT=${FPORT:-16580}
-FERRITE_BIN=$(ferrite_binary)
-ports_free "$RPORT" "$FPORT"
-redis-server --port "$RPORT" --save '' --appendonly no --daemonize no >/tmp/scripting-redis.log 2>&1 &
-RPID=$!
-"$FERRITE_BIN" --port "$FPORT" --appendonly no >/tmp/scripting-ferrite.log 2>&1 &
-FPID=$!
-trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
-wait_up "$RPORT" "$FPORT"
+start_redis_and_ferrite scripting
 SCRIPT="redis.call('incr', KEYS[1]) redis.call('get', KEYS[1]) return redis.call('set', KEYS[2], ARGV[1])"
 for port in "$RPORT" "$FPORT"; do
   SHA=$(redis-cli -p "$port" SCRIPT LOAD "$SCRIPT")

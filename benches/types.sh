@@ -17,14 +17,7 @@ ONLY=${ONLY:-}
 MEMORY=${MEMORY:-1}
 RPORT=${RPORT:-16479}
 FPORT=${FPORT:-16480}
-FERRITE_BIN=$(ferrite_binary)
-ports_free "$RPORT" "$FPORT"
-redis-server --port "$RPORT" --save '' --appendonly no --daemonize no >/tmp/types-redis.log 2>&1 &
-RPID=$!
-"$FERRITE_BIN" --port "$FPORT" --appendonly no >/tmp/types-ferrite.log 2>&1 &
-FPID=$!
-trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
-wait_up "$RPORT" "$FPORT"
+start_redis_and_ferrite types
 
 # 100,000 points spread over about 1.5 degrees around Palermo, for GEOSEARCH.
 geo_points() {
