@@ -133,11 +133,13 @@ fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> Cm
     };
     let (now, resp3, outer) = (ctx.now_ms, ctx.out.resp3, ctx.in_exec);
     ctx.in_exec = true;
+    ctx.client.in_script = true;
     let result = {
         let mut host = CommandHost { ctx, read_only };
         scripts.run(&sha, &keys, &args, Run { read_only, resp3 }, &mut host, limit, now)
     };
     ctx.in_exec = outer;
+    ctx.client.in_script = false;
     // The script's writes reach the log as one record, whatever it returned
     // (inside EXEC, as part of the transaction's).
     if !outer {

@@ -488,6 +488,9 @@ pub fn xreadgroup(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn read_generic(ctx: &mut Ctx, a: &[&[u8]], group_cmd: bool) -> CmdResult {
     let r = parse_read(a, group_cmd)?;
+    if r.block_ms.is_some() && ctx.client.in_script {
+        return Err(CmdError::err(format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(a[0]))));
+    }
     let after = resolve_ids(ctx, &r)?;
     let mut served: Vec<Served> = Vec::new();
     for (k, from) in r.keys.iter().zip(&after) {

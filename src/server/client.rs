@@ -195,6 +195,8 @@ pub struct ClientState {
     /// Set by a write that changed nothing (SADD of members already there):
     /// it is not logged. See `Ctx::reply_changed`.
     pub unchanged: bool,
+    /// True while this client's Lua script runs (its commands come from it).
+    pub in_script: bool,
     /// Bytes of the commands queued by MULTI.
     pub multi_bytes: usize,
     /// Set by a command that must wait before it can run (an AUTH past its
@@ -257,6 +259,7 @@ impl ClientState {
             tx_records: Vec::new(),
             propagate: None,
             unchanged: false,
+            in_script: false,
             multi_bytes: 0,
             retry_after_ms: None,
             offload: Offload::Off,
