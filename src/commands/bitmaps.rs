@@ -263,15 +263,7 @@ pub fn bitop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             Op::Xor => bytes.fold(first, |x, y| x ^ y),
         };
     }
-    let now = ctx.now_ms;
-    let existed = ctx.db().write(a[2], now, |slot| {
-        if len == 0 {
-            return slot.remove().is_some();
-        }
-        slot.set(Value::string(&out));
-        true
-    });
-    ctx.client.unchanged = !existed;
+    ctx.store_or_delete(a[2], (len > 0).then(|| Value::string(&out)));
     ctx.out.int(len as i64);
     Ok(())
 }

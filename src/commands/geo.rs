@@ -442,18 +442,8 @@ fn store(ctx: &mut Ctx, dest: &[u8], q: &Query, found: Vec<Found>) -> CmdResult 
     for f in &found {
         z.insert(&f.member, if q.store_dist { f.dist / per } else { f.score });
     }
-    let (n, now, db) = (found.len(), ctx.now_ms, ctx.client.db);
-    let existed = ctx.db().write(dest, now, |slot| {
-        if n == 0 {
-            return slot.remove().is_some();
-        }
-        slot.set(Value::ZSet(Box::new(z)));
-        true
-    });
-    if n > 0 {
-        ctx.space().blocking.signal(db, dest);
-    }
-    ctx.client.unchanged = !existed;
+    let n = found.len();
+    ctx.store_or_delete(dest, (n > 0).then(|| Value::ZSet(Box::new(z))));
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -197,6 +197,26 @@ impl<'a> Ctx<'a> {
         self.space.owner().and_then(|id| self.state.tenants.get_tenant(id).ok())
     }
 
+    /// Writes a *STORE result to `dest`, or deletes `dest` when there is none
+    /// (Redis's rule for SORT, GEO*STORE and BITOP), wakes clients blocked on
+    /// it when it is a collection (a string readies no blocking pop, as in
+    /// Redis), and leaves the command unlogged when it changed nothing.
+    pub fn store_or_delete(&mut self, dest: &[u8], value: Option<crate::store::Value>) {
+        let (now, db) = (self.now_ms, self.client.db);
+        let ready = value.as_ref().is_some_and(|v| !matches!(v, crate::store::Value::Str(..)));
+        let changed = self.db().write(dest, now, |slot| match value {
+            Some(v) => {
+                slot.set(v);
+                true
+            }
+            None => slot.remove().is_some(),
+        });
+        if ready {
+            self.space().blocking.signal(db, dest);
+        }
+        self.client.unchanged = !changed;
+    }
+
     /// Replies with a write's count of members or keys affected; zero means
     /// the command changed nothing, and (as Redis propagates only what made
     /// the dataset dirty) it is not logged.

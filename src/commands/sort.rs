@@ -187,18 +187,8 @@ fn sort_generic(ctx: &mut Ctx, a: &[&[u8]], read_only: bool) -> CmdResult {
         return Ok(());
     };
     let stored = build_list(ctx, &items[range], &o.gets)?;
-    let (n, now, db) = (stored.len(), ctx.now_ms, ctx.client.db);
-    let existed = ctx.db().write(dest, now, |slot| {
-        if n == 0 {
-            return slot.remove().is_some();
-        }
-        slot.set(Value::List(Box::new(stored)));
-        true
-    });
-    if n > 0 {
-        ctx.space().blocking.signal(db, dest);
-    }
-    ctx.client.unchanged = !existed && n == 0;
+    let n = stored.len();
+    ctx.store_or_delete(dest, (n > 0).then(|| Value::List(Box::new(stored))));
     ctx.out.int(n as i64);
     Ok(())
 }
