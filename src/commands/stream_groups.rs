@@ -598,13 +598,8 @@ fn info_stream(out: &mut crate::protocol::Out, s: &StreamValue, opts: &[&[u8]], 
     }
     let limit = if count == 0 { usize::MAX } else { count };
     out.bulk(b"entries");
-    let mut entries = Vec::new();
-    s.range(StreamId::MIN, StreamId::MAX, false, |e| {
-        entries.push(e);
-        entries.len() < limit
-    });
-    out.array(entries.len());
-    entries.iter().for_each(|e| reply_entry(out, e));
+    // Written as they are read (COUNT 0 means the whole stream): no copy.
+    super::streams::reply_range(out, s, StreamId::MIN, StreamId::MAX, false, count as u64);
     out.bulk(b"groups");
     out.array(s.group_count());
     for (name, g) in s.groups() {
