@@ -32,3 +32,4 @@ pub mod space;
 pub mod store;
 pub mod tenancy;
 pub mod tuning;
+pub mod worker;

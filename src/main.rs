@@ -60,13 +60,14 @@ fn main() -> anyhow::Result<()> {
         // Colour codes only on a terminal: a log file gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    // One worker needs no work stealing: a current-thread runtime serves it
-    // with less bookkeeping per wake-up.
-    let rt = match config.server.worker_threads() {
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
-    }
-    .context("starting the runtime")?;
+    // Multi-threaded even with one worker: a script that runs long hands
+    // its worker to another thread (`worker::leave`), which a
+    // current-thread runtime cannot do.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.worker_threads())
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     rt.block_on(async {
         let server = Server::bind(&config).await.with_context(|| format!("binding {}:{}", config.server.bind, config.server.port))?;
         let state = server.state();

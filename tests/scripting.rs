@@ -91,20 +91,32 @@ fn cached_scripts_count_against_the_tenants_memory() {
     assert!(field("memory_used") <= field("memory_limit"), "the tenant stayed within its limit");
 }
 
+/// Twenty GETs of `x` (set to 1), each answered within 100 ms.
+fn served_at_once(calm: &mut common::Raw) {
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(calm.cmd(&["GET", "x"]), bulk("1"));
+        assert!(t.elapsed() < Duration::from_millis(100), "another tenant waited {:?}", t.elapsed());
+    }
+}
+
+/// One worker thread: a script that kept it would stop every other client.
+fn one_worker() -> ferrite::server::ServerHandle {
+    let mut c = common::config();
+    c.server.threads = 1;
+    common::start_with(c)
+}
+
 #[test]
 fn a_long_script_holds_up_no_other_tenant_and_script_kill_stops_it() {
-    let h = common::start();
+    let h = one_worker();
     let mut busy = tenant(&h, "busy", &[]);
     let mut calm = tenant(&h, "calm", &[]);
     assert_eq!(calm.cmd(&["SET", "x", "1"]), ok());
     busy.send(&encode([b"EVAL".as_slice(), b"while true do end", b"0"].into_iter()));
     std::thread::sleep(Duration::from_millis(200));
     // Another tenant is served at once, however long the script runs.
-    for _ in 0..20 {
-        let t = Instant::now();
-        assert_eq!(calm.cmd(&["GET", "x"]), bulk("1"));
-        assert!(t.elapsed() < Duration::from_millis(100), "another tenant waited {:?}", t.elapsed());
-    }
+    served_at_once(&mut calm);
     // The tenant's own other client may kill it.
     let mut killer = login(&h, "busy");
     assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), ok());
@@ -183,4 +195,19 @@ fn the_server_stops_while_a_script_runs() {
         let _ = done.send(());
     });
     assert!(stopped.recv_timeout(Duration::from_secs(10)).is_ok(), "the server did not stop");
+}
+
+#[test]
+fn a_script_of_few_instructions_but_slow_commands_holds_up_no_other_tenant() {
+    let h = one_worker();
+    let mut busy = tenant(&h, "busy", &["OPS", "1000000", "MEMORY", "100mb"]);
+    let mut calm = tenant(&h, "calm", &[]);
+    assert_eq!(calm.cmd(&["SET", "x", "1"]), ok());
+    assert_eq!(busy.cmd(&["EVAL", "for i = 1, 5000 do redis.call('SET', 'k' .. i, i) end", "0"]), Frame::Null);
+    // A few hundred Lua instructions in all: the instruction hook alone
+    // would never see this run.
+    busy.send(&encode([b"EVAL".as_slice(), b"for i = 1, 100 do redis.call('KEYS', '*') end", b"0"].into_iter()));
+    std::thread::sleep(Duration::from_millis(100));
+    served_at_once(&mut calm);
+    assert_eq!(busy.read(), Frame::Null);
 }

@@ -99,10 +99,13 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 /// A long command, or an EXEC whose queue holds one: it runs on the
 /// blocking pool (see `Offload`), never on a worker other tenants need.
+/// Scripts are the exception where they can leave the worker mid-run.
 /// Queued commands run inside EXEC, so they are never offloaded alone.
 fn runs_long(ctx: &Ctx, spec: &CommandSpec) -> bool {
     match &ctx.client.multi {
-        None => spec.has(SLOW),
+        // A script hands its worker over itself if it lasts (on a
+        // multi-threaded runtime), so short ones cost no thread switch.
+        None => spec.has(SLOW) && !(spec.group == "scripting" && crate::worker::is_multi_thread_worker()),
         Some(queue) => spec.name == "exec" && queue.iter().any(|argv| lookup(&argv[0]).is_some_and(|(_, s)| s.has(SLOW))),
     }
 }
@@ -154,9 +157,9 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     let guard = if ctx.in_exec || spec.has(TX_CONTROL) || spec.has(UNLOCKED) {
         None
     } else if needs_exclusive(spec, argv.len()) {
-        Some(SpaceLock::Exclusive(space.exec_lock.write()))
+        Some(SpaceLock::Exclusive(space.lock_exclusive()))
     } else {
-        Some(SpaceLock::Shared(space.exec_lock.read()))
+        Some(SpaceLock::Shared(space.lock_shared()))
     };
     // Nothing to admit against without a tenant or a `maxmemory`.
     let bounded = ctx.client.tenant.is_some() || state.maxmemory.load(Relaxed) > 0;
@@ -293,7 +296,7 @@ fn run_addressed(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[
             // Inside the tenant a key named `__tenant:...` is just a name.
             // In the admin's EXEC (which holds the global space's lock, taken
             // before any tenant's), the command takes the tenant's own.
-            let _g = inner.in_exec.then(|| tenant.space.exec_lock.write());
+            let _g = inner.in_exec.then(|| tenant.space.lock_exclusive());
             run_here(&mut inner, idx, spec, &rewritten);
         }
     }

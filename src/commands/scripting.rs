@@ -1,6 +1,7 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT: Lua scripts run in the
 //! caller's space (a tenant's keys only), atomically within it (the
-//! space's exclusive lock), off the event loop (they are SLOW), and logged
+//! space's exclusive lock), handing their worker over when they run long
+//! (see `script::watch`), and logged
 //! by their effects: the writes a script made reach the log as one record,
 //! so replay never runs Lua.
 
@@ -11,6 +12,7 @@ use super::table::lookup;
 use super::{CmdError, CmdResult, Ctx, admission};
 use crate::protocol::{Frame, Out};
 use crate::script::{Host, Run, ScriptError};
+use crate::server::client::Offload;
 
 /// The Lua heap a space's scripts may use: a tenant's share of its own
 /// memory limit (at least 1 MB), else 256 MB.
@@ -132,14 +134,20 @@ fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> Cm
         load_script(ctx, a[1])?
     };
     let (now, resp3, outer) = (ctx.now_ms, ctx.out.resp3, ctx.in_exec);
+    // Read on a worker (not offloaded, see `runs_long`): the run hands the
+    // worker over if it lasts.
+    let on_worker = ctx.client.offload == Offload::Allowed && crate::worker::is_multi_thread_worker();
     ctx.in_exec = true;
     ctx.client.in_script = true;
     let result = {
         let mut host = CommandHost { ctx, read_only };
-        scripts.run(&sha, &keys, &args, Run { read_only, resp3 }, &mut host, limit, now)
+        scripts.run(&sha, &keys, &args, Run { read_only, resp3, on_worker }, &mut host, limit, now)
     };
     ctx.in_exec = outer;
     ctx.client.in_script = false;
+    if scripts.end_long() {
+        ctx.space.wake_waiters();
+    }
     // The script's writes reach the log as one record, whatever it returned
     // (inside EXEC, as part of the transaction's).
     if !outer {

@@ -46,7 +46,7 @@ pub fn exec(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::msg("EXECABORT Transaction discarded because of previous errors."));
     }
     let state = ctx.state;
-    let guard = ctx.space().exec_lock.write();
+    let guard = ctx.space().lock_exclusive();
     if ctx.client.watch_dirty.load(Relaxed) {
         drop(guard);
         end_multi(ctx);

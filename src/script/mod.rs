@@ -4,8 +4,11 @@
 //! a script's `redis.call` reaches the server through the [`Host`] the
 //! caller gives for the length of one run.
 
+mod bound;
 pub mod convert;
+mod libs;
 mod sandbox;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use parking_lot::Mutex;
 use sha1::{Digest, Sha1};
 
 pub use convert::Reply;
+use watch::Watch;
 
 /// What a script can ask of the server during one run.
 pub trait Host {
@@ -47,10 +51,8 @@ pub struct ScriptError(pub String);
 #[derive(Default)]
 pub struct Scripts {
     engine: Mutex<Option<Engine>>,
-    /// Set by SCRIPT KILL; the running script's hook sees it.
-    kill: Arc<AtomicBool>,
-    /// Whether the running script has written (then it cannot be killed).
-    wrote: Arc<AtomicBool>,
+    /// SCRIPT KILL, writes and time of the running script.
+    watch: Arc<Watch>,
     running: AtomicBool,
     /// When the running script started (ms), for BUSY replies.
     started_ms: AtomicU64,
@@ -60,6 +62,7 @@ pub struct Scripts {
 
 struct Engine {
     lua: Lua,
+    entry: sandbox::Entry,
     runs: u64,
     functions: HashMap<String, (Function, Flags)>,
     bodies: HashMap<String, Arc<[u8]>>,
@@ -135,8 +138,10 @@ impl Scripts {
 
     fn engine_mut<'g>(&self, guard: &'g mut Option<Engine>, memory_limit: usize) -> Result<&'g mut Engine, ScriptError> {
         if guard.is_none() {
-            let lua = sandbox::new_state(memory_limit, self.kill.clone()).map_err(|e| ScriptError(format!("ERR cannot start Lua: {e}")))?;
-            *guard = Some(Engine { lua, runs: 0, functions: HashMap::new(), bodies: HashMap::new() });
+            let cannot = |e: mlua::Error| ScriptError(format!("ERR cannot start Lua: {e}"));
+            let lua = sandbox::new_state(memory_limit, self.watch.clone()).map_err(cannot)?;
+            let entry = sandbox::Entry::new(&lua).map_err(cannot)?;
+            *guard = Some(Engine { lua, entry, runs: 0, functions: HashMap::new(), bodies: HashMap::new() });
         }
         let engine = guard.as_mut().expect("just made");
         let _ = engine.lua.set_memory_limit(memory_limit.max(1 << 20));
@@ -174,11 +179,10 @@ impl Scripts {
             return Err(Some(ScriptError("ERR Can not execute a script with write flag using *_ro command.".into())));
         }
         let run = Run { read_only: run.read_only || flags.no_writes, ..run };
-        self.kill.store(false, Relaxed);
-        self.wrote.store(false, Relaxed);
+        self.watch.start(run.on_worker);
         self.running.store(true, Relaxed);
         self.started_ms.store(now_ms, Relaxed);
-        let result = sandbox::invoke(&engine.lua, &f, &sha.to_ascii_lowercase(), keys, args, run, host, &self.wrote);
+        let result = sandbox::invoke(&engine.entry, &f, &sha.to_ascii_lowercase(), keys, args, run, host, &self.watch);
         self.running.store(false, Relaxed);
         // Lua's incremental collector keeps up on its own; a full collection
         // per run cost more than the run (Redis steps it every 50 runs).
@@ -195,19 +199,31 @@ impl Scripts {
         if !self.running.load(Relaxed) {
             return Err(ScriptError("NOTBUSY No scripts in execution right now.".into()));
         }
-        if self.wrote.load(Relaxed) {
+        if self.watch.wrote.load(Relaxed) {
             return Err(ScriptError(
                 "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
             ));
         }
-        self.kill.store(true, Relaxed);
+        self.watch.kill.store(true, Relaxed);
         Ok(())
     }
 
     /// Stops the running script whatever it did (the server is shutting
     /// down, as SHUTDOWN NOSAVE stops one in Redis).
     pub fn abort(&self) {
-        self.kill.store(true, Relaxed);
+        self.watch.kill.store(true, Relaxed);
+    }
+
+    /// Whether the running script has run long on a worker and handed it
+    /// over: its space counts as busy until [`Scripts::end_long`].
+    pub fn long_running(&self) -> bool {
+        self.watch.long.load(Relaxed)
+    }
+
+    /// After a run: whether it had run long (its space's waiters are due a
+    /// wake-up).
+    pub fn end_long(&self) -> bool {
+        self.watch.long.swap(false, Relaxed)
     }
 
     /// How long the running script has run, if one runs.
@@ -222,15 +238,8 @@ impl Scripts {
 pub struct Run {
     pub read_only: bool,
     pub resp3: bool,
-}
-
-/// Script arguments as Lua strings (KEYS, ARGV).
-fn strings(lua: &Lua, items: &[&[u8]]) -> mlua::Result<mlua::Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, x) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(x)?)?;
-    }
-    Ok(t)
+    /// It runs on a runtime worker, to hand over if it runs long.
+    pub on_worker: bool,
 }
 
 /// Collects a multi-value into owned command arguments.

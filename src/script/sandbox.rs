@@ -13,22 +13,18 @@
 //! raised from a C frame as in Redis; Redis's error handler and `pcall`
 //! first unwrap it (`__ferrite_unwrap`) into the error table Redis raises.
 
-use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value as LuaValue, VmState};
 
-use super::convert::{Reply, frame_to_lua_in, lua_to_reply};
-use super::{Host, Run, ScriptError, command_args, strings};
+use super::convert::{Reply, lua_to_reply};
+use super::{Host, Run, ScriptError, Watch};
 
 /// Instructions between checks for SCRIPT KILL.
 const KILL_CHECK_EVERY: u32 = 100_000;
 
 const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
-
-/// Where the `redis` table behind its read-only view is kept.
-const REDIS_TABLE: &str = "ferrite.redis";
 
 /// Where the globals view scripts run in is kept.
 const SCRIPT_ENV: &str = "ferrite.env";
@@ -139,13 +135,36 @@ pcall = function(...)
   end
   return unpack(r, 1, r.n)
 end
-loadstring = function(...)
-  local f, e = raw_loadstring(...)
+-- Lua 5.1 loads precompiled chunks unverified (a script could corrupt
+-- memory with one). Redis's parser always reads text; a leading space makes
+-- Lua's do the same, with the same error and the same default chunk name.
+local sbyte = string.byte
+loadstring = function(s, ...)
+  local f, e
+  if type(s) == 'string' and sbyte(s, 1) == 27 then
+    local name = ...
+    if name == nil then name = s end
+    f, e = raw_loadstring(' ' .. s, name)
+  else
+    f, e = raw_loadstring(s, ...)
+  end
   if f then setfenv(f, env) end
   return f, e
 end
-load = function(...)
-  local f, e = raw_load(...)
+load = function(reader, ...)
+  local read = reader
+  if type(reader) == 'function' then
+    local first = true
+    read = function()
+      local piece = reader()
+      if first then
+        first = false
+        if type(piece) == 'string' and sbyte(piece, 1) == 27 then return ' ' .. piece end
+      end
+      return piece
+    end
+  end
+  local f, e = raw_load(read, ...)
   if f then setfenv(f, env) end
   return f, e
 end
@@ -166,14 +185,14 @@ local function view(backing, globals)
 end
 local g = _G
 env = view(g, true)
-for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'bit'}) do
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'bit', 'cjson', 'struct', 'cmsgpack'}) do
   g[name] = view(g[name], false)
 end
 return env
 "#;
 
 /// A new state for one space's scripts.
-pub fn new_state(memory_limit: usize, kill: Arc<AtomicBool>) -> mlua::Result<Lua> {
+pub fn new_state(memory_limit: usize, watch: Arc<Watch>) -> mlua::Result<Lua> {
     let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
     // SAFETY: mlua calls the debug library unsafe because Lua code could use
     // it to break Lua's invariants. Only Redis's error handler keeps it (in
@@ -182,9 +201,12 @@ pub fn new_state(memory_limit: usize, kill: Arc<AtomicBool>) -> mlua::Result<Lua
     let _ = lua.set_memory_limit(memory_limit.max(1 << 20));
     let g = lua.globals();
     let redis = redis_table(&lua)?;
-    // Per-run functions go into the table behind the read-only view.
-    lua.set_named_registry_value(REDIS_TABLE, redis.clone())?;
+    super::bound::install(&lua, &redis)?;
     g.raw_set("redis", redis)?;
+    // Redis's extra libraries (loaded after `debug`, before `bit`).
+    g.raw_set("cjson", super::libs::cjson::install(&lua)?)?;
+    g.raw_set("struct", super::libs::structlib::install(&lua)?)?;
+    g.raw_set("cmsgpack", super::libs::cmsgpack::install(&lua)?)?;
     g.raw_set("__ferrite_unwrap", lua.create_function(unwrap_error)?)?;
     g.raw_set("__ferrite_lrand48", lua.create_function(|_, ()| Ok(lrand48()))?)?;
     g.raw_set("__ferrite_tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
@@ -219,7 +241,11 @@ pub fn new_state(memory_limit: usize, kill: Arc<AtomicBool>) -> mlua::Result<Lua
     }
     g.raw_set("_G", env)?;
     lua.set_hook(HookTriggers::new().every_nth_instruction(KILL_CHECK_EVERY), move |_, _| {
-        if kill.load(Relaxed) { Err(mlua::Error::external(Raised::helper(KILLED.into()))) } else { Ok(VmState::Continue) }
+        if watch.killed() {
+            return Err(mlua::Error::external(Raised::helper(KILLED.into())));
+        }
+        watch.check();
+        Ok(VmState::Continue)
     })?;
     Ok(lua)
 }
@@ -295,15 +321,15 @@ fn srand48(seed: f64) {
 /// A native function's failure, as Redis would raise it: an error table
 /// (`redis.call`, helpers, SCRIPT KILL).
 #[derive(Debug)]
-struct Raised {
-    err: String,
+pub(super) struct Raised {
+    pub(super) err: String,
     /// Set for errors a command gave (Redis marks them so the error is
     /// counted once).
-    from_command: bool,
+    pub(super) from_command: bool,
 }
 
 impl Raised {
-    fn helper(err: String) -> Raised {
+    pub(super) fn helper(err: String) -> Raised {
         Raised { err, from_command: false }
     }
 }
@@ -348,12 +374,12 @@ fn unwrap_error(lua: &Lua, v: LuaValue) -> mlua::Result<LuaValue> {
 }
 
 /// A helper's failure, raised as `{err = "ERR <msg>"}`.
-fn helper_error(msg: &str) -> mlua::Error {
+pub(super) fn helper_error(msg: &str) -> mlua::Error {
     mlua::Error::external(Raised::helper(format!("ERR {msg}")))
 }
 
-/// The `redis` table's functions that need no server: `call` and `pcall`
-/// go through `__ferrite_call`, bound for each run.
+/// The `redis` table's functions that need no server (those that do are
+/// in `bound`).
 fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set("error_reply", lua.create_function(|lua, args: MultiValue| error_reply(lua, args))?)?;
@@ -460,111 +486,36 @@ pub fn compile(lua: &Lua, body: &[u8]) -> Result<Function, ScriptError> {
     Ok(compiled)
 }
 
+/// How a state runs scripts: `bound::run_script` and Redis's error
+/// handler, looked up once.
+pub struct Entry {
+    runner: Function,
+    handler: Function,
+}
+
+impl Entry {
+    pub fn new(lua: &Lua) -> mlua::Result<Entry> {
+        Ok(Entry { runner: super::bound::runner(lua)?, handler: lua.globals().raw_get("__redis__err__handler")? })
+    }
+}
+
 /// Runs a compiled script: KEYS and ARGV set, the host's command call and
 /// `setresp`/`log` bound for this run only, under Redis's error handler.
 #[allow(clippy::too_many_arguments)]
 pub fn invoke(
-    lua: &Lua,
+    entry: &Entry,
     f: &Function,
     sha: &str,
     keys: &[&[u8]],
     args: &[&[u8]],
     run: Run,
     host: &mut dyn Host,
-    wrote: &AtomicBool,
+    watch: &Watch,
 ) -> Result<Reply, ScriptError> {
-    let g = lua.globals();
-    let fail = |e: mlua::Error| ScriptError(format!("ERR {e}"));
-    g.raw_set("KEYS", strings(lua, keys).map_err(fail)?).map_err(fail)?;
-    g.raw_set("ARGV", strings(lua, args).map_err(fail)?).map_err(fail)?;
-    let backing_redis: Table = lua.named_registry_value(REDIS_TABLE).map_err(fail)?;
-    let handler: Function = g.raw_get("__redis__err__handler").map_err(fail)?;
-    let host = RefCell::new(host);
-    let resp = Cell::new(2u8);
-    let result = lua.scope(|scope| {
-        let (host, resp) = (&host, &resp);
-        let call = |raise: bool| {
-            scope.create_function_mut(move |lua, args: MultiValue| {
-                match call_command(args, resp.get() == 3, run, &mut **host.borrow_mut(), wrote) {
-                    Ok(frame) => frame_to_lua_in(lua, frame, resp.get() == 3),
-                    Err(raised) if raise => Err(mlua::Error::external(raised)),
-                    Err(raised) => {
-                        let t = lua.create_table()?;
-                        t.raw_set("err", raised.err)?;
-                        if raised.from_command {
-                            t.raw_set("ignore_error_stats_update", true)?;
-                        }
-                        Ok(LuaValue::Table(t))
-                    }
-                }
-            })
-        };
-        backing_redis.raw_set(
-            "acl_check_cmd",
-            scope.create_function_mut(move |_, args: MultiValue| {
-                let argv = command_args(args).map_err(|m| mlua::Error::external(Raised::helper(format!("ERR {m}"))))?;
-                host.borrow_mut()
-                    .may_run(&argv)
-                    .ok_or_else(|| mlua::Error::external(Raised::helper("ERR Invalid command passed to redis.acl_check_cmd()".into())))
-            })?,
-        )?;
-        backing_redis.raw_set("call", call(true)?)?;
-        backing_redis.raw_set("pcall", call(false)?)?;
-        backing_redis.raw_set(
-            "setresp",
-            scope.create_function(move |_, args: MultiValue| {
-                if args.len() != 1 {
-                    return Err(helper_error("redis.setresp() requires one argument."));
-                }
-                let v = match args.front() {
-                    Some(LuaValue::Integer(n)) => *n,
-                    Some(LuaValue::Number(n)) => *n as i64,
-                    Some(LuaValue::String(s)) => s.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(0),
-                    _ => 0,
-                };
-                if v != 2 && v != 3 {
-                    return Err(helper_error("RESP version must be 2 or 3."));
-                }
-                resp.set(v as u8);
-                Ok(())
-            })?,
-        )?;
-        backing_redis.raw_set(
-            "log",
-            scope.create_function_mut(move |_, args: MultiValue| {
-                if args.len() < 2 {
-                    return Err(helper_error("redis.log() requires two arguments or more."));
-                }
-                let mut it = args.into_iter();
-                let level = match it.next() {
-                    Some(LuaValue::Integer(n)) => n,
-                    Some(LuaValue::Number(n)) => n as i64,
-                    _ => return Err(helper_error("First argument must be a number (log level).")),
-                };
-                if !(0..=3).contains(&level) {
-                    return Err(helper_error("Invalid debug level."));
-                }
-                let parts: Vec<String> = it
-                    .filter_map(|v| match v {
-                        LuaValue::String(s) => Some(s.to_string_lossy().to_string()),
-                        LuaValue::Integer(n) => Some(n.to_string()),
-                        LuaValue::Number(n) => Some(super::convert::lua_number_text(n)),
-                        _ => None,
-                    })
-                    .collect();
-                host.borrow_mut().log(level, &parts.join(" "));
-                Ok(())
-            })?,
-        )?;
-        let xpcall: Function = g.raw_get("xpcall")?;
-        xpcall.call::<MultiValue>((f.clone(), handler.clone()))
-    });
-    for name in ["call", "pcall", "acl_check_cmd"] {
-        let _ = backing_redis.raw_set(name, LuaValue::Nil);
-    }
-    let _ = backing_redis.raw_set("setresp", LuaValue::Nil);
-    let _ = backing_redis.raw_set("log", LuaValue::Nil);
-    let script_resp3 = resp.get() == 3;
+    let binding = super::bound::bind(super::bound::Given { keys, args, run, host, watch });
+    let result = entry.runner.call::<MultiValue>((f, &entry.handler));
+    let script_resp3 = binding.resp3();
+    drop(binding);
     match result {
         Ok(values) => {
             let mut values = values.into_iter();
@@ -604,14 +555,13 @@ fn uncaught(v: &LuaValue, sha: &str) -> String {
 }
 
 /// One `redis.call`: the reply, or the error table's text Redis raises.
-fn call_command(
-    args: MultiValue,
+pub(super) fn call_command(
+    argv: Vec<Vec<u8>>,
     resp3: bool,
     run: Run,
     host: &mut dyn Host,
-    wrote: &AtomicBool,
+    watch: &Watch,
 ) -> Result<crate::protocol::Frame, Raised> {
-    let argv = command_args(args).map_err(|m| Raised::helper(format!("ERR {m}")))?;
     // A read-only run (EVAL_RO, `no-writes`) refuses writes before the host
     // looks any further at the command.
     if run.read_only
@@ -622,11 +572,15 @@ fn call_command(
     {
         return Err(Raised { err: "ERR Write commands are not allowed from read-only scripts.".into(), from_command: true });
     }
-    let frame = host.call(&argv, resp3).map_err(|e| Raised { err: error_table_text(&format!("-{e}")), from_command: true })?;
+    let frame = host.call(&argv, resp3);
+    // A script of few instructions can still hold its thread long, one
+    // slow command after another.
+    watch.check();
+    let frame = frame.map_err(|e| Raised { err: error_table_text(&format!("-{e}")), from_command: true })?;
     if let Some((_, spec)) = crate::commands::lookup(&argv[0])
         && spec.has(crate::commands::flags::WRITE)
     {
-        wrote.store(true, Relaxed);
+        watch.wrote.store(true, Relaxed);
     }
     Ok(frame)
 }

@@ -221,11 +221,16 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Starts a server (two worker threads) in the background.
+/// Starts a server in the background (with `[server] threads` workers, two
+/// unless set).
 pub fn start_background(config: Config) -> std::io::Result<ServerHandle> {
     let (tx, rx) = std::sync::mpsc::channel();
+    let workers = match config.server.threads {
+        0 => 2,
+        n => n as usize,
+    };
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().expect("runtime");
         rt.block_on(async move {
             match Server::bind(&config).await {
                 Ok(server) => {

@@ -11,10 +11,14 @@ pub mod pubsub;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::Notify;
 
 use crate::store::Keyspace;
+
+/// How long a worker waits for a space's lock before handing its queue
+/// to another thread (see [`Space::lock_exclusive`]).
+const LOCK_WAIT_ON_WORKER: std::time::Duration = std::time::Duration::from_millis(1);
 pub use blocking::Blocking;
 pub use pubsub::PubSub;
 
@@ -69,9 +73,34 @@ impl Space {
         }
     }
 
-    /// True while a long command of this space runs off the event loop.
+    /// True while a long command of this space runs off the event loop,
+    /// or a script of it has run long.
     pub fn busy(&self) -> bool {
-        self.offloaded.load(Relaxed) > 0
+        self.offloaded.load(Relaxed) > 0 || self.scripts.long_running()
+    }
+
+    /// Wakes the connections waiting for the space to be idle (a long
+    /// script has ended).
+    pub fn wake_waiters(&self) {
+        self.idle.notify_waiters();
+    }
+
+    /// The execution lock, exclusively. A holder may run long (a script,
+    /// until it marks the space busy); past a moment's wait this worker's
+    /// queue goes to another thread while this one waits.
+    pub fn lock_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        match self.exec_lock.try_write_for(LOCK_WAIT_ON_WORKER) {
+            Some(g) => g,
+            None => crate::worker::while_away(|| self.exec_lock.write()),
+        }
+    }
+
+    /// The execution lock, shared (see [`Space::lock_exclusive`]).
+    pub fn lock_shared(&self) -> RwLockReadGuard<'_, ()> {
+        match self.exec_lock.try_read_for(LOCK_WAIT_ON_WORKER) {
+            Some(g) => g,
+            None => crate::worker::while_away(|| self.exec_lock.read()),
+        }
     }
 
     /// Waits until no long command of this space runs.
