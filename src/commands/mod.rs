@@ -81,6 +81,9 @@ pub mod flags {
     /// Never takes its space's lock (SCRIPT: it must reach a running
     /// script, which holds the lock, to kill it).
     pub const UNLOCKED: u32 = 1 << 19;
+    /// Redis's may-replicate (PUBLISH, PFCOUNT, EVAL): not a write, but
+    /// refused in read-only scripts as writes are.
+    pub const MAY_REPLICATE: u32 = 1 << 20;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -96,6 +99,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (NO_MULTI, "no_multi"),
         (MOVABLEKEYS, "movablekeys"),
+        (MAY_REPLICATE, "may_replicate"),
     ];
 }
 

@@ -212,14 +212,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zintercard", Data, -3, READONLY | MOVABLEKEYS | SLOW, 0, 0, 0, "sorted_set", zsets::zintercard),
     cmd!("zscan", Data, -3, READONLY, 1, 1, 1, "sorted_set", zsets::zscan),
     // scripting
-    cmd!("eval", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::eval),
+    cmd!("eval", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW | MAY_REPLICATE, 0, 0, 0, "scripting", scripting::eval),
     cmd!("eval_ro", Data, -3, READONLY | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::eval_ro),
-    cmd!("evalsha", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::evalsha),
+    cmd!("evalsha", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW | MAY_REPLICATE, 0, 0, 0, "scripting", scripting::evalsha),
     cmd!("evalsha_ro", Data, -3, READONLY | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::evalsha_ro),
     cmd!("script", Server, -2, NOSCRIPT | UNLOCKED, 0, 0, 0, "scripting", scripting::script),
     // hyperloglog
     cmd!("pfadd", Data, -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", hyperloglog::pfadd),
-    cmd!("pfcount", Data, -2, READONLY, 1, -1, 1, "hyperloglog", hyperloglog::pfcount),
+    cmd!("pfcount", Data, -2, READONLY | MAY_REPLICATE, 1, -1, 1, "hyperloglog", hyperloglog::pfcount),
     cmd!("pfmerge", Data, -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", hyperloglog::pfmerge),
     cmd!("pfdebug", Admin, -3, ADMIN, 2, 2, 1, "hyperloglog", hyperloglog::pfdebug),
     cmd!("pfselftest", Admin, 1, ADMIN, 0, 0, 0, "hyperloglog", hyperloglog::pfselftest),
@@ -279,7 +279,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("unsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::unsubscribe),
     cmd!("psubscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::psubscribe),
     cmd!("punsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::punsubscribe),
-    cmd!("publish", PubSub, 3, PUBSUB | FAST | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::publish),
+    cmd!("publish", PubSub, 3, PUBSUB | FAST | LOADING | STALE | MAY_REPLICATE, 0, 0, 0, "pubsub", pubsub::publish),
     cmd!("pubsub", PubSub, -2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
 ];
 

@@ -127,6 +127,8 @@ bit.tohex = function(...)
 end
 local function pack(...) return {n = select('#', ...), ...} end
 pcall = function(...)
+  -- Redis's pcall calls its first argument as given: none is a boolean.
+  if select('#', ...) == 0 then return false, 'attempt to call a boolean value' end
   local r = pack(raw_pcall(...))
   if not r[1] then
     local e = unwrap(r[2])
@@ -187,6 +189,18 @@ local g = _G
 env = view(g, true)
 for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'bit', 'cjson', 'struct', 'cmsgpack'}) do
   g[name] = view(g[name], false)
+end
+-- Strings' metatable is read-only too (Redis's build), and its `__index`
+-- is the string library's view: through it a script could otherwise
+-- change the library for every later script.
+local raw_getmetatable = getmetatable
+local string_meta = raw_getmetatable('')
+string_meta.__index = g.string
+local string_meta_view = view(string_meta, false)
+getmetatable = function(v)
+  local m = raw_getmetatable(v)
+  if m == string_meta then return string_meta_view end
+  return m
 end
 return env
 "#;
@@ -568,7 +582,7 @@ pub(super) fn call_command(
         && let Some((_, spec)) = crate::commands::lookup(&argv[0])
         && spec.arity_ok(argv.len())
         && !spec.has(crate::commands::flags::NOSCRIPT)
-        && spec.has(crate::commands::flags::WRITE)
+        && (spec.has(crate::commands::flags::WRITE) || spec.has(crate::commands::flags::MAY_REPLICATE))
     {
         return Err(Raised { err: "ERR Write commands are not allowed from read-only scripts.".into(), from_command: true });
     }
