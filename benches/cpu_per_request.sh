@@ -7,7 +7,13 @@
 # measured requests at -P PIPE. Prints every round's figure and the medians.
 #
 # Usage: FERRITE_B=path/to/other/ferrite [TESTS=zadd,hset,sadd] [ROUNDS=5]
-#        [PIPE=16] [WARM=200000] benches/cpu_per_request.sh [requests] (default 1000000)
+#        [PIPE=16] [WARM=200000] [SETUP=...] [SETUP_B=...] [FERRITE_A=...]
+#        benches/cpu_per_request.sh [requests] (default 1000000)
+# FERRITE_A measures that binary instead of this tree's release build.
+# SETUP (this build) and SETUP_B (the other) are redis-cli arguments run on
+# each fresh server before its warm-up, e.g.
+# SETUP="config set notify-keyspace-events KEA" with FERRITE_B a copy of
+# this build compares notifications on (nobody subscribed) with off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -19,12 +25,17 @@ PIPE=${PIPE:-16}
 WARM=${WARM:-200000}
 PORT=${PORT:-16697}
 : "${FERRITE_B:?set FERRITE_B to the binary to compare with}"
-cargo build --release --quiet --bin ferrite
+A=${FERRITE_A:-./target/release/ferrite}
+[ -n "${FERRITE_A:-}" ] || cargo build --release --quiet --bin ferrite
 ports_free "$PORT"
-measure() { # binary test -> us per request
+measure() { # binary test [setup] -> us per request
   "$1" --port "$PORT" --appendonly no >/dev/null 2>&1 &
   local pid=$! c0
   wait_up "$PORT"
+  if [ -n "${3:-}" ]; then
+    # shellcheck disable=SC2086 # the setup is a command's words
+    redis-cli -p "$PORT" $3 >/dev/null
+  fi
   redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 50 -n "$WARM" -r 100000 -q >/dev/null 2>&1
   c0=$(cpu_ticks "$pid")
   redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 50 -n "$N" -r 100000 -q >/dev/null 2>&1
@@ -36,8 +47,8 @@ echo "test,now_rounds,other_rounds,now_median_us,other_median_us"
 for t in ${TESTS//,/ }; do
   now=(); other=()
   for _ in $(seq "$ROUNDS"); do
-    other+=("$(measure "$FERRITE_B" "$t")")
-    now+=("$(measure ./target/release/ferrite "$t")")
+    other+=("$(measure "$FERRITE_B" "$t" "${SETUP_B:-}")")
+    now+=("$(measure "$A" "$t" "${SETUP:-}")")
   done
   echo "$t,${now[*]},${other[*]},$(printf '%s\n' "${now[@]}" | median),$(printf '%s\n' "${other[@]}" | median)"
 done

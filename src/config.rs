@@ -65,6 +65,10 @@ pub struct ServerConfig {
     /// `"normal 0 0 0 pubsub 32mb 8mb 60"`.
     #[serde(deserialize_with = "de_output_limits")]
     pub client_output_buffer_limit: OutputLimits,
+    /// The server's default `notify-keyspace-events` classes (Redis's
+    /// letters in the file; a tenant may set its own).
+    #[serde(deserialize_with = "de_notify")]
+    pub notify_keyspace_events: u32,
     /// Worker threads; 0 picks one less than the cores (at least one), which
     /// leaves a core for the kernel's network work and co-located clients.
     pub threads: u64,
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             loglevel: "notice".into(),
             tcp_keepalive: 300,
             client_output_buffer_limit: OutputLimits::default(),
+            notify_keyspace_events: 0,
             threads: 0,
             tuning: crate::tuning::Tuning::default(),
         }
@@ -207,6 +212,11 @@ fn de_output_limits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OutputLimi
     let mut limits = OutputLimits::default();
     limits.apply(&String::deserialize(d)?).map_err(serde::de::Error::custom)?;
     Ok(limits)
+}
+
+fn de_notify<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::space::notify::parse(s.as_bytes()).ok_or_else(|| serde::de::Error::custom(crate::space::notify::BAD_CLASS))
 }
 
 pub const EVICTION_POLICIES: &[&str] =
@@ -337,8 +347,11 @@ pub static PARAMS: &[Param] = &[
     },
     Param {
         name: "notify-keyspace-events",
-        get: |_| String::new(),
-        set: Some(|_, v| if v.is_empty() { Ok(()) } else { Err("keyspace notifications are not supported yet".into()) }),
+        get: |c| crate::space::notify::format(c.notify_keyspace_events),
+        set: Some(|c, v| {
+            c.notify_keyspace_events = crate::space::notify::parse(v.as_bytes()).ok_or(crate::space::notify::BAD_CLASS)?;
+            Ok(())
+        }),
     },
 ];
 

@@ -28,3 +28,13 @@ pub fn leave() {
         tokio::task::block_in_place(|| std::thread::sleep(Duration::from_micros(300)));
     }
 }
+
+/// A mutex's guard: at once when it is free, else after a moment's wait
+/// here, else waiting off this worker (its holder may run long: a
+/// script holds its state's lock for the whole run).
+pub fn lock<T>(m: &parking_lot::Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    match m.try_lock_for(Duration::from_millis(1)) {
+        Some(g) => g,
+        None => while_away(|| m.lock()),
+    }
+}

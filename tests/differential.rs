@@ -8,6 +8,11 @@
 //! `!len` (random content, compare only the reply's length). Each script runs
 //! on fresh connections after FLUSHALL. Generated scripts add an arity check
 //! for every command in the table.
+//!
+//! Pub/sub messages (keyspace notifications) are compared through a second
+//! connection per server: `!sub <command>` runs a command (PSUBSCRIBE ...)
+//! on it, `!events` collects everything it received since and requires the
+//! same messages in the same order, and `!sleep <ms>` waits (for expiry).
 
 mod common;
 
@@ -22,6 +27,12 @@ enum Compare {
     Exact,
     Sorted,
     Len,
+    /// Runs on the subscriber connection (replies compared exactly).
+    Subscriber,
+    /// Compares the messages the subscriber connection received so far.
+    Events,
+    /// Waits this many milliseconds.
+    Sleep(u64),
 }
 
 struct Step {
@@ -60,6 +71,12 @@ fn load_scripts() -> Vec<Script> {
                 (Compare::Sorted, r)
             } else if let Some(r) = line.strip_prefix("!len ") {
                 (Compare::Len, r)
+            } else if let Some(r) = line.strip_prefix("!sub ") {
+                (Compare::Subscriber, r)
+            } else if line == "!events" {
+                (Compare::Events, "PUBLISH __events_end__ end")
+            } else if let Some(ms) = line.strip_prefix("!sleep ") {
+                (Compare::Sleep(ms.trim().parse().expect("!sleep <ms>")), "PING")
             } else {
                 (Compare::Exact, line)
             };
@@ -297,7 +314,7 @@ fn replies_for(args: &[Vec<u8>]) -> usize {
 
 fn normalise(f: Frame, c: Compare) -> Frame {
     match c {
-        Compare::Exact => f,
+        Compare::Exact | Compare::Subscriber | Compare::Events | Compare::Sleep(_) => f,
         Compare::Sorted => match f {
             Frame::Array(v) if v.len() == 2 && matches!(v[1], Frame::Array(_)) && matches!(v[0], Frame::Bulk(_)) => {
                 // SCAN-style [cursor, items]: keep the cursor, sort the items.
@@ -316,17 +333,72 @@ fn normalise(f: Frame, c: Compare) -> Frame {
     }
 }
 
+/// Each server's subscriber connection, subscribed to the end marker
+/// `!events` publishes after the messages it waits for.
+fn subscribers(redis: SocketAddr, ferrite: SocketAddr) -> (Raw, Raw) {
+    let mut conns = (Raw::connect(redis), Raw::connect(ferrite));
+    for c in [&mut conns.0, &mut conns.1] {
+        c.cmd(&["SUBSCRIBE", "__events_end__"]);
+    }
+    conns
+}
+
+/// The messages a subscriber received, up to the end marker.
+fn messages_until_end(c: &mut Raw) -> Vec<Frame> {
+    let mut got = Vec::new();
+    loop {
+        let m = c.read();
+        if matches!(&m, Frame::Array(v) if v.get(1) == Some(&common::bulk("__events_end__"))) {
+            return got;
+        }
+        got.push(m);
+    }
+}
+
 fn run_script(s: &Script, redis: SocketAddr, ferrite: SocketAddr, failures: &mut Vec<String>) {
     let mut r = Raw::connect(redis);
     let mut f = Raw::connect(ferrite);
     r.cmd(&["FLUSHALL"]);
     f.cmd(&["FLUSHALL"]);
+    let mut subs: Option<(Raw, Raw)> = None;
     for step in &s.steps {
         let bytes = common::encode(step.args.iter().map(|a| a.as_slice()));
-        r.send(&bytes);
-        f.send(&bytes);
+        // Commands run on the main connections, or (`!sub`) the subscribers.
+        let (cr, cf) = match step.compare {
+            Compare::Sleep(ms) => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                continue;
+            }
+            Compare::Events => {
+                let (rs, fs) = subs.get_or_insert_with(|| subscribers(redis, ferrite));
+                r.cmd(&["PUBLISH", "__events_end__", "end"]);
+                f.cmd(&["PUBLISH", "__events_end__", "end"]);
+                let (a, b) = (messages_until_end(rs), messages_until_end(fs));
+                if a != b {
+                    // From the first difference on.
+                    let same = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+                    let show = |v: &[Frame]| v[same..].iter().take(12).map(|m| format!("\n        {m}")).collect::<String>();
+                    failures.push(format!(
+                        "[{}] {}: the same {same} messages, then\n    redis:{}\n    ferrite:{}",
+                        s.name,
+                        step.line,
+                        show(&a),
+                        show(&b)
+                    ));
+                    return;
+                }
+                continue;
+            }
+            Compare::Subscriber => {
+                let (rs, fs) = subs.get_or_insert_with(|| subscribers(redis, ferrite));
+                (rs, fs)
+            }
+            _ => (&mut r, &mut f),
+        };
+        cr.send(&bytes);
+        cf.send(&bytes);
         for _ in 0..replies_for(&step.args) {
-            let (a, b) = (normalise(r.read(), step.compare), normalise(f.read(), step.compare));
+            let (a, b) = (normalise(cr.read(), step.compare), normalise(cf.read(), step.compare));
             if a != b {
                 failures.push(format!("[{}] {}\n    redis:   {a}\n    ferrite: {b}", s.name, step.line));
                 return;

@@ -60,14 +60,15 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
 }
 
 /// The part of an admin command a tenant may run: CONFIG GET (which shows
-/// a tenant the encoding parameters alone) and CONFIG SET of encoding
-/// parameters, which set the tenant's own copy (see `tuning`).
+/// a tenant the encoding parameters and `notify-keyspace-events` alone)
+/// and CONFIG SET of those, which set the tenant's own copy (see `tuning`,
+/// `space::notify`).
 pub fn tenant_may_run(spec: &CommandSpec, argv: &[&[u8]]) -> bool {
     match (spec.name, argv.get(1)) {
         ("config", Some(sub)) if sub.eq_ignore_ascii_case(b"get") => true,
-        ("config", Some(sub)) if sub.eq_ignore_ascii_case(b"set") => {
-            argv[2..].chunks(2).all(|pair| crate::tuning::find(&String::from_utf8_lossy(pair[0])).is_some())
-        }
+        ("config", Some(sub)) if sub.eq_ignore_ascii_case(b"set") => argv[2..].chunks(2).all(|pair| {
+            pair[0].eq_ignore_ascii_case(b"notify-keyspace-events") || crate::tuning::find(&String::from_utf8_lossy(pair[0])).is_some()
+        }),
         _ => false,
     }
 }
@@ -234,16 +235,24 @@ pub fn maxmemory_guard(ctx: &Ctx, adds: u64) -> Result<(), CmdError> {
 /// Removes an evicted key and logs it as a DEL in its space: which keys went
 /// was the sampler's choice, and replay must make the same one. The space's
 /// write order is held across both (see `Space::write_order`), and only per
-/// key: a WASM policy choosing victims runs without it.
+/// key: a WASM policy choosing victims runs without it. Every eviction,
+/// whoever chose the victim (the native policy or the tenant's module), is
+/// announced in the space as Redis's `evicted` event.
 fn remove_logged<'a>(ctx: &'a Ctx, space: &'a crate::space::Space) -> impl FnMut(&Keyspace, usize, &[u8]) -> bool + 'a {
     move |ks, db, key| {
-        let Some(p) = ctx.state.persistence().filter(|_| !ctx.client.loading) else {
-            return ks.remove(key, ctx.now_ms).is_some();
+        let gone = match ctx.state.persistence().filter(|_| !ctx.client.loading) {
+            None => ks.remove(key, ctx.now_ms).is_some(),
+            Some(p) => {
+                let _order = space.write_order.lock();
+                let gone = ks.remove(key, ctx.now_ms).is_some();
+                if gone {
+                    persist::log_command(&mut p.aof.tail(), ctx.now_ms, space.owner(), db, &[b"DEL", key]);
+                }
+                gone
+            }
         };
-        let _order = space.write_order.lock();
-        let gone = ks.remove(key, ctx.now_ms).is_some();
         if gone {
-            persist::log_command(&mut p.aof.tail(), ctx.now_ms, space.owner(), db, &[b"DEL", key]);
+            space.notify(db, crate::space::notify::EVICTED, "evicted", key, ctx.now_ms);
         }
         gone
     }

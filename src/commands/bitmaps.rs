@@ -5,6 +5,7 @@
 //! (`admission::growth`).
 
 use super::args::{int, is};
+use super::notify::STRING;
 use super::strings::as_str;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
@@ -68,6 +69,9 @@ pub fn setbit(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         *byte = if on { *byte | mask } else { *byte & !mask };
         Ok::<_, CmdError>((was, grown || was != on))
     })?;
+    if changed {
+        ctx.notify(STRING, "setbit", a[1]);
+    }
     ctx.client.unchanged = !changed;
     ctx.out.int(was as i64);
     Ok(())
@@ -76,6 +80,9 @@ pub fn setbit(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn getbit(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let offset = bit_offset(a[2], None, max_bytes(ctx))?;
     let bit = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| bit_at(s, offset))).transpose()?;
+    if bit.is_none() {
+        ctx.keymiss(a[1]);
+    }
     ctx.out.int(bit.unwrap_or(false) as i64);
     Ok(())
 }
@@ -83,7 +90,11 @@ pub fn getbit(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// A string's copy for commands that read it whole (BITCOUNT, BITPOS):
 /// `None` if the key is missing.
 fn read_string<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, CmdError> {
-    ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(f)).transpose()
+    let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(f)).transpose();
+    if matches!(r, Ok(None)) {
+        ctx.keymiss(key);
+    }
+    r
 }
 
 /// The `BYTE|BIT` unit of a range; true for bits.
@@ -263,7 +274,7 @@ pub fn bitop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             Op::Xor => bytes.fold(first, |x, y| x ^ y),
         };
     }
-    ctx.store_or_delete(a[2], (len > 0).then(|| Value::string(&out)));
+    ctx.store_or_delete(a[2], (len > 0).then(|| Value::string(&out)), STRING, "set");
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -451,20 +462,26 @@ fn bitfield_generic(ctx: &mut Ctx, a: &[&[u8]], read_only: bool) -> CmdResult {
     if read_only {
         return Err(CmdError::err("BITFIELD_RO only supports the GET subcommand"));
     }
-    let (replies, changed) = ctx.db().write(a[1], now, |slot| {
-        let (s, mut changed) = string_for_bits(slot, last as usize)?;
+    let (replies, changed, set) = ctx.db().write(a[1], now, |slot| {
+        let (s, grown) = string_for_bits(slot, last as usize)?;
+        let (mut changed, mut set) = (grown, false);
         let mut replies = Vec::with_capacity(fields.len());
         for f in &fields {
             replies.push(match f.op {
                 FieldOp::Get => Some(get_field(s, f)),
                 _ => apply_field(s, f).map(|(reply, diff)| {
                     changed |= diff;
+                    // Redis counts a write that changed bits or grew the string.
+                    set |= grown || diff;
                     reply
                 }),
             });
         }
-        Ok::<_, CmdError>((replies, changed))
+        Ok::<_, CmdError>((replies, changed, set))
     })?;
+    if set {
+        ctx.notify(STRING, "setbit", a[1]);
+    }
     ctx.client.unchanged = !changed;
     ctx.out.array(replies.len());
     for r in replies {

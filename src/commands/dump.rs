@@ -22,7 +22,10 @@ pub fn dump(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let value = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| e.value.clone());
     match value {
         Some(v) => ctx.out.bulk(&dump::encode(&v)),
-        None => ctx.out.null(),
+        None => {
+            ctx.keymiss(a[1]);
+            ctx.out.null()
+        }
     }
     Ok(())
 }
@@ -113,17 +116,22 @@ pub fn restore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         if slot.exists() && !o.replace {
             return Err(busy());
         }
+        // REPLACE deletes the old key first: the restored one is new.
+        let deleted = slot.remove().is_some();
         if expire_at.is_some_and(|at| at <= now as i64) {
             // Already expired: nothing is created, the old key goes.
-            return Ok(slot.remove().is_some());
+            return Ok(deleted.then_some("del"));
         }
         let mut entry = Entry::new(value, now);
         entry.set_access(now, lfu, o.idle_secs, o.freq);
         entry.set_expire(expire_at.map(|at| at as u64));
         slot.put(entry);
-        Ok(true)
+        Ok(Some("restore"))
     })?;
-    ctx.client.unchanged = !changed;
+    if let Some(event) = changed {
+        ctx.notify(super::notify::GENERIC, event, a[1]);
+    }
+    ctx.client.unchanged = changed.is_none();
     ctx.out.ok();
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 
 use super::args::{int, is, parse_f64};
+use super::notify::ZSET;
 use super::zsets::as_zset;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::Out;
@@ -60,14 +61,14 @@ pub fn geoadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let points =
         triples.chunks(3).map(|t| lon_lat(t[0], t[1]).map(|(lon, lat)| (geo::score(lon, lat), t[2]))).collect::<Result<Vec<_>, _>>()?;
     let now = ctx.now_ms;
-    let n = ctx.db().write(a[1], now, |slot| -> Result<usize, CmdError> {
+    let n = ctx.db().write(a[1], now, |slot| -> Result<(usize, bool), CmdError> {
         match slot.value() {
             Some(v) => drop(as_zset(v)?),
-            None if xx => return Ok(0),
+            None if xx => return Ok((0, false)),
             None => drop(slot.set(Value::ZSet(Box::default()))),
         }
         let Some(Value::ZSet(z)) = slot.value_mut() else { unreachable!("checked sorted set") };
-        let mut changed = 0;
+        let (mut changed, mut any) = (0, false);
         for (score, member) in points {
             let (old, new) = z
                 .upsert(member, |cur| {
@@ -83,9 +84,15 @@ pub fn geoadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 (Some(o), Some(n)) if ch && o != n => 1,
                 _ => 0,
             };
+            any |= matches!((old, new), (None, Some(_))) || matches!((old, new), (Some(o), Some(n)) if o != n);
         }
-        Ok(changed)
+        Ok((changed, any))
     })?;
+    let (n, any) = n;
+    // GEOADD is ZADD in Redis, and announces itself as one.
+    if any {
+        ctx.notify(ZSET, "zadd", a[1]);
+    }
     ctx.reply_changed(n);
     Ok(())
 }
@@ -112,6 +119,7 @@ pub fn geodist(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         Ok(())
     });
     found.unwrap_or_else(|| {
+        ctx.keymiss(a[1]);
         ctx.out.null();
         Ok(())
     })
@@ -158,7 +166,11 @@ pub fn geohash(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 fn read_members<T>(ctx: &Ctx, a: &[&[u8]], f: impl Fn(&ZSetValue, &[u8]) -> Option<T>) -> Result<Vec<Option<T>>, CmdError> {
     let found =
         ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(|z| a[2..].iter().map(|m| f(z, m)).collect::<Vec<_>>()));
-    Ok(found.transpose()?.unwrap_or_else(|| a[2..].iter().map(|_| None).collect()))
+    let found = found.transpose()?;
+    if found.is_none() {
+        ctx.keymiss(a[1]);
+    }
+    Ok(found.unwrap_or_else(|| a[2..].iter().map(|_| None).collect()))
 }
 
 /// Which command of the search family runs (they share one parser).
@@ -397,10 +409,13 @@ fn search(ctx: &mut Ctx, a: &[&[u8]], fam: Family) -> CmdResult {
     });
     let (q, found) = match searched {
         Some(r) => r?,
-        None => (parse_query(a, fam, None)?, Vec::new()),
+        None => {
+            ctx.keymiss(src);
+            (parse_query(a, fam, None)?, Vec::new())
+        }
     };
     match &q.store {
-        Some(dest) => store(ctx, dest, &q, found),
+        Some(dest) => store(ctx, dest, &q, found, if fam == Family::SearchStore { "geosearchstore" } else { "georadiusstore" }),
         None => {
             reply_found(ctx.out, &q, &found);
             Ok(())
@@ -436,14 +451,14 @@ fn reply_found(out: &mut Out, q: &Query, found: &[Found]) {
 
 /// STORE, STOREDIST, GEOSEARCHSTORE: the result as a sorted set (scores,
 /// or distances in the unit); an empty result deletes the destination.
-fn store(ctx: &mut Ctx, dest: &[u8], q: &Query, found: Vec<Found>) -> CmdResult {
+fn store(ctx: &mut Ctx, dest: &[u8], q: &Query, found: Vec<Found>, event: &str) -> CmdResult {
     let per = q.shape.map_or(1.0, |(_, per)| per);
     let mut z = ZSetValue::default();
     for f in &found {
         z.insert(&f.member, if q.store_dist { f.dist / per } else { f.score });
     }
     let n = found.len();
-    ctx.store_or_delete(dest, (n > 0).then(|| Value::ZSet(Box::new(z))));
+    ctx.store_or_delete(dest, (n > 0).then(|| Value::ZSet(Box::new(z))), ZSET, event);
     ctx.out.int(n as i64);
     Ok(())
 }

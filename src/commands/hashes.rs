@@ -2,6 +2,7 @@
 
 use super::args::{int, random_args, reply_random};
 use super::keys::parse_scan;
+use super::notify::HASH;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
 use crate::store::value::HashValue;
@@ -37,10 +38,12 @@ fn hset_generic(ctx: &mut Ctx, a: &[&[u8]], name: &str) -> Result<usize, CmdErro
         return Err(CmdError::Arity(name.into()));
     }
     let now = ctx.now_ms;
-    ctx.db().write(a[1], now, |slot| {
+    let n = ctx.db().write(a[1], now, |slot| {
         let h = hash_or_new(slot)?;
         Ok(a[2..].chunks(2).filter(|fv| h.insert(fv[0], fv[1])).count())
-    })
+    })?;
+    ctx.notify(HASH, "hset", a[1]);
+    Ok(n)
 }
 
 pub fn hset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -65,13 +68,20 @@ pub fn hsetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok::<_, CmdError>(hash_or_new(slot)?.insert(a[2], a[3]))
     })?;
+    if done {
+        ctx.notify(HASH, "hset", a[1]);
+    }
     ctx.out.int(done as i64);
     Ok(())
 }
 
-/// Runs `f` on the hash at `key` if there is one.
+/// Runs `f` on the hash at `key` if there is one (a miss is a `keymiss`).
 fn with_hash<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&HashValue) -> R) -> Result<Option<R>, CmdError> {
-    ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f)).transpose()
+    let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f)).transpose();
+    if matches!(r, Ok(None)) {
+        ctx.keymiss(key);
+    }
+    r
 }
 
 pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -81,6 +91,7 @@ pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match found {
         Some(r) => r,
         None => {
+            ctx.keymiss(a[1]);
             ctx.out.null();
             Ok(())
         }
@@ -105,6 +116,9 @@ pub fn hdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         };
         Ok::<_, CmdError>(a[2..].iter().filter(|f| h.remove(f)).count())
     })?;
+    if n > 0 {
+        ctx.notify_emptied(HASH, "hdel", a[1]);
+    }
     ctx.reply_changed(n);
     Ok(())
 }
@@ -151,6 +165,7 @@ fn hget_many(ctx: &mut Ctx, key: &[u8], keys: bool, vals: bool) -> CmdResult {
     match found {
         Some(r) => r,
         None => {
+            ctx.keymiss(key);
             if keys && vals {
                 ctx.out.map(0)
             } else {
@@ -186,6 +201,7 @@ pub fn hincrby(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         h.insert(a[2], itoa::Buffer::new().format(new).as_bytes());
         Ok::<_, CmdError>(new)
     })?;
+    ctx.notify(HASH, "hincrby", a[1]);
     ctx.out.int(n);
     Ok(())
 }
@@ -205,6 +221,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         h.insert(a[2], text.as_bytes());
         Ok(text)
     })?;
+    ctx.notify(HASH, "hincrbyfloat", a[1]);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }
@@ -224,7 +241,11 @@ pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }))
     });
-    ctx.end_random_reply(done.transpose()?, count.is_none(), mark);
+    let done = done.transpose()?;
+    if done.is_none() {
+        ctx.keymiss(a[1]);
+    }
+    ctx.end_random_reply(done, count.is_none(), mark);
     Ok(())
 }
 
@@ -282,5 +303,11 @@ pub fn hscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         scan_indexed(ctx, a, h.len(), true, &|i| h.get_index(i).map(|(f, v)| vec![f.to_vec(), v.to_vec()]))
     });
-    scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
+    scanned.unwrap_or_else(|| scan_missing(ctx, a))
+}
+
+/// A collection SCAN of a missing key: a `keymiss`, and an empty reply.
+pub fn scan_missing(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    ctx.keymiss(a[1]);
+    scan_indexed(ctx, a, 0, true, &|_| None)
 }

@@ -2,6 +2,7 @@
 //! strings in Redis's exact sparse/dense layout (`store::hll`), so they
 //! move between Redis and Ferrite with GET/SET and count the same.
 
+use super::notify::STRING;
 use super::strings::as_str;
 use super::{CmdError, CmdResult, Ctx};
 use crate::store::hll;
@@ -56,6 +57,9 @@ pub fn pfadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let changed = with_hll(slot, |v| a[2..].iter().try_fold(false, |any, e| hll::add(v, e, max).map(|c| any | c)))?.map_err(invalid)?;
         Ok(created || changed)
     })?;
+    if updated {
+        ctx.notify(STRING, "pfadd", a[1]);
+    }
     ctx.reply_changed(updated as usize);
     Ok(())
 }
@@ -64,20 +68,24 @@ pub fn pfcount(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     if a.len() == 2 {
         // One key: the count is cached in the value (a write Redis makes too).
-        let n = ctx.db().write(a[1], now, |slot| -> Result<u64, CmdError> {
-            let Some(v) = slot.value() else { return Ok(0) };
+        let n = ctx.db().write(a[1], now, |slot| -> Result<Option<u64>, CmdError> {
+            let Some(v) = slot.value() else { return Ok(None) };
             hll_bytes(v)?;
-            with_hll(slot, |v| hll::count(v))?.map(|(n, _)| n).map_err(invalid)
+            with_hll(slot, |v| hll::count(v))?.map(|(n, _)| Some(n)).map_err(invalid)
         })?;
-        ctx.out.int(n as i64);
+        if n.is_none() {
+            ctx.keymiss(a[1]);
+        }
+        ctx.out.int(n.unwrap_or(0) as i64);
         return Ok(());
     }
     let mut values: Vec<Vec<u8>> = Vec::with_capacity(a.len() - 1);
     for k in &a[1..] {
         let v =
             ctx.db().read(k, now, ctx.touch, |e| hll_bytes(&e.value).and_then(|h| hll::validate(h).map(|_| h.to_vec()).map_err(invalid)));
-        if let Some(v) = v.transpose()? {
-            values.push(v);
+        match v.transpose()? {
+            Some(v) => values.push(v),
+            None => ctx.keymiss(k),
         }
     }
     let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
@@ -88,9 +96,14 @@ pub fn pfcount(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn pfmerge(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (now, max) = (ctx.now_ms, sparse_max(ctx));
     let read = |k: &[u8]| -> Result<Option<Vec<u8>>, CmdError> {
-        ctx.db()
+        let v = ctx
+            .db()
             .read(k, now, false, |e| hll_bytes(&e.value).and_then(|h| hll::validate(h).map(|_| h.to_vec()).map_err(invalid)))
-            .transpose()
+            .transpose()?;
+        if v.is_none() {
+            ctx.keymiss(k);
+        }
+        Ok(v)
     };
     let dest = read(a[1])?;
     let mut sources = Vec::with_capacity(a.len() - 2);
@@ -109,6 +122,8 @@ pub fn pfmerge(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             _ => drop(slot.set(Value::Str(StrBytes::from_vec(merged), true))),
         }
     });
+    // Redis announces a merge as a mass PFADD.
+    ctx.notify(STRING, "pfadd", a[1]);
     ctx.out.ok();
     Ok(())
 }

@@ -1,33 +1,50 @@
 //! Generic key commands: existence, deletion, renaming, expiry, SCAN, OBJECT.
 
 use super::args::{int, is, lower};
+use super::notify::GENERIC;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
 use crate::store::Value;
 
 pub fn del(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let n = a[1..].iter().filter(|k| db.remove(k, now).is_some()).count();
+    let mut n = 0;
+    for k in &a[1..] {
+        if db.remove(k, now).is_some() {
+            ctx.notify(GENERIC, "del", k);
+            n += 1;
+        }
+    }
     ctx.reply_changed(n);
     Ok(())
 }
 
 pub fn exists(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (db, now) = (ctx.db(), ctx.now_ms);
-    let n = a[1..].iter().filter(|k| db.contains(k, now)).count();
+    let n = a[1..].iter().filter(|k| found(ctx, k, false)).count();
     ctx.out.int(n as i64);
     Ok(())
 }
 
 pub fn touch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let (db, now) = (ctx.db(), ctx.now_ms);
-    let n = a[1..].iter().filter(|k| db.read(k, now, true, |_| ()).is_some()).count();
+    let n = a[1..].iter().filter(|k| found(ctx, k, true)).count();
     ctx.out.int(n as i64);
     Ok(())
 }
 
+/// Whether `key` exists (touching it if asked); a miss is a `keymiss`.
+fn found(ctx: &Ctx, key: &[u8], touch: bool) -> bool {
+    let hit = ctx.db().read(key, ctx.now_ms, touch, |_| ()).is_some();
+    if !hit {
+        ctx.keymiss(key);
+    }
+    hit
+}
+
 pub fn type_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = ctx.db().read(a[1], ctx.now_ms, false, |e| e.value.kind().name());
+    if t.is_none() {
+        ctx.keymiss(a[1]);
+    }
     ctx.out.simple(t.unwrap_or("none"));
     Ok(())
 }
@@ -112,7 +129,13 @@ fn rename_generic(ctx: &mut Ctx, a: &[&[u8]], nx: bool) -> CmdResult {
         return Ok(());
     }
     let entry = db.remove(a[1], now).ok_or(CmdError::NoSuchKey)?;
-    db.put(a[2], entry, now);
+    // Redis deletes the destination first, so it is a new key either way.
+    db.write(a[2], now, |slot| {
+        slot.remove();
+        slot.put(entry)
+    });
+    ctx.notify(GENERIC, "rename_from", a[1]);
+    ctx.notify(GENERIC, "rename_to", a[2]);
     if nx {
         ctx.out.int(1)
     } else {
@@ -156,6 +179,7 @@ pub fn copy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let now = ctx.now_ms;
     let Some(entry) = ctx.db().read(a[1], now, false, |e| e.clone()) else {
+        ctx.keymiss(a[1]);
         ctx.out.int(0);
         return Ok(());
     };
@@ -164,9 +188,14 @@ pub fn copy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         if slot.exists() && !replace {
             return false;
         }
+        // REPLACE deletes the old key first: the copy is a new key.
+        slot.remove();
         slot.put(entry);
         true
     });
+    if done {
+        ctx.notify_in(target, GENERIC, "copy_to", a[2]);
+    }
     ctx.out.int(done as i64);
     Ok(())
 }
@@ -205,6 +234,8 @@ pub fn move_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if let Some(e) = src.remove(a[1], now) {
         dst.put(a[1], e, now);
     }
+    ctx.notify(GENERIC, "move_from", a[1]);
+    ctx.notify_in(target, GENERIC, "move_to", a[1]);
     ctx.out.int(1);
     Ok(())
 }
@@ -240,24 +271,26 @@ fn expire_generic(ctx: &mut Ctx, a: &[&[u8]], seconds: bool, relative: bool) -> 
         when = when.checked_add(now as i64).ok_or_else(bad)?;
     }
     let done = ctx.db().write(a[1], now, |slot| {
-        let Some(cur) = slot.entry().map(|e| e.expire_at()) else {
-            return 0;
-        };
+        let cur = slot.entry().map(|e| e.expire_at())?;
         let refused = match cur {
             Some(c) => nx || (gt && when <= c as i64) || (lt && when >= c as i64),
             None => xx || gt,
         };
         if refused {
-            return 0;
+            return None;
         }
         if when <= now as i64 {
             slot.remove();
-        } else if let Some(e) = slot.entry_mut() {
-            e.set_expire(Some(when as u64));
+            Some("del")
+        } else {
+            slot.entry_mut().expect("exists").set_expire(Some(when as u64));
+            Some("expire")
         }
-        1
     });
-    ctx.out.int(done);
+    if let Some(event) = done {
+        ctx.notify(GENERIC, event, a[1]);
+    }
+    ctx.out.int(done.is_some() as i64);
     Ok(())
 }
 
@@ -281,7 +314,10 @@ pub fn pexpireat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(u64, u64) -> i64) -> CmdResult {
     let now = ctx.now_ms;
     let r = match ctx.db().read(key, now, false, |e| e.expire_at()) {
-        None => -2,
+        None => {
+            ctx.keymiss(key);
+            -2
+        }
         Some(None) => -1,
         Some(Some(at)) => f(at, now),
     };
@@ -314,6 +350,9 @@ pub fn persist(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         _ => 0,
     });
+    if done == 1 {
+        ctx.notify(GENERIC, "persist", a[1]);
+    }
     ctx.out.int(done);
     Ok(())
 }

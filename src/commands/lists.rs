@@ -1,6 +1,7 @@
 //! Lists, including the blocking pops and moves.
 
 use super::args::{int, is, timeout_ms};
+use super::notify::LIST;
 use super::{CmdError, CmdResult, Ctx};
 use crate::server::client::BlockSpec;
 use crate::store::value::{Elem, ListValue};
@@ -40,6 +41,9 @@ fn push_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool, only_existing: bool) ->
         }
         Ok(l.len())
     })?;
+    if len > 0 {
+        ctx.notify(LIST, if front { "lpush" } else { "rpush" }, a[1]);
+    }
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -71,6 +75,11 @@ fn pop_n(db: &Keyspace, key: &[u8], now: u64, front: bool, n: usize) -> Result<O
     })
 }
 
+/// A pop's events: `lpop`/`rpop`, then `del` when it took the last element.
+fn popped_events(ctx: &Ctx, key: &[u8], front: bool) {
+    ctx.notify_emptied(LIST, if front { "lpop" } else { "rpop" }, key);
+}
+
 fn pop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {
     if a.len() > 3 {
         return Err(CmdError::Arity(if front { "lpop" } else { "rpop" }.into()));
@@ -80,6 +89,9 @@ fn pop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {
         None => None,
     };
     let popped = pop_n(ctx.db(), a[1], ctx.now_ms, front, count.unwrap_or(1))?;
+    if popped.as_ref().is_some_and(|v| !v.is_empty()) {
+        popped_events(ctx, a[1], front);
+    }
     match (popped, count) {
         (None, Some(_)) => ctx.out.null_array(),
         (None, None) => ctx.out.null(),
@@ -106,6 +118,9 @@ pub fn rpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn llen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let n = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| l.len())).transpose()?;
+    if n.is_none() {
+        ctx.keymiss(a[1]);
+    }
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -125,6 +140,7 @@ pub fn lrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match r {
         Some(r) => r,
         None => {
+            ctx.keymiss(a[1]);
             ctx.out.array(0);
             Ok(())
         }
@@ -142,9 +158,11 @@ pub fn lindex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let v = ctx
         .db()
         .read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| resolve(i, l.len()).and_then(|i| l.get(i)).map(|x| x.to_vec())))
-        .transpose()?
-        .flatten();
-    ctx.out.bulk_opt(v.as_deref());
+        .transpose()?;
+    if v.is_none() {
+        ctx.keymiss(a[1]);
+    }
+    ctx.out.bulk_opt(v.flatten().as_deref());
     Ok(())
 }
 
@@ -157,6 +175,7 @@ pub fn lset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         l.set(i, a[3]);
         Ok::<_, CmdError>(())
     })?;
+    ctx.notify(LIST, "lset", a[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -183,6 +202,9 @@ pub fn linsert(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }
     })?;
+    if n > 0 {
+        ctx.notify(LIST, "linsert", a[1]);
+    }
     ctx.out.int(n);
     Ok(())
 }
@@ -218,6 +240,9 @@ pub fn lrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok::<_, CmdError>(removed)
     })?;
+    if removed > 0 {
+        ctx.notify_emptied(LIST, "lrem", a[1]);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -225,13 +250,15 @@ pub fn lrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn ltrim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (start, end) = (int(a[2])?, int(a[3])?);
     let now = ctx.now_ms;
-    ctx.db().write(a[1], now, |slot| {
-        if let Some(l) = list_mut(slot)? {
-            let r = super::args::clamp_range(start, end, l.len());
-            l.retain_range(r);
-        }
-        Ok::<_, CmdError>(())
+    let trimmed = ctx.db().write(a[1], now, |slot| {
+        let Some(l) = list_mut(slot)? else { return Ok(false) };
+        let r = super::args::clamp_range(start, end, l.len());
+        l.retain_range(r);
+        Ok::<_, CmdError>(true)
     })?;
+    if trimmed {
+        ctx.notify_emptied(LIST, "ltrim", a[1]);
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -297,8 +324,11 @@ pub fn lpos(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
             Ok::<_, CmdError>(hits)
         })
-        .transpose()?
-        .unwrap_or_default();
+        .transpose()?;
+    if found.is_none() {
+        ctx.keymiss(a[1]);
+    }
+    let found = found.unwrap_or_default();
     match count {
         Some(_) => {
             ctx.out.array(found.len());
@@ -322,8 +352,11 @@ fn side(arg: &[u8]) -> Result<bool, CmdError> {
     }
 }
 
-/// Moves one element; None if the source is missing or empty.
-fn lmove_once(db: &Keyspace, now: u64, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Result<Option<Elem>, CmdError> {
+/// Moves one element; None if the source is missing or empty. Its events
+/// as Redis orders them: the push (after `new` for a new destination), the
+/// pop, `del` when the source was emptied.
+fn lmove_once(ctx: &Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Result<Option<Elem>, CmdError> {
+    let (db, now) = (ctx.db(), ctx.now_ms);
     let ok = db.read(src, now, false, |e| as_list(&e.value).map(|_| ()));
     match ok {
         None => return Ok(None),
@@ -332,28 +365,43 @@ fn lmove_once(db: &Keyspace, now: u64, src: &[u8], dst: &[u8], from_left: bool, 
     if let Some(r) = db.read(dst, now, false, |e| as_list(&e.value).map(|_| ())) {
         r?;
     }
-    let Some(mut popped) = pop_n(db, src, now, from_left, 1)? else {
-        return Ok(None);
+    let moved = if src == dst {
+        // A rotation: the list is never empty, nor new.
+        db.write(src, now, |slot| {
+            let l = list_mut(slot).ok()??;
+            let e = l.pop(from_left)?;
+            l.push(&e, to_left);
+            Some(e)
+        })
+    } else {
+        let Some(mut popped) = pop_n(db, src, now, from_left, 1)? else {
+            return Ok(None);
+        };
+        let Some(e) = popped.pop() else {
+            return Ok(None);
+        };
+        db.write(dst, now, |slot| {
+            let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else { unreachable!("checked list") };
+            l.push(&e, to_left);
+        });
+        Some(e)
     };
-    let Some(e) = popped.pop() else {
-        return Ok(None);
-    };
-    db.write(dst, now, |slot| {
-        let Value::List(l) = slot.value_or_insert(|| Value::List(Box::default())) else { unreachable!("checked list") };
-        l.push(&e, to_left);
-    });
-    Ok(Some(e))
+    if moved.is_some() {
+        ctx.notify(LIST, if to_left { "lpush" } else { "rpush" }, dst);
+        popped_events(ctx, src, from_left);
+    }
+    Ok(moved)
 }
 
 pub fn lmove(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (from, to) = (side(a[3])?, side(a[4])?);
-    let e = lmove_once(ctx.db(), ctx.now_ms, a[1], a[2], from, to)?;
+    let e = lmove_once(ctx, a[1], a[2], from, to)?;
     ctx.out.bulk_opt(e.as_deref());
     Ok(())
 }
 
 pub fn rpoplpush(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let e = lmove_once(ctx.db(), ctx.now_ms, a[1], a[2], false, true)?;
+    let e = lmove_once(ctx, a[1], a[2], false, true)?;
     ctx.out.bulk_opt(e.as_deref());
     Ok(())
 }
@@ -392,11 +440,12 @@ pub fn parse_mpop<'a>(a: &[&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdErro
 /// Pops from the first non-empty list of `keys`.
 type Popped = Option<(Vec<u8>, Vec<Elem>)>;
 
-fn mpop(db: &Keyspace, now: u64, keys: &[&[u8]], front: bool, count: usize) -> Result<Popped, CmdError> {
+fn mpop(ctx: &Ctx, keys: &[&[u8]], front: bool, count: usize) -> Result<Popped, CmdError> {
     for k in keys {
-        if let Some(v) = pop_n(db, k, now, front, count)?
+        if let Some(v) = pop_n(ctx.db(), k, ctx.now_ms, front, count)?
             && !v.is_empty()
         {
+            popped_events(ctx, k, front);
             return Ok(Some((k.to_vec(), v)));
         }
     }
@@ -412,7 +461,7 @@ fn reply_key_elems(ctx: &mut Ctx, key: &[u8], elems: &[Elem]) {
 pub fn lmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (keys, wh, count) = parse_mpop(a, 1)?;
     let front = side(wh)?;
-    match mpop(ctx.db(), ctx.now_ms, &keys, front, count)? {
+    match mpop(ctx, &keys, front, count)? {
         Some((k, v)) => reply_key_elems(ctx, &k, &v),
         None => ctx.out.null_array(),
     }
@@ -433,7 +482,7 @@ fn bpop_generic(ctx: &mut Ctx, a: &[&[u8]], front: bool) -> CmdResult {
             r?;
         }
     }
-    match mpop(ctx.db(), ctx.now_ms, keys, front, 1)? {
+    match mpop(ctx, keys, front, 1)? {
         Some((k, v)) => {
             ctx.out.array(2);
             ctx.out.bulk(&k);
@@ -457,7 +506,7 @@ pub fn blmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let timeout = timeout_ms(a[1])?;
     let (keys, wh, count) = parse_mpop(a, 2)?;
     let front = side(wh)?;
-    match mpop(ctx.db(), ctx.now_ms, &keys, front, count)? {
+    match mpop(ctx, &keys, front, count)? {
         Some((k, v)) => reply_key_elems(ctx, &k, &v),
         None if ctx.in_exec => ctx.out.null_array(),
         None => block_on(ctx, &keys, timeout),
@@ -467,7 +516,7 @@ pub fn blmpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 fn blmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: bool, to: bool, timeout: &[u8]) -> CmdResult {
     let timeout = timeout_ms(timeout)?;
-    match lmove_once(ctx.db(), ctx.now_ms, src, dst, from, to)? {
+    match lmove_once(ctx, src, dst, from, to)? {
         Some(e) => ctx.out.bulk(&e),
         None if ctx.in_exec => ctx.out.null(),
         None => block_on(ctx, &[src], timeout),

@@ -19,11 +19,13 @@ pub mod table;
 mod bitmaps;
 mod connection;
 mod dump;
+mod functions;
 mod geo;
 mod hashes;
 mod hyperloglog;
 mod keys;
 mod lists;
+pub mod notify;
 mod pubsub;
 pub mod scripting;
 mod server;
@@ -201,13 +203,15 @@ impl<'a> Ctx<'a> {
         self.space.owner().and_then(|id| self.state.tenants.get_tenant(id).ok())
     }
 
-    /// Writes a *STORE result to `dest`, or deletes `dest` when there is none
-    /// (Redis's rule for SORT, GEO*STORE and BITOP), wakes clients blocked on
-    /// it when it is a collection (a string readies no blocking pop, as in
-    /// Redis), and leaves the command unlogged when it changed nothing.
-    pub fn store_or_delete(&mut self, dest: &[u8], value: Option<crate::store::Value>) {
+    /// Writes a *STORE result to `dest` (keyspace event `event` of `class`),
+    /// or deletes `dest` (`del`) when there is none (Redis's rule for SORT,
+    /// GEO*STORE and BITOP), wakes clients blocked on it when it is a
+    /// collection (a string readies no blocking pop, as in Redis), and
+    /// leaves the command unlogged when it changed nothing.
+    pub fn store_or_delete(&mut self, dest: &[u8], value: Option<crate::store::Value>, class: u32, event: &str) {
         let (now, db) = (self.now_ms, self.client.db);
         let ready = value.as_ref().is_some_and(|v| !matches!(v, crate::store::Value::Str(..)));
+        let stored = value.is_some();
         let changed = self.db().write(dest, now, |slot| match value {
             Some(v) => {
                 slot.set(v);
@@ -215,6 +219,11 @@ impl<'a> Ctx<'a> {
             }
             None => slot.remove().is_some(),
         });
+        match (stored, changed) {
+            (true, _) => self.notify(class, event, dest),
+            (false, true) => self.notify(notify::GENERIC, "del", dest),
+            _ => {}
+        }
         if ready {
             self.space().blocking.signal(db, dest);
         }

@@ -7,16 +7,18 @@
 
 use super::args::{int, is, lower};
 use super::dispatch::run;
-use super::flags::{ADMIN, NOSCRIPT, WRITE};
+use smallvec::SmallVec;
+
+use super::flags::{ADMIN, WRITE};
 use super::table::lookup;
-use super::{CmdError, CmdResult, Ctx, admission};
+use super::{CmdError, CmdResult, CommandSpec, Ctx, admission};
 use crate::protocol::{Frame, Out};
-use crate::script::{Host, Run, ScriptError};
+use crate::script::{Host, Reply, Run, ScriptError};
 use crate::server::client::Offload;
 
 /// The Lua heap a space's scripts may use: a tenant's share of its own
 /// memory limit (at least 1 MB), else 256 MB.
-fn memory_limit(ctx: &Ctx) -> usize {
+pub(super) fn memory_limit(ctx: &Ctx) -> usize {
     const MAX: u64 = 256 << 20;
     ctx.client.tenant.as_ref().map_or(MAX, |t| (t.limits().memory_bytes / 2).clamp(1 << 20, MAX)) as usize
 }
@@ -36,45 +38,46 @@ fn load_script(ctx: &Ctx, body: &[u8]) -> Result<String, CmdError> {
 }
 
 /// Serves a running script's `redis.call`s with the caller's context.
-struct CommandHost<'c, 'a> {
-    ctx: &'c mut Ctx<'a>,
-    read_only: bool,
+pub(super) struct CommandHost<'c, 'a> {
+    pub(super) ctx: &'c mut Ctx<'a>,
+    pub(super) read_only: bool,
+    /// Where the script's commands reply (reused: see `call`).
+    pub(super) out: Out,
+}
+
+impl<'c, 'a> CommandHost<'c, 'a> {
+    pub(super) fn new(ctx: &'c mut Ctx<'a>, read_only: bool) -> Self {
+        CommandHost { ctx, read_only, out: Out::default() }
+    }
 }
 
 impl Host for CommandHost<'_, '_> {
-    fn call(&mut self, argv: &[Vec<u8>], resp3: bool) -> Result<Frame, String> {
-        let Some((idx, spec)) = lookup(&argv[0]) else {
-            return Err("ERR Unknown Redis command called from script".into());
-        };
-        if !spec.arity_ok(argv.len()) {
-            return Err("ERR Wrong number of args calling Redis command from script".into());
-        }
-        if spec.has(NOSCRIPT) {
-            return Err("ERR This Redis command is not allowed from script".into());
-        }
+    fn call(&mut self, idx: usize, spec: &'static CommandSpec, argv: &[Vec<u8>], resp3: bool) -> Result<Frame, String> {
         if self.read_only && spec.has(WRITE) {
             return Err("ERR Write commands are not allowed from read-only scripts.".into());
         }
+        let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| a.as_slice()).collect();
         let ctx = &mut *self.ctx;
-        if ctx.client.bound && spec.has(ADMIN) && !admission::tenant_may_run(spec, &argv.iter().map(|a| a.as_slice()).collect::<Vec<_>>()) {
+        if ctx.client.bound && spec.has(ADMIN) && !admission::tenant_may_run(spec, &args) {
             let id = ctx.client.tenant.as_ref().map_or("?", |t| t.id()).to_string();
             return Err(format!("NOPERM tenant '{id}' has no permissions to run the '{}' command", spec.name));
         }
         // A script's commands count against the tenant's rate as any others.
         admission::admit(ctx, spec).map_err(|e| e.to_string())?;
-        let mut out = Out::new(resp3);
-        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        // One buffer for the run's replies (each is decoded at once).
+        self.out.buf.clear();
+        self.out.resp3 = resp3;
         let mut inner = super::Ctx {
             state: ctx.state,
             client: &mut *ctx.client,
-            out: &mut out,
+            out: &mut self.out,
             now_ms: ctx.now_ms,
             in_exec: true,
             touch: ctx.touch,
             space: ctx.space,
         };
         run(&mut inner, idx, spec, &args);
-        match Frame::decode(&out.buf) {
+        match Frame::decode(&self.out.buf) {
             Ok(Some((Frame::Error(e), _))) => Err(e),
             Ok(Some((f, _))) => Ok(f),
             _ => Err("ERR the command gave no reply".into()),
@@ -101,7 +104,7 @@ impl Host for CommandHost<'_, '_> {
 type KeysAndArgs<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
 
 /// EVAL's KEYS and ARGV: `numkeys` and the arguments after it.
-fn keys_and_args<'a>(a: &[&'a [u8]]) -> Result<KeysAndArgs<'a>, CmdError> {
+pub(super) fn keys_and_args<'a>(a: &[&'a [u8]]) -> Result<KeysAndArgs<'a>, CmdError> {
     let n = int(a[2])?;
     if n > (a.len() - 3) as i64 {
         return Err(CmdError::err("Number of keys can't be greater than number of args"));
@@ -113,7 +116,7 @@ fn keys_and_args<'a>(a: &[&'a [u8]]) -> Result<KeysAndArgs<'a>, CmdError> {
     Ok((a[3..3 + n].to_vec(), a[3 + n..].to_vec()))
 }
 
-fn script_error(e: ScriptError) -> CmdError {
+pub(super) fn script_error(e: ScriptError) -> CmdError {
     CmdError::Msg(e.0)
 }
 
@@ -122,17 +125,22 @@ fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> Cm
         return Err(CmdError::msg("NOSCRIPT No matching script. Please use EVAL."));
     }
     let (keys, args) = keys_and_args(a)?;
-    let limit = memory_limit(ctx);
+    // (An unknown SHA is found missing by the run itself: one lookup.)
+    let sha = if by_sha { String::from_utf8_lossy(a[1]).to_ascii_lowercase() } else { load_script(ctx, a[1])? };
     let scripts = &ctx.space().scripts;
-    let sha = if by_sha {
-        let sha = String::from_utf8_lossy(a[1]).to_ascii_lowercase();
-        if !scripts.exists(&sha) {
-            return Err(CmdError::msg("NOSCRIPT No matching script. Please use EVAL."));
-        }
-        sha
-    } else {
-        load_script(ctx, a[1])?
-    };
+    let go = move |host: &mut CommandHost, run: Run, limit: usize, now: u64| scripts.run(&sha, &keys, &args, run, host, limit, now);
+    run_and_reply(ctx, read_only, "NOSCRIPT No matching script. Please use EVAL.", go)
+}
+
+/// Runs a script or function (`go`) in the caller's context, logs its
+/// writes as one record of their effects, and replies (`missing`: the
+/// error when there was nothing to run). `go` gets the host serving its
+/// commands, how it may act, its heap cap and the time.
+pub(super) fn run_and_reply<F>(ctx: &mut Ctx, read_only: bool, missing: &str, go: F) -> CmdResult
+where
+    F: FnOnce(&mut CommandHost, Run, usize, u64) -> Result<Reply, Option<ScriptError>>,
+{
+    let limit = memory_limit(ctx);
     let (now, resp3, outer) = (ctx.now_ms, ctx.out.resp3, ctx.in_exec);
     // Read on a worker (not offloaded, see `runs_long`): the run hands the
     // worker over if it lasts.
@@ -140,12 +148,12 @@ fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> Cm
     ctx.in_exec = true;
     ctx.client.in_script = true;
     let result = {
-        let mut host = CommandHost { ctx, read_only };
-        scripts.run(&sha, &keys, &args, Run { read_only, resp3, on_worker }, &mut host, limit, now)
+        let mut host = CommandHost::new(ctx, read_only);
+        go(&mut host, Run { read_only, resp3, on_worker }, limit, now)
     };
     ctx.in_exec = outer;
     ctx.client.in_script = false;
-    if scripts.end_long() {
+    if ctx.space.scripts.end_long() {
         ctx.space.wake_waiters();
     }
     // The script's writes reach the log as one record, whatever it returned
@@ -156,14 +164,14 @@ fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> Cm
             ctx.client.persist_seq = p.log(&crate::persist::Record::Batch(records));
         }
     }
-    // EVAL itself is not logged: its effects were, above.
+    // EVAL and FCALL are not logged themselves: their effects were, above.
     ctx.client.unchanged = true;
     match result {
         Ok(reply) => {
             reply.write(ctx.out);
             Ok(())
         }
-        Err(None) => Err(CmdError::msg("NOSCRIPT No matching script. Please use EVAL.")),
+        Err(None) => Err(CmdError::msg(missing)),
         Err(Some(e)) => Err(script_error(e)),
     }
 }
@@ -187,7 +195,7 @@ pub fn evalsha_ro(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Whether a request is SCRIPT KILL, which runs while the space's script
 /// does (everything else of the space waits for it, or gets BUSY).
 pub fn kills_script(argv: &[&[u8]]) -> bool {
-    argv.len() == 2 && is(argv[0], "script") && is(argv[1], "kill")
+    (argv.len() == 2 && is(argv[0], "script") && is(argv[1], "kill")) || super::functions::reaches_running_function(argv)
 }
 
 pub fn script(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -221,7 +229,7 @@ pub fn script(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }
         ("kill", 2) => {
-            scripts.kill().map_err(script_error)?;
+            scripts.kill(true).map_err(script_error)?;
             ctx.out.ok();
         }
         ("help", 2) => super::keys::help_reply(

@@ -12,6 +12,7 @@ use crate::config::{PARAMS, param};
 use crate::persist::settings::{SETTINGS, setting};
 use crate::persist::snapshot::StartError;
 use crate::server::state::ExitSave;
+use crate::space::notify;
 use crate::store::glob;
 
 const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
@@ -197,16 +198,21 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             let (persistence, persist_cfg) = (ctx.state.persistence().map(|p| &**p), &ctx.state.persist_config);
             let wanted = |name: &str| a[2..].iter().any(|pat| glob::matches(pat, name.as_bytes(), true));
             let mut pairs: Vec<(&str, String)> = Vec::new();
-            // A tenant sees the encoding parameters only: its own values.
+            // A tenant sees the encoding parameters and its keyspace
+            // events only: its own values.
             let tenant = ctx.client.tenant.clone().filter(|_| ctx.client.bound);
             let tuning = tenant.as_ref().and_then(|t| t.tuning.lock().clone()).unwrap_or_else(|| cfg.tuning.clone());
-            if tenant.is_none() {
-                for p in PARAMS.iter().filter(|p| wanted(p.name)) {
-                    pairs.push((p.name, (p.get)(&cfg)));
+            match &tenant {
+                None => {
+                    for p in PARAMS.iter().filter(|p| wanted(p.name)) {
+                        pairs.push((p.name, (p.get)(&cfg)));
+                    }
+                    for s in SETTINGS.iter().filter(|s| wanted(s.name)) {
+                        pairs.push((s.name, (s.get)(persistence, persist_cfg)));
+                    }
                 }
-                for s in SETTINGS.iter().filter(|s| wanted(s.name)) {
-                    pairs.push((s.name, (s.get)(persistence, persist_cfg)));
-                }
+                Some(t) if wanted(NOTIFY) => pairs.push((NOTIFY, notify::format(t.space.events.flags()))),
+                Some(_) => {}
             }
             for (name, i) in crate::tuning::names().filter(|(n, _)| wanted(n)) {
                 pairs.push((name, tuning.get(i).to_string()));
@@ -298,18 +304,32 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// A tenant's CONFIG SET (of encoding parameters only: see
-/// `admission::tenant_may_run`): all or nothing, into its own copy.
+/// `notify-keyspace-events`: the one server parameter a tenant sets for itself.
+const NOTIFY: &str = "notify-keyspace-events";
+
+/// A tenant's CONFIG SET (of encoding parameters and its keyspace events
+/// only: see `admission::tenant_may_run`): all or nothing, into its own
+/// copies, which no other tenant and not the server's default see.
 fn set_tenant_tuning(ctx: &mut Ctx, t: &crate::tenancy::Tenant, a: &[&[u8]]) -> CmdResult {
     let mut tuning = t.tuning.lock().clone().unwrap_or_else(|| ctx.state.config.read().tuning.clone());
+    let (mut events, mut tuned) = (None, false);
     for pair in a[2..].chunks(2) {
         let name = String::from_utf8_lossy(pair[0]);
+        let failed = |m: &str| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}"));
+        if name.eq_ignore_ascii_case(NOTIFY) {
+            events = Some(notify::parse(pair[1]).ok_or_else(|| failed(notify::BAD_CLASS))?);
+            continue;
+        }
         let i = crate::tuning::find(&name).expect("admitted as an encoding parameter");
-        tuning
-            .set(i, &String::from_utf8_lossy(pair[1]))
-            .map_err(|m| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {m}")))?;
+        tuning.set(i, &String::from_utf8_lossy(pair[1])).map_err(|m| failed(&m))?;
+        tuned = true;
     }
-    *t.tuning.lock() = Some(tuning);
+    if tuned {
+        *t.tuning.lock() = Some(tuning);
+    }
+    if events.is_some() {
+        t.space.events.set_own(events);
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -446,30 +466,6 @@ pub fn shutdown(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     tracing::warn!("User requested shutdown...");
     ctx.state.request_shutdown_saving(exit);
     ctx.client.close_after_reply = true;
-    Ok(())
-}
-
-pub fn function(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    match lower(a[1]).as_str() {
-        // Ferrite has no functions yet, so flushing them is trivially done.
-        "flush" if a.len() <= 3 => ctx.out.ok(),
-        "list" => ctx.out.array(0),
-        "help" => help_reply(
-            ctx,
-            &[
-                "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "FLUSH [ASYNC|SYNC]",
-                "    Delete all the libraries.",
-                "LIST",
-                "    Return general information on all the libraries.",
-                "HELP",
-                "    Print this help.",
-            ],
-        ),
-        _ => {
-            return Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: String::from_utf8_lossy(a[1]).into() });
-        }
-    }
     Ok(())
 }
 

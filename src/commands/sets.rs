@@ -3,7 +3,8 @@
 use std::collections::HashSet;
 
 use super::args::{random_count, reply_random};
-use super::hashes::{scan_indexed, scan_parts};
+use super::hashes::{scan_indexed, scan_missing, scan_parts};
+use super::notify::SET;
 use super::{CmdError, CmdResult, Ctx};
 use crate::store::value::SetValue;
 use crate::store::{Slot, Value};
@@ -30,8 +31,13 @@ fn set_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut SetVal
     }
 }
 
+/// Reads the set at `key` (a miss is a `keymiss`).
 fn with_set<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&SetValue) -> R) -> Result<Option<R>, CmdError> {
-    ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_set(&e.value).map(f)).transpose()
+    let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_set(&e.value).map(f)).transpose();
+    if matches!(r, Ok(None)) {
+        ctx.keymiss(key);
+    }
+    r
 }
 
 pub fn sadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
@@ -40,6 +46,9 @@ pub fn sadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let s = set_mut(slot, true)?.expect("created");
         Ok::<_, CmdError>(a[2..].iter().filter(|m| s.insert(m)).count())
     })?;
+    if n > 0 {
+        ctx.notify(SET, "sadd", a[1]);
+    }
     ctx.reply_changed(n);
     Ok(())
 }
@@ -52,6 +61,9 @@ pub fn srem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         };
         Ok::<_, CmdError>(a[2..].iter().filter(|m| s.remove(m)).count())
     })?;
+    if n > 0 {
+        ctx.notify_emptied(SET, "srem", a[1]);
+    }
     ctx.reply_changed(n);
     Ok(())
 }
@@ -76,6 +88,7 @@ pub fn smembers(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match found {
         Some(r) => r,
         None => {
+            ctx.keymiss(a[1]);
             ctx.out.set(0);
             Ok(())
         }
@@ -131,6 +144,9 @@ pub fn spop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok::<_, CmdError>(Some(out))
     })?;
+    if popped.as_ref().is_some_and(|m| !m.is_empty()) {
+        ctx.notify_emptied(SET, "spop", a[1]);
+    }
     if let Some(members) = popped.as_ref().filter(|m| !m.is_empty()) {
         // Which members went was random: the log records which.
         let mut srem = vec![b"SREM".to_vec(), a[1].to_vec()];
@@ -162,7 +178,11 @@ pub fn srandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }))
     });
-    ctx.end_random_reply(done.transpose()?, count.is_none(), mark);
+    let done = done.transpose()?;
+    if done.is_none() {
+        ctx.keymiss(a[1]);
+    }
+    ctx.end_random_reply(done, count.is_none(), mark);
     Ok(())
 }
 
@@ -188,7 +208,12 @@ pub fn smove(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let moved = db.write(a[1], now, |slot| set_mut(slot, false).map(|s| s.is_some_and(|s| s.remove(a[3]))))?;
     if moved {
-        db.write(a[2], now, |slot| set_mut(slot, true).map(|s| s.map(|s| s.insert(a[3]))))?;
+        // The source's events come before the destination is created.
+        ctx.notify_emptied(SET, "srem", a[1]);
+        let added = db.write(a[2], now, |slot| set_mut(slot, true).map(|s| s.is_some_and(|s| s.insert(a[3]))))?;
+        if added {
+            ctx.notify(SET, "sadd", a[2]);
+        }
     }
     ctx.out.int(moved as i64);
     Ok(())
@@ -236,18 +261,17 @@ fn compute(ctx: &Ctx, keys: &[&[u8]], op: Op) -> Result<Vec<Vec<u8>>, CmdError> 
     Ok(v)
 }
 
-fn store(ctx: &mut Ctx, dst: &[u8], members: &[Vec<u8>]) {
-    let now = ctx.now_ms;
-    ctx.db().write(dst, now, |slot| {
-        slot.remove();
-        if !members.is_empty() {
-            let mut s = SetValue::default();
-            members.iter().for_each(|m| {
-                s.insert(m);
-            });
-            slot.set(Value::Set(Box::new(s)));
-        }
+/// Stores a *STORE result (`event` on it), or deletes `dst` when the
+/// result is empty.
+fn store(ctx: &mut Ctx, dst: &[u8], members: &[Vec<u8>], event: &str) {
+    let value = (!members.is_empty()).then(|| {
+        let mut s = SetValue::default();
+        members.iter().for_each(|m| {
+            s.insert(m);
+        });
+        Value::Set(Box::new(s))
     });
+    ctx.store_or_delete(dst, value, SET, event);
     ctx.out.int(members.len() as i64);
 }
 
@@ -271,19 +295,19 @@ pub fn sdiff(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn sinterstore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let r = compute(ctx, &a[2..], Op::Inter)?;
-    store(ctx, a[1], &r);
+    store(ctx, a[1], &r, "sinterstore");
     Ok(())
 }
 
 pub fn sunionstore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let r = compute(ctx, &a[2..], Op::Union)?;
-    store(ctx, a[1], &r);
+    store(ctx, a[1], &r, "sunionstore");
     Ok(())
 }
 
 pub fn sdiffstore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let r = compute(ctx, &a[2..], Op::Diff)?;
-    store(ctx, a[1], &r);
+    store(ctx, a[1], &r, "sdiffstore");
     Ok(())
 }
 
@@ -334,5 +358,5 @@ pub fn sscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         scan_parts(ctx, a, |cursor, count, emit| s.scan(cursor, count, |m| emit(&[m])))
     });
-    scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
+    scanned.unwrap_or_else(|| scan_missing(ctx, a))
 }

@@ -77,13 +77,15 @@ fn lookup(ctx: &Ctx, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(elem);
     key.extend_from_slice(&pattern[star + 1..key_end]);
-    ctx.db()
-        .read(&key, ctx.now_ms, ctx.touch, |e| match (field, &e.value) {
-            (Some(f), v) => as_hash(v).ok().and_then(|h| h.get(f)).map(|x| x.to_vec()),
-            (None, Value::Str(s, _)) => Some(s.to_vec()),
-            _ => None,
-        })
-        .flatten()
+    let found = ctx.db().read(&key, ctx.now_ms, ctx.touch, |e| match (field, &e.value) {
+        (Some(f), v) => as_hash(v).ok().and_then(|h| h.get(f)).map(|x| x.to_vec()),
+        (None, Value::Str(s, _)) => Some(s.to_vec()),
+        _ => None,
+    });
+    if found.is_none() {
+        ctx.keymiss(&key);
+    }
+    found.flatten()
 }
 
 /// The elements to sort, in the value's own order (reversed for DESC when
@@ -101,7 +103,10 @@ fn load(ctx: &Ctx, key: &[u8], reverse: bool) -> Result<(Vec<Vec<u8>>, bool), Cm
         }
         Ok((items, false))
     });
-    loaded.unwrap_or(Ok((Vec::new(), false)))
+    loaded.unwrap_or_else(|| {
+        ctx.keymiss(key);
+        Ok((Vec::new(), false))
+    })
 }
 
 /// A number as C's `strtod` reads a whole string: Redis's double parsing,
@@ -188,7 +193,7 @@ fn sort_generic(ctx: &mut Ctx, a: &[&[u8]], read_only: bool) -> CmdResult {
     };
     let stored = build_list(ctx, &items[range], &o.gets)?;
     let n = stored.len();
-    ctx.store_or_delete(dest, (n > 0).then(|| Value::List(Box::new(stored))));
+    ctx.store_or_delete(dest, (n > 0).then(|| Value::List(Box::new(stored))), super::notify::LIST, "sortstore");
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::args::{int, is, lower};
+use super::notify::STREAM;
 use super::streams::{as_stream, as_stream_mut, interval_id, reply_entry, reply_id, stream_for_write, strict_id};
 use super::{CmdError, CmdResult, Ctx};
 use crate::store::stream::{Group, StreamId, StreamValue};
@@ -20,7 +21,7 @@ fn no_group_for_key(group: &[u8], key: &[u8]) -> CmdError {
     ))
 }
 
-fn subcommand_syntax(sub: &[u8], cmd: &str) -> CmdError {
+pub(super) fn subcommand_syntax(sub: &[u8], cmd: &str) -> CmdError {
     CmdError::err(format!("unknown subcommand or wrong number of arguments for '{}'. Try {cmd} HELP.", String::from_utf8_lossy(sub)))
 }
 
@@ -121,7 +122,10 @@ pub fn xgroup(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 });
                 Ok(XGroupReply::Ok)
             }
-            "destroy" => Ok(XGroupReply::Int(as_stream_mut(slot.value_mut().expect("exists"))?.destroy_group(name) as i64, true)),
+            "destroy" => {
+                let destroyed = as_stream_mut(slot.value_mut().expect("exists"))?.destroy_group(name);
+                Ok(XGroupReply::Int(destroyed as i64, destroyed))
+            }
             "createconsumer" => {
                 let s = as_stream_mut(slot.value_mut().expect("exists"))?;
                 let consumer: Arc<[u8]> = a[4].into();
@@ -141,12 +145,19 @@ pub fn xgroup(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }
     })?;
-    match reply {
-        XGroupReply::Ok => ctx.out.ok(),
+    let changed = match reply {
+        XGroupReply::Ok => {
+            ctx.out.ok();
+            true
+        }
         XGroupReply::Int(n, changed) => {
             ctx.client.unchanged = !changed;
             ctx.out.int(n);
+            changed
         }
+    };
+    if changed {
+        ctx.notify(STREAM, &format!("xgroup-{sub}"), key);
     }
     if sub == "destroy" {
         // Clients blocked in XREADGROUP on this group find it gone.
@@ -168,6 +179,7 @@ fn interval_free_id(a: &[u8]) -> Result<StreamId, CmdError> {
 
 pub fn xack(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
+    miss_if_absent(ctx, a[1]);
     let acked = ctx.db().write(a[1], now, |slot| -> Result<usize, CmdError> {
         let Some(v) = slot.value_mut() else { return Ok(0) };
         let s = as_stream_mut(v)?;
@@ -212,7 +224,10 @@ pub fn xpending(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     });
-    found.unwrap_or_else(|| Err(no_group(a[1], a[2])))
+    found.unwrap_or_else(|| {
+        ctx.keymiss(a[1]);
+        Err(no_group(a[1], a[2]))
+    })
 }
 
 fn pending_summary(out: &mut crate::protocol::Out, g: &Group) {
@@ -322,6 +337,8 @@ enum Claimed {
 
 pub fn xclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (now, consumer): (u64, Arc<[u8]>) = (ctx.now_ms, a[3].into());
+    miss_if_absent(ctx, a[1]);
+    let mut created = false;
     let claimed = ctx.db().write(a[1], now, |slot| -> Result<Vec<Claimed>, CmdError> {
         let s = as_stream_mut(slot.value_mut().ok_or_else(|| no_group(a[1], a[2]))?)?;
         if s.group(a[2]).is_none() {
@@ -333,6 +350,7 @@ pub fn xclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let delivery_time = o.delivery_time.filter(|&t| t >= 0 && t <= now as i64).map_or(now, |t| t as u64);
         let stream = s.clone();
         s.with_group(a[2], |g| {
+            let existed = g.consumers.contains_key(&consumer);
             if o.last_id > g.last_id {
                 g.last_id = o.last_id;
             }
@@ -363,12 +381,30 @@ pub fn xclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 }
                 out.push(if o.justid { Claimed::Id(id) } else { Claimed::Entry(entry) });
             }
+            created = !existed && g.consumers.contains_key(&consumer);
             out
         })
         .ok_or_else(|| no_group(a[1], a[2]))
     })?;
+    consumer_events(ctx, a[1], created);
     reply_claimed(ctx, &claimed);
     Ok(())
+}
+
+/// XACK, XCLAIM and XAUTOCLAIM read their stream first: a missing one is
+/// a `keymiss` (then 0, or NOGROUP).
+fn miss_if_absent(ctx: &Ctx, key: &[u8]) {
+    if ctx.wants(super::notify::KEY_MISS) && !ctx.db().contains(key, ctx.now_ms) {
+        ctx.keymiss(key);
+    }
+}
+
+/// A claim that gave the entries to a consumer the group did not have
+/// created it, as Redis announces.
+fn consumer_events(ctx: &Ctx, key: &[u8], created: bool) {
+    if created {
+        ctx.notify(STREAM, "xgroup-createconsumer", key);
+    }
 }
 
 fn reply_claimed(ctx: &mut Ctx, claimed: &[Claimed]) {
@@ -401,14 +437,23 @@ pub fn xautoclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
     }
     let (now, consumer): (u64, Arc<[u8]>) = (ctx.now_ms, a[3].into());
+    miss_if_absent(ctx, a[1]);
+    let mut created = false;
     let (next, claimed, deleted) = ctx.db().write(a[1], now, |slot| -> Result<(StreamId, Vec<Claimed>, Vec<StreamId>), CmdError> {
         let s = as_stream_mut(slot.value_mut().ok_or_else(|| no_group(a[1], a[2]))?)?;
         if s.group(a[2]).is_none() {
             return Err(no_group(a[1], a[2]));
         }
         let stream = s.clone();
-        s.with_group(a[2], |g| autoclaim(&stream, g, &consumer, start, min_idle, count, justid, now)).ok_or_else(|| no_group(a[1], a[2]))
+        s.with_group(a[2], |g| {
+            let existed = g.consumers.contains_key(&consumer);
+            let r = autoclaim(&stream, g, &consumer, start, min_idle, count, justid, now);
+            created = !existed && g.consumers.contains_key(&consumer);
+            r
+        })
+        .ok_or_else(|| no_group(a[1], a[2]))
     })?;
+    consumer_events(ctx, a[1], created);
     ctx.out.array(3);
     reply_id(ctx.out, next);
     reply_claimed(ctx, &claimed);
@@ -507,7 +552,10 @@ pub fn xinfo(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             _ => info_stream(out, s, &a[3..], a[1]),
         }
     });
-    r.unwrap_or(Err(CmdError::NoSuchKey))
+    r.unwrap_or_else(|| {
+        ctx.keymiss(a[2]);
+        Err(CmdError::NoSuchKey)
+    })
 }
 
 fn info_consumers(out: &mut crate::protocol::Out, s: &StreamValue, key: &[u8], group: &[u8], now: u64) -> CmdResult {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::args::{int, is};
 use super::lists::block_on;
+use super::notify::STREAM;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::Out;
 use crate::store::stream::{Group, StreamEntry, StreamId, StreamValue, Trim};
@@ -157,7 +158,8 @@ fn exact_trim(s: &StreamValue, trim: Trim) -> Vec<Vec<u8>> {
 }
 
 /// The ID XADD gave its entry, and the trim it is logged with.
-type Added = (StreamId, Vec<Vec<u8>>);
+/// The ID XADD got, its exact trim for the log, whether it trimmed.
+type Added = (StreamId, Vec<Vec<u8>>, bool);
 
 pub fn xadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = parse_trim_args(ctx, a, true)?;
@@ -187,18 +189,22 @@ pub fn xadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 "Elements are too large to be stored"
             })
         })?;
-        let mut trim_args = Vec::new();
+        let (mut trim_args, mut trimmed) = (Vec::new(), false);
         if let Some(trim) = t.trim {
-            s.trim(trim, t.approx, t.limit);
+            trimmed = s.trim(trim, t.approx, t.limit) > 0;
             trim_args = exact_trim(s, trim);
         }
-        Ok(Some((id, trim_args)))
+        Ok(Some((id, trim_args, trimmed)))
     })?;
-    let Some((id, trim_args)) = added else {
+    let Some((id, trim_args, trimmed)) = added else {
         ctx.client.unchanged = true;
         ctx.out.null();
         return Ok(());
     };
+    ctx.notify(STREAM, "xadd", a[1]);
+    if trimmed {
+        ctx.notify(STREAM, "xtrim", a[1]);
+    }
     reply_id(ctx.out, id);
     if ctx.state.persistence().is_none() {
         return Ok(());
@@ -247,6 +253,7 @@ fn xrange_generic(ctx: &mut Ctx, a: &[&[u8]], rev: bool) -> CmdResult {
     match found {
         Some(r) => r,
         None => {
+            ctx.keymiss(a[1]);
             ctx.out.array(0);
             Ok(())
         }
@@ -286,6 +293,9 @@ pub fn xrevrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn xlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let n = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_stream(&e.value).map(|s| s.len())).transpose()?;
+    if n.is_none() {
+        ctx.keymiss(a[1]);
+    }
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -300,6 +310,9 @@ pub fn xdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         s.after_delete(&gone);
         Ok(gone.len())
     })?;
+    if deleted > 0 {
+        ctx.notify(STREAM, "xdel", a[1]);
+    }
     ctx.reply_changed(deleted);
     Ok(())
 }
@@ -315,6 +328,7 @@ pub fn xtrim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         Ok((n, exact_trim(s, trim)))
     })?;
     if deleted > 0 {
+        ctx.notify(STREAM, "xtrim", a[1]);
         let mut argv = vec![b"XTRIM".to_vec(), a[1].to_vec()];
         argv.extend(logged);
         ctx.client.propagate = Some(argv);
@@ -364,6 +378,7 @@ pub fn xsetid(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     })?;
+    ctx.notify(STREAM, "xsetid", a[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -442,6 +457,9 @@ fn resolve_ids(ctx: &Ctx, r: &ReadArgs) -> Result<Vec<Option<StreamId>>, CmdErro
             .db()
             .read(k, ctx.now_ms, false, |e| as_stream(&e.value).map(|s| (s.last_id, r.group.map(|(g, _)| s.group(g).is_some()))))
             .transpose()?;
+        if stream.is_none() {
+            ctx.keymiss(k);
+        }
         if let Some((g, _)) = r.group
             && stream.is_none_or(|(_, has)| has != Some(true))
         {
@@ -542,20 +560,22 @@ fn read_generic(ctx: &mut Ctx, a: &[&[u8]], group_cmd: bool) -> CmdResult {
 
 /// The entries of `key` after `from`, if there are any.
 fn read_plain(ctx: &Ctx, key: &[u8], from: StreamId, count: u64) -> Option<Vec<Read>> {
-    ctx.db()
-        .read(key, ctx.now_ms, ctx.touch, |e| {
-            let s = as_stream(&e.value).ok()?;
-            if s.is_empty() || s.last_valid_id() <= from {
-                return None;
-            }
-            let mut out = Vec::new();
-            s.range(from.incr()?, StreamId::MAX, false, |entry| {
-                out.push(Read::Entry(entry));
-                count == 0 || (out.len() as u64) < count
-            });
-            Some(out)
-        })
-        .flatten()
+    let found = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| {
+        let s = as_stream(&e.value).ok()?;
+        if s.is_empty() || s.last_valid_id() <= from {
+            return None;
+        }
+        let mut out = Vec::new();
+        s.range(from.incr()?, StreamId::MAX, false, |entry| {
+            out.push(Read::Entry(entry));
+            count == 0 || (out.len() as u64) < count
+        });
+        Some(out)
+    });
+    if found.is_none() {
+        ctx.keymiss(key);
+    }
+    found.flatten()
 }
 
 /// XREADGROUP on one stream: new entries (`from` None, `>`) delivered to
@@ -571,7 +591,8 @@ fn read_group(
 ) -> Result<Option<Vec<Read>>, CmdError> {
     let now = ctx.now_ms;
     let name: Arc<[u8]> = consumer.into();
-    ctx.db().write(key, now, |slot| {
+    let mut created = false;
+    let read = ctx.db().write(key, now, |slot| {
         let s = as_stream_mut(slot.value_mut().expect("checked"))?;
         let Some(g) = s.group(group) else { return Ok(None) };
         if from.is_none() && (s.is_empty() || s.last_valid_id() <= g.last_id) {
@@ -579,6 +600,7 @@ fn read_group(
         }
         let stream = s.clone();
         s.with_group(group, |g| {
+            created = !g.consumers.contains_key(&name);
             g.consumer_mut(&name, now).seen_time = now;
             Ok(Some(match from {
                 Some(start) => history(&stream, g, &name, start, count, now),
@@ -586,7 +608,11 @@ fn read_group(
             }))
         })
         .expect("group exists")
-    })
+    });
+    if created {
+        ctx.notify(STREAM, "xgroup-createconsumer", key);
+    }
+    read
 }
 
 /// New entries after the group's last delivered ID.

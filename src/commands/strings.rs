@@ -1,6 +1,7 @@
 //! Strings: GET/SET and friends, counters, ranges, LCS.
 
 use super::args::{float, int, is};
+use super::notify::{GENERIC, STRING};
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
 use crate::store::{Entry, Slot, Value};
@@ -21,6 +22,7 @@ pub fn get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match found {
         Some(r) => r,
         None => {
+            ctx.keymiss(a[1]);
             ctx.out.null();
             Ok(())
         }
@@ -84,6 +86,10 @@ pub fn set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         i += 1;
     }
     let now = ctx.now_ms;
+    // GET reads first: a missing key is a miss before the write's events.
+    if get {
+        miss_before_write(ctx, a[1]);
+    }
     // (stored, the old value when GET was asked: Some(None) for a missing key)
     type SetOutcome = (bool, Option<Option<Vec<u8>>>);
     let old = ctx.db().write(a[1], now, |slot| -> Result<SetOutcome, CmdError> {
@@ -94,12 +100,32 @@ pub fn set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         store_string(slot, a[2], ttl);
         Ok((true, old))
     })?;
+    if old.0 {
+        set_events(ctx, a[1], matches!(ttl, Ttl::At(_)));
+    }
     match old {
         (_, Some(prev)) => ctx.out.bulk_opt(prev.as_deref()),
         (true, None) => ctx.out.ok(),
         (false, None) => ctx.out.null(),
     }
     Ok(())
+}
+
+/// SET's events: `set`, then `expire` when it gave the key an expiry.
+#[inline]
+fn set_events(ctx: &Ctx, key: &[u8], expires: bool) {
+    ctx.notify(STRING, "set", key);
+    if expires {
+        ctx.notify(GENERIC, "expire", key);
+    }
+}
+
+/// A command that reads `key` before writing it (SET ... GET, GETSET)
+/// reports a miss first, as Redis's read lookup does.
+fn miss_before_write(ctx: &Ctx, key: &[u8]) {
+    if ctx.wants(super::notify::KEY_MISS) && !ctx.db().contains(key, ctx.now_ms) {
+        ctx.keymiss(key);
+    }
 }
 
 /// Stores a string at the slot, replacing any value, with the expiry rule.
@@ -141,6 +167,9 @@ pub fn setnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         store_string(slot, a[2], Ttl::Clear);
         true
     });
+    if done {
+        ctx.notify(STRING, "set", a[1]);
+    }
     ctx.out.int(done as i64);
     Ok(())
 }
@@ -149,6 +178,7 @@ fn setex_generic(ctx: &mut Ctx, a: &[&[u8]], unit: &[u8], name: &str) -> CmdResu
     let at = expire_arg(unit, a[2], ctx.now_ms, name)?;
     let now = ctx.now_ms;
     ctx.db().write(a[1], now, |slot| store_string(slot, a[3], Ttl::At(at)));
+    set_events(ctx, a[1], true);
     ctx.out.ok();
     Ok(())
 }
@@ -171,6 +201,7 @@ pub fn mget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             _ => out.null(),
         });
         if found.is_none() {
+            ctx.keymiss(k);
             ctx.out.null();
         }
     }
@@ -188,6 +219,7 @@ fn mset_generic(ctx: &mut Ctx, a: &[&[u8]], nx: bool) -> CmdResult {
     }
     for kv in a[1..].chunks(2) {
         db.write(kv[0], now, |slot| store_string(slot, kv[1], Ttl::Clear));
+        ctx.notify(STRING, "set", kv[0]);
     }
     if nx {
         ctx.out.int(1)
@@ -207,11 +239,13 @@ pub fn msetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn getset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
+    miss_before_write(ctx, a[1]);
     let old = ctx.db().write(a[1], now, |slot| {
         let old = slot.value().map(as_str).transpose()?.map(|s| s.to_vec());
         store_string(slot, a[2], Ttl::Clear);
         Ok::<_, CmdError>(old)
     })?;
+    ctx.notify(STRING, "set", a[1]);
     ctx.out.bulk_opt(old.as_deref());
     Ok(())
 }
@@ -225,6 +259,10 @@ pub fn getdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok::<_, CmdError>(old)
     })?;
+    match old {
+        Some(_) => ctx.notify(GENERIC, "del", a[1]),
+        None => ctx.keymiss(a[1]),
+    }
     ctx.out.bulk_opt(old.as_deref());
     Ok(())
 }
@@ -250,20 +288,30 @@ pub fn getex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             return Ok(None);
         };
         let v = as_str(v)?.to_vec();
-        match change {
+        let event = match change {
             Some(Some(at)) if at <= now => {
                 slot.remove();
+                Some("del")
             }
-            Some(at) => {
-                if let Some(e) = slot.entry_mut() {
-                    e.set_expire(at);
-                }
+            Some(Some(at)) => {
+                slot.entry_mut().expect("exists").set_expire(Some(at));
+                Some("expire")
             }
-            None => {}
-        }
-        Ok::<_, CmdError>(Some(v))
+            // PERSIST of a key without an expiry changes nothing.
+            Some(None) if slot.entry().is_some_and(|e| e.expire_at().is_some()) => {
+                slot.entry_mut().expect("exists").set_expire(None);
+                Some("persist")
+            }
+            _ => None,
+        };
+        Ok::<_, CmdError>(Some((v, event)))
     })?;
-    ctx.out.bulk_opt(val.as_deref());
+    match &val {
+        Some((_, Some(event))) => ctx.notify(GENERIC, event, a[1]),
+        Some(_) => {}
+        None => ctx.keymiss(a[1]),
+    }
+    ctx.out.bulk_opt(val.as_ref().map(|(v, _)| &v[..]));
     Ok(())
 }
 
@@ -292,12 +340,16 @@ pub fn append(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }
     })?;
+    ctx.notify(STRING, "append", a[1]);
     ctx.out.int(len as i64);
     Ok(())
 }
 
 pub fn strlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let len = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.len())).transpose()?;
+    if len.is_none() {
+        ctx.keymiss(a[1]);
+    }
     ctx.out.int(len.unwrap_or(0) as i64);
     Ok(())
 }
@@ -325,6 +377,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult {
         }
         Ok::<_, CmdError>(new)
     })?;
+    ctx.notify(STRING, "incrby", key);
     ctx.out.int(n);
     Ok(())
 }
@@ -362,6 +415,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         store_string(slot, text.as_bytes(), keep.map_or(Ttl::Clear, Ttl::At));
         Ok::<_, CmdError>(text)
     })?;
+    ctx.notify(STRING, "incrbyfloat", a[1]);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }
@@ -464,6 +518,7 @@ pub fn getrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match found {
         Some(r) => r,
         None => {
+            ctx.keymiss(a[1]);
             ctx.out.bulk(b"");
             Ok(())
         }
@@ -521,6 +576,9 @@ pub fn setrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         *raw = true;
         Ok::<_, CmdError>(s.len())
     })?;
+    if !v.is_empty() {
+        ctx.notify(STRING, "setrange", a[1]);
+    }
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -545,7 +603,10 @@ pub fn lcs(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let fetch = |k: &[u8]| -> Result<Vec<u8>, CmdError> {
         match ctx.db().read(k, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.to_vec())) {
-            None => Ok(Vec::new()),
+            None => {
+                ctx.keymiss(k);
+                Ok(Vec::new())
+            }
             Some(Ok(v)) => Ok(v),
             Some(Err(_)) => Err(CmdError::err("The specified keys must contain string values")),
         }

@@ -9,8 +9,8 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, dump, geo, hashes, hyperloglog, keys, lists, pubsub, scripting, server, sets, sort,
-    stream_groups, streams, strings, tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, connection, dump, functions, geo, hashes, hyperloglog, keys, lists, pubsub, scripting, server, sets,
+    sort, stream_groups, streams, strings, tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -54,7 +54,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bgrewriteaof", Admin, 1, ADMIN | NOSCRIPT, 0, 0, 0, "server", server::bgrewriteaof),
     cmd!("lastsave", Server, 1, LOADING | STALE | FAST, 0, 0, 0, "server", server::lastsave),
     cmd!("shutdown", Admin, -1, ADMIN | NO_MULTI | LOADING | STALE | NOSCRIPT, 0, 0, 0, "server", server::shutdown),
-    cmd!("function", Server, -2, NOSCRIPT, 0, 0, 0, "scripting", server::function),
     cmd!("memory", Data, -2, READONLY, 2, 2, 1, "server", keys::memory),
     cmd!("debug", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::debug),
     cmd!("command", Server, -1, LOADING | STALE, 0, 0, 0, "server", server::command),
@@ -217,6 +216,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("evalsha", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW | MAY_REPLICATE, 0, 0, 0, "scripting", scripting::evalsha),
     cmd!("evalsha_ro", Data, -3, READONLY | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", scripting::evalsha_ro),
     cmd!("script", Server, -2, NOSCRIPT | UNLOCKED, 0, 0, 0, "scripting", scripting::script),
+    // FUNCTION takes no space lock (KILL and STATS must reach a running
+    // function); the libraries have their own. LOAD, DELETE, FLUSH and
+    // RESTORE are logged; the rest mark themselves unchanged.
+    cmd!("function", Data, -2, WRITE | NOSCRIPT | UNLOCKED, 0, 0, 0, "scripting", functions::function),
+    cmd!("fcall", Data, -3, WRITE | NOSCRIPT | MOVABLEKEYS | SLOW | MAY_REPLICATE, 0, 0, 0, "scripting", functions::fcall),
+    cmd!("fcall_ro", Data, -3, READONLY | NOSCRIPT | MOVABLEKEYS | SLOW, 0, 0, 0, "scripting", functions::fcall_ro),
     // hyperloglog
     cmd!("pfadd", Data, -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", hyperloglog::pfadd),
     cmd!("pfcount", Data, -2, READONLY | MAY_REPLICATE, 1, -1, 1, "hyperloglog", hyperloglog::pfcount),

@@ -82,6 +82,9 @@ struct Options {
     state: Option<TenantState>,
     policy: Option<PolicyArg>,
     config: Option<Vec<u8>>,
+    /// NOTIFY: the tenant's own `notify-keyspace-events` (`Some(None)`:
+    /// DEFAULT, back to the server's).
+    notify: Option<Option<u32>>,
 }
 
 /// `POLICY <wasm-bytes> | NONE | ROLLBACK`.
@@ -112,6 +115,12 @@ fn parse_options(a: &[&[u8]]) -> Result<Options, CmdError> {
             "policy" if is(v, "rollback") => o.policy = Some(PolicyArg::Rollback),
             "policy" => o.policy = Some(PolicyArg::Module(v.to_vec())),
             "config" => o.config = Some(v.to_vec()),
+            "notify" if is(v, "default") => o.notify = Some(None),
+            "notify" => {
+                let flags = crate::space::notify::parse(v)
+                    .ok_or_else(|| CmdError::err(format!("invalid NOTIFY: {} (or DEFAULT)", crate::space::notify::BAD_CLASS)))?;
+                o.notify = Some(Some(flags));
+            }
             "state" => {
                 o.state = Some(
                     TenantState::parse(&text)
@@ -163,6 +172,9 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let tier = o.tier.clone().unwrap_or(TenantTier::Free);
     let eviction = o.eviction.as_deref().unwrap_or("noeviction");
     let t = m.create_with(&id, o.name.as_deref(), tier, limits, o.password.as_deref(), eviction).map_err(terr)?;
+    if let Some(n) = o.notify {
+        t.space.events.set_own(n);
+    }
     persist_tenant(ctx, &t, false);
     tracing::info!(tenant = %id, "tenant created");
     ctx.out.ok();
@@ -275,6 +287,9 @@ fn upload(
 
 /// Applies TENANT.UPDATE's options (already validated).
 fn apply_update(t: &Tenant, o: Options, limits: TenantLimits) {
+    if let Some(n) = o.notify {
+        t.space.events.set_own(n);
+    }
     if let Some(s) = o.state {
         // Checked by the caller; a concurrent change loses to the newer one.
         let _ = t.set_state(s);
@@ -385,6 +400,8 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("eviction", V::S(p.eviction)),
         ("created_at", V::I(t.created_at())),
         ("policy", V::S(t.policy.info().state.into())),
+        // Its own notify-keyspace-events, or "default" (the server's).
+        ("notify", V::S(t.space.events.own().map_or_else(|| "default".into(), crate::space::notify::format))),
     ];
     reply_fields(ctx.out, &fields);
     Ok(())
@@ -583,7 +600,7 @@ pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ctx,
             &[
                 "TENANT <subcommand> [<arg> ...] (also written TENANT.<SUBCOMMAND>). Subcommands are:",
-                "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy]",
+                "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy] [NOTIFY flags|DEFAULT]",
                 "UPDATE <id> [same options] [POLICY <wasm-bytes>|NONE|ROLLBACK] [CONFIG <bytes>]",
                 "POLICY [<id>]",
                 "DELETE <id>",

@@ -1,8 +1,9 @@
 //! Sorted sets: ranges by rank, score and lex; pops; set algebra.
 
 use super::args::{clamp_range, float, int, is, lower, parse_f64, random_args, reply_random, timeout_ms};
-use super::hashes::{scan_indexed, scan_parts};
+use super::hashes::{scan_indexed, scan_missing, scan_parts};
 use super::lists::{block_on, parse_mpop};
+use super::notify::ZSET;
 use super::sets::parse_card_args;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::Out;
@@ -31,8 +32,13 @@ fn zset_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut ZSetV
     }
 }
 
+/// Reads the sorted set at `key` (a miss is a `keymiss`).
 fn with_zset<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&ZSetValue) -> R) -> Result<Option<R>, CmdError> {
-    ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(f)).transpose()
+    let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(f)).transpose();
+    if matches!(r, Ok(None)) {
+        ctx.keymiss(key);
+    }
+    r
 }
 
 type Scored = Vec<(Vec<u8>, f64)>;
@@ -124,6 +130,9 @@ pub fn zadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok::<_, CmdError>((added, changed, last))
     })?;
+    if r.0 + r.1 > 0 {
+        ctx.notify(ZSET, if incr { "zincr" } else { "zadd" }, a[1]);
+    }
     if incr {
         match r.2 {
             Some(s) => ctx.out.double(s),
@@ -148,6 +157,9 @@ pub fn zrem(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         };
         Ok::<_, CmdError>(a[2..].iter().filter(|m| z.remove(m).is_some()).count())
     })?;
+    if n > 0 {
+        ctx.notify_emptied(ZSET, "zrem", a[1]);
+    }
     ctx.reply_changed(n);
     Ok(())
 }
@@ -345,23 +357,22 @@ pub fn zrangestore(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         Some(r) => r?,
         None => collect_range(&ZSetValue::default(), &s)?,
     };
-    store_scored(ctx, a[1], &items);
+    store_scored(ctx, a[1], &items, "zrangestore");
     ctx.out.int(items.len() as i64);
     Ok(())
 }
 
-fn store_scored(ctx: &Ctx, dst: &[u8], items: &[(Vec<u8>, f64)]) {
-    let now = ctx.now_ms;
-    ctx.db().write(dst, now, |slot| {
-        slot.remove();
-        if !items.is_empty() {
-            let mut z = ZSetValue::default();
-            items.iter().for_each(|(m, s)| {
-                z.insert(m, *s);
-            });
-            slot.set(Value::ZSet(Box::new(z)));
-        }
+/// Stores a *STORE result (`event` on it), or deletes `dst` when the
+/// result is empty.
+fn store_scored(ctx: &mut Ctx, dst: &[u8], items: &[(Vec<u8>, f64)], event: &str) {
+    let value = (!items.is_empty()).then(|| {
+        let mut z = ZSetValue::default();
+        items.iter().for_each(|(m, s)| {
+            z.insert(m, *s);
+        });
+        Value::ZSet(Box::new(z))
     });
+    ctx.store_or_delete(dst, value, ZSET, event);
 }
 
 fn count_generic(ctx: &mut Ctx, a: &[&[u8]], by: By) -> CmdResult {
@@ -401,6 +412,14 @@ fn remrange_generic(ctx: &mut Ctx, a: &[&[u8]], by: By) -> CmdResult {
         });
         Ok::<_, CmdError>(victims.len())
     })?;
+    if n > 0 {
+        let event = match by {
+            By::Rank => "zremrangebyrank",
+            By::Score => "zremrangebyscore",
+            By::Lex => "zremrangebylex",
+        };
+        ctx.notify_emptied(ZSET, event, a[1]);
+    }
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -435,12 +454,20 @@ fn pop_n(db: &Keyspace, key: &[u8], now: u64, max: bool, n: usize) -> Result<Opt
     })
 }
 
+/// A pop's events: `zpopmin`/`zpopmax`, then `del` when it took the last member.
+fn popped_events(ctx: &Ctx, key: &[u8], max: bool) {
+    ctx.notify_emptied(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+}
+
 fn zpop_generic(ctx: &mut Ctx, a: &[&[u8]], max: bool) -> CmdResult {
     if a.len() > 3 {
         return Err(CmdError::Syntax);
     }
     let count = a.get(2).map(|c| super::lists::positive_count(c)).transpose()?;
     let items = pop_n(ctx.db(), a[1], ctx.now_ms, max, count.unwrap_or(1))?.unwrap_or_default();
+    if !items.is_empty() {
+        popped_events(ctx, a[1], max);
+    }
     if count.is_none() && ctx.out.resp3 {
         // Without COUNT, RESP3 gets the single pair flat.
         ctx.out.array(items.len() * 2);
@@ -472,6 +499,7 @@ fn first_nonempty(ctx: &Ctx, keys: &[&[u8]], max: bool, count: usize) -> Result<
         if let Some(v) = pop_n(ctx.db(), k, ctx.now_ms, max, count)?
             && !v.is_empty()
         {
+            popped_events(ctx, k, max);
             return Ok(Some((k.to_vec(), v)));
         }
     }
@@ -560,7 +588,11 @@ pub fn zrandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }))
     });
-    ctx.end_random_reply(done.transpose()?, count.is_none(), mark);
+    let done = done.transpose()?;
+    if done.is_none() {
+        ctx.keymiss(a[1]);
+    }
+    ctx.end_random_reply(done, count.is_none(), mark);
     Ok(())
 }
 
@@ -591,13 +623,18 @@ fn aggregate(agg: Aggregate, a: f64, b: f64) -> f64 {
 
 /// Reads a zset or a plain set (members score 1) for the set operations.
 fn load_scored(ctx: &Ctx, key: &[u8]) -> Result<Option<Scored>, CmdError> {
-    ctx.db()
+    let r = ctx
+        .db()
         .read(key, ctx.now_ms, ctx.touch, |e| match &e.value {
             Value::ZSet(z) => Ok(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
             Value::Set(s) => Ok(s.members().into_iter().map(|m| (m.to_vec(), 1.0)).collect()),
             _ => Err(CmdError::WrongType),
         })
-        .transpose()
+        .transpose();
+    if matches!(r, Ok(None)) {
+        ctx.keymiss(key);
+    }
+    r
 }
 
 /// ZUNION/ZINTER/ZDIFF and their STORE forms; `at` is the numkeys index.
@@ -644,7 +681,12 @@ fn setop(ctx: &mut Ctx, a: &[&[u8]], at: usize, op: SetOp, store: Option<&[u8]>)
     let result = combine(inputs, &weights, agg, op);
     match store {
         Some(dst) => {
-            store_scored(ctx, dst, &result);
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store_scored(ctx, dst, &result, event);
             ctx.out.int(result.len() as i64);
         }
         None => reply_scored(ctx.out, &result, withscores),
@@ -757,5 +799,5 @@ pub fn zscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let item = |i: usize| z.by_rank(i, i).next().map(|(m, s)| vec![m.to_vec(), crate::protocol::reply::format_double(s).into_bytes()]);
         scan_indexed(ctx, a, z.len(), true, &item)
     });
-    scanned.unwrap_or_else(|| scan_indexed(ctx, a, 0, true, &|_| None))
+    scanned.unwrap_or_else(|| scan_missing(ctx, a))
 }

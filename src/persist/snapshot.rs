@@ -118,6 +118,14 @@ fn take_cut(state: &ServerState) -> Cut {
             images.push(Record::policy_of(t));
         }
     }
+    // Each space's function libraries, as the command that restores them
+    // (loading replays it after the tenants exist, before any entry).
+    for (owner, space) in spaces(state, &tenants) {
+        if let Some(payload) = space.scripts.dump_libraries() {
+            let argv = vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), payload, b"REPLACE".to_vec()];
+            images.push(Record::Command { now_ms: cut_ms, space: owner.map(String::from), db: 0, argv });
+        }
+    }
     let seq = p.aof.seq();
     let generation = p.aof.rotate();
     drop(held);

@@ -209,6 +209,14 @@ fn parse_inline(buf: &[u8], argv: &mut Argv) -> Result<Option<usize>, ProtocolEr
     Ok(Some(nl + 1))
 }
 
+/// Redis's `sdssplitargs` over one line (shebang lines, for instance): the
+/// words, or None for unbalanced quotes.
+pub fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let (mut out, mut spans) = (Vec::new(), Vec::new());
+    split_args(line, &mut out, &mut spans).ok()?;
+    Some(spans.into_iter().map(|(a, b)| out[a..b].to_vec()).collect())
+}
+
 /// Splits an inline request like Redis's `sdssplitargs`: whitespace separated,
 /// with "double quotes" (C escapes, `\xHH`) and 'single quotes'.
 fn split_args(line: &[u8], out: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) -> Result<(), ProtocolError> {

@@ -20,7 +20,7 @@ use mlua::{Lua, MultiValue, Table, Value as LuaValue, ffi};
 use super::convert::c_number_text;
 use super::sandbox::{Raised, call_command, helper_error};
 use super::{Host, Run, Watch, command_args};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Out};
 
 /// The run in progress, as the bound functions reach it.
 struct Bound {
@@ -34,6 +34,10 @@ struct Bound {
     /// The run's KEYS and ARGV, until `run_script` has made them tables.
     keys: NonNull<[&'static [u8]]>,
     args: NonNull<[&'static [u8]]>,
+    /// A function (FCALL) gets KEYS and ARGV as arguments, not globals.
+    as_function: bool,
+    /// The script's return value, encoded in the client's protocol.
+    reply: Out,
 }
 
 thread_local! {
@@ -49,11 +53,11 @@ pub(super) struct Binding {
 }
 
 impl Binding {
-    /// Whether the run asked for RESP3 replies (`redis.setresp(3)`).
-    pub(super) fn resp3(&self) -> bool {
+    /// The script's reply, encoded when it returned.
+    pub(super) fn take_reply(&mut self) -> bytes::BytesMut {
         // SAFETY: the binding owns the allocation; no bound function runs
-        // while the caller holds `&self` (the script has returned).
-        unsafe { self.bound.as_ref() }.resp3
+        // while the caller holds it (the script has returned).
+        std::mem::take(&mut unsafe { self.bound.as_mut() }.reply.buf)
     }
 }
 
@@ -73,6 +77,7 @@ pub(super) struct Given<'a> {
     pub run: Run,
     pub host: &'a mut dyn Host,
     pub watch: &'a Watch,
+    pub as_function: bool,
 }
 
 /// Binds a run's arguments, host and watch to the state's functions.
@@ -83,7 +88,17 @@ pub(super) fn bind(given: Given<'_>) -> Binding {
     let host = unsafe { std::mem::transmute::<NonNull<dyn Host + '_>, NonNull<dyn Host + 'static>>(host) };
     let erase = |items: &[&[u8]]| unsafe { std::mem::transmute::<NonNull<[&[u8]]>, NonNull<[&'static [u8]]>>(NonNull::from(items)) };
     let (keys, args) = (erase(given.keys), erase(given.args));
-    let bound = Box::new(Bound { host, watch: NonNull::from(given.watch), run: given.run, resp3: false, parked: None, keys, args });
+    let bound = Box::new(Bound {
+        host,
+        watch: NonNull::from(given.watch),
+        run: given.run,
+        resp3: false,
+        parked: None,
+        keys,
+        args,
+        as_function: given.as_function,
+        reply: Out { resp3: given.run.resp3, ..Out::default() },
+    });
     let bound = NonNull::from(Box::leak(bound));
     let previous = CURRENT.with(|c| c.replace(bound.as_ptr()));
     Binding { bound, previous }
@@ -100,8 +115,8 @@ fn with_bound<R>(f: impl FnOnce(&mut Bound) -> R) -> mlua::Result<R> {
 }
 
 /// Runs a script (its function at 1, the error handler at 2) as Redis
-/// does: KEYS and ARGV set as globals, then a protected call under the
-/// handler. Returns what `xpcall` would: whether it succeeded, and its
+/// does: KEYS and ARGV set as globals (a function gets them as its
+/// arguments), then a protected call under the handler. Returns what `xpcall` would: whether it succeeded, and its
 /// value or error. Called through one protected call of mlua's, so the
 /// tables made here cost no guard each.
 unsafe extern "C-unwind" fn run_script(l: *mut ffi::lua_State) -> c_int {
@@ -110,18 +125,206 @@ unsafe extern "C-unwind" fn run_script(l: *mut ffi::lua_State) -> c_int {
         return 0;
     }
     // SAFETY: see `with_bound`; the slices outlive the run.
-    let (keys, args) = unsafe { ((*b).keys.as_ref(), (*b).args.as_ref()) };
+    let (keys, args, as_function) = unsafe { ((*b).keys.as_ref(), (*b).args.as_ref(), (*b).as_function) };
     unsafe {
-        push_strings(l, keys);
-        ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"KEYS".as_ptr());
-        push_strings(l, args);
-        ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"ARGV".as_ptr());
         ffi::lua_pushvalue(l, 1);
-        let status = ffi::lua_pcall(l, 0, 1, 2);
-        ffi::lua_pushboolean(l, (status == 0) as c_int);
+        push_strings(l, keys);
+        push_strings(l, args);
+        let nargs = if as_function {
+            2
+        } else {
+            ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"ARGV".as_ptr());
+            ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"KEYS".as_ptr());
+            0
+        };
+        let status = ffi::lua_pcall(l, nargs, 1, 2);
+        if status == 0 {
+            // The reply is made here, from the stack, into the binding (a
+            // Lua error while it is made leaves nothing to free here).
+            let b = &mut *b;
+            encode_reply(l, &mut b.reply, b.resp3, 0);
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
+        ffi::lua_pushboolean(l, 0);
         ffi::lua_insert(l, -2);
     }
     2
+}
+
+/// Where nesting stops: deeper tables are replied as null (Redis stops at
+/// Lua's stack limit with an error; a tenant's script cannot recurse this
+/// native code without bound either way).
+const MAX_REPLY_DEPTH: usize = 1000;
+
+/// Field `name` of the table at the top (raw), pushed.
+unsafe fn field(l: *mut ffi::lua_State, name: &CStr) -> c_int {
+    unsafe {
+        ffi::lua_pushstring(l, name.as_ptr());
+        ffi::lua_rawget(l, -2);
+        ffi::lua_type(l, -1)
+    }
+}
+
+/// The string at `idx` (which must be one).
+unsafe fn string_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0;
+    let p = unsafe { ffi::lua_tolstring(l, idx, &mut len) };
+    unsafe { std::slice::from_raw_parts(p as *const u8, len) }
+}
+
+/// Encodes the value at the top of the stack (and pops it) as a script's
+/// reply, by Redis's rules: numbers cast as C casts them, booleans by the
+/// script's protocol (`script_resp3`), a table by its first tagged field,
+/// else an array up to its first nil. Nothing here owns memory, so a Lua
+/// error (out of memory) may unwind through it.
+unsafe fn encode_reply(l: *mut ffi::lua_State, out: &mut Out, script_resp3: bool, depth: usize) {
+    unsafe {
+        if depth > MAX_REPLY_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
+            ffi::lua_pop(l, 1);
+            out.null();
+            return;
+        }
+        match ffi::lua_type(l, -1) {
+            ffi::LUA_TBOOLEAN => {
+                let b = ffi::lua_toboolean(l, -1) != 0;
+                match (script_resp3, b) {
+                    (true, _) if out.resp3 => out.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" }),
+                    (true, _) => out.int(b as i64),
+                    (false, true) => out.int(1),
+                    (false, false) => out.null(),
+                }
+            }
+            ffi::LUA_TNUMBER => out.int(super::convert::c_cast(ffi::lua_tonumber(l, -1))),
+            ffi::LUA_TSTRING => out.bulk(string_at(l, -1)),
+            ffi::LUA_TTABLE => encode_table(l, out, script_resp3, depth),
+            _ => out.null(),
+        }
+        ffi::lua_pop(l, 1);
+    }
+}
+
+/// A table reply (the table stays at the top).
+unsafe fn encode_table(l: *mut ffi::lua_State, out: &mut Out, script_resp3: bool, depth: usize) {
+    use super::convert::{c_number_text, one_line};
+    unsafe {
+        if field(l, c"err") == ffi::LUA_TSTRING {
+            let e = String::from_utf8_lossy(string_at(l, -1));
+            out.error_bytes(one_line(e.trim_end_matches(['\r', '\n'])).as_bytes());
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"ok") == ffi::LUA_TSTRING {
+            out.simple(&one_line(&String::from_utf8_lossy(string_at(l, -1))));
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"double") == ffi::LUA_TNUMBER {
+            let d = ffi::lua_tonumber(l, -1);
+            if out.resp3 {
+                out.buf.extend_from_slice(format!(",{}\r\n", c_number_text(d)).as_bytes());
+            } else {
+                out.bulk(c_number_text(d).as_bytes());
+            }
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"big_number") == ffi::LUA_TSTRING {
+            let n = one_line(&String::from_utf8_lossy(string_at(l, -1)));
+            if out.resp3 {
+                out.buf.extend_from_slice(format!("({n}\r\n").as_bytes());
+            } else {
+                out.bulk(n.as_bytes());
+            }
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"verbatim_string") == ffi::LUA_TTABLE {
+            let (f, t) = (field(l, c"format"), {
+                ffi::lua_insert(l, -2);
+                field(l, c"string")
+            });
+            // Stack: ..., table, format, verbatim, string.
+            if f == ffi::LUA_TSTRING && t == ffi::LUA_TSTRING {
+                let text = string_at(l, -1);
+                if out.resp3 {
+                    let mut format: String = String::from_utf8_lossy(string_at(l, -3)).chars().take(3).collect();
+                    while format.len() < 3 {
+                        format.push(' ');
+                    }
+                    out.buf.extend_from_slice(format!("={}\r\n{format}:", text.len() + 4).as_bytes());
+                    out.buf.extend_from_slice(text);
+                    out.buf.extend_from_slice(b"\r\n");
+                } else {
+                    out.bulk(text);
+                }
+                return ffi::lua_pop(l, 3);
+            }
+            ffi::lua_pop(l, 3);
+        } else {
+            ffi::lua_pop(l, 1);
+        }
+        if field(l, c"map") == ffi::LUA_TTABLE {
+            let n = pair_count(l);
+            if out.resp3 {
+                out.map(n)
+            } else {
+                out.array(n * 2)
+            }
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, -2) != 0 {
+                ffi::lua_pushvalue(l, -2);
+                encode_reply(l, out, script_resp3, depth + 1);
+                encode_reply(l, out, script_resp3, depth + 1);
+            }
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"set") == ffi::LUA_TTABLE {
+            let n = pair_count(l);
+            if out.resp3 {
+                out.set(n)
+            } else {
+                out.array(n)
+            }
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, -2) != 0 {
+                ffi::lua_pop(l, 1);
+                ffi::lua_pushvalue(l, -1);
+                encode_reply(l, out, script_resp3, depth + 1);
+            }
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        let mut n = 0;
+        loop {
+            ffi::lua_rawgeti(l, -1, n + 1);
+            let end = ffi::lua_type(l, -1) == ffi::LUA_TNIL;
+            ffi::lua_pop(l, 1);
+            if end {
+                break;
+            }
+            n += 1;
+        }
+        out.array(n as usize);
+        for i in 1..=n {
+            ffi::lua_rawgeti(l, -1, i);
+            encode_reply(l, out, script_resp3, depth + 1);
+        }
+    }
+}
+
+/// The number of pairs in the table at the top.
+unsafe fn pair_count(l: *mut ffi::lua_State) -> usize {
+    let mut n = 0;
+    unsafe {
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, -2) != 0 {
+            ffi::lua_pop(l, 1);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Pushes an array of strings (KEYS, ARGV).
@@ -242,7 +445,7 @@ unsafe fn wrap_top(l: *mut ffi::lua_State, key: &CStr) {
 
 /// A command's reply as the Lua value `redis.call` returns (Redis's RESP2
 /// and RESP3 rules; `resp3`: the script called `redis.setresp(3)`, where
-/// null is nil rather than false); see `convert::frame_to_lua_in`.
+/// null is nil rather than false).
 unsafe fn push_frame(l: *mut ffi::lua_State, f: &Frame, resp3: bool) {
     unsafe {
         if ffi::lua_checkstack(l, 4) == 0 {

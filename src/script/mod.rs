@@ -6,6 +6,7 @@
 
 mod bound;
 pub mod convert;
+pub mod functions;
 mod libs;
 mod sandbox;
 mod watch;
@@ -19,13 +20,21 @@ use parking_lot::Mutex;
 use sha1::{Digest, Sha1};
 
 pub use convert::Reply;
+pub use functions::Restore;
 use watch::Watch;
 
 /// What a script can ask of the server during one run.
 pub trait Host {
-    /// Runs one command for `redis.call`/`redis.pcall`: Ok with its reply,
-    /// or Err with an error reply's text (the script decides what to do).
-    fn call(&mut self, argv: &[Vec<u8>], resp3: bool) -> Result<crate::protocol::Frame, String>;
+    /// Runs one command for `redis.call`/`redis.pcall` (`spec`, found and
+    /// checked against the script's rules): Ok with its reply, or Err with
+    /// an error reply's text (the script decides what to do).
+    fn call(
+        &mut self,
+        idx: usize,
+        spec: &'static crate::commands::CommandSpec,
+        argv: &[Vec<u8>],
+        resp3: bool,
+    ) -> Result<crate::protocol::Frame, String>;
     fn log(&mut self, level: i64, message: &str);
     /// `redis.acl_check_cmd`: whether the caller may run this command
     /// (None: no such command).
@@ -41,6 +50,12 @@ pub fn sha1_hex(body: &[u8]) -> String {
     }
     s
 }
+
+/// The BUSY reply while a script (EVAL) runs.
+pub const BUSY_SCRIPT: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// The BUSY reply while a function (FCALL) runs.
+pub const BUSY_FUNCTION: &str = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// Why a script run failed, as the reply's text (Redis's wording).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +73,16 @@ pub struct Scripts {
     started_ms: AtomicU64,
     /// Bytes of cached bodies and the Lua heap: memory the space holds.
     bytes: AtomicU64,
+    /// The space's function libraries and their Lua state (FUNCTION LOAD).
+    functions: Mutex<Option<functions::FunctionsEngine>>,
+    /// Libraries' code and their state's heap.
+    function_bytes: AtomicU64,
+    /// Libraries and functions loaded (FUNCTION STATS reads them while a
+    /// function runs, holding `functions`).
+    library_count: std::sync::atomic::AtomicUsize,
+    function_count: std::sync::atomic::AtomicUsize,
+    /// The function running, and the command that called it.
+    current_function: Mutex<Option<(String, Vec<Vec<u8>>)>>,
 }
 
 struct Engine {
@@ -66,6 +91,8 @@ struct Engine {
     runs: u64,
     functions: HashMap<String, (Function, Flags)>,
     bodies: HashMap<String, Arc<[u8]>>,
+    /// What `bodies` holds, kept as they are added (a run reads it).
+    body_bytes: usize,
 }
 
 /// What a script's shebang line (`#!lua flags=...`) declares.
@@ -76,7 +103,7 @@ pub struct Flags {
     pub allow_oom: bool,
 }
 
-const KNOWN_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+pub const KNOWN_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
 
 /// Splits off and checks a shebang; returns its flags and the code to
 /// compile (from the shebang's newline on, so line numbers stay).
@@ -86,15 +113,18 @@ pub fn parse_shebang(body: &[u8]) -> Result<(Flags, &[u8]), ScriptError> {
     }
     let err = |m: String| ScriptError(format!("ERR {m}"));
     let nl = body.iter().position(|&b| b == b'\n').ok_or_else(|| err("Invalid script shebang".into()))?;
-    let line = String::from_utf8_lossy(&body[..nl]);
-    let parts: Vec<&str> = line.split([' ', '\t', '\r']).filter(|p| !p.is_empty()).collect();
-    let Some(engine) = parts.first() else { return Err(err("Invalid engine in script shebang".into())) };
-    if *engine != "#!lua" {
-        return Err(err(format!("Unexpected engine in script shebang: {engine}")));
+    // Split as Redis splits it (quotes allowed; unbalanced ones refused).
+    let parts: Vec<String> = crate::protocol::parse::split_words(&body[..nl])
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| err("Invalid engine in script shebang".into()))?
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if parts[0] != "#!lua" {
+        return Err(err(format!("Unexpected engine in script shebang: {}", parts[0])));
     }
     let mut flags = Flags { shebang: true, ..Flags::default() };
     for part in &parts[1..] {
-        let part = part.trim_matches('"');
         let Some(list) = part.strip_prefix("flags=") else { return Err(err(format!("Unknown lua shebang option: {part}"))) };
         for flag in list.split(',').filter(|_| !list.is_empty()) {
             if !KNOWN_FLAGS.contains(&flag) {
@@ -108,28 +138,29 @@ pub fn parse_shebang(body: &[u8]) -> Result<(Flags, &[u8]), ScriptError> {
 }
 
 impl Scripts {
-    /// What the scripts hold: bodies and the Lua heap.
+    /// What the scripts hold: bodies, libraries and their Lua heaps.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Relaxed)
+        self.bytes.load(Relaxed) + self.function_bytes.load(Relaxed)
     }
 
     pub fn count(&self) -> usize {
-        self.engine.lock().as_ref().map_or(0, |e| e.bodies.len())
+        crate::worker::lock(&self.engine).as_ref().map_or(0, |e| e.bodies.len())
     }
 
     pub fn exists(&self, sha: &str) -> bool {
-        self.engine.lock().as_ref().is_some_and(|e| e.bodies.contains_key(&sha.to_ascii_lowercase()))
+        crate::worker::lock(&self.engine).as_ref().is_some_and(|e| e.bodies.contains_key(&sha.to_ascii_lowercase()))
     }
 
     /// Compiles and caches a body (SCRIPT LOAD, EVAL); returns its SHA-1.
     pub fn load(&self, body: &[u8], memory_limit: usize) -> Result<String, ScriptError> {
-        let mut guard = self.engine.lock();
+        let mut guard = crate::worker::lock(&self.engine);
         let engine = self.engine_mut(&mut guard, memory_limit)?;
         let sha = sha1_hex(body);
         if !engine.functions.contains_key(&sha) {
             let (flags, code) = parse_shebang(body)?;
             let f = sandbox::compile(&engine.lua, code)?;
             engine.functions.insert(sha.clone(), (f, flags));
+            engine.body_bytes += sha.len() + body.len() + 64;
             engine.bodies.insert(sha.clone(), body.into());
         }
         self.account(engine);
@@ -141,7 +172,7 @@ impl Scripts {
             let cannot = |e: mlua::Error| ScriptError(format!("ERR cannot start Lua: {e}"));
             let lua = sandbox::new_state(memory_limit, self.watch.clone()).map_err(cannot)?;
             let entry = sandbox::Entry::new(&lua).map_err(cannot)?;
-            *guard = Some(Engine { lua, entry, runs: 0, functions: HashMap::new(), bodies: HashMap::new() });
+            *guard = Some(Engine { lua, entry, runs: 0, functions: HashMap::new(), bodies: HashMap::new(), body_bytes: 0 });
         }
         let engine = guard.as_mut().expect("just made");
         let _ = engine.lua.set_memory_limit(memory_limit.max(1 << 20));
@@ -149,18 +180,17 @@ impl Scripts {
     }
 
     fn account(&self, engine: &Engine) {
-        let bodies: usize = engine.bodies.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
-        self.bytes.store((bodies + engine.lua.used_memory()) as u64, Relaxed);
+        self.bytes.store((engine.body_bytes + engine.lua.used_memory()) as u64, Relaxed);
     }
 
     /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
     pub fn flush(&self) {
-        *self.engine.lock() = None;
+        *crate::worker::lock(&self.engine) = None;
         self.bytes.store(0, Relaxed);
     }
 
-    /// Runs the cached script `sha` with KEYS and ARGV; `host` serves its
-    /// `redis.call`s. Err(None) when the script is not cached.
+    /// Runs the cached script `sha` (lower-case hex) with KEYS and ARGV;
+    /// `host` serves its `redis.call`s. Err(None) when it is not cached.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -172,17 +202,16 @@ impl Scripts {
         memory_limit: usize,
         now_ms: u64,
     ) -> Result<Reply, Option<ScriptError>> {
-        let mut guard = self.engine.lock();
+        let mut guard = crate::worker::lock(&self.engine);
         let engine = self.engine_mut(&mut guard, memory_limit).map_err(Some)?;
-        let (f, flags) = engine.functions.get(&sha.to_ascii_lowercase()).cloned().ok_or(None)?;
+        let (f, flags) = engine.functions.get(sha).ok_or(None)?;
         if run.read_only && flags.shebang && !flags.no_writes {
             return Err(Some(ScriptError("ERR Can not execute a script with write flag using *_ro command.".into())));
         }
         let run = Run { read_only: run.read_only || flags.no_writes, ..run };
-        self.watch.start(run.on_worker);
-        self.running.store(true, Relaxed);
-        self.started_ms.store(now_ms, Relaxed);
-        let result = sandbox::invoke(&engine.entry, &f, &sha.to_ascii_lowercase(), keys, args, run, host, &self.watch);
+        self.begin_run(run, now_ms);
+        let given = bound::Given { keys, args, run, host, watch: &self.watch, as_function: false };
+        let result = sandbox::invoke(&engine.entry, f, sha, given);
         self.running.store(false, Relaxed);
         // Lua's incremental collector keeps up on its own; a full collection
         // per run cost more than the run (Redis steps it every 50 runs).
@@ -194,8 +223,16 @@ impl Scripts {
         result.map_err(Some)
     }
 
-    /// SCRIPT KILL: Err with Redis's reply when nothing can be killed.
-    pub fn kill(&self) -> Result<(), ScriptError> {
+    fn begin_run(&self, run: Run, now_ms: u64) {
+        self.watch.start(run.on_worker);
+        self.running.store(true, Relaxed);
+        self.started_ms.store(now_ms, Relaxed);
+    }
+
+    /// SCRIPT KILL (`eval`) or FUNCTION KILL: Err with Redis's reply when
+    /// nothing can be killed (a function is FUNCTION KILL's, a script
+    /// SCRIPT KILL's).
+    pub fn kill(&self, eval: bool) -> Result<(), ScriptError> {
         if !self.running.load(Relaxed) {
             return Err(ScriptError("NOTBUSY No scripts in execution right now.".into()));
         }
@@ -203,6 +240,13 @@ impl Scripts {
             return Err(ScriptError(
                 "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
             ));
+        }
+        let function = self.current_function.lock().is_some();
+        if eval && function {
+            return Err(ScriptError(BUSY_FUNCTION.into()));
+        }
+        if !eval && !function {
+            return Err(ScriptError(BUSY_SCRIPT.into()));
         }
         self.watch.kill.store(true, Relaxed);
         Ok(())
@@ -234,7 +278,7 @@ impl Scripts {
 
 /// How a script may act: whether it may write (EVAL_RO and `no-writes`
 /// scripts may not), and the caller's protocol.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Run {
     pub read_only: bool,
     pub resp3: bool,

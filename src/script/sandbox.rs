@@ -18,13 +18,19 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value as LuaValue, VmState};
 
-use super::convert::{Reply, lua_to_reply};
+use super::convert::Reply;
 use super::{Host, Run, ScriptError, Watch};
 
 /// Instructions between checks for SCRIPT KILL.
 const KILL_CHECK_EVERY: u32 = 100_000;
 
 const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// Where the `redis` table behind its read-only view is kept.
+const REDIS_TABLE: &str = "ferrite.redis";
+
+/// Where the function making read-only views is kept.
+const VIEW: &str = "ferrite.view";
 
 /// Where the globals view scripts run in is kept.
 const SCRIPT_ENV: &str = "ferrite.env";
@@ -170,15 +176,17 @@ load = function(reader, ...)
   if f then setfenv(f, env) end
   return f, e
 end
-local function view(backing, globals)
+-- A view reads its backing table through `__index` as a table (Lua's fast
+-- path: no function call per global or library name a script reads);
+-- for `strict` views a name the backing lacks is an error, raised by the
+-- backing's own metatable.
+local function missing(_, n)
+  error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
+end
+local function view(backing, strict)
+  if strict then raw_setmetatable(backing, {__index = missing}) end
   local v = raw_setmetatable({}, {
-    __index = function(_, n)
-      local v = rawget(backing, n)
-      if v == nil and globals then
-        error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
-      end
-      return v
-    end,
+    __index = backing,
     __newindex = function() error("Attempt to modify a readonly table", 2) end,
     __metatable = false,
   })
@@ -202,7 +210,7 @@ getmetatable = function(v)
   if m == string_meta then return string_meta_view end
   return m
 end
-return env
+return env, view
 "#;
 
 /// A new state for one space's scripts.
@@ -216,6 +224,7 @@ pub fn new_state(memory_limit: usize, watch: Arc<Watch>) -> mlua::Result<Lua> {
     let g = lua.globals();
     let redis = redis_table(&lua)?;
     super::bound::install(&lua, &redis)?;
+    lua.set_named_registry_value(REDIS_TABLE, redis.clone())?;
     g.raw_set("redis", redis)?;
     // Redis's extra libraries (loaded after `debug`, before `bit`).
     g.raw_set("cjson", super::libs::cjson::install(&lua)?)?;
@@ -233,8 +242,9 @@ pub fn new_state(memory_limit: usize, watch: Arc<Watch>) -> mlua::Result<Lua> {
         })?,
     )?;
     lua.load(ERR_HANDLER).set_name("@err_handler_def").exec()?;
-    let env: Table = lua.load(GLUE).set_name("=glue").eval()?;
+    let (env, view): (Table, Function) = lua.load(GLUE).set_name("=glue").eval()?;
     lua.set_named_registry_value(SCRIPT_ENV, env.clone())?;
+    lua.set_named_registry_value(VIEW, view)?;
     for name in [
         "loadfile",
         "dofile",
@@ -257,6 +267,9 @@ pub fn new_state(memory_limit: usize, watch: Arc<Watch>) -> mlua::Result<Lua> {
     lua.set_hook(HookTriggers::new().every_nth_instruction(KILL_CHECK_EVERY), move |_, _| {
         if watch.killed() {
             return Err(mlua::Error::external(Raised::helper(KILLED.into())));
+        }
+        if watch.load_timed_out() {
+            return Err(helper_error("FUNCTION LOAD timeout"));
         }
         watch.check();
         Ok(VmState::Continue)
@@ -500,6 +513,32 @@ pub fn compile(lua: &Lua, body: &[u8]) -> Result<Function, ScriptError> {
     Ok(compiled)
 }
 
+/// The `redis` table behind the view scripts see.
+pub(super) fn redis_backing(lua: &Lua) -> mlua::Result<Table> {
+    lua.named_registry_value(REDIS_TABLE)
+}
+
+/// A read-only view of `t`, as the library tables are; `strict`: reading
+/// a name it lacks is the nonexistent-global error, as for the globals.
+pub(super) fn read_only(lua: &Lua, t: Table, strict: bool) -> mlua::Result<Table> {
+    lua.named_registry_value::<Function>(VIEW)?.call((t, strict))
+}
+
+/// A failure's text as Redis reports a library's loading error: an error
+/// table's `err`, else `ERR ` and the message.
+pub(super) fn error_text(e: &mlua::Error) -> String {
+    if let Some(r) = find_raised(e) {
+        return r.err.clone();
+    }
+    let msg = match e {
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+        mlua::Error::MemoryError(_) => "not enough memory".into(),
+        other => other.to_string(),
+    };
+    format!("ERR {}", msg.lines().next().unwrap_or(""))
+}
+
 /// How a state runs scripts: `bound::run_script` and Redis's error
 /// handler, looked up once.
 pub struct Entry {
@@ -513,29 +552,20 @@ impl Entry {
     }
 }
 
-/// Runs a compiled script: KEYS and ARGV set, the host's command call and
-/// `setresp`/`log` bound for this run only, under Redis's error handler.
-#[allow(clippy::too_many_arguments)]
-pub fn invoke(
-    entry: &Entry,
-    f: &Function,
-    sha: &str,
-    keys: &[&[u8]],
-    args: &[&[u8]],
-    run: Run,
-    host: &mut dyn Host,
-    watch: &Watch,
-) -> Result<Reply, ScriptError> {
-    let binding = super::bound::bind(super::bound::Given { keys, args, run, host, watch });
+/// Runs a compiled script or function (`sha`: its name in errors): KEYS
+/// and ARGV set, the host's command call and `setresp`/`log` bound for
+/// this run only, under Redis's error handler.
+pub(super) fn invoke(entry: &Entry, f: &Function, sha: &str, given: super::bound::Given) -> Result<Reply, ScriptError> {
+    let mut binding = super::bound::bind(given);
     let result = entry.runner.call::<MultiValue>((f, &entry.handler));
-    let script_resp3 = binding.resp3();
+    let reply = binding.take_reply();
     drop(binding);
     match result {
         Ok(values) => {
             let mut values = values.into_iter();
             let ok = matches!(values.next(), Some(LuaValue::Boolean(true)));
             let value = values.next().unwrap_or(LuaValue::Nil);
-            if ok { Ok(lua_to_reply(&value, script_resp3)) } else { Err(ScriptError(uncaught(&value, sha))) }
+            if ok { Ok(Reply(reply)) } else { Err(ScriptError(uncaught(&value, sha))) }
         }
         Err(mlua::Error::MemoryError(_)) => Err(ScriptError(format!("ERR Error running script {sha}, out of memory"))),
         Err(e) => Err(ScriptError(format!("ERR Error running script {sha}, {}", first_line(&e.to_string(), 100)))),
@@ -576,24 +606,28 @@ pub(super) fn call_command(
     host: &mut dyn Host,
     watch: &Watch,
 ) -> Result<crate::protocol::Frame, Raised> {
-    // A read-only run (EVAL_RO, `no-writes`) refuses writes before the host
-    // looks any further at the command.
-    if run.read_only
-        && let Some((_, spec)) = crate::commands::lookup(&argv[0])
-        && spec.arity_ok(argv.len())
-        && !spec.has(crate::commands::flags::NOSCRIPT)
-        && (spec.has(crate::commands::flags::WRITE) || spec.has(crate::commands::flags::MAY_REPLICATE))
-    {
-        return Err(Raised { err: "ERR Write commands are not allowed from read-only scripts.".into(), from_command: true });
+    use crate::commands::flags::{MAY_REPLICATE, NOSCRIPT, WRITE};
+    let refuse = |err: &str| Err(Raised { err: err.into(), from_command: true });
+    // Redis's checks, in its order, before the command runs.
+    let Some((idx, spec)) = crate::commands::lookup(&argv[0]) else {
+        return refuse("ERR Unknown Redis command called from script");
+    };
+    if !spec.arity_ok(argv.len()) {
+        return refuse("ERR Wrong number of args calling Redis command from script");
     }
-    let frame = host.call(&argv, resp3);
+    if spec.has(NOSCRIPT) {
+        return refuse("ERR This Redis command is not allowed from script");
+    }
+    // A read-only run (EVAL_RO, `no-writes`) refuses what may write.
+    if run.read_only && (spec.has(WRITE) || spec.has(MAY_REPLICATE)) {
+        return refuse("ERR Write commands are not allowed from read-only scripts.");
+    }
+    let frame = host.call(idx, spec, &argv, resp3);
     // A script of few instructions can still hold its thread long, one
     // slow command after another.
     watch.check();
     let frame = frame.map_err(|e| Raised { err: error_table_text(&format!("-{e}")), from_command: true })?;
-    if let Some((_, spec)) = crate::commands::lookup(&argv[0])
-        && spec.has(crate::commands::flags::WRITE)
-    {
+    if spec.has(WRITE) {
         watch.wrote.store(true, Relaxed);
     }
     Ok(frame)

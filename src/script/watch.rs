@@ -8,11 +8,15 @@
 //! thread and goes on where it is, so other tenants wait about that long
 //! (longer only where the hand-over has to be tried again).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// How long a script may hold a runtime worker before handing it over.
 pub const LEAVE_AFTER: Duration = Duration::from_millis(2);
+
+/// Checks (hook firings, commands) a run makes before it may count as
+/// long.
+const MIN_CHECKS: u32 = 4;
 
 /// The longest wait between tries at handing a worker over.
 const RETRY_AT_MOST: Duration = Duration::from_millis(50);
@@ -31,6 +35,10 @@ pub struct Watch {
     wait_ns: AtomicU64,
     /// The run went past [`LEAVE_AFTER`] on a worker.
     pub(super) long: AtomicBool,
+    /// While a library loads: when its code must have ended (ns; 0: no limit).
+    load_deadline_ns: AtomicU64,
+    /// Checks this run (see `check`).
+    checks: AtomicU32,
 }
 
 /// Monotonic nanoseconds (the TSC-based clock: a few ns a reading, where
@@ -49,16 +57,38 @@ impl Watch {
         self.on_worker.store(on_worker, Relaxed);
         self.since_ns.store(now_ns(), Relaxed);
         self.wait_ns.store(0, Relaxed);
+        self.checks.store(0, Relaxed);
     }
 
     pub(super) fn killed(&self) -> bool {
         self.kill.load(Relaxed)
     }
 
+    /// A library starts loading (FUNCTION LOAD), its code allowed to run
+    /// for `timeout` (none: replay, which must load what was accepted).
+    pub(super) fn start_loading(&self, timeout: Option<Duration>) {
+        let deadline = timeout.map_or(0, |t| now_ns().saturating_add(t.as_nanos() as u64).max(1));
+        self.load_deadline_ns.store(deadline, Relaxed);
+    }
+
+    pub(super) fn end_loading(&self) {
+        self.load_deadline_ns.store(0, Relaxed);
+    }
+
+    pub(super) fn load_timed_out(&self) -> bool {
+        let deadline = self.load_deadline_ns.load(Relaxed);
+        deadline != 0 && now_ns() > deadline
+    }
+
     /// Called every few thousand instructions and after each command: a
     /// run that has held its worker past [`LEAVE_AFTER`] hands it over.
     pub(super) fn check(&self) {
         if !self.on_worker.load(Relaxed) {
+            return;
+        }
+        // A run of a few commands that looks long was most likely descheduled
+        // (wall-clock time passed, not work): handing over would not help.
+        if self.checks.fetch_add(1, Relaxed) < MIN_CHECKS {
             return;
         }
         let now = now_ns();

@@ -203,6 +203,10 @@ pub struct ClientState {
     /// failure budget): the connection drops its reply, pauses this long,
     /// then runs the same request again.
     pub retry_after_ms: Option<u64>,
+    /// True while a blocked command runs again after a wake-up: Redis
+    /// serves a woken client without read lookups of its own, so no key
+    /// misses are announced then.
+    pub woken: bool,
     /// Whether a long (SLOW) command may ask to run on the blocking pool,
     /// and whether one did: see [`Offload`].
     pub offload: Offload,
@@ -262,6 +266,7 @@ impl ClientState {
             in_script: false,
             multi_bytes: 0,
             retry_after_ms: None,
+            woken: false,
             offload: Offload::Off,
             charged: 0,
             tenant: None,

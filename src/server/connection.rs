@@ -291,7 +291,8 @@ impl Conn {
                     // Past busy-reply-threshold a script's neighbours get
                     // BUSY instead of waiting, as in Redis.
                     if space.scripts.running_for(now).is_some_and(|ms| ms >= BUSY_REPLY_THRESHOLD_MS) {
-                        self.out.error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.");
+                        let function = space.scripts.running_function().is_some();
+                        self.out.error(if function { crate::script::BUSY_FUNCTION } else { crate::script::BUSY_SCRIPT });
                         drop(args);
                         self.inbuf.advance(consumed);
                         continue;
@@ -384,7 +385,10 @@ impl Conn {
                     let tenant = self.client.tenant.clone();
                     let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
                     let mut ctx = Ctx { state: &self.state, client: &mut self.client, out: &mut self.out, now_ms: self.state.now_ms(), in_exec: false, touch, space };
-                    if !execute_contained(&mut ctx, &args) {
+                    ctx.client.woken = true;
+                    let ran = execute_contained(&mut ctx, &args);
+                    ctx.client.woken = false;
+                    if !ran {
                         return Ok(false);
                     }
                     if self.client.block.take().is_none() {

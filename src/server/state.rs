@@ -58,6 +58,8 @@ pub struct ServerState {
     me: OnceLock<Weak<ServerState>>,
     /// Bytes held by every space (global and tenants), exact.
     pub memory_total: Arc<AtomicI64>,
+    /// `notify-keyspace-events` as every space without its own setting reads it.
+    pub events: Arc<crate::space::notify::Defaults>,
     /// Settings the per-request path reads, mirrored from `config` so that
     /// path takes no lock: `maxmemory`, `proto-max-bulk-len`,
     /// `client-query-buffer-limit`, `timeout`.
@@ -131,12 +133,16 @@ impl ServerState {
     pub fn new(config: &Config) -> Arc<ServerState> {
         let memory_total = Arc::new(AtomicI64::new(0));
         let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
+        let events = Arc::new(crate::space::notify::Defaults::default());
+        events.set(config.server.notify_keyspace_events, config.server.client_output_buffer_limit.pubsub);
         let state = Arc::new(ServerState {
-            global: Space::with_total(config.server.databases as usize, Some(memory_total.clone())),
+            global: Space::with_total(config.server.databases as usize, Some(memory_total.clone()), events.clone()),
             tenants: TenantManager::with_total(
                 TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() },
                 Some(memory_total.clone()),
+                events.clone(),
             ),
+            events,
             memory_total,
             policy: config.policy.clone(),
             persist_config: config.persistence.clone(),
@@ -171,6 +177,7 @@ impl ServerState {
         self.query_buffer_limit.store(cfg.client_query_buffer_limit, Relaxed);
         self.idle_timeout.store(cfg.timeout, Relaxed);
         self.output_limits.store(&cfg.client_output_buffer_limit);
+        self.events.set(cfg.notify_keyspace_events, cfg.client_output_buffer_limit.pubsub);
         *self.config.write() = cfg;
     }
 

@@ -1,11 +1,14 @@
-//! A namespace: numbered databases, pub/sub channels and blocked clients.
+//! A namespace: numbered databases, pub/sub channels, keyspace events and
+//! blocked clients.
 //!
 //! The global context is one `Space`; every tenant owns another. Whatever a
 //! command can see or signal is reached through its client's space, so one
-//! tenant's keys, channels and wake-ups cannot reach another's. Databases are
+//! tenant's keys, channels, keyspace events and wake-ups cannot reach
+//! another's. Databases are
 //! created on first use, so an idle space costs a few hundred bytes.
 
 pub mod blocking;
+pub mod notify;
 pub mod pubsub;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
@@ -30,9 +33,11 @@ pub struct Space {
     /// Database `i` is `dbs[order[i]]`: SWAPDB swaps two entries (under the
     /// space's exclusive lock), so a swap moves no key. Registrations that
     /// must find their keyspace again (WATCH) keep the physical index.
-    order: Box<[AtomicUsize]>,
+    order: Arc<[AtomicUsize]>,
     total: Option<Arc<AtomicI64>>,
-    pub pubsub: PubSub,
+    pub pubsub: Arc<PubSub>,
+    /// Which keyspace events this space publishes (see `notify`).
+    pub events: Arc<notify::Events>,
     pub blocking: Blocking,
     /// Lua scripts: this space's own state and cache.
     pub scripts: crate::script::Scripts,
@@ -53,17 +58,19 @@ pub struct Space {
 
 impl Space {
     pub fn new(databases: usize) -> Space {
-        Self::with_total(databases, None)
+        Self::with_total(databases, None, Arc::default())
     }
 
-    /// A space whose databases add their bytes to a shared total.
-    pub fn with_total(databases: usize, total: Option<Arc<AtomicI64>>) -> Space {
+    /// A space whose databases add their bytes to a shared total, and whose
+    /// keyspace events follow the server's `defaults` until it has its own.
+    pub fn with_total(databases: usize, total: Option<Arc<AtomicI64>>, defaults: Arc<notify::Defaults>) -> Space {
         Space {
             owner: None,
             dbs: (0..databases).map(|_| OnceLock::new()).collect(),
             order: (0..databases).map(AtomicUsize::new).collect(),
             total,
-            pubsub: PubSub::default(),
+            pubsub: Arc::default(),
+            events: Arc::new(notify::Events::new(defaults)),
             blocking: Blocking::default(),
             scripts: crate::script::Scripts::default(),
             exec_lock: RwLock::new(()),
@@ -148,7 +155,23 @@ impl Space {
 
     /// The keyspace at physical index `p` (created on first use).
     pub fn physical_db(&self, p: usize) -> &Keyspace {
-        self.dbs[p].get_or_init(|| Box::new(Keyspace::with_total(self.total.clone())))
+        self.dbs[p].get_or_init(|| {
+            let observer = notify::KeyspaceObserver {
+                physical: p,
+                order: self.order.clone(),
+                pubsub: self.pubsub.clone(),
+                events: self.events.clone(),
+            };
+            Box::new(Keyspace::with_total(self.total.clone()).observed(Arc::new(observer)))
+        })
+    }
+
+    /// Publishes keyspace event `event` of `class` (`notify`'s classes) on
+    /// `key` of logical database `db`, if this space selects it and anyone
+    /// listens.
+    #[inline(always)]
+    pub fn notify(&self, db: usize, class: u32, event: &str, key: &[u8], now_ms: u64) {
+        self.events.emit(&self.pubsub, db, class, event, key, now_ms);
     }
 
     /// SWAPDB: databases `a` and `b` trade contents. The caller holds the

@@ -125,20 +125,23 @@ type Registry = RwLock<HashMap<Vec<u8>, HashMap<u64, Subscriber>>>;
 pub struct PubSub {
     channels: Registry,
     patterns: Registry,
+    /// Subscriptions of either kind: what keyspace events check first, so
+    /// that with nobody listening they format no channel name.
+    subscriptions: AtomicUsize,
 }
 
-fn add(reg: &Registry, name: &[u8], sub: Subscriber) {
-    reg.write().entry(name.to_vec()).or_default().insert(sub.id, sub);
+fn add(reg: &Registry, name: &[u8], sub: Subscriber) -> bool {
+    reg.write().entry(name.to_vec()).or_default().insert(sub.id, sub).is_none()
 }
 
-fn remove(reg: &Registry, name: &[u8], id: u64) {
+fn remove(reg: &Registry, name: &[u8], id: u64) -> bool {
     let mut map = reg.write();
-    if let Some(subs) = map.get_mut(name) {
-        subs.remove(&id);
-        if subs.is_empty() {
-            map.remove(name);
-        }
+    let Some(subs) = map.get_mut(name) else { return false };
+    let removed = subs.remove(&id).is_some();
+    if subs.is_empty() {
+        map.remove(name);
     }
+    removed
 }
 
 /// How PUBLISH treats subscribers' queues: their byte limit, and now.
@@ -169,19 +172,32 @@ fn deliver(sub: &Subscriber, msg: Message, how: Delivery) -> bool {
 
 impl PubSub {
     pub fn subscribe(&self, channel: &[u8], sub: Subscriber) {
-        add(&self.channels, channel, sub);
+        self.counted(add(&self.channels, channel, sub), true);
     }
 
     pub fn unsubscribe(&self, channel: &[u8], id: u64) {
-        remove(&self.channels, channel, id);
+        self.counted(remove(&self.channels, channel, id), false);
     }
 
     pub fn psubscribe(&self, pattern: &[u8], sub: Subscriber) {
-        add(&self.patterns, pattern, sub);
+        self.counted(add(&self.patterns, pattern, sub), true);
     }
 
     pub fn punsubscribe(&self, pattern: &[u8], id: u64) {
-        remove(&self.patterns, pattern, id);
+        self.counted(remove(&self.patterns, pattern, id), false);
+    }
+
+    fn counted(&self, changed: bool, added: bool) {
+        match (changed, added) {
+            (true, true) => self.subscriptions.fetch_add(1, Relaxed),
+            (true, false) => self.subscriptions.fetch_sub(1, Relaxed),
+            _ => 0,
+        };
+    }
+
+    /// True when nobody is subscribed to any channel or pattern.
+    pub fn is_idle(&self) -> bool {
+        self.subscriptions.load(Relaxed) == 0
     }
 
     /// Delivers to channel subscribers, then pattern subscribers; returns

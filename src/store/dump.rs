@@ -100,6 +100,62 @@ pub fn decode(payload: &[u8], limits: Limits) -> Result<Value, DumpError> {
     Ok(v)
 }
 
+/// Redis 7.0's opcode before each library in FUNCTION DUMP (and an RDB).
+const OPCODE_FUNCTION2: u8 = 245;
+/// The same in 7.0's release candidates: name, engine, description, code.
+const OPCODE_FUNCTION: u8 = 246;
+
+/// FUNCTION DUMP's payload: each library's code after its opcode, then
+/// the version and checksum.
+pub fn encode_functions<'a>(codes: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut w = rdb::Writer::default();
+    for code in codes {
+        w.u8(OPCODE_FUNCTION2);
+        w.string(code);
+    }
+    let mut out = w.out;
+    seal(&mut out);
+    out
+}
+
+/// FUNCTION RESTORE: the libraries' code a payload holds, or Redis's
+/// reason (without its `ERR `) why it cannot be read.
+pub fn decode_functions(payload: &[u8], limits: Limits) -> Result<Vec<Vec<u8>>, String> {
+    let body = verify(payload).map_err(|_| "DUMP payload version or checksum are wrong".to_string())?;
+    let mut r = rdb::Reader::new(body, limits);
+    let mut codes = Vec::new();
+    while r.left() > 0 {
+        let kind = r.u8().map_err(|_| "can not read data type".to_string())?;
+        let code = match kind {
+            OPCODE_FUNCTION2 => r.string().map_err(|_| "Failed loading library payload".to_string())?.into_owned(),
+            OPCODE_FUNCTION => old_library(&mut r)?,
+            _ => return Err("given type is not a function".into()),
+        };
+        codes.push(code);
+    }
+    Ok(codes)
+}
+
+/// A library as 7.0's release candidates saved it, in today's form.
+fn old_library(r: &mut rdb::Reader) -> Result<Vec<u8>, String> {
+    fn fail(what: &'static str) -> impl Fn(DumpError) -> String {
+        move |_| format!("Failed loading {what}")
+    }
+    let name = r.string().map_err(fail("library name"))?.into_owned();
+    let engine = r.string().map_err(fail("engine name"))?.into_owned();
+    if r.len().map_err(fail("library description indicator"))? != 0 {
+        r.string().map_err(fail("library description"))?;
+    }
+    let blob = r.string().map_err(fail("library blob"))?;
+    let mut code = b"#!".to_vec();
+    code.extend_from_slice(&engine);
+    code.extend_from_slice(b" name=");
+    code.extend_from_slice(&name);
+    code.push(b'\n');
+    code.extend_from_slice(&blob);
+    Ok(code)
+}
+
 /// The type byte and body, once the version and checksum are right.
 fn verify(payload: &[u8]) -> Result<&[u8], DumpError> {
     if payload.len() < FOOTER {

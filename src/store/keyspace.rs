@@ -176,6 +176,26 @@ pub struct Sample<K = Vec<u8>> {
     pub expire_at: Option<u64>,
 }
 
+/// What a keyspace reports of the changes it sees itself: a key created
+/// (absent, or removed, before a write; present after it) and a key
+/// removed because it expired (lazily, on access, or by the active cycle).
+/// The layer that owns the keyspace installs one (`Keyspace::observed`) to
+/// publish keyspace events; the keyspace knows nothing of who listens, and
+/// reports only after its shard lock is released.
+pub trait Observer: Send + Sync {
+    /// Whether reports of `change` are wanted now (asked before the active
+    /// cycle collects the keys it removes, so an unwatched sweep copies none).
+    fn wants(&self, change: Change) -> bool;
+    fn report(&self, change: Change, key: &[u8], now_ms: u64);
+}
+
+/// A change a keyspace reports to its [`Observer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Expired,
+}
+
 pub struct Keyspace {
     map: DashMap<Node, (), Hasher>,
     used: AtomicI64,
@@ -187,6 +207,7 @@ pub struct Keyspace {
     watchers: Mutex<HashMap<Vec<u8>, Vec<Arc<AtomicBool>>>>,
     total: Option<Arc<AtomicI64>>,
     snap: Snap,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 /// A point-in-time copy in progress: the copy-on-write state.
@@ -235,6 +256,10 @@ pub struct Slot<'a> {
     bucket: Option<Bucket<Item>>,
     now_ms: u64,
     dirty: bool,
+    /// The entry there before the write was removed (it may have been
+    /// replaced since): a key present afterwards is a new one, as Redis's
+    /// delete-then-add (RENAME onto an existing key) makes one.
+    removed: bool,
 }
 
 impl Slot<'_> {
@@ -300,6 +325,7 @@ impl Slot<'_> {
         self.dirty = true;
         // SAFETY: `b` is a live bucket of `table`.
         let ((n, _), _) = unsafe { self.table.remove(b) };
+        self.removed = true;
         Some(*n.0)
     }
 }
@@ -338,6 +364,21 @@ impl Keyspace {
             watched: AtomicUsize::new(0),
             watchers: Mutex::new(HashMap::new()),
             snap: Snap::default(),
+            observer: None,
+        }
+    }
+
+    /// The same keyspace, reporting creations and expiries to `observer`.
+    pub fn observed(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Tells the observer (if any) of `change` to `key`; called with no
+    /// shard lock held.
+    fn report(&self, change: Change, key: &[u8], now_ms: u64) {
+        if let Some(o) = &self.observer {
+            o.report(change, key, now_ms);
         }
     }
 
@@ -415,7 +456,7 @@ impl Keyspace {
         let shard = self.shard(hash);
         let mut table = shard.write();
         let bucket = table.find(hash, |(n, _)| n.0.key.as_slice() == key);
-        let mut slot = Slot { table: &mut table, hasher: self.map.hasher(), hash, key, bucket, now_ms, dirty: false };
+        let mut slot = Slot { table: &mut table, hasher: self.map.hasher(), hash, key, bucket, now_ms, dirty: false, removed: false };
         if let Some(e) = slot.entry() {
             self.preserve(e);
         }
@@ -439,10 +480,17 @@ impl Keyspace {
             self.mark_current(e);
         }
         let after = self.footprint(&slot);
+        let created = after.1 == 1 && (before.1 == 0 || slot.removed);
         drop(table);
         self.account(before, after);
         if changed {
             self.touch_watched(key);
+        }
+        if expired {
+            self.report(Change::Expired, key, now_ms);
+        }
+        if created {
+            self.report(Change::Created, key, now_ms);
         }
         r
     }
@@ -638,6 +686,7 @@ impl Keyspace {
         let mut pos = self.sweep.lock();
         let (mut visited, mut deleted) = (0, 0);
         let mut removed_keys = Vec::new();
+        let report = self.observer.as_ref().is_some_and(|o| o.wants(Change::Expired));
         while visited < budget {
             let (si, bi) = *pos;
             let mut t = shards[si].write();
@@ -655,7 +704,7 @@ impl Keyspace {
                             freed.0 += entry_mem(&n.0) as i64;
                             freed.1 += 1;
                             freed.2 += 1;
-                            if self.watched.load(Relaxed) > 0 {
+                            if report || self.watched.load(Relaxed) > 0 {
                                 removed_keys.push(k.to_vec());
                             }
                         }
@@ -676,6 +725,9 @@ impl Keyspace {
         self.expired.fetch_add(deleted as u64, Relaxed);
         for k in removed_keys {
             self.touch_watched(&k);
+            if report {
+                self.report(Change::Expired, &k, now_ms);
+            }
         }
         (visited, deleted)
     }

@@ -139,6 +139,9 @@ pub struct TenantManager {
     config: TenantConfig,
     /// The server-wide byte total every tenant's databases add to.
     total: Option<Arc<AtomicI64>>,
+    /// The server's keyspace-event defaults every tenant's space follows
+    /// until it has its own.
+    events: Arc<crate::space::notify::Defaults>,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
 }
 
@@ -148,14 +151,15 @@ fn now_secs() -> u64 {
 
 impl TenantManager {
     pub fn new(config: TenantConfig) -> TenantManager {
-        Self::with_total(config, None)
+        Self::with_total(config, None, Arc::default())
     }
 
-    /// A registry whose tenants add their bytes to the server's total.
-    /// Tenants defined in the configuration are created here; a definition
-    /// that `validate` accepted cannot fail.
-    pub fn with_total(config: TenantConfig, total: Option<Arc<AtomicI64>>) -> TenantManager {
-        let m = TenantManager { config, total, tenants: RwLock::new(HashMap::new()) };
+    /// A registry whose tenants add their bytes to the server's total and
+    /// follow its keyspace-event defaults. Tenants defined in the
+    /// configuration are created here; a definition that `validate`
+    /// accepted cannot fail.
+    pub fn with_total(config: TenantConfig, total: Option<Arc<AtomicI64>>, events: Arc<crate::space::notify::Defaults>) -> TenantManager {
+        let m = TenantManager { config, total, events, tenants: RwLock::new(HashMap::new()) };
         for def in m.config.tenants.clone() {
             if let Err(e) = m.create_from_def(&def) {
                 tracing::error!(tenant = %def.id, "configured tenant not created: {e}");
@@ -232,7 +236,7 @@ impl TenantManager {
         };
         // The space spans the server's databases; SELECT enforces the tenant's
         // own (changeable) database limit.
-        let space = Space::with_total(self.config.databases, self.total.clone()).owned_by(id);
+        let space = Space::with_total(self.config.databases, self.total.clone(), self.events.clone()).owned_by(id);
         let tenant = Arc::new(Tenant::new(id.to_string(), profile, limits, space, now_secs()));
         map.insert(id.to_string(), tenant.clone());
         Ok(tenant)
