@@ -51,6 +51,10 @@ pub struct ServerConfig {
     pub client_query_buffer_limit: u64,
     /// Close idle clients after this many seconds (0: never).
     pub timeout: u64,
+    /// How long a script runs before the tenant's other clients get BUSY
+    /// (ms; Redis's `busy-reply-threshold`, alias `lua-time-limit`).
+    #[serde(alias = "lua-time-limit")]
+    pub busy_reply_threshold: u64,
     #[serde(deserialize_with = "de_size")]
     pub maxmemory: u64,
     pub maxmemory_policy: String,
@@ -72,6 +76,12 @@ pub struct ServerConfig {
     /// Worker threads; 0 picks one less than the cores (at least one), which
     /// leaves a core for the kernel's network work and co-located clients.
     pub threads: u64,
+    /// SLOWLOG: commands at least this many microseconds long are logged
+    /// (-1: none; 0: every command); each space keeps `slowlog-max-len`.
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    /// LATENCY: events at least this many milliseconds long are sampled (0: off).
+    pub latency_monitor_threshold: u64,
     /// Redis's encoding parameters, set only by CONFIG SET (see `tuning`).
     #[serde(skip)]
     pub tuning: crate::tuning::Tuning,
@@ -98,6 +108,7 @@ impl Default for ServerConfig {
             proto_max_bulk_len: 512 << 20,
             client_query_buffer_limit: 1 << 30,
             timeout: 0,
+            busy_reply_threshold: 5000,
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
@@ -109,6 +120,9 @@ impl Default for ServerConfig {
             client_output_buffer_limit: OutputLimits::default(),
             notify_keyspace_events: 0,
             threads: 0,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             tuning: crate::tuning::Tuning::default(),
         }
     }
@@ -245,6 +259,30 @@ fn bounded(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
     Ok(n)
 }
 
+/// Redis's signed 64-bit parameters (`createLongLongConfig`), from `lo`
+/// up, with its two errors.
+fn long_long(v: &str, lo: i64) -> Result<i64, String> {
+    let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if n < lo {
+        return Err(format!("argument must be between {lo} and {} inclusive", i64::MAX));
+    }
+    Ok(n)
+}
+
+/// A Redis signed 64-bit parameter from 0 up, kept unsigned.
+macro_rules! long_param {
+    ($name:literal, $field:ident) => {
+        Param {
+            name: $name,
+            get: |c| c.$field.to_string(),
+            set: Some(|c, v| {
+                c.$field = long_long(v, 0)? as u64;
+                Ok(())
+            }),
+        }
+    };
+}
+
 /// An integer parameter settable within `lo..=hi`.
 macro_rules! int_param {
     ($name:literal, $field:ident, $lo:expr, $hi:expr) => {
@@ -296,6 +334,8 @@ pub static PARAMS: &[Param] = &[
     size_param!("proto-max-bulk-len", proto_max_bulk_len, 1 << 20, 1 << 40),
     size_param!("client-query-buffer-limit", client_query_buffer_limit, 1 << 20, 1 << 40),
     int_param!("timeout", timeout, 0, i32::MAX as u64),
+    int_param!("busy-reply-threshold", busy_reply_threshold, 0, i64::MAX as u64),
+    int_param!("lua-time-limit", busy_reply_threshold, 0, i64::MAX as u64),
     size_param!("maxmemory", maxmemory, 0, u64::MAX),
     Param {
         name: "maxmemory-policy",
@@ -353,6 +393,16 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         }),
     },
+    Param {
+        name: "slowlog-log-slower-than",
+        get: |c| c.slowlog_log_slower_than.to_string(),
+        set: Some(|c, v| {
+            c.slowlog_log_slower_than = long_long(v, -1)?;
+            Ok(())
+        }),
+    },
+    long_param!("slowlog-max-len", slowlog_max_len),
+    long_param!("latency-monitor-threshold", latency_monitor_threshold),
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {

@@ -33,6 +33,9 @@ enum Compare {
     Events,
     /// Waits this many milliseconds.
     Sleep(u64),
+    /// SLOWLOG GET: compares each entry's arguments and client name, and
+    /// the kinds of the rest (ids, times, durations and ports differ).
+    Slowlog,
 }
 
 struct Step {
@@ -71,6 +74,8 @@ fn load_scripts() -> Vec<Script> {
                 (Compare::Sorted, r)
             } else if let Some(r) = line.strip_prefix("!len ") {
                 (Compare::Len, r)
+            } else if let Some(r) = line.strip_prefix("!slowlog ") {
+                (Compare::Slowlog, r)
             } else if let Some(r) = line.strip_prefix("!sub ") {
                 (Compare::Subscriber, r)
             } else if line == "!events" {
@@ -324,6 +329,10 @@ fn normalise(f: Frame, c: Compare) -> Frame {
             }
             other => other.sorted(),
         },
+        Compare::Slowlog => match f {
+            Frame::Array(entries) => Frame::Array(entries.into_iter().map(slowlog_entry).collect()),
+            other => other,
+        },
         Compare::Len => match f {
             Frame::Array(v) => Frame::Integer(v.len() as i64),
             Frame::Bulk(b) => Frame::Integer(b.len() as i64),
@@ -331,6 +340,18 @@ fn normalise(f: Frame, c: Compare) -> Frame {
             other => other,
         },
     }
+}
+
+/// A SLOWLOG entry with what differs between two servers replaced by its
+/// kind: id, time and duration by 0, the client's address by `ip:port`.
+fn slowlog_entry(e: Frame) -> Frame {
+    let Frame::Array(v) = e else { return e };
+    let kind = |f: &Frame| match f {
+        Frame::Integer(_) => Frame::Integer(0),
+        Frame::Bulk(b) if b.contains(&b':') => common::bulk("ip:port"),
+        other => other.clone(),
+    };
+    Frame::Array(v.iter().enumerate().map(|(i, f)| if i == 3 || i == 5 { f.clone() } else { kind(f) }).collect())
 }
 
 /// Each server's subscriber connection, subscribed to the end marker

@@ -889,3 +889,45 @@ fn config_get_and_set_see_and_change_the_running_persistence() {
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tenant's own CONFIG settings (keyspace events, encoding parameters)
+/// and the operator's NOTIFY survive restarts from the log and from a
+/// snapshot, and a return to the server's default does too.
+#[test]
+fn a_tenants_own_settings_survive_restarts() {
+    let dir = data_dir("tenant-settings");
+    let h = start(&dir);
+    let mut a = Raw::connect(h.addr);
+    assert_eq!(a.cmd(&["TENANT.CREATE", "own", "PASSWORD", "pw"]), ok());
+    assert_eq!(a.cmd(&["TENANT.CREATE", "op", "PASSWORD", "pw", "NOTIFY", "Kx"]), ok());
+    let login = |h: &ServerHandle, id: &str| {
+        let mut c = Raw::connect(h.addr);
+        assert_eq!(c.cmd(&["AUTH", id, "pw"]), ok());
+        c
+    };
+    let mut t = login(&h, "own");
+    assert_eq!(t.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Elg", "hash-max-listpack-entries", "7"]), ok());
+    let get = |c: &mut Raw, name: &str| c.cmd(&["CONFIG", "GET", name]);
+    let expect = |name: &str, value: &str| Frame::Array(vec![bulk(name), bulk(value)]);
+    drop((t, a));
+    drop(h);
+    for restart in ["log", "snapshot"] {
+        let h = start(&dir);
+        let mut t = login(&h, "own");
+        assert_eq!(get(&mut t, "notify-keyspace-events"), expect("notify-keyspace-events", "glE"), "after a restart from the {restart}");
+        assert_eq!(get(&mut t, "hash-max-listpack-entries"), expect("hash-max-listpack-entries", "7"), "from the {restart}");
+        let mut o = login(&h, "op");
+        assert_eq!(get(&mut o, "notify-keyspace-events"), expect("notify-keyspace-events", "xK"), "from the {restart}");
+        if restart == "log" {
+            compact(&h);
+        }
+        drop((t, o));
+        drop(h);
+    }
+    let h = start(&dir);
+    assert_eq!(Raw::connect(h.addr).cmd(&["TENANT.UPDATE", "op", "NOTIFY", "DEFAULT"]), ok());
+    drop(h);
+    let h = start(&dir);
+    let mut o = login(&h, "op");
+    assert_eq!(get(&mut o, "notify-keyspace-events"), expect("notify-keyspace-events", ""), "back to the server's default");
+}

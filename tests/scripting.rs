@@ -211,3 +211,23 @@ fn a_script_of_few_instructions_but_slow_commands_holds_up_no_other_tenant() {
     served_at_once(&mut calm);
     assert_eq!(busy.read(), Frame::Null);
 }
+
+#[test]
+fn past_busy_reply_threshold_the_tenants_other_clients_get_busy() {
+    let h = common::start();
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "200"]), ok());
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "lua-time-limit"]), Frame::Array(vec![bulk("lua-time-limit"), bulk("200")]));
+    let mut busy = tenant(&h, "busy", &[]);
+    let mut neighbour = login(&h, "busy");
+    busy.send(&encode([b"EVAL".as_slice(), b"while true do end", b"0"].into_iter()));
+    std::thread::sleep(Duration::from_millis(50));
+    // Before the threshold the tenant's other client waits; past it, BUSY.
+    let t = Instant::now();
+    let reply = neighbour.cmd(&["GET", "x"]);
+    assert_eq!(reply, Frame::Error(ferrite::script::BUSY_SCRIPT.into()));
+    assert!(t.elapsed() >= Duration::from_millis(100), "answered after {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(2), "answered after {:?}", t.elapsed());
+    assert_eq!(neighbour.cmd(&["SCRIPT", "KILL"]), ok());
+    assert!(is_error(&busy.read(), "ERR Script killed"));
+}

@@ -62,13 +62,15 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
 /// The part of an admin command a tenant may run: CONFIG GET (which shows
 /// a tenant the encoding parameters and `notify-keyspace-events` alone)
 /// and CONFIG SET of those, which set the tenant's own copy (see `tuning`,
-/// `space::notify`).
+/// `space::notify`); SLOWLOG and LATENCY, which a tenant runs on its own space's log and events.
 pub fn tenant_may_run(spec: &CommandSpec, argv: &[&[u8]]) -> bool {
     match (spec.name, argv.get(1)) {
         ("config", Some(sub)) if sub.eq_ignore_ascii_case(b"get") => true,
         ("config", Some(sub)) if sub.eq_ignore_ascii_case(b"set") => argv[2..].chunks(2).all(|pair| {
             pair[0].eq_ignore_ascii_case(b"notify-keyspace-events") || crate::tuning::find(&String::from_utf8_lossy(pair[0])).is_some()
         }),
+        // Its own space's log only: see `introspection`.
+        ("slowlog" | "latency", _) => true,
         _ => false,
     }
 }

@@ -286,8 +286,12 @@ const CLIENT_HELP: &[&str] = &[
     "    Protect the current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
     "    Will not touch LRU/LFU stats when this mode is on.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client library name or version.",
     "HELP",
@@ -353,11 +357,54 @@ pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             info.no_touch.store(on_off(a[2])?, Relaxed);
             ctx.out.ok();
         }
+        "reply" => {
+            arity(3, true)?;
+            use crate::server::client::ReplyMode;
+            match lower(a[2]).as_str() {
+                "on" => {
+                    ctx.client.reply = ReplyMode::On;
+                    ctx.out.ok();
+                }
+                // Neither replies (see `apply_reply_mode`).
+                "off" => ctx.client.reply = ReplyMode::Off,
+                "skip" if ctx.client.reply != ReplyMode::Off => ctx.client.reply = ReplyMode::SkipNext,
+                "skip" => {}
+                _ => return Err(CmdError::Syntax),
+            }
+        }
+        "unblock" => client_unblock(ctx, a)?,
         "help" => help_reply(ctx, CLIENT_HELP),
         _ => {
             return Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
+    Ok(())
+}
+
+/// CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: a client of the caller's own
+/// (a tenant reaches only its own) blocked in a blocking command stops
+/// waiting, answered as by its timeout or with Redis's UNBLOCKED error.
+fn client_unblock(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    use crate::server::client::unblock;
+    if a.len() < 3 {
+        return Err(CmdError::Arity("client|unblock".into()));
+    }
+    // Redis reads a reason only as the fourth argument, before the id.
+    let how = match a.get(3).filter(|_| a.len() == 4) {
+        None => unblock::AS_TIMEOUT,
+        Some(r) if is(r, "timeout") => unblock::AS_TIMEOUT,
+        Some(r) if is(r, "error") => unblock::AS_ERROR,
+        Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let id = int(a[2])?;
+    let target = visible_clients(ctx).into_iter().find(|c| c.id as i64 == id);
+    let unblocked = target.is_some_and(|c| {
+        c.unblock.compare_exchange(unblock::BLOCKED, how, Relaxed, Relaxed).is_ok() && {
+            c.unblocked.notify_one();
+            true
+        }
+    });
+    ctx.out.int(unblocked as i64);
     Ok(())
 }
 

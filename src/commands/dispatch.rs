@@ -130,7 +130,7 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
     {
         return run_addressed(ctx, idx, spec, argv);
     }
-    run_here(ctx, idx, spec, argv);
+    run_here(ctx, idx, spec, argv, argv);
 }
 
 /// Runs a logged command in the space its record names. Replay never reads
@@ -138,11 +138,12 @@ pub fn run(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]
 /// tenant's space with the prefix already stripped, and inside a tenant such
 /// a key is a plain name of that tenant's own.
 pub fn replay(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
-    run_here(ctx, idx, spec, argv);
+    run_here(ctx, idx, spec, argv, argv);
 }
 
-/// Runs a command in the context's own space.
-fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
+/// Runs a command in the context's own space; `sent` is the command as
+/// the client sent it (`__tenant:` keys unstripped), for the slowlog.
+fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]], sent: &[&[u8]]) {
     let state = ctx.state;
     ctx.client.info.last_cmd.store(idx, std::sync::atomic::Ordering::Relaxed);
     // The TSC-based clock costs a few ns where clock_gettime costs tens.
@@ -184,7 +185,12 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         }
     }
     let stats = &state.command_stats[idx];
-    stats.calls.record(start.elapsed().as_micros() as u64);
+    let us = start.elapsed().as_micros() as u64;
+    stats.calls.record(us);
+    // SLOWLOG and LATENCY: one load and one compare unless it was slow.
+    if state.thresholds.interesting(us) {
+        super::introspection::record(ctx, spec, sent, us);
+    }
     state.stats.commands_processed.incr();
     if let Err(e) = result {
         stats.failed.incr();
@@ -297,7 +303,7 @@ fn run_addressed(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[
             // In the admin's EXEC (which holds the global space's lock, taken
             // before any tenant's), the command takes the tenant's own.
             let _g = inner.in_exec.then(|| tenant.space.lock_exclusive());
-            run_here(&mut inner, idx, spec, &rewritten);
+            run_here(&mut inner, idx, spec, &rewritten, argv);
         }
     }
 }

@@ -23,6 +23,7 @@ mod functions;
 mod geo;
 mod hashes;
 mod hyperloglog;
+mod introspection;
 mod keys;
 mod lists;
 pub mod notify;

@@ -304,8 +304,7 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `notify-keyspace-events`: the one server parameter a tenant sets for itself.
-const NOTIFY: &str = "notify-keyspace-events";
+use crate::tenancy::settings::NOTIFY;
 
 /// A tenant's CONFIG SET (of encoding parameters and its keyspace events
 /// only: see `admission::tenant_may_run`): all or nothing, into its own
@@ -329,6 +328,11 @@ fn set_tenant_tuning(ctx: &mut Ctx, t: &crate::tenancy::Tenant, a: &[&[u8]]) -> 
     }
     if events.is_some() {
         t.space.events.set_own(events);
+    }
+    // The tenant's settings are kept with it (the log, then snapshots).
+    if let Some(p) = ctx.state.persistence() {
+        let settings = t.own_settings();
+        ctx.client.persist_seq = p.log(&crate::persist::Record::TenantSettings { tenant: t.id().to_string(), settings });
     }
     ctx.out.ok();
     Ok(())

@@ -9,8 +9,8 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, dump, functions, geo, hashes, hyperloglog, keys, lists, pubsub, scripting, server, sets,
-    sort, stream_groups, streams, strings, tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, connection, dump, functions, geo, hashes, hyperloglog, introspection, keys, lists, pubsub,
+    scripting, server, sets, sort, stream_groups, streams, strings, tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -57,6 +57,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("memory", Data, -2, READONLY, 2, 2, 1, "server", keys::memory),
     cmd!("debug", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::debug),
     cmd!("command", Server, -1, LOADING | STALE, 0, 0, 0, "server", server::command),
+    // Admin in Redis; a tenant runs them on its own space (`admission::tenant_may_run`).
+    cmd!("slowlog", Admin, -2, ADMIN | LOADING | STALE, 0, 0, 0, "server", introspection::slowlog),
+    cmd!("latency", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::latency),
     // keys
     cmd!("del", Data, -2, WRITE, 1, -1, 1, "generic", keys::del),
     cmd!("unlink", Data, -2, WRITE | FAST, 1, -1, 1, "generic", keys::del),

@@ -220,6 +220,13 @@ impl<'a> Replay<'a> {
                 }
             }
             Record::Policy { tenant, module } => self.policy(&tenant, module),
+            Record::TenantSettings { tenant, settings } => {
+                let Ok(t) = self.state.tenants.get_tenant(&tenant) else { return };
+                let server = self.state.config.read().tuning.clone();
+                if let Err(e) = t.restore_settings(&settings, &server) {
+                    tracing::warn!(tenant, "a saved setting no longer applies: {e}");
+                }
+            }
             Record::Keyspace { .. } | Record::Entries(_) | Record::End { .. } | Record::Base { .. } => {
                 tracing::warn!("snapshot record found in the log; ignored");
             }

@@ -133,7 +133,10 @@ impl Persistence {
     /// Logs the tenant's record, and its policy when that changed; returns
     /// the last sequence number.
     pub fn log_tenant(&self, t: &Tenant, policy_changed: bool) -> u64 {
-        let seq = self.log(&Record::Tenant(TenantImage::of(t)));
+        self.log(&Record::Tenant(TenantImage::of(t)));
+        // Its own settings, even none: a setting returned to the server's
+        // default must replay as such.
+        let seq = self.log(&Record::TenantSettings { tenant: t.id().to_string(), settings: t.own_settings() });
         if policy_changed { self.log(&Record::policy_of(t)) } else { seq }
     }
 

@@ -29,6 +29,11 @@ pub enum Record {
     Batch(Vec<Record>),
     Tenant(TenantImage),
     TenantDelete(String),
+    /// A tenant's own CONFIG settings (`Tenant::own_settings`).
+    TenantSettings {
+        tenant: String,
+        settings: Vec<(String, String)>,
+    },
     /// A tenant's policy module and CONFIG, or none.
     Policy {
         tenant: String,
@@ -53,6 +58,12 @@ pub enum Record {
 }
 
 impl Record {
+    /// The tenant's own settings, if it has any.
+    pub fn settings_of(t: &crate::tenancy::Tenant) -> Option<Record> {
+        let settings = t.own_settings();
+        (!settings.is_empty()).then(|| Record::TenantSettings { tenant: t.id().to_string(), settings })
+    }
+
     /// The tenant's policy module and CONFIG as they are now (or none).
     pub fn policy_of(t: &crate::tenancy::Tenant) -> Record {
         let module = t.policy.module().map(|m| (m.bytes.to_vec(), m.config.to_vec()));
@@ -221,6 +232,12 @@ impl Record {
             Record::TenantDelete(id) => {
                 w.u8(4).str(id);
             }
+            Record::TenantSettings { tenant, settings } => {
+                w.u8(12).str(tenant).u32(settings.len() as u32);
+                settings.iter().for_each(|(name, value)| {
+                    w.str(name).str(value);
+                });
+            }
             Record::Policy { tenant, module } => {
                 w.u8(5).str(tenant);
                 match module {
@@ -270,6 +287,15 @@ impl Record {
             }
             3 => Record::Tenant(TenantImage::decode(r)?),
             4 => Record::TenantDelete(r.string()?),
+            12 => {
+                let tenant = r.string()?;
+                let n = r.count(2)?;
+                let mut settings = Vec::with_capacity(n);
+                for _ in 0..n {
+                    settings.push((r.string()?, r.string()?));
+                }
+                Record::TenantSettings { tenant, settings }
+            }
             5 => {
                 let tenant = r.string()?;
                 let module = match r.u8()? {

@@ -117,6 +117,7 @@ fn take_cut(state: &ServerState) -> Cut {
         if t.policy.module().is_some() {
             images.push(Record::policy_of(t));
         }
+        images.extend(Record::settings_of(t));
     }
     // Each space's function libraries, as the command that restores them
     // (loading replays it after the tenants exist, before any entry).

@@ -43,6 +43,33 @@ pub struct ClientInfo {
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
     pub kill: Notify,
+    /// Whether it waits in a blocking command, and how CLIENT UNBLOCK asked
+    /// it to stop (see [`Unblock`]).
+    pub unblock: std::sync::atomic::AtomicU8,
+    /// Wakes it from that wait.
+    pub unblocked: Notify,
+}
+
+/// A client's place in a blocking command, as CLIENT UNBLOCK sees it.
+pub mod unblock {
+    pub const NOT_BLOCKED: u8 = 0;
+    pub const BLOCKED: u8 = 1;
+    /// Unblocked: reply as if the timeout had passed.
+    pub const AS_TIMEOUT: u8 = 2;
+    /// Unblocked: reply with Redis's UNBLOCKED error.
+    pub const AS_ERROR: u8 = 3;
+}
+
+/// CLIENT REPLY: whether the client's replies are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// CLIENT REPLY SKIP ran: the next command's reply is dropped.
+    SkipNext,
+    /// This command's reply is dropped.
+    Skip,
 }
 
 impl ClientInfo {
@@ -93,6 +120,8 @@ impl ClientRegistry {
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            unblock: std::sync::atomic::AtomicU8::new(unblock::NOT_BLOCKED),
+            unblocked: Notify::new(),
         });
         self.clients.lock().insert(id, info.clone());
         info
@@ -170,6 +199,8 @@ pub struct ClientState {
     pub msg_tx: MessageSender,
     /// Set by a blocking command that found nothing to pop.
     pub block: Option<BlockSpec>,
+    /// CLIENT REPLY's setting.
+    pub reply: ReplyMode,
     /// Set by QUIT: close once the reply is written.
     pub close_after_reply: bool,
     /// The tenant context, if any (AUTH as a tenant, or an admin's TENANT.USE).
@@ -256,6 +287,7 @@ impl ClientState {
             patterns: HashSet::new(),
             msg_tx: tx,
             block: None,
+            reply: ReplyMode::On,
             close_after_reply: false,
             deferred: None,
             loading: false,

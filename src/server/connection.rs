@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::client::{BlockSpec, ClientInfo, ClientState, Offload};
+use super::client::{BlockSpec, ClientInfo, ClientState, Offload, ReplyMode, unblock};
 use super::socket::Socket;
 use super::state::ServerState;
 use crate::commands::{Ctx, execute};
@@ -52,10 +52,6 @@ enum Next {
     Await(super::client::Deferred),
     Close,
 }
-
-/// How long a script runs before its space's other clients get BUSY
-/// (Redis's busy-reply-threshold default).
-const BUSY_REPLY_THRESHOLD_MS: u64 = 5000;
 
 struct Conn {
     state: Arc<ServerState>,
@@ -290,7 +286,8 @@ impl Conn {
                 if !crate::commands::scripting::kills_script(&args) {
                     // Past busy-reply-threshold a script's neighbours get
                     // BUSY instead of waiting, as in Redis.
-                    if space.scripts.running_for(now).is_some_and(|ms| ms >= BUSY_REPLY_THRESHOLD_MS) {
+                    let threshold = self.state.config.read().busy_reply_threshold;
+                    if space.scripts.running_for(now).is_some_and(|ms| ms >= threshold) {
                         let function = space.scripts.running_function().is_some();
                         self.out.error(if function { crate::script::BUSY_FUNCTION } else { crate::script::BUSY_SCRIPT });
                         drop(args);
@@ -316,6 +313,7 @@ impl Conn {
                 if ctx.out.over_limit() {
                     ctx.output_overflow(mark);
                 }
+                apply_reply_mode(&mut self.client, &mut self.out, mark);
                 let offload = std::mem::replace(&mut self.client.offload, Offload::Off);
                 if matches!(offload, Offload::Wanted | Offload::Wait) {
                     let owned = args.iter().map(|a| a.to_vec()).collect();
@@ -364,7 +362,9 @@ impl Conn {
         let state = self.state.clone();
         let space = spec.tenant.as_deref().map_or(&state.global, |t| &t.space);
         space.blocking.register(db, &spec.keys, &self.wake);
+        self.client.info.unblock.store(unblock::BLOCKED, Relaxed);
         let result = self.block_loop(&spec, &argv).await;
+        self.client.info.unblock.store(unblock::NOT_BLOCKED, Relaxed);
         space.blocking.unregister(db, &spec.keys, &self.wake);
         result
     }
@@ -400,6 +400,15 @@ impl Conn {
                     return Ok(true);
                 }
                 _ = self.client.info.kill.notified() => return Ok(false),
+                _ = self.client.info.unblocked.notified() => {
+                    // (A wake-up left from an earlier wait changes nothing.)
+                    match self.client.info.unblock.load(Relaxed) {
+                        unblock::AS_TIMEOUT => self.out.null_array(),
+                        unblock::AS_ERROR => self.out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                        _ => continue,
+                    }
+                    return Ok(true);
+                }
                 r = self.socket.read_into(&mut self.inbuf) => {
                     // Pipelined requests wait for the blocked one, up to the
                     // query buffer limit; EOF ends it.
@@ -489,6 +498,7 @@ impl Conn {
             if ctx.out.over_limit() {
                 ctx.output_overflow(mark);
             }
+            apply_reply_mode(&mut client, &mut out, mark);
             (client, out, ok)
         });
         let (client, out, ok) = work.await.expect("handler panics are contained");
@@ -520,5 +530,19 @@ impl Conn {
         if let (Some(t), true) = (&tenant, self.client.bound) {
             t.disconnect();
         }
+    }
+}
+
+/// CLIENT REPLY: drops the reply just written (from `mark`) when replies
+/// are off or this one is skipped, and moves SKIP on to the next command.
+fn apply_reply_mode(client: &mut ClientState, out: &mut Out, mark: usize) {
+    match client.reply {
+        ReplyMode::On => {}
+        ReplyMode::Off => out.buf.truncate(mark),
+        ReplyMode::Skip => {
+            out.buf.truncate(mark);
+            client.reply = ReplyMode::On;
+        }
+        ReplyMode::SkipNext => client.reply = ReplyMode::Skip,
     }
 }

@@ -68,6 +68,8 @@ pub struct ServerState {
     pub query_buffer_limit: AtomicU64,
     pub idle_timeout: AtomicU64,
     pub output_limits: OutputLimitCells,
+    /// `slowlog-*` and `latency-monitor-threshold`, for dispatch.
+    pub thresholds: crate::space::slowlog::Thresholds,
     /// Failed AUTHs as the admin (`default`) or as users that name no tenant.
     pub auth_throttle: crate::tenancy::tenant::AuthThrottle,
     /// Eviction candidates of the global space (for `maxmemory`).
@@ -153,6 +155,7 @@ impl ServerState {
             query_buffer_limit: AtomicU64::new(config.server.client_query_buffer_limit),
             idle_timeout: AtomicU64::new(config.server.timeout),
             output_limits: OutputLimitCells::new(&config.server.client_output_buffer_limit),
+            thresholds: crate::space::slowlog::Thresholds::new(&config.server),
             auth_throttle: Default::default(),
             global_eviction: EvictionPool::default(),
             config: RwLock::new(config.server.clone()),
@@ -177,6 +180,7 @@ impl ServerState {
         self.query_buffer_limit.store(cfg.client_query_buffer_limit, Relaxed);
         self.idle_timeout.store(cfg.timeout, Relaxed);
         self.output_limits.store(&cfg.client_output_buffer_limit);
+        self.thresholds.store(&cfg);
         self.events.set(cfg.notify_keyspace_events, cfg.client_output_buffer_limit.pubsub);
         *self.config.write() = cfg;
     }

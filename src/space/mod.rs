@@ -8,8 +8,10 @@
 //! created on first use, so an idle space costs a few hundred bytes.
 
 pub mod blocking;
+pub mod latency;
 pub mod notify;
 pub mod pubsub;
+pub mod slowlog;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -41,6 +43,10 @@ pub struct Space {
     pub blocking: Blocking,
     /// Lua scripts: this space's own state and cache.
     pub scripts: crate::script::Scripts,
+    /// SLOWLOG: the slow commands of this space's own connections.
+    pub slowlog: slowlog::Slowlog,
+    /// LATENCY: the latency events of this space's own connections.
+    pub latency: latency::Latency,
     /// This space's execution lock: single-key commands hold it shared;
     /// multi-key commands, flushes and EXEC exclusively, which makes them
     /// atomic within the space. Spaces never wait for each other's.
@@ -73,6 +79,8 @@ impl Space {
             events: Arc::new(notify::Events::new(defaults)),
             blocking: Blocking::default(),
             scripts: crate::script::Scripts::default(),
+            slowlog: slowlog::Slowlog::default(),
+            latency: latency::Latency::default(),
             exec_lock: RwLock::new(()),
             write_order: Mutex::new(()),
             offloaded: AtomicUsize::new(0),

@@ -39,6 +39,7 @@ pub mod hooks;
 pub mod image;
 pub mod lifecycle;
 pub mod manager;
+pub mod settings;
 pub mod tenant;
 pub mod tier;
 

@@ -1,0 +1,158 @@
+//! SLOWLOG and LATENCY scoped to their tenant: a tenant's connection sees
+//! and resets only its own tenant's log and events; the admin's show the
+//! global context's commands (an admin inside a tenant with TENANT.USE
+//! reads the tenant's, and never adds its own there). Redis's replies are
+//! compared in `tests/differential/slowlog.redis` and `latency.redis`.
+
+mod common;
+
+use common::{Raw, config, err, ok, start_with, tenant};
+use ferrite::protocol::Frame;
+use ferrite::server::ServerHandle;
+
+/// A Lua loop long enough to pass a 50 ms threshold, even in a debug build.
+const SLOW_SCRIPT: &str = "local i = 0 while i < 10000000 do i = i + 1 end return i";
+
+fn server(slower_than: i64, latency_ms: u64) -> ServerHandle {
+    let mut c = config();
+    c.server.slowlog_log_slower_than = slower_than;
+    c.server.latency_monitor_threshold = latency_ms;
+    start_with(c)
+}
+
+/// Every argument of every entry of `c`'s SLOWLOG GET -1, entry by entry.
+fn slowlog(c: &mut Raw) -> Vec<Vec<String>> {
+    let Frame::Array(entries) = c.cmd(&["SLOWLOG", "GET", "-1"]) else { panic!("an array") };
+    entries
+        .into_iter()
+        .map(|e| {
+            let Frame::Array(fields) = e else { panic!("an entry") };
+            assert_eq!(fields.len(), 6);
+            let Frame::Array(argv) = &fields[3] else { panic!("arguments") };
+            argv.iter()
+                .map(|a| match a {
+                    Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => panic!("bulk: {other}"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn mentions(log: &[Vec<String>], word: &str) -> bool {
+    log.iter().flatten().any(|a| a == word)
+}
+
+fn int(f: Frame) -> i64 {
+    match f {
+        Frame::Integer(n) => n,
+        other => panic!("an integer: {other}"),
+    }
+}
+
+#[test]
+fn a_tenants_slowlog_holds_its_own_commands_only() {
+    let h = server(0, 0);
+    let mut admin = Raw::connect(h.addr);
+    let mut a = tenant(&h, "a", &[]);
+    let mut b = tenant(&h, "b", &[]);
+    assert_eq!(a.cmd(&["SET", "key-of-a", "1"]), ok());
+    assert_eq!(b.cmd(&["SET", "key-of-b", "1"]), ok());
+    assert_eq!(admin.cmd(&["SET", "key-of-admin", "1"]), ok());
+    let (la, lb, lg) = (slowlog(&mut a), slowlog(&mut b), slowlog(&mut admin));
+    assert!(mentions(&la, "key-of-a") && !mentions(&la, "key-of-b") && !mentions(&la, "key-of-admin"), "{la:?}");
+    assert!(mentions(&lb, "key-of-b") && !mentions(&lb, "key-of-a") && !mentions(&lb, "key-of-admin"), "{lb:?}");
+    assert!(mentions(&lg, "key-of-admin") && !mentions(&lg, "key-of-a") && !mentions(&lg, "key-of-b"), "{lg:?}");
+    // The tenants were created and logged in on the admin's side: their
+    // passwords never appear, nor the tenant management's arguments.
+    assert!(!mentions(&lg, "pw") && !mentions(&lg, "PASSWORD"), "{lg:?}");
+    assert!(lg.iter().any(|e| e[0].eq_ignore_ascii_case("tenant.create") && e[1..].iter().all(|x| x == "(redacted)")), "{lg:?}");
+    assert!(lg.iter().any(|e| e == &["AUTH", "(redacted)", "(redacted)"]), "{lg:?}");
+
+    // A tenant's RESET clears its own log only (the RESET itself is then
+    // its one entry, as in Redis with a threshold of 0).
+    let before_b = int(b.cmd(&["SLOWLOG", "LEN"]));
+    let before_admin = int(admin.cmd(&["SLOWLOG", "LEN"]));
+    assert_eq!(a.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(int(a.cmd(&["SLOWLOG", "LEN"])), 1);
+    assert_eq!(int(b.cmd(&["SLOWLOG", "LEN"])), before_b + 1);
+    assert_eq!(int(admin.cmd(&["SLOWLOG", "LEN"])), before_admin + 1);
+    // The admin's RESET clears the global log, not the tenants'.
+    assert_eq!(admin.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(int(a.cmd(&["SLOWLOG", "LEN"])), 2);
+}
+
+#[test]
+fn the_admin_inside_a_tenant_reads_its_log_and_adds_nothing_to_it() {
+    let h = server(0, 0);
+    let mut admin = Raw::connect(h.addr);
+    let mut a = tenant(&h, "a", &[]);
+    assert_eq!(a.cmd(&["SET", "key-of-a", "1"]), ok());
+    assert_eq!(admin.cmd(&["SET", "__tenant:a:addressed", "1"]), ok());
+    assert_eq!(admin.cmd(&["TENANT.USE", "a"]), ok());
+    assert_eq!(admin.cmd(&["SET", "visited", "1"]), ok());
+    // Inside the tenant the admin reads the tenant's log...
+    let seen = slowlog(&mut admin);
+    assert!(mentions(&seen, "key-of-a"), "{seen:?}");
+    // ...which holds none of the admin's commands, addressed or inside.
+    let la = slowlog(&mut a);
+    assert!(!mentions(&la, "visited") && !mentions(&la, "addressed") && !mentions(&la, "__tenant:a:addressed"), "{la:?}");
+    assert_eq!(admin.cmd(&["TENANT.EXIT"]), ok());
+    let lg = slowlog(&mut admin);
+    assert!(mentions(&lg, "visited") && mentions(&lg, "__tenant:a:addressed") && !mentions(&lg, "key-of-a"), "{lg:?}");
+}
+
+#[test]
+fn slowlog_thresholds_and_length_are_the_servers() {
+    let h = server(-1, 0);
+    let mut admin = Raw::connect(h.addr);
+    let mut a = tenant(&h, "a", &[]);
+    assert_eq!(a.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(int(a.cmd(&["SLOWLOG", "LEN"])), 0);
+    // A tenant may not change them.
+    let Frame::Error(e) = a.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]) else { panic!("refused") };
+    assert!(e.starts_with("NOPERM"), "{e}");
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0", "slowlog-max-len", "5"]), ok());
+    for i in 0..20 {
+        assert_eq!(a.cmd(&["SET", "k", &i.to_string()]), ok());
+    }
+    assert_eq!(int(a.cmd(&["SLOWLOG", "LEN"])), 5);
+    let la = slowlog(&mut a);
+    assert_eq!(la[0], ["SLOWLOG", "LEN"]);
+    assert_eq!(la[1], ["SET", "k", "19"]);
+    assert_eq!(a.cmd(&["SLOWLOG", "GET", "-2"]), err("ERR count should be greater than or equal to -1"));
+}
+
+#[test]
+fn a_tenants_latency_events_are_its_own() {
+    let h = server(-1, 50);
+    let mut admin = Raw::connect(h.addr);
+    let mut a = tenant(&h, "a", &[]);
+    let mut b = tenant(&h, "b", &[]);
+    assert_eq!(admin.cmd(&["LATENCY", "RESET"]), Frame::Integer(0));
+    assert_eq!(a.cmd(&["EVAL", SLOW_SCRIPT, "0"]), Frame::Integer(10_000_000));
+    let Frame::Array(latest) = a.cmd(&["LATENCY", "LATEST"]) else { panic!("an array") };
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    let Frame::Array(event) = &latest[0] else { panic!("an event") };
+    assert_eq!(event[0], Frame::Bulk(b"command".to_vec()));
+    assert!(int(event[2].clone()) >= 50, "{event:?}");
+    let Frame::Array(history) = a.cmd(&["LATENCY", "HISTORY", "command"]) else { panic!("an array") };
+    assert_eq!(history.len(), 1);
+    let text = |f: Frame| match f {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("a report: {other}"),
+    };
+    let report = text(a.cmd(&["LATENCY", "DOCTOR"]));
+    assert!(report.contains("1. command: 1 latency spikes"), "{report}");
+    let report = text(b.cmd(&["LATENCY", "DOCTOR"]));
+    assert!(report.starts_with("Dave, no latency spike was observed"), "{report}");
+    // Neither another tenant nor the admin sees it.
+    assert_eq!(b.cmd(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
+    assert_eq!(admin.cmd(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
+    assert_eq!(b.cmd(&["LATENCY", "HISTORY", "command"]), Frame::Array(vec![]));
+    // And only the tenant's RESET forgets it.
+    assert_eq!(b.cmd(&["LATENCY", "RESET"]), Frame::Integer(0));
+    assert_eq!(admin.cmd(&["LATENCY", "RESET"]), Frame::Integer(0));
+    assert_eq!(a.cmd(&["LATENCY", "RESET", "command"]), Frame::Integer(1));
+    assert_eq!(a.cmd(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
+}
