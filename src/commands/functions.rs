@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::args::{is, lower};
-use super::scripting::{CommandHost, memory_limit, run_and_reply, script_error};
+use super::scripting::{CommandHost, memory_limit, run_and_reply, script_error, split_keys};
 use super::stream_groups::subcommand_syntax;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::parse::parse_i64;
@@ -247,13 +247,7 @@ fn fcall_generic(ctx: &mut Ctx, a: &[&[u8]], read_only: bool) -> CmdResult {
         return Err(CmdError::err("Function not found"));
     }
     let n = parse_i64(a[2]).ok_or_else(|| CmdError::err("Bad number of keys provided"))?;
-    if n > (a.len() - 3) as i64 {
-        return Err(CmdError::err("Number of keys can't be greater than number of args"));
-    }
-    if n < 0 {
-        return Err(CmdError::err("Number of keys can't be negative"));
-    }
-    let (keys, args) = a[3..].split_at(n as usize);
+    let (keys, args) = split_keys(a, n)?;
     let go = |host: &mut CommandHost, run: Run, limit: usize, now: u64| scripts.call_function(a, keys, args, run, host, limit, now);
     run_and_reply(ctx, read_only, "ERR Function not found", go)
 }

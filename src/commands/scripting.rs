@@ -100,20 +100,19 @@ impl Host for CommandHost<'_, '_> {
     }
 }
 
-/// KEYS and ARGV of a script call.
-type KeysAndArgs<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+/// A call's KEYS and ARGV.
+type KeysAndArgs<'s, 'a> = (&'s [&'a [u8]], &'s [&'a [u8]]);
 
-/// EVAL's KEYS and ARGV: `numkeys` and the arguments after it.
-pub(super) fn keys_and_args<'a>(a: &[&'a [u8]]) -> Result<KeysAndArgs<'a>, CmdError> {
-    let n = int(a[2])?;
+/// KEYS and ARGV of EVAL or FCALL: `n` keys after the third argument,
+/// then the rest (slices of the request: nothing copied).
+pub(super) fn split_keys<'s, 'a>(a: &'s [&'a [u8]], n: i64) -> Result<KeysAndArgs<'s, 'a>, CmdError> {
     if n > (a.len() - 3) as i64 {
         return Err(CmdError::err("Number of keys can't be greater than number of args"));
     }
     if n < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
     }
-    let n = n as usize;
-    Ok((a[3..3 + n].to_vec(), a[3 + n..].to_vec()))
+    Ok(a[3..].split_at(n as usize))
 }
 
 pub(super) fn script_error(e: ScriptError) -> CmdError {
@@ -124,11 +123,19 @@ fn eval_generic(ctx: &mut Ctx, a: &[&[u8]], by_sha: bool, read_only: bool) -> Cm
     if by_sha && a[1].len() != 40 {
         return Err(CmdError::msg("NOSCRIPT No matching script. Please use EVAL."));
     }
-    let (keys, args) = keys_and_args(a)?;
-    // (An unknown SHA is found missing by the run itself: one lookup.)
-    let sha = if by_sha { String::from_utf8_lossy(a[1]).to_ascii_lowercase() } else { load_script(ctx, a[1])? };
+    let (keys, args) = split_keys(a, int(a[2])?)?;
+    // An unknown SHA is found missing by the run itself (one lookup); a
+    // given one is lower-cased on the stack.
+    let mut given = [0u8; 40];
+    let sha: std::borrow::Cow<str> = if by_sha {
+        given.copy_from_slice(a[1]);
+        given.make_ascii_lowercase();
+        std::str::from_utf8(&given).map_err(|_| CmdError::msg("NOSCRIPT No matching script. Please use EVAL."))?.into()
+    } else {
+        load_script(ctx, a[1])?.into()
+    };
     let scripts = &ctx.space().scripts;
-    let go = move |host: &mut CommandHost, run: Run, limit: usize, now: u64| scripts.run(&sha, &keys, &args, run, host, limit, now);
+    let go = move |host: &mut CommandHost, run: Run, limit: usize, now: u64| scripts.run(&sha, keys, args, run, host, limit, now);
     run_and_reply(ctx, read_only, "NOSCRIPT No matching script. Please use EVAL.", go)
 }
 
