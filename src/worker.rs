@@ -29,12 +29,20 @@ pub fn leave() {
     }
 }
 
-/// A mutex's guard: at once when it is free, else after a moment's wait
-/// here, else waiting off this worker (its holder may run long: a
-/// script holds its state's lock for the whole run).
-pub fn lock<T>(m: &parking_lot::Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
-    match m.try_lock_for(Duration::from_millis(1)) {
+/// How long a worker waits for a lock before waiting off it.
+const WAIT_ON_WORKER: Duration = Duration::from_millis(1);
+
+/// A lock's guard whose holder may run long (a script holds its space's
+/// lock and its state's for the whole run): `try_for` waits a moment on
+/// this worker, then `wait` waits off it.
+pub fn acquire<G>(try_for: impl FnOnce(Duration) -> Option<G>, wait: impl FnOnce() -> G) -> G {
+    match try_for(WAIT_ON_WORKER) {
         Some(g) => g,
-        None => while_away(|| m.lock()),
+        None => while_away(wait),
     }
+}
+
+/// A mutex's guard, as [`acquire`] takes it.
+pub fn lock<T>(m: &parking_lot::Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    acquire(|t| m.try_lock_for(t), || m.lock())
 }

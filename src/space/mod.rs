@@ -21,9 +21,6 @@ use tokio::sync::Notify;
 
 use crate::store::Keyspace;
 
-/// How long a worker waits for a space's lock before handing its queue
-/// to another thread (see [`Space::lock_exclusive`]).
-const LOCK_WAIT_ON_WORKER: std::time::Duration = std::time::Duration::from_millis(1);
 pub use blocking::Blocking;
 pub use pubsub::PubSub;
 
@@ -104,18 +101,12 @@ impl Space {
     /// until it marks the space busy); past a moment's wait this worker's
     /// queue goes to another thread while this one waits.
     pub fn lock_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        match self.exec_lock.try_write_for(LOCK_WAIT_ON_WORKER) {
-            Some(g) => g,
-            None => crate::worker::while_away(|| self.exec_lock.write()),
-        }
+        crate::worker::acquire(|t| self.exec_lock.try_write_for(t), || self.exec_lock.write())
     }
 
     /// The execution lock, shared (see [`Space::lock_exclusive`]).
     pub fn lock_shared(&self) -> RwLockReadGuard<'_, ()> {
-        match self.exec_lock.try_read_for(LOCK_WAIT_ON_WORKER) {
-            Some(g) => g,
-            None => crate::worker::while_away(|| self.exec_lock.read()),
-        }
+        crate::worker::acquire(|t| self.exec_lock.try_read_for(t), || self.exec_lock.read())
     }
 
     /// Waits until no long command of this space runs.
