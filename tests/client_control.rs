@@ -83,3 +83,11 @@ fn client_unblock_ends_a_wait_and_reaches_only_the_tenants_own_clients() {
     assert_eq!(Raw::connect(h.addr).cmd(&["CLIENT", "UNBLOCK", &id]), Frame::Integer(1));
     assert_eq!(waiting.read(), Frame::Null);
 }
+
+#[test]
+fn acl_whoami_names_the_tenant() {
+    let h = common::start();
+    let mut t = tenant(&h, "acme", &[]);
+    assert_eq!(t.cmd(&["ACL", "WHOAMI"]), bulk("acme"));
+    assert_eq!(Raw::connect(h.addr).cmd(&["ACL", "WHOAMI"]), bulk("default"));
+}

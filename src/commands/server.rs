@@ -589,3 +589,45 @@ pub fn command(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     Ok(())
 }
+
+/// ROLE: Ferrite has no replication, so a master with no replicas.
+pub fn role(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    ctx.out.array(3);
+    ctx.out.bulk(b"master");
+    ctx.out.int(0);
+    ctx.out.array(0);
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: no replica ever acknowledges, so 0 at once
+/// (the arguments are read as Redis reads them).
+pub fn wait(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    int(a[1])?;
+    super::streams::block_ms(a[2])?;
+    ctx.out.int(0);
+    Ok(())
+}
+
+/// ACL: WHOAMI (a tenant's connection is its tenant's user; everyone
+/// else Redis's `default`) and HELP.
+pub fn acl(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    match (lower(a[1]).as_str(), a.len()) {
+        ("whoami", 2) => {
+            let user = ctx.client.info.user();
+            ctx.out.bulk(user.as_bytes());
+        }
+        ("help", 2) => help_reply(
+            ctx,
+            &[
+                "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "WHOAMI",
+                "    Return the current connection username.",
+                "HELP",
+                "    Prints this help.",
+            ],
+        ),
+        ("whoami" | "help", _) => return Err(CmdError::Arity(format!("acl|{}", lower(a[1])))),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "ACL".into(), sub: String::from_utf8_lossy(a[1]).into() }),
+    }
+    Ok(())
+}

@@ -394,8 +394,8 @@ struct ReadArgs<'a> {
     ids: Vec<&'a [u8]>,
 }
 
-/// BLOCK's milliseconds, as Redis reads them.
-fn block_ms(a: &[u8]) -> Result<u64, CmdError> {
+/// A timeout in milliseconds, as Redis reads BLOCK's and WAIT's.
+pub(super) fn block_ms(a: &[u8]) -> Result<u64, CmdError> {
     let n = crate::protocol::parse::parse_i64(a).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if n < 0 {
         return Err(CmdError::err("timeout is negative"));

@@ -650,8 +650,11 @@ mod tests {
                 .load(
                     r#"return function(s, fmt)
                         local ok1, e1 = pcall(cjson.decode, s)
-                        local ok2, e2 = pcall(cmsgpack.unpack, s)
-                        local ok3, e3 = pcall(cmsgpack.unpack_limit, s, 2, 1)
+                        -- (Counted inside: Lua 5.1's own pcall pushes its status past
+                        -- the results unchecked, which its API check refuses in debug
+                        -- builds once a call returns more than its 20 spare slots.)
+                        local ok2, e2 = pcall(function() return select('#', cmsgpack.unpack(s)) end)
+                        local ok3, e3 = pcall(function() return select('#', cmsgpack.unpack_limit(s, 2, 1)) end)
                         local ok4, e4 = pcall(struct.unpack, fmt, s)
                         local ok5, e5 = pcall(struct.pack, fmt, s, 1, 2, 3)
                         for _, r in ipairs({{ok1, e1}, {ok2, e2}, {ok3, e3}, {ok4, e4}, {ok5, e5}}) do
