@@ -48,10 +48,19 @@ fn libraries_count_against_the_tenants_memory() {
     assert!(is_error(&reply, "OOM"), "{reply}");
     assert_eq!(t.cmd(&["FUNCTION", "LIST"]), Frame::Array(vec![]));
     let mut admin = Raw::connect(h.addr);
-    let before = admin.cmd(&["TENANT.INFO", "small"]);
+    let mut memory_used = || {
+        let Frame::Array(v) = admin.cmd(&["TENANT.INFO", "small"]) else { panic!("info") };
+        let i = v.iter().position(|x| x == &bulk("memory_used")).expect("a memory_used field");
+        let Frame::Integer(n) = v[i + 1] else { panic!("a number") };
+        n
+    };
+    let before = memory_used();
     assert_eq!(t.cmd(&["FUNCTION", "LOAD", LIBRARY]), bulk("counters"));
-    let after = admin.cmd(&["TENANT.INFO", "small"]);
+    let after = memory_used();
     assert_ne!(before, after, "loading a library changed the tenant's memory");
+    assert!(after >= before + LIBRARY.len() as i64, "the library's code counts: {before} -> {after}");
+    assert_eq!(t.cmd(&["FUNCTION", "FLUSH"]), ok());
+    assert!(memory_used() < after, "a flush gives it back");
 }
 
 #[test]
