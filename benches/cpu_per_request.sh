@@ -14,6 +14,9 @@
 # each fresh server before its warm-up, e.g.
 # SETUP="config set notify-keyspace-events KEA" with FERRITE_B a copy of
 # this build compares notifications on (nobody subscribed) with off.
+# TRACK (this build) and TRACK_B (the other), when set, keep a CLIENT
+# TRACKING client connected during the run, with those options ("ON" for
+# none): tracking on, but no benchmark key is anyone's to invalidate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -28,18 +31,23 @@ PORT=${PORT:-16697}
 A=${FERRITE_A:-./target/release/ferrite}
 [ -n "${FERRITE_A:-}" ] || cargo build --release --quiet --bin ferrite
 ports_free "$PORT"
-measure() { # binary test [setup] -> us per request
+measure() { # binary test [setup] [tracking options] -> us per request
   "$1" --port "$PORT" --appendonly no >/dev/null 2>&1 &
-  local pid=$! c0
+  local pid=$! c0 tracker=""
   wait_up "$PORT"
   if [ -n "${3:-}" ]; then
     # shellcheck disable=SC2086 # the setup is a command's words
     redis-cli -p "$PORT" $3 >/dev/null
   fi
+  if [ -n "${4:-}" ]; then
+    tracker=$(tracking_client "$PORT" "${4#ON}")
+    sleep 0.2
+  fi
   redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 50 -n "$WARM" -r 100000 -q >/dev/null 2>&1
   c0=$(cpu_ticks "$pid")
   redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 50 -n "$N" -r 100000 -q >/dev/null 2>&1
   us_per_request $(($(cpu_ticks "$pid") - c0)) "$N"
+  [ -z "$tracker" ] || kill "$tracker" 2>/dev/null || true
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 }
@@ -47,8 +55,8 @@ echo "test,now_rounds,other_rounds,now_median_us,other_median_us"
 for t in ${TESTS//,/ }; do
   now=(); other=()
   for _ in $(seq "$ROUNDS"); do
-    other+=("$(measure "$FERRITE_B" "$t" "${SETUP_B:-}")")
-    now+=("$(measure "$A" "$t" "${SETUP:-}")")
+    other+=("$(measure "$FERRITE_B" "$t" "${SETUP_B:-}" "${TRACK_B:-}")")
+    now+=("$(measure "$A" "$t" "${SETUP:-}" "${TRACK:-}")")
   done
   echo "$t,${now[*]},${other[*]},$(printf '%s\n' "${now[@]}" | median),$(printf '%s\n' "${other[@]}" | median)"
 done

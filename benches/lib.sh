@@ -63,3 +63,21 @@ start_redis_and_ferrite() {
   trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null' EXIT
   wait_up "$RPORT" "$FPORT"
 }
+
+# Starts a RESP3 client on port $1 that turns CLIENT TRACKING on (with the
+# options in $2, e.g. "BCAST PREFIX nomatch:"), reads one key no benchmark
+# writes, then only listens; echoes its pid. For "tracking on, nobody told".
+tracking_client() {
+  python3 - "$1" $2 <<'PY' >/dev/null 2>&1 &
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def cmd(*a):
+    s.sendall(("*%d\r\n" % len(a) + "".join("$%d\r\n%s\r\n" % (len(x), x) for x in a)).encode())
+cmd("HELLO", "3")
+cmd("CLIENT", "TRACKING", "ON", *sys.argv[2:])
+cmd("GET", "tracked:never-written")
+while s.recv(65536):
+    pass
+PY
+  echo $!
+}

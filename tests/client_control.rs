@@ -41,6 +41,19 @@ fn client_reply_drops_replies_as_redis_does() {
         &[&["CLIENT", "REPLY"], &["CLIENT", "REPLY", "MAYBE"], &["CLIENT", "REPLY", "ON", "EXTRA"]],
         &[&["CLIENT", "UNBLOCK", "999999"], &["CLIENT", "UNBLOCK", "999999", "ERROR"], &["CLIENT", "UNBLOCK", "999999", "BOGUS"]],
         &[&["CLIENT", "UNBLOCK", "x"], &["CLIENT", "UNBLOCK", "x", "BOGUS"], &["CLIENT", "UNBLOCK"]],
+        &[
+            &["CLIENT", "PAUSE"],
+            &["CLIENT", "PAUSE", "x"],
+            &["CLIENT", "PAUSE", "-1"],
+            &["CLIENT", "PAUSE", "1.5"],
+            &["CLIENT", "PAUSE", "10", "MAYBE"],
+            &["CLIENT", "PAUSE", "10", "WRITE", "x"],
+            &["CLIENT", "PAUSE", "0"],
+            &["CLIENT", "PAUSE", "0", "WRITE"],
+            &["CLIENT", "UNPAUSE", "x"],
+            &["CLIENT", "UNPAUSE"],
+            &["CLIENT", "LIST", "USER"],
+        ],
     ];
     for (i, script) in scripts.iter().enumerate() {
         let (want, got) = (replies(redis.addr, script), replies(h.addr, script));
@@ -90,4 +103,73 @@ fn acl_whoami_names_the_tenant() {
     let mut t = tenant(&h, "acme", &[]);
     assert_eq!(t.cmd(&["ACL", "WHOAMI"]), bulk("acme"));
     assert_eq!(Raw::connect(h.addr).cmd(&["ACL", "WHOAMI"]), bulk("default"));
+}
+
+/// Sends `args` and returns the reply with how long it took.
+fn timed(c: &mut Raw, args: &[&str]) -> (Frame, Duration) {
+    let start = std::time::Instant::now();
+    let reply = c.cmd(args);
+    (reply, start.elapsed())
+}
+
+#[test]
+fn the_admins_write_pause_holds_writes_of_everyone_until_unpause() {
+    let h = common::start();
+    let mut t = tenant(&h, "a", &[]);
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]), ok());
+    // Reads run; a write waits, and runs once the admin unpauses.
+    let (reply, took) = timed(&mut t, &["GET", "k"]);
+    assert_eq!((reply, took < Duration::from_secs(1)), (bulk("v"), true));
+    t.send(&encode([b"SET".as_slice(), b"k", b"w"].into_iter()));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = login(&h, "a");
+    assert_eq!(other.cmd(&["GET", "k"]), bulk("v"), "the held SET has not run");
+    let (reply, took) = timed(&mut admin, &["CLIENT", "UNPAUSE"]);
+    assert_eq!((reply, took < Duration::from_secs(1)), (ok(), true));
+    assert_eq!(t.read(), ok());
+    assert_eq!(other.cmd(&["GET", "k"]), bulk("w"));
+}
+
+#[test]
+fn a_tenants_pause_holds_only_its_own_clients() {
+    let h = common::start();
+    let mut a = tenant(&h, "a", &[]);
+    let mut b = tenant(&h, "b", &[]);
+    let mut a2 = login(&h, "a");
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["TENANT.USE", "a"]), ok());
+    assert_eq!(a.cmd(&["CLIENT", "PAUSE", "400"]), ok());
+    // Other tenants and the admin (even inside the tenant) run at once.
+    for c in [&mut b, &mut admin] {
+        let (reply, took) = timed(c, &["PING"]);
+        assert_eq!((reply, took < Duration::from_millis(200)), (Frame::Simple("PONG".into()), true));
+    }
+    // The tenant's own clients wait for the end of the pause.
+    let (reply, took) = timed(&mut a2, &["PING"]);
+    assert_eq!(reply, Frame::Simple("PONG".into()));
+    assert!(took >= Duration::from_millis(250), "held for {took:?}");
+    // An admin's UNPAUSE does not lift a tenant's pause, nor the reverse:
+    // each acts on its own pause only.
+    assert_eq!(a.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]), ok());
+    assert_eq!(Raw::connect(h.addr).cmd(&["CLIENT", "UNPAUSE"]), ok());
+    a2.send(&encode([b"SET".as_slice(), b"k", b"1"].into_iter()));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(a.cmd(&["CLIENT", "UNPAUSE"]), ok());
+    assert_eq!(a2.read(), ok());
+}
+
+#[test]
+fn client_list_filters_by_user() {
+    let h = common::start();
+    let mut a = tenant(&h, "a", &[]);
+    let _b = tenant(&h, "b", &[]);
+    let mut admin = Raw::connect(h.addr);
+    let lines = |f: Frame| f.to_string().lines().filter(|l| l.contains("id=")).count();
+    assert_eq!(lines(admin.cmd(&["CLIENT", "LIST", "USER", "a"])), 1);
+    // The admin's connection is the `default` user's (the ones that
+    // created the tenants have closed).
+    assert_eq!(lines(admin.cmd(&["CLIENT", "LIST", "USER", "default"])), 1);
+    assert_eq!(lines(a.cmd(&["CLIENT", "LIST", "USER", "b"])), 0);
 }

@@ -156,3 +156,81 @@ fn a_tenants_latency_events_are_its_own() {
     assert_eq!(a.cmd(&["LATENCY", "RESET", "command"]), Frame::Integer(1));
     assert_eq!(a.cmd(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
 }
+
+/// What a MONITOR connection sees while `commands` run on another
+/// connection (each waited for), with timestamps and ports blanked; a
+/// final PING on the monitor's own connection marks the end.
+fn monitored(addr: std::net::SocketAddr, commands: &[&[&str]]) -> Vec<String> {
+    let mut monitor = Raw::connect(addr);
+    assert_eq!(monitor.cmd(&["MONITOR"]), ok());
+    let mut c = Raw::connect(addr);
+    for cmd in commands {
+        c.cmd(cmd);
+    }
+    c.cmd(&["ECHO", "end"]);
+    let mut lines = Vec::new();
+    loop {
+        let Frame::Simple(line) = monitor.read() else { panic!("monitor lines are status replies") };
+        let (_, rest) = line.split_once(' ').expect("a timestamp");
+        let (source, args) = rest.split_once("] ").expect("a source");
+        let source = source.split(' ').map(|w| if w.contains(':') { "addr" } else { w }).collect::<Vec<_>>().join(" ");
+        if args == "\"ECHO\" \"end\"" {
+            return lines;
+        }
+        lines.push(format!("{source}] {args}"));
+    }
+}
+
+#[test]
+fn monitor_lines_match_redis() {
+    let redis = common::RedisServer::start();
+    let h = common::start();
+    let script: &[&[&str]] = &[
+        &["SET", "k", "v with \"quotes\"\n"],
+        &["GET", "k"],
+        &["AUTH", "someone", "secret"],
+        &["HELLO", "2", "AUTH", "someone", "secret"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["EVAL", "redis.call('set', KEYS[1], ARGV[1]) return redis.call('get', KEYS[1])", "1", "e", "1"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["EXEC"],
+        &["SELECT", "2"],
+        &["DEL", "x"],
+        &["NOSUCHCOMMAND"],
+    ];
+    let (want, got) = (monitored(redis.addr, script), monitored(h.addr, script));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_tenants_monitor_sees_its_own_clients_and_the_admins_sees_all_tagged() {
+    let h = start_with(config());
+    let mut a = tenant(&h, "a", &[]);
+    let mut b = tenant(&h, "b", &[]);
+    let mut a_monitor = common::login(&h, "a");
+    assert_eq!(a_monitor.cmd(&["MONITOR"]), ok());
+    let mut admin_monitor = Raw::connect(h.addr);
+    assert_eq!(admin_monitor.cmd(&["MONITOR"]), ok());
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(b.cmd(&["SET", "b-key", "1"]), ok());
+    assert_eq!(admin.cmd(&["SET", "__tenant:a:k", "1"]), ok());
+    assert_eq!(a.cmd(&["SET", "a-key", "1"]), ok());
+    let late = Raw::connect(h.addr).cmd(&["AUTH", "a", "pw"]);
+    assert_eq!(late, ok());
+    // The tenant's monitor: only its own client's command.
+    let Frame::Simple(line) = a_monitor.read() else { panic!() };
+    assert!(line.ends_with("\"SET\" \"a-key\" \"1\""), "{line}");
+    assert!(!line.contains("tenant="), "{line}");
+    assert_eq!(a_monitor.cmd(&["PING"]), Frame::Simple("PONG".into()), "nothing else was queued");
+    // The admin's: everything, each tagged with its tenant; AUTH redacted.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let Frame::Simple(line) = admin_monitor.read() else { panic!() };
+        seen.push(line.split_once(' ').unwrap().1.to_string());
+    }
+    assert!(seen[0].contains(" tenant=b] \"SET\" \"b-key\""), "{seen:?}");
+    assert!(seen[1].contains(" tenant=a] \"SET\" \"__tenant:a:k\""), "{seen:?}");
+    assert!(seen[2].contains(" tenant=a] \"SET\" \"a-key\""), "{seen:?}");
+    assert!(seen[3].ends_with("] \"AUTH\" \"(redacted)\" \"(redacted)\""), "{seen:?}");
+}

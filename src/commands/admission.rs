@@ -71,6 +71,8 @@ pub fn tenant_may_run(spec: &CommandSpec, argv: &[&[u8]]) -> bool {
         }),
         // Its own space's log only: see `introspection`.
         ("slowlog" | "latency", _) => true,
+        // Its own clients' commands only: see `introspection::monitor`.
+        ("monitor", _) => true,
         _ => false,
     }
 }

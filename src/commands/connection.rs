@@ -186,6 +186,8 @@ pub fn reset(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     ctx.client.info.multi.store(0, Relaxed);
     super::transactions::unwatch_all(ctx);
     super::pubsub::unsubscribe_all(ctx);
+    super::tracking::disable(ctx);
+    super::introspection::stop_monitoring(ctx);
     if !ctx.client.bound {
         ctx.client.enter(None);
     }
@@ -210,7 +212,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         i => super::COMMANDS.get(i).map_or("NULL", |s| s.name),
     };
     let mut flags = String::new();
-    if c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0 {
+    if c.subs.load(Relaxed) + c.psubs.load(Relaxed) + c.ssubs.load(Relaxed) > 0 {
         flags.push('P');
     }
     if multi >= 0 {
@@ -222,11 +224,19 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     if c.no_touch.load(Relaxed) {
         flags.push('T');
     }
+    let tracking = c.tracking.load(Relaxed);
+    if tracking & crate::server::client::tracking::ON != 0 {
+        flags.push('t');
+    }
+    if tracking & crate::server::client::tracking::BCAST != 0 {
+        flags.push('B');
+    }
+    let redir = if tracking == 0 { -1 } else { c.redirect.load(Relaxed) as i64 };
     if flags.is_empty() {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -237,9 +247,11 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         c.db.load(Relaxed),
         c.subs.load(Relaxed),
         c.psubs.load(Relaxed),
+        c.ssubs.load(Relaxed),
         multi,
         cmd,
         c.user(),
+        redir,
         c.resp.load(Relaxed),
         c.lib_name.lock(),
         c.lib_ver.lock(),
@@ -269,6 +281,10 @@ fn on_off(a: &[u8]) -> Result<bool, CmdError> {
 
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -280,8 +296,12 @@ const CLIENT_HELP: &[&str] = &[
     "KILL <option> <value> [<option> <value> [...]]",
     "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>,",
     "    TYPE normal|pubsub, SKIPME yes|no, MAXAGE <seconds>.",
-    "LIST [TYPE normal|pubsub] [ID <id> [<id> ...]]",
+    "LIST [TYPE normal|pubsub] [ID <id> [<id> ...]] [USER <username>]",
     "    Return information about client connections.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "NO-EVICT (ON|OFF)",
     "    Protect the current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
@@ -292,6 +312,11 @@ const CLIENT_HELP: &[&str] = &[
     "    Assign the name <name> to the current connection.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client library name or version.",
     "HELP",
@@ -373,11 +398,63 @@ pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }
         "unblock" => client_unblock(ctx, a)?,
+        "pause" => {
+            arity(3, false)?;
+            if a.len() > 4 {
+                return Err(CmdError::err("unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP."));
+            }
+            client_pause(ctx, a)?;
+        }
+        "unpause" => {
+            arity(2, true)?;
+            pause_of(ctx).unpause();
+            ctx.out.ok();
+        }
+        "tracking" => {
+            arity(3, false)?;
+            super::tracking::client_tracking(ctx, a)?;
+        }
+        "caching" => {
+            arity(3, false)?;
+            super::tracking::client_caching(ctx, a)?;
+        }
+        "getredir" => {
+            arity(2, true)?;
+            super::tracking::client_getredir(ctx)?;
+        }
+        "trackinginfo" => {
+            arity(2, true)?;
+            super::tracking::client_trackinginfo(ctx)?;
+        }
         "help" => help_reply(ctx, CLIENT_HELP),
         _ => {
             return Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: String::from_utf8_lossy(a[1]).into() });
         }
     }
+    Ok(())
+}
+
+/// The pause a CLIENT PAUSE sets: a tenant's own clients', or for the
+/// admin (even inside a tenant with TENANT.USE) everyone's.
+fn pause_of<'a>(ctx: &'a Ctx) -> &'a crate::space::pause::Pause {
+    match (&ctx.client.tenant, ctx.client.bound) {
+        (Some(t), true) => &t.space.pause,
+        _ => &ctx.state.global.pause,
+    }
+}
+
+/// CLIENT PAUSE <timeout ms> [WRITE|ALL].
+fn client_pause(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let all = match a.get(3) {
+        None => true,
+        Some(m) if is(m, "all") => true,
+        Some(m) if is(m, "write") => false,
+        Some(_) => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let ms = int(a[2]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+    let ms = u64::try_from(ms).map_err(|_| CmdError::TimeoutNegative)?;
+    pause_of(ctx).pause(ctx.now_ms.saturating_add(ms), all, ctx.now_ms);
+    ctx.out.ok();
     Ok(())
 }
 
@@ -411,6 +488,7 @@ fn client_unblock(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 fn client_list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
     let mut kind: Option<String> = None;
+    let mut user: Option<String> = None;
     let mut i = 2;
     while i < a.len() {
         if is(a[i], "type") && i + 1 < a.len() {
@@ -430,16 +508,19 @@ fn client_list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
             ids = Some(v);
             i = a.len();
+        } else if is(a[i], "user") && i + 1 < a.len() {
+            user = Some(String::from_utf8_lossy(a[i + 1]).into_owned());
+            i += 2;
         } else {
             return Err(CmdError::Syntax);
         }
     }
     let mut text = String::new();
     for c in visible_clients(ctx) {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) || user.as_ref().is_some_and(|u| *u != c.user()) {
             continue;
         }
-        let pubsub = c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0;
+        let pubsub = c.subs.load(Relaxed) + c.psubs.load(Relaxed) + c.ssubs.load(Relaxed) > 0;
         match kind.as_deref() {
             Some("pubsub") if !pubsub => continue,
             Some("normal") if pubsub => continue,
@@ -500,7 +581,7 @@ fn client_kill(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let mut killed = 0;
     for c in visible_clients(ctx) {
-        let pubsub = c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0;
+        let pubsub = c.subs.load(Relaxed) + c.psubs.load(Relaxed) + c.ssubs.load(Relaxed) > 0;
         let matches = id.is_none_or(|i| c.id == i)
             && addr.as_ref().is_none_or(|x| &c.addr.to_string() == x)
             && laddr.as_ref().is_none_or(|x| &c.laddr.to_string() == x)

@@ -20,10 +20,20 @@ pub fn execute(ctx: &mut Ctx, argv: &[&[u8]]) {
         if lookup(name.as_bytes()).is_some() {
             let mut dotted: Vec<&[u8]> = vec![name.as_bytes()];
             dotted.extend_from_slice(&argv[used..]);
-            return execute_table(ctx, &dotted);
+            execute_table(ctx, &dotted);
+            return forget_caching(ctx, argv);
         }
     }
-    execute_table(ctx, argv)
+    execute_table(ctx, argv);
+    forget_caching(ctx, argv);
+}
+
+/// CLIENT CACHING applies to the next command, or the next transaction
+/// (as Redis, any CLIENT subcommand in between keeps it).
+fn forget_caching(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if ctx.client.caching && ctx.client.multi.is_none() && !argv[0].eq_ignore_ascii_case(b"client") {
+        ctx.client.caching = false;
+    }
 }
 
 /// `TENANT LIMITS SET x ...` names the entry `tenant.limits.set`; returns
@@ -83,6 +93,11 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
             CmdError::err("DB index is out of range (the tenant's DATABASES limit is now lower; SELECT another)"),
         );
     }
+    if let Some(ms) = paused(ctx, spec) {
+        // Held, not refused: the same request runs when the pause ends.
+        ctx.client.retry_after_ms = Some(ms);
+        return;
+    }
     if ctx.client.multi.is_some() && !spec.has(TX_CONTROL) {
         if spec.has(NO_MULTI) {
             return reject(ctx, Some(idx), CmdError::NotInMulti);
@@ -95,6 +110,24 @@ fn execute_table(ctx: &mut Ctx, argv: &[&[u8]]) {
         return queue(ctx, argv);
     }
     run(ctx, idx, spec, argv);
+}
+
+/// CLIENT PAUSE: how long this command waits, if it must. The admin's
+/// pause holds every client, a tenant's only the tenant's own; a WRITE
+/// pause holds what may replicate (writes, PUBLISH, PFCOUNT, scripts, an
+/// EXEC of any of them), as Redis's does.
+fn paused(ctx: &Ctx, spec: &CommandSpec) -> Option<u64> {
+    let write = || {
+        let replicates = |s: &CommandSpec| s.has(WRITE) || s.has(MAY_REPLICATE);
+        replicates(spec)
+            || (spec.name == "exec"
+                && ctx.client.multi.as_ref().is_some_and(|q| q.iter().any(|a| lookup(&a[0]).is_some_and(|(_, s)| replicates(s)))))
+    };
+    let global = &ctx.state.global.pause;
+    let tenant = ctx.client.tenant.as_ref().filter(|_| ctx.client.bound).map(|t| &t.space.pause);
+    let now = ctx.now_ms;
+    let held = |p: &crate::space::pause::Pause| p.holds(now, false).or_else(|| p.holds(now, true).filter(|_| write()));
+    held(global).or_else(|| tenant.and_then(held))
 }
 
 /// A long command, or an EXEC whose queue holds one: it runs on the
@@ -173,8 +206,31 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
             return reject(ctx, Some(idx), e);
         }
     }
-    let result = run_logged(ctx, spec, argv);
+    // NOLOOP tracking clients are not told of their own changes.
+    let writer = space.tracking.active().then(|| crate::space::tracking::writer(ctx.client.id()));
+    // MONITOR: scripts before what they run, the rest after.
+    let monitored = state.global.monitors.any() || space.monitors.any();
+    let before = monitored && super::introspection::fed_before(spec);
+    if before {
+        super::introspection::feed_monitors(ctx, spec, sent);
+    }
+    let (result, unchanged) = run_logged(ctx, spec, argv);
+    if monitored && !before {
+        super::introspection::feed_monitors(ctx, spec, sent);
+    }
     drop(guard);
+    if let Some(w) = writer {
+        w.finish(!unchanged);
+    }
+    if ctx.client.tracking {
+        super::tracking::after_command(ctx, spec, argv);
+    }
+    // BCAST clients hear of this command's changes together, after it (an
+    // EXEC's or a script's, after the whole of it).
+    let tracking = &ctx.space().tracking;
+    if tracking.active() && !ctx.in_exec && !ctx.client.in_script {
+        tracking.broadcast(ctx.space().events.delivery(ctx.now_ms));
+    }
     // A write may make a key ready for blocked clients; a blocking command
     // that is itself still waiting wrote nothing (and must not wake the
     // others, or waiters would wake each other forever).
@@ -224,7 +280,8 @@ fn log_failing(ctx: &Ctx, spec: &CommandSpec) -> Option<String> {
 /// of other spaces are not held up (the log's tail itself is held only to
 /// append). In EXEC the exclusive lock already orders everything, and the
 /// records are logged together.
-fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdResult {
+/// Also says whether the command said it changed nothing.
+fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> (super::CmdResult, bool) {
     let state = ctx.state;
     let persistence = state.persistence().filter(|_| spec.has(WRITE) && !ctx.client.loading);
     let order = persistence.filter(|_| !ctx.in_exec).map(|_| ctx.space.write_order.lock());
@@ -249,7 +306,7 @@ fn run_logged(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> super::CmdRe
             }
         }
     }
-    r
+    (r, unchanged)
 }
 
 /// How the global context names a tenant's key: `__tenant:<id>:<key>`.

@@ -7,9 +7,12 @@
 //! it, but its own commands never land there).
 
 use super::args::lower;
+use super::flags::ADMIN;
 use super::keys::help_reply;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::space::Space;
+use crate::space::monitor::Source;
+use crate::space::pubsub::Subscriber;
 use crate::space::slowlog::{Entry, logged_argv};
 
 /// Checks a container command's subcommand as Redis does before running
@@ -243,4 +246,62 @@ fn doctor(ctx: &Ctx) -> String {
         r.push_str("- Deleting, expiring or evicting large objects is a blocking operation: fragment very large objects that are often deleted, expired or evicted into smaller ones.\n");
     }
     r
+}
+
+/// The monitors a client joins or leaves: its tenant's if it is bound to
+/// one, else the admin's (which see every space).
+fn monitors_of<'a>(ctx: &'a Ctx) -> &'a crate::space::monitor::Monitors {
+    match (&ctx.client.tenant, ctx.client.bound) {
+        (Some(t), true) => &t.space.monitors,
+        _ => &ctx.state.global.monitors,
+    }
+}
+
+/// MONITOR: from now on the client gets a line for every command of its
+/// tenant's clients (the admin: of every client, tagged with its tenant).
+pub fn monitor(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
+    if ctx.in_exec {
+        return Err(CmdError::err("MONITOR isn't allowed for DENY BLOCKING client"));
+    }
+    if ctx.client.monitor {
+        return Ok(());
+    }
+    let info = ctx.client.info.clone();
+    let me = Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), kill: std::sync::Arc::new(move || info.request_kill()) };
+    monitors_of(ctx).add(me);
+    ctx.client.monitor = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Leaves the monitors (RESET, disconnect, leaving its context).
+pub fn stop_monitoring(ctx: &mut Ctx) {
+    if std::mem::take(&mut ctx.client.monitor) {
+        monitors_of(ctx).remove(ctx.client.id());
+    }
+}
+
+/// Scripts are shown before the commands they run, as in Redis (EXEC
+/// after its transaction's).
+pub fn fed_before(spec: &CommandSpec) -> bool {
+    matches!(spec.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+}
+
+/// Shows a command that ran (`sent` as the client sent it) to the admin's
+/// monitors and, for a tenant's own client, to the tenant's. Admin
+/// commands are never shown, as in Redis.
+pub fn feed_monitors(ctx: &Ctx, spec: &CommandSpec, sent: &[&[u8]]) {
+    let global = &ctx.state.global.monitors;
+    let own = ctx.client.bound && ctx.space.owner().is_some() && ctx.space.monitors.any();
+    if !(global.any() || own) || spec.has(ADMIN) || ctx.client.loading || ctx.client.woken {
+        return;
+    }
+    let addr = (!ctx.client.in_script).then_some(ctx.client.info.addr);
+    let how = ctx.state.global.events.delivery(ctx.now_ms);
+    if global.any() {
+        global.feed(&Source { db: ctx.client.db, addr, tenant: ctx.space.owner() }, sent, how);
+    }
+    if own {
+        ctx.space.monitors.feed(&Source { db: ctx.client.db, addr, tenant: None }, sent, how);
+    }
 }

@@ -445,6 +445,7 @@ pub fn dbsize(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 pub fn flushdb(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
     ctx.db().clear();
+    tell_trackers_of_flush(ctx);
     ctx.out.ok();
     Ok(())
 }
@@ -452,8 +453,16 @@ pub fn flushdb(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn flushall(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
     ctx.space().clear();
+    tell_trackers_of_flush(ctx);
     ctx.out.ok();
     Ok(())
+}
+
+/// Every tracking client of the space: all it cached is invalid (Redis
+/// does this for FLUSHDB as for FLUSHALL).
+fn tell_trackers_of_flush(ctx: &Ctx) {
+    let space = ctx.space();
+    space.tracking.flushed(space.events.delivery(ctx.now_ms));
 }
 
 fn flush_mode(a: &[&[u8]]) -> CmdResult {

@@ -25,6 +25,7 @@ mod hashes;
 mod hyperloglog;
 mod introspection;
 mod keys;
+pub mod keyspec;
 mod lists;
 pub mod notify;
 mod pubsub;
@@ -36,6 +37,7 @@ mod stream_groups;
 mod streams;
 mod strings;
 mod tenant;
+mod tracking;
 mod transactions;
 mod zsets;
 
@@ -87,6 +89,15 @@ pub mod flags {
     /// Redis's may-replicate (PUBLISH, PFCOUNT, EVAL): not a write, but
     /// refused in read-only scripts as writes are.
     pub const MAY_REPLICATE: u32 = 1 << 20;
+    /// The command's channels are what Redis declares as its keys, with
+    /// the `not_key` key-spec flag (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: a
+    /// cluster routes them by the channel's slot). COMMAND reports them at
+    /// Redis's positions (`CommandSpec::reported_keys`), while the entry's
+    /// own positions stay 0: dispatch must never rewrite a `__tenant:`
+    /// prefix in a channel name (the subscription would land in another
+    /// space than the one its client unsubscribes from), lock on it, or
+    /// count it against key quotas. Not a Redis command flag.
+    pub const NOT_KEY: u32 = 1 << 21;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -162,6 +173,13 @@ impl CommandSpec {
         let step = self.step.max(1) as usize;
         let end = if first == 0 { 0 } else { (last.max(0) as usize).min(argc.saturating_sub(1)) + 1 };
         (first..end.max(first)).step_by(step)
+    }
+
+    /// Key positions as `COMMAND` reports them: the table's, or for a
+    /// `NOT_KEY` command Redis's (argument 1 is the channel; a variadic
+    /// command's channels are all its arguments).
+    pub fn reported_keys(&self) -> (i32, i32, i32) {
+        if self.has(flags::NOT_KEY) { (1, if self.arity < 0 { -1 } else { 1 }, 1) } else { (self.first_key, self.last_key, self.step) }
     }
 
     pub fn flag_names(&self) -> Vec<&'static str> {
@@ -290,4 +308,6 @@ pub fn databases_allowed(ctx: &Ctx) -> usize {
 pub fn cleanup_client(ctx: &mut Ctx) {
     pubsub::unsubscribe_all(ctx);
     transactions::unwatch_all(ctx);
+    tracking::disable(ctx);
+    introspection::stop_monitoring(ctx);
 }

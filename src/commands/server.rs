@@ -84,11 +84,12 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
             let maxclients = ctx.client.tenant.as_ref().map_or(cfg.maxclients, |t| t.limits().max_connections);
             let _ = write!(
                 t,
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n",
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\npubsub_clients:{}\r\n",
                 clients.len(),
                 maxclients,
                 ctx.space().blocking.blocked_clients(),
-                clients.iter().filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) > 0).count()
+                ctx.space().tracking.counts().0,
+                clients.iter().filter(|c| c.subs.load(Relaxed) + c.psubs.load(Relaxed) + c.ssubs.load(Relaxed) > 0).count()
             );
         }
         "memory" => {
@@ -113,6 +114,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
         "stats" => {
             let expired: u64 = ctx.space().existing().map(|(_, d)| d.expired_count()).sum();
             // A tenant's counters are its own; the server's would reveal others' traffic.
+            let tracking = ctx.space().tracking.counts();
             let v = match &ctx.client.tenant {
                 Some(tn) => {
                     let m = &tn.metrics;
@@ -143,7 +145,7 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
             };
             let _ = write!(
                 t,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
                 v[0],
                 v[1],
                 v[2],
@@ -154,6 +156,10 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 v[7],
                 ctx.space().pubsub.channels(None).len(),
                 ctx.space().pubsub.numpat(),
+                ctx.space().pubsub.shard_channels(None).len(),
+                tracking.1,
+                tracking.2,
+                tracking.3,
                 v[8]
             );
         }
@@ -497,10 +503,49 @@ pub fn debug(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Redis 7.0's ACL categories, in its order (`ACL CAT`).
+const ACL_CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// A command's ACL categories, derived from its table entry: its group
+/// where Redis has a category of that name (Redis has none for the server
+/// group, and Ferrite's tenancy commands are not Redis's), read or write,
+/// fast or slow, admin and dangerous, blocking.
 fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     use super::flags::*;
-    let mut v = vec![format!("@{}", spec.group.replace("sorted_set", "sortedset").replace("generic", "keyspace"))];
-    v.push(if spec.has(WRITE) { "@write".into() } else { "@read".into() });
+    let group = match spec.group {
+        "sorted_set" => Some("sortedset"),
+        "generic" => Some("keyspace"),
+        "transactions" => Some("transaction"),
+        g => Some(g).filter(|g| ACL_CATEGORIES.contains(g)),
+    };
+    let mut v: Vec<String> = group.map(|g| format!("@{g}")).into_iter().collect();
+    if spec.has(WRITE) {
+        v.push("@write".into());
+    } else if spec.has(READONLY) {
+        v.push("@read".into());
+    }
     v.push(if spec.has(FAST) { "@fast".into() } else { "@slow".into() });
     if spec.has(ADMIN) {
         v.push("@admin".into());
@@ -520,9 +565,10 @@ fn command_info(ctx: &mut Ctx, spec: &CommandSpec) {
     let flags = spec.flag_names();
     out.set(flags.len());
     flags.iter().for_each(|f| out.simple(f));
-    out.int(spec.first_key as i64);
-    out.int(spec.last_key as i64);
-    out.int(spec.step as i64);
+    let (first, last, step) = spec.reported_keys();
+    out.int(first as i64);
+    out.int(last as i64);
+    out.int(step as i64);
     let cats = acl_categories(spec);
     out.set(cats.len());
     cats.iter().for_each(|c| out.simple(c));
@@ -608,26 +654,103 @@ pub fn wait(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// The users a client may see, sorted by name as Redis lists them: the
+/// operator (Redis's `default`) sees `default` and every tenant; a
+/// tenant's connection sees only its own user, never another tenant's id.
+fn acl_users(ctx: &Ctx) -> Vec<(String, Option<std::sync::Arc<crate::tenancy::Tenant>>)> {
+    if let (true, Some(t)) = (ctx.client.bound, &ctx.client.tenant) {
+        return vec![(t.id().to_string(), Some(t.clone()))];
+    }
+    let mut users: Vec<_> = ctx.state.tenants.list().into_iter().map(|t| (t.id().to_string(), Some(t))).collect();
+    users.push(("default".into(), None));
+    users.sort_by(|a, b| a.0.cmp(&b.0));
+    users
+}
+
+/// One ACL LIST line, in Redis's configuration format. `default` is the
+/// operator: `nopass`, or `#` and the SHA-256 of `requirepass`, as Redis
+/// shows a password. A tenant may run everything but admin commands, on
+/// its own keys and channels. Its password is kept salted, which is not
+/// Redis's `#` form (a line with it would set a password nothing matches),
+/// so no password is shown at all; never the password itself.
+fn acl_line(ctx: &Ctx, name: &str, tenant: Option<&crate::tenancy::Tenant>) -> String {
+    match tenant {
+        Some(_) => format!("user {name} on ~* &* +@all -@admin"),
+        None => match ctx.state.config.read().requirepass.as_deref() {
+            None => "user default on nopass ~* &* +@all".into(),
+            Some(p) => {
+                use sha2::{Digest, Sha256};
+                let hex: String = Sha256::digest(p.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+                format!("user default on #{hex} ~* &* +@all")
+            }
+        },
+    }
+}
+
 /// ACL: WHOAMI (a tenant's connection is its tenant's user; everyone
-/// else Redis's `default`) and HELP.
+/// else Redis's `default`), CAT, LIST and USERS (tenants as users) and HELP.
 pub fn acl(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     match (lower(a[1]).as_str(), a.len()) {
         ("whoami", 2) => {
             let user = ctx.client.info.user();
             ctx.out.bulk(user.as_bytes());
         }
+        ("cat", 2) => ctx.out.bulks(ACL_CATEGORIES.iter().map(|c| c.as_bytes())),
+        ("cat", 3) => {
+            let wanted = lower(a[2]);
+            if !ACL_CATEGORIES.contains(&wanted.as_str()) {
+                let name = String::from_utf8_lossy(&a[2][..a[2].len().min(128)]).into_owned();
+                return Err(CmdError::err(format!("Unknown category '{name}'")));
+            }
+            let tag = format!("@{wanted}");
+            let names: Vec<&str> = COMMANDS.iter().filter(|c| acl_categories(c).contains(&tag)).map(|c| c.name).collect();
+            ctx.out.bulks(names.iter().map(|n| n.as_bytes()));
+        }
+        ("cat", _) => {
+            return Err(CmdError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+                String::from_utf8_lossy(a[1])
+            )));
+        }
+        ("users", 2) => {
+            let users = acl_users(ctx);
+            ctx.out.bulks(users.iter().map(|(n, _)| n.as_bytes()));
+        }
+        ("list", 2) => {
+            let lines: Vec<String> = acl_users(ctx).iter().map(|(n, t)| acl_line(ctx, n, t.as_deref())).collect();
+            ctx.out.bulks(lines.iter().map(|l| l.as_bytes()));
+        }
         ("help", 2) => help_reply(
             ctx,
             &[
                 "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CAT [<category>]",
+                "    List all commands that belong to <category>, or all command categories",
+                "    when no category is specified.",
+                "LIST",
+                "    Show users details in config file format.",
+                "USERS",
+                "    List all the registered usernames.",
                 "WHOAMI",
                 "    Return the current connection username.",
                 "HELP",
                 "    Prints this help.",
             ],
         ),
-        ("whoami" | "help", _) => return Err(CmdError::Arity(format!("acl|{}", lower(a[1])))),
+        ("whoami" | "help" | "list" | "users", _) => return Err(CmdError::Arity(format!("acl|{}", lower(a[1])))),
         _ => return Err(CmdError::UnknownSubcommand { cmd: "ACL".into(), sub: String::from_utf8_lossy(a[1]).into() }),
     }
+    Ok(())
+}
+
+/// LOLWUT [VERSION v]: Redis 7.0 draws its art, then its version. Ferrite
+/// is not Redis: a line, then its own version. VERSION must be an integer,
+/// as Redis requires; anything after it is ignored.
+pub fn lolwut(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() >= 3 && a[1].eq_ignore_ascii_case(b"version") {
+        int(a[2])?;
+    }
+    let text = format!("No art here: this is not Redis.\nFerrite ver. {}\n", env!("CARGO_PKG_VERSION"));
+    ctx.out.verbatim(text.as_bytes());
     Ok(())
 }

@@ -60,8 +60,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("memory", Data, -2, READONLY, 2, 2, 1, "server", keys::memory),
     cmd!("debug", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::debug),
     cmd!("command", Server, -1, LOADING | STALE, 0, 0, 0, "server", server::command),
+    cmd!("lolwut", Data, -1, READONLY | FAST, 0, 0, 0, "server", server::lolwut),
     // Admin in Redis; a tenant runs them on its own space (`admission::tenant_may_run`).
     cmd!("slowlog", Admin, -2, ADMIN | LOADING | STALE, 0, 0, 0, "server", introspection::slowlog),
+    cmd!("monitor", Admin, 1, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::monitor),
     cmd!("latency", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::latency),
     // keys
     cmd!("del", Data, -2, WRITE, 1, -1, 1, "generic", keys::del),
@@ -292,6 +294,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("punsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::punsubscribe),
     cmd!("publish", PubSub, 3, PUBSUB | FAST | LOADING | STALE | MAY_REPLICATE, 0, 0, 0, "pubsub", pubsub::publish),
     cmd!("pubsub", PubSub, -2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
+    // Sharded pub/sub: Redis declares each channel a key (cluster routing);
+    // here that is NOT_KEY, reported by COMMAND but never seen by dispatch as
+    // a key (no `__tenant:` rewriting, no locking on it, no key quotas).
+    cmd!("ssubscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT | NOT_KEY, 0, 0, 0, "pubsub", pubsub::ssubscribe),
+    cmd!("sunsubscribe", PubSub, -1, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT | NOT_KEY, 0, 0, 0, "pubsub", pubsub::sunsubscribe),
+    cmd!("spublish", PubSub, 3, PUBSUB | FAST | LOADING | STALE | NOT_KEY, 0, 0, 0, "pubsub", pubsub::spublish),
 ];
 
 static INDEX: LazyLock<AHashMap<&'static [u8], usize>> =
@@ -341,5 +349,10 @@ mod tests {
         assert_eq!(blpop.key_indexes(4).collect::<Vec<_>>(), vec![1, 2]);
         let (_, ping) = lookup(b"ping").unwrap();
         assert_eq!(ping.key_indexes(1).count(), 0);
+        // Shard channels: Redis's positions for COMMAND, none for dispatch.
+        let (_, ssub) = lookup(b"ssubscribe").unwrap();
+        assert_eq!((ssub.key_indexes(3).count(), ssub.reported_keys()), (0, (1, -1, 1)));
+        let (_, spub) = lookup(b"spublish").unwrap();
+        assert_eq!((spub.key_indexes(3).count(), spub.reported_keys()), (0, (1, 1, 1)));
     }
 }

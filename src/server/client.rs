@@ -32,6 +32,8 @@ pub struct ClientInfo {
     pub last_cmd: AtomicUsize,
     pub subs: AtomicUsize,
     pub psubs: AtomicUsize,
+    /// Shard channels (SSUBSCRIBE), CLIENT LIST's `ssub`.
+    pub ssubs: AtomicUsize,
     /// -1 outside MULTI, else the number of queued commands, stored +1.
     pub multi: AtomicUsize,
     /// The tenant whose context the connection is in, for CLIENT LIST/KILL.
@@ -48,6 +50,19 @@ pub struct ClientInfo {
     pub unblock: std::sync::atomic::AtomicU8,
     /// Wakes it from that wait.
     pub unblocked: Notify,
+    /// Its message queue, for clients that name it as their CLIENT
+    /// TRACKING REDIRECT target.
+    pub queue: std::sync::OnceLock<MessageSender>,
+    /// CLIENT TRACKING as CLIENT LIST shows it: [`tracking`] flags, and
+    /// the redirect target's id (0: none).
+    pub tracking: std::sync::atomic::AtomicU8,
+    pub redirect: AtomicU64,
+}
+
+/// CLIENT TRACKING's flags in [`ClientInfo::tracking`].
+pub mod tracking {
+    pub const ON: u8 = 1;
+    pub const BCAST: u8 = 2;
 }
 
 /// A client's place in a blocking command, as CLIENT UNBLOCK sees it.
@@ -84,6 +99,14 @@ impl ClientInfo {
         tenant.unwrap_or_else(|| "default".into())
     }
 
+    /// The client as a receiver of messages (a redirect target), while
+    /// it is connected.
+    pub fn subscriber(self: &Arc<Self>) -> Option<crate::space::pubsub::Subscriber> {
+        let tx = self.queue.get()?.clone();
+        let info = self.clone();
+        Some(crate::space::pubsub::Subscriber { id: self.id, tx, kill: Arc::new(move || info.request_kill()) })
+    }
+
     pub fn age_secs(&self) -> u64 {
         self.created.elapsed().as_secs()
     }
@@ -113,6 +136,7 @@ impl ClientRegistry {
             last_cmd: AtomicUsize::new(usize::MAX),
             subs: AtomicUsize::new(0),
             psubs: AtomicUsize::new(0),
+            ssubs: AtomicUsize::new(0),
             multi: AtomicUsize::new(0),
             tenant: Mutex::new(None),
             bound: AtomicBool::new(false),
@@ -122,6 +146,9 @@ impl ClientRegistry {
             kill: Notify::new(),
             unblock: std::sync::atomic::AtomicU8::new(unblock::NOT_BLOCKED),
             unblocked: Notify::new(),
+            queue: std::sync::OnceLock::new(),
+            tracking: std::sync::atomic::AtomicU8::new(0),
+            redirect: AtomicU64::new(0),
         });
         self.clients.lock().insert(id, info.clone());
         info
@@ -196,6 +223,8 @@ pub struct ClientState {
     pub watched: Vec<Watched>,
     pub channels: HashSet<Vec<u8>>,
     pub patterns: HashSet<Vec<u8>>,
+    /// Shard channels (SSUBSCRIBE), in the client's space.
+    pub shard_channels: HashSet<Vec<u8>>,
     pub msg_tx: MessageSender,
     /// Set by a blocking command that found nothing to pop.
     pub block: Option<BlockSpec>,
@@ -241,6 +270,17 @@ pub struct ClientState {
     /// Whether a long (SLOW) command may ask to run on the blocking pool,
     /// and whether one did: see [`Offload`].
     pub offload: Offload,
+    /// CLIENT TRACKING is on (its state is in the space's `tracking`).
+    pub tracking: bool,
+    /// Its options, while on.
+    pub tracking_mode: crate::space::tracking::Mode,
+    /// MONITOR ran: the client is in its space's (or, for the admin, the
+    /// global) list of monitors.
+    pub monitor: bool,
+    /// CLIENT CACHING YES/NO was given for the next command (or MULTI).
+    pub caching: bool,
+    /// A script of this client ran a read: its declared keys are tracked.
+    pub script_read: bool,
     /// Bytes this connection holds that its tenant is charged for (see
     /// [`ClientState::charge`]); returned when it leaves the tenant or closes.
     charged: u64,
@@ -285,6 +325,7 @@ impl ClientState {
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
             msg_tx: tx,
             block: None,
             reply: ReplyMode::On,
@@ -300,6 +341,11 @@ impl ClientState {
             retry_after_ms: None,
             woken: false,
             offload: Offload::Off,
+            tracking: false,
+            tracking_mode: Default::default(),
+            monitor: false,
+            caching: false,
+            script_read: false,
             charged: 0,
             tenant: None,
             throttled_ms: None,
@@ -312,8 +358,10 @@ impl ClientState {
         self.info.id
     }
 
+    /// Channels, patterns and shard channels: non-zero is Redis's pub/sub
+    /// mode (`CLIENT_PUBSUB`).
     pub fn subscriptions(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
     /// The namespace the client works in.
@@ -343,7 +391,7 @@ impl ClientState {
     /// commands, subscription names and watched keys (each of those held
     /// twice: here and in the space's registry or the keyspace's watchers).
     pub fn held_bytes(&self) -> u64 {
-        let names = self.channels.iter().chain(&self.patterns).map(|c| 2 * c.len() + 48).sum::<usize>();
+        let names = self.channels.iter().chain(&self.patterns).chain(&self.shard_channels).map(|c| 2 * c.len() + 48).sum::<usize>();
         let watched = self.watched.iter().map(|w| 2 * w.key.len() + 64).sum::<usize>();
         (self.multi_bytes + names + watched) as u64
     }

@@ -20,7 +20,7 @@ use super::socket::Socket;
 use super::state::ServerState;
 use crate::commands::{Ctx, execute};
 use crate::protocol::{Argv, Limits, Out, parse_request};
-use crate::space::pubsub::{Message, MessageReceiver};
+use crate::space::pubsub::{Kind, Message, MessageReceiver};
 use crate::tenancy::Tenant;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -113,6 +113,7 @@ pub async fn serve(state: Arc<ServerState>, socket: TcpStream, info: Arc<ClientI
     };
     let authenticated = state.config.read().requirepass.is_none();
     let (client, messages) = ClientState::new(info.clone(), authenticated);
+    let _ = info.queue.set(client.msg_tx.clone());
     let mut conn = Conn {
         state: state.clone(),
         socket,
@@ -159,7 +160,9 @@ impl Conn {
                         return Ok(());
                     }
                 }
-                Some(m) = self.messages.recv(), if subscribed => {
+                // Subscribers' messages, and CLIENT TRACKING's invalidations
+                // (for this client, or as another's redirect target).
+                Some(m) = self.messages.recv() => {
                     self.deliver(m);
                     while let Some(m) = self.messages.try_recv() {
                         self.deliver(m);
@@ -250,8 +253,12 @@ impl Conn {
                 }
                 Next::Pause(d) => {
                     self.flush().await?;
+                    let tenant = self.client.tenant.clone();
+                    let own = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
+                        _ = self.state.global.pause.resumed() => {}
+                        _ = own.pause.resumed() => {}
                         _ = self.client.info.kill.notified() => return Ok(false),
                     }
                 }
@@ -314,6 +321,13 @@ impl Conn {
                     ctx.output_overflow(mark);
                 }
                 apply_reply_mode(&mut self.client, &mut self.out, mark);
+                if self.client.tracking {
+                    // Invalidations this command caused follow its reply, as in Redis.
+                    let subscribed = self.client.subscriptions() > 0;
+                    while let Some(m) = self.messages.try_recv() {
+                        deliver(&mut self.out, subscribed, m);
+                    }
+                }
                 let offload = std::mem::replace(&mut self.client.offload, Offload::Off);
                 if matches!(offload, Offload::Wanted | Offload::Wait) {
                     let owned = args.iter().map(|a| a.to_vec()).collect();
@@ -421,20 +435,7 @@ impl Conn {
     }
 
     fn deliver(&mut self, m: Message) {
-        let out = &mut self.out;
-        match &m.pattern {
-            Some(p) => {
-                out.push(4);
-                out.bulk(b"pmessage");
-                out.bulk(p);
-            }
-            None => {
-                out.push(3);
-                out.bulk(b"message");
-            }
-        }
-        out.bulk(&m.channel);
-        out.bulk(&m.payload);
+        deliver(&mut self.out, self.client.subscriptions() > 0, m);
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -529,6 +530,56 @@ impl Conn {
         crate::commands::cleanup_client(&mut ctx);
         if let (Some(t), true) = (&tenant, self.client.bound) {
             t.disconnect();
+        }
+    }
+}
+
+/// Writes a queued message as its receiver's protocol renders it.
+fn deliver(out: &mut Out, subscribed: bool, m: Message) {
+    match m.kind {
+        Kind::Publish | Kind::Shard => {
+            match &m.pattern {
+                Some(p) => {
+                    out.push(4);
+                    out.bulk(b"pmessage");
+                    out.bulk(p);
+                }
+                None => {
+                    out.push(3);
+                    out.bulk(if m.kind == Kind::Shard { b"smessage" } else { b"message" });
+                }
+            }
+            out.bulk(&m.channel);
+            out.bulk(&m.payload);
+        }
+        Kind::Invalidate => {
+            // RESP3 clients get a push; a RESP2 client only as another's
+            // redirect target in pub/sub mode, as a message (Redis's rule).
+            if out.resp3 {
+                out.push(2);
+                out.bulk(b"invalidate");
+            } else if subscribed {
+                out.push(3);
+                out.bulk(b"message");
+                out.bulk(crate::space::tracking::CHANNEL);
+            } else {
+                return;
+            }
+            if m.payload.is_empty() {
+                out.null();
+            } else {
+                out.buf.extend_from_slice(&m.payload);
+            }
+        }
+        Kind::Monitor => out.buf.extend_from_slice(&m.payload),
+        Kind::RedirectBroken => {
+            if out.resp3 {
+                out.push(2);
+                out.bulk(b"tracking-redir-broken");
+                out.buf.extend_from_slice(b":");
+                out.buf.extend_from_slice(&m.payload);
+                out.buf.extend_from_slice(b"\r\n");
+            }
         }
     }
 }

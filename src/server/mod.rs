@@ -105,16 +105,17 @@ async fn active_expiry(state: Arc<ServerState>) {
         let now = state.now_ms();
         let tenants = state.tenants.list();
         let spaces = std::iter::once(&state.global).chain(tenants.iter().map(|t| &t.space));
-        for (_, db) in spaces.flat_map(|s| s.existing()) {
-            while db.volatile_len() > 0 && start.elapsed() < Duration::from_millis(2) {
-                let (visited, deleted) = db.expire_step(now, 1024);
-                if deleted == 0 && visited < 1024 {
-                    break;
-                }
-                if deleted == 0 {
-                    break;
+        for space in spaces {
+            for (_, db) in space.existing() {
+                while db.volatile_len() > 0 && start.elapsed() < Duration::from_millis(2) {
+                    let (_, deleted) = db.expire_step(now, 1024);
+                    if deleted == 0 {
+                        break;
+                    }
                 }
             }
+            // BCAST clients hear of the keys that expired in this sweep.
+            space.tracking.broadcast(space.events.delivery(now));
         }
     }
 }

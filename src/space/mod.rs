@@ -9,9 +9,12 @@
 
 pub mod blocking;
 pub mod latency;
+pub mod monitor;
 pub mod notify;
+pub mod pause;
 pub mod pubsub;
 pub mod slowlog;
+pub mod tracking;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -38,6 +41,13 @@ pub struct Space {
     /// Which keyspace events this space publishes (see `notify`).
     pub events: Arc<notify::Events>,
     pub blocking: Blocking,
+    /// CLIENT TRACKING: who cached which keys.
+    pub tracking: Arc<tracking::Tracking>,
+    /// MONITOR: the clients watching this space's commands (the global
+    /// space's: the admin's, watching all).
+    pub monitors: monitor::Monitors,
+    /// CLIENT PAUSE of this space's clients.
+    pub pause: pause::Pause,
     /// Lua scripts: this space's own state and cache.
     pub scripts: crate::script::Scripts,
     /// SLOWLOG: the slow commands of this space's own connections.
@@ -75,6 +85,9 @@ impl Space {
             pubsub: Arc::default(),
             events: Arc::new(notify::Events::new(defaults)),
             blocking: Blocking::default(),
+            tracking: Arc::default(),
+            pause: pause::Pause::default(),
+            monitors: monitor::Monitors::default(),
             scripts: crate::script::Scripts::default(),
             slowlog: slowlog::Slowlog::default(),
             latency: latency::Latency::default(),
@@ -160,6 +173,7 @@ impl Space {
                 order: self.order.clone(),
                 pubsub: self.pubsub.clone(),
                 events: self.events.clone(),
+                tracking: self.tracking.clone(),
             };
             Box::new(Keyspace::with_total(self.total.clone()).observed(Arc::new(observer)))
         })

@@ -139,6 +139,12 @@ pub struct Events {
 }
 
 impl Events {
+    /// How messages to this space's clients are queued: the pub/sub class
+    /// limit, at `now_ms`.
+    pub fn delivery(&self, now_ms: u64) -> Delivery {
+        Delivery { limit: self.defaults.limit(), now_ms }
+    }
+
     pub fn new(defaults: Arc<Defaults>) -> Events {
         Events { own: AtomicU32::new(0), defaults }
     }
@@ -185,7 +191,7 @@ impl Events {
         if flags & (KEYSPACE | KEYEVENT) == 0 || pubsub.is_idle() {
             return;
         }
-        let how = Delivery { limit: self.defaults.limit(), now_ms };
+        let how = self.delivery(now_ms);
         let mut channel = Vec::with_capacity(24 + key.len().max(event.len()));
         if flags & KEYSPACE != 0 {
             channel.extend_from_slice(format!("__keyspace@{db}__:").as_bytes());
@@ -207,6 +213,8 @@ pub struct KeyspaceObserver {
     pub order: Arc<[AtomicUsize]>,
     pub pubsub: Arc<PubSub>,
     pub events: Arc<Events>,
+    /// CLIENT TRACKING's table, told of every modified key.
+    pub tracking: Arc<super::tracking::Tracking>,
 }
 
 impl KeyspaceObserver {
@@ -214,16 +222,23 @@ impl KeyspaceObserver {
         match change {
             Change::Created => (NEW, "new"),
             Change::Expired => (EXPIRED, "expired"),
+            Change::Modified => (0, ""),
         }
     }
 }
 
 impl Observer for KeyspaceObserver {
     fn wants(&self, change: Change) -> bool {
-        self.events.wants(&self.pubsub, Self::class(change).0)
+        match change {
+            Change::Modified => self.tracking.active(),
+            _ => self.events.wants(&self.pubsub, Self::class(change).0),
+        }
     }
 
     fn report(&self, change: Change, key: &[u8], now_ms: u64) {
+        if change == Change::Modified {
+            return self.tracking.modified(key, self.events.delivery(now_ms));
+        }
         if !self.wants(change) {
             return;
         }

@@ -23,8 +23,26 @@ pub const MAX_PENDING: usize = 64 * 1024;
 /// What a message costs its subscriber's queue besides channel and payload.
 const MESSAGE_OVERHEAD: usize = 64;
 
+/// What a queued message is, which decides how its receiver renders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// PUBLISH to a channel (or pattern, when `pattern` is set).
+    Publish,
+    /// SPUBLISH to a shard channel.
+    Shard,
+    /// CLIENT TRACKING: `payload` is the RESP array of invalidated keys,
+    /// or empty for "everything" (a flush), sent as a null.
+    Invalidate,
+    /// MONITOR: `payload` is the whole line, as sent.
+    Monitor,
+    /// CLIENT TRACKING: the redirect target is gone; `payload` is its id in
+    /// decimal.
+    RedirectBroken,
+}
+
 #[derive(Debug, Clone)]
 pub struct Message {
+    pub kind: Kind,
     pub pattern: Option<Arc<[u8]>>,
     pub channel: Arc<[u8]>,
     pub payload: Arc<[u8]>,
@@ -78,6 +96,13 @@ pub struct MessageSender {
     pub pending: Arc<Pending>,
 }
 
+impl MessageSender {
+    /// True once the receiving connection has gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
 #[derive(Debug)]
 pub struct MessageReceiver {
     rx: mpsc::Receiver<Message>,
@@ -125,6 +150,10 @@ type Registry = RwLock<HashMap<Vec<u8>, HashMap<u64, Subscriber>>>;
 pub struct PubSub {
     channels: Registry,
     patterns: Registry,
+    /// Shard channels (SSUBSCRIBE): a namespace of their own that PUBLISH
+    /// and patterns never reach. They get no keyspace events, so they are
+    /// not in `subscriptions`.
+    shard: Registry,
     /// Subscriptions of either kind: what keyspace events check first, so
     /// that with nobody listening they format no channel name.
     subscriptions: AtomicUsize,
@@ -151,7 +180,9 @@ pub struct Delivery {
     pub now_ms: u64,
 }
 
-fn deliver(sub: &Subscriber, msg: Message, how: Delivery) -> bool {
+/// Queues `msg` for `sub`; a subscriber whose queue it takes past the
+/// limit is disconnected. False when it was not queued.
+pub fn deliver(sub: &Subscriber, msg: Message, how: Delivery) -> bool {
     let size = msg.size();
     if !sub.tx.pending.admit(size, how.limit, how.now_ms) {
         sub.tx.pending.bytes.fetch_sub(size, Relaxed);
@@ -208,7 +239,7 @@ impl PubSub {
         let mut n = 0;
         if let Some(subs) = self.channels.read().get(&channel[..]) {
             for s in subs.values() {
-                let m = Message { pattern: None, channel: channel.clone(), payload: payload.clone() };
+                let m = Message { kind: Kind::Publish, pattern: None, channel: channel.clone(), payload: payload.clone() };
                 n += deliver(s, m, how) as usize;
             }
         }
@@ -216,7 +247,7 @@ impl PubSub {
             if glob::matches(pat, &channel, false) {
                 let pat: Arc<[u8]> = Arc::from(&pat[..]);
                 for s in subs.values() {
-                    let m = Message { pattern: Some(pat.clone()), channel: channel.clone(), payload: payload.clone() };
+                    let m = Message { kind: Kind::Publish, pattern: Some(pat.clone()), channel: channel.clone(), payload: payload.clone() };
                     n += deliver(s, m, how) as usize;
                 }
             }
@@ -238,5 +269,40 @@ impl PubSub {
 
     pub fn numpat(&self) -> usize {
         self.patterns.read().len()
+    }
+
+    pub fn ssubscribe(&self, channel: &[u8], sub: Subscriber) {
+        add(&self.shard, channel, sub);
+    }
+
+    pub fn sunsubscribe(&self, channel: &[u8], id: u64) {
+        remove(&self.shard, channel, id);
+    }
+
+    /// SPUBLISH: delivers to the shard channel's subscribers only (shard
+    /// pub/sub has no patterns); returns how many received it.
+    pub fn spublish(&self, channel: &[u8], payload: &[u8], how: Delivery) -> usize {
+        let map = self.shard.read();
+        let Some(subs) = map.get(channel) else { return 0 };
+        let channel: Arc<[u8]> = Arc::from(channel);
+        let payload: Arc<[u8]> = Arc::from(payload);
+        subs.values()
+            .map(|s| {
+                let m = Message { kind: Kind::Shard, pattern: None, channel: channel.clone(), payload: payload.clone() };
+                deliver(s, m, how) as usize
+            })
+            .sum()
+    }
+
+    /// Active shard channels matching `pattern`.
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        let map = self.shard.read();
+        let mut v: Vec<_> = map.keys().filter(|c| pattern.is_none_or(|p| glob::matches(p, c, false))).cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        self.shard.read().get(channel).map_or(0, |s| s.len())
     }
 }

@@ -194,6 +194,9 @@ pub trait Observer: Send + Sync {
 pub enum Change {
     Created,
     Expired,
+    /// Any change to the key (written, expired, evicted, deleted): what
+    /// Redis calls `signalModifiedKey`.
+    Modified,
 }
 
 pub struct Keyspace {
@@ -374,6 +377,15 @@ impl Keyspace {
         self
     }
 
+    #[inline(always)]
+    fn report_modified(&self, key: &[u8], now_ms: u64) {
+        if let Some(o) = &self.observer
+            && o.wants(Change::Modified)
+        {
+            o.report(Change::Modified, key, now_ms);
+        }
+    }
+
     /// Tells the observer (if any) of `change` to `key`; called with no
     /// shard lock held.
     fn report(&self, change: Change, key: &[u8], now_ms: u64) {
@@ -485,6 +497,7 @@ impl Keyspace {
         self.account(before, after);
         if changed {
             self.touch_watched(key);
+            self.report_modified(key, now_ms);
         }
         if expired {
             self.report(Change::Expired, key, now_ms);
@@ -687,6 +700,7 @@ impl Keyspace {
         let (mut visited, mut deleted) = (0, 0);
         let mut removed_keys = Vec::new();
         let report = self.observer.as_ref().is_some_and(|o| o.wants(Change::Expired));
+        let modified = self.observer.as_ref().is_some_and(|o| o.wants(Change::Modified));
         while visited < budget {
             let (si, bi) = *pos;
             let mut t = shards[si].write();
@@ -704,7 +718,7 @@ impl Keyspace {
                             freed.0 += entry_mem(&n.0) as i64;
                             freed.1 += 1;
                             freed.2 += 1;
-                            if report || self.watched.load(Relaxed) > 0 {
+                            if report || modified || self.watched.load(Relaxed) > 0 {
                                 removed_keys.push(k.to_vec());
                             }
                         }
@@ -725,6 +739,7 @@ impl Keyspace {
         self.expired.fetch_add(deleted as u64, Relaxed);
         for k in removed_keys {
             self.touch_watched(&k);
+            self.report_modified(&k, now_ms);
             if report {
                 self.report(Change::Expired, &k, now_ms);
             }
