@@ -36,6 +36,9 @@ enum Compare {
     /// SLOWLOG GET: compares each entry's arguments and client name, and
     /// the kinds of the rest (ids, times, durations and ports differ).
     Slowlog,
+    /// COMMAND INFO/DOCS: Redis's prose (summaries, complexity, history,
+    /// key-spec notes) left out, subcommands (in hash order) sorted.
+    Command,
 }
 
 struct Step {
@@ -76,6 +79,8 @@ fn load_scripts() -> Vec<Script> {
                 (Compare::Len, r)
             } else if let Some(r) = line.strip_prefix("!slowlog ") {
                 (Compare::Slowlog, r)
+            } else if let Some(r) = line.strip_prefix("!cmd ") {
+                (Compare::Command, r)
             } else if let Some(r) = line.strip_prefix("!sub ") {
                 (Compare::Subscriber, r)
             } else if line == "!events" {
@@ -206,6 +211,17 @@ fn generated_scripts() -> Vec<Script> {
         }
         v.push(Script { name: format!("arity: {}", c.name), steps });
     }
+    // COMMAND INFO and DOCS of every entry Redis also has, subcommands
+    // included. Containers whose subcommands differ are left out: CLIENT
+    // has Ferrite's NO-TOUCH and SETINFO too, ACL and LATENCY lack some of
+    // Redis's (users are tenants; no latency graph).
+    let ours = ["client", "client|no-touch", "client|setinfo", "acl", "latency"];
+    let subs = ferrite::commands::table::SUBCOMMANDS.iter();
+    for c in COMMANDS.iter().chain(subs).filter(|c| c.group != "tenancy" && !ours.contains(&c.name)) {
+        let steps =
+            vec![step(&format!("COMMAND INFO {}", c.name), Compare::Command), step(&format!("COMMAND DOCS {}", c.name), Compare::Command)];
+        v.push(Script { name: format!("command: {}", c.name), steps });
+    }
     v
 }
 
@@ -335,12 +351,66 @@ fn normalise(f: Frame, c: Compare) -> Frame {
             Frame::Array(entries) => Frame::Array(entries.into_iter().map(slowlog_entry).collect()),
             other => other,
         },
+        Compare::Command => command_reply(f),
         Compare::Len => match f {
             Frame::Array(v) => Frame::Integer(v.len() as i64),
             Frame::Bulk(b) => Frame::Integer(b.len() as i64),
             Frame::Map(m) => Frame::Integer(m.len() as i64),
             other => other,
         },
+    }
+}
+
+/// A COMMAND INFO or DOCS reply without Redis's prose, which Ferrite does
+/// not copy (`summary`, `complexity`, `history`, `replaced_by`, key-spec
+/// `notes`), and with subcommands sorted by name (Redis lists them in its
+/// hash table's order). RESP2 maps are flat arrays of names and values.
+fn command_reply(f: Frame) -> Frame {
+    const PROSE: &[&[u8]] = &[b"summary", b"complexity", b"history", b"replaced_by", b"notes"];
+    let is_field = |f: &Frame, names: &[&[u8]]| matches!(f, Frame::Bulk(b) if names.contains(&b.as_slice()));
+    let sort_pairs = |v: Vec<Frame>| {
+        let mut pairs: Vec<(Frame, Frame)> = Vec::new();
+        let mut it = v.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            pairs.push((k, v));
+        }
+        pairs.sort_by_key(|(k, _)| k.to_string());
+        Frame::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
+    };
+    match f {
+        Frame::Array(v) => {
+            let looks_like_map = v.len() % 2 == 0 && v.iter().step_by(2).any(|k| is_field(k, PROSE) || is_field(k, &[b"group", b"flags"]));
+            if looks_like_map {
+                let mut out = Vec::new();
+                let mut it = v.into_iter();
+                while let (Some(k), Some(val)) = (it.next(), it.next()) {
+                    if is_field(&k, PROSE) {
+                        continue;
+                    }
+                    let val = match (is_field(&k, &[b"subcommands"]), val) {
+                        (true, Frame::Array(s)) => sort_pairs(s.into_iter().map(command_reply).collect()),
+                        (_, val) => command_reply(val),
+                    };
+                    out.extend([k, val]);
+                }
+                return Frame::Array(out);
+            }
+            let mut v: Vec<Frame> = v.into_iter().map(command_reply).collect();
+            // A COMMAND INFO entry: its tenth field lists the subcommands.
+            if v.len() == 10 && matches!(v[0], Frame::Bulk(_)) && matches!(v[1], Frame::Integer(_)) {
+                let subs = std::mem::replace(&mut v[9], Frame::Null);
+                v[9] = subs.sorted();
+            }
+            Frame::Array(v)
+        }
+        Frame::Map(m) => {
+            let mut m: Vec<(Frame, Frame)> =
+                m.into_iter().filter(|(k, _)| !is_field(k, PROSE)).map(|(k, v)| (k, command_reply(v))).collect();
+            m.sort_by_key(|(k, _)| k.to_string());
+            Frame::Map(m)
+        }
+        Frame::Set(v) => Frame::Set(v.into_iter().map(command_reply).collect()),
+        other => other,
     }
 }
 

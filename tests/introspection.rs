@@ -234,3 +234,107 @@ fn a_tenants_monitor_sees_its_own_clients_and_the_admins_sees_all_tagged() {
     assert!(seen[2].contains(" tenant=a] \"SET\" \"a-key\""), "{seen:?}");
     assert!(seen[3].ends_with("] \"AUTH\" \"(redacted)\" \"(redacted)\""), "{seen:?}");
 }
+
+/// Runs the same commands on `addr` and returns LATENCY HISTOGRAM for
+/// set/get (counts only: the timings differ) and INFO errorstats.
+fn stats_after_commands(addr: std::net::SocketAddr) -> (Vec<(String, i64, i64)>, String, String) {
+    let mut c = Raw::connect(addr);
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
+    for i in 0..10 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    for _ in 0..5 {
+        c.cmd(&["GET", "k1"]);
+    }
+    c.cmd(&["GET"]);
+    c.cmd(&["LPUSH", "k1", "x"]);
+    c.cmd(&["LPUSH", "k2", "x"]);
+    c.cmd(&["NOSUCH"]);
+    c.cmd(&["EVAL", "return redis.error_reply('MY:KIND went wrong')", "0"]);
+    let Frame::Map(h) = ({
+        c.cmd(&["HELLO", "3"]);
+        c.cmd(&["LATENCY", "HISTOGRAM", "set", "GET", "nosuch"])
+    }) else {
+        panic!("a map")
+    };
+    let mut rows = Vec::new();
+    for (name, v) in h {
+        let Frame::Map(fields) = v else { panic!() };
+        let Frame::Integer(calls) = fields[0].1 else { panic!() };
+        let Frame::Map(buckets) = &fields[1].1 else { panic!() };
+        let Some((_, Frame::Integer(last))) = buckets.last() else { panic!() };
+        rows.push((name.to_string(), calls, *last));
+    }
+    rows.sort();
+    let Frame::Verbatim(errors) = c.cmd(&["INFO", "errorstats"]) else { panic!() };
+    let Frame::Verbatim(latency) = c.cmd(&["INFO", "latencystats"]) else { panic!() };
+    (rows, String::from_utf8_lossy(&errors).into_owned(), String::from_utf8_lossy(&latency).into_owned())
+}
+
+#[test]
+fn latency_histogram_errorstats_and_latencystats_match_redis() {
+    let redis = common::RedisServer::start();
+    let h = common::start();
+    let (want, got) = (stats_after_commands(redis.addr), stats_after_commands(h.addr));
+    assert_eq!(got.0, want.0, "LATENCY HISTOGRAM calls and totals");
+    assert_eq!(got.1, want.1, "INFO errorstats");
+    let percentiles = |text: &str| {
+        let line = text.lines().find(|l| l.starts_with("latency_percentiles_usec_set:")).expect("a line for SET");
+        line.split(|c| c == ':' || c == ',').skip(1).map(|kv| kv.split('=').next().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(percentiles(&got.2), percentiles(&want.2));
+    // A tenant sees no server-wide counters.
+    let mut t = tenant(&h, "t", &[]);
+    let Frame::Bulk(text) = t.cmd(&["INFO", "errorstats"]) else { panic!() };
+    assert_eq!(String::from_utf8_lossy(&text).trim(), "# Errorstats");
+}
+
+/// MEMORY STATS's field names (the db.N map's too) and each value's kind.
+fn memory_stats_shape(addr: std::net::SocketAddr) -> Vec<String> {
+    let mut c = Raw::connect(addr);
+    c.cmd(&["HELLO", "3"]);
+    c.cmd(&["SET", "a", "b"]);
+    let Frame::Map(fields) = c.cmd(&["MEMORY", "STATS"]) else { panic!("a map") };
+    let kind = |v: &Frame| match v {
+        Frame::Integer(_) => "int".to_string(),
+        Frame::Double(_) => "double".to_string(),
+        Frame::Map(m) => format!("map{:?}", m.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()),
+        other => format!("{other:?}"),
+    };
+    fields.iter().map(|(k, v)| format!("{k}={}", kind(v))).collect()
+}
+
+#[test]
+fn memory_subcommands_reply_as_redis_does() {
+    let redis = common::RedisServer::start();
+    let h = common::start();
+    assert_eq!(memory_stats_shape(h.addr), memory_stats_shape(redis.addr));
+    let script: &[&[&str]] = &[
+        &["SET", "k", "v"],
+        &["MEMORY", "USAGE", "nokey"],
+        &["MEMORY", "USAGE", "k", "SAMPLES"],
+        &["MEMORY", "USAGE", "k", "SAMPLES", "x"],
+        &["MEMORY", "USAGE", "k", "SAMPLES", "-1"],
+        &["MEMORY", "USAGE", "k", "BOGUS", "1"],
+        &["MEMORY", "USAGE"],
+        &["MEMORY", "STATS", "x"],
+        &["MEMORY", "PURGE"],
+        &["MEMORY", "DOCTOR", "x"],
+        &["MEMORY", "HELP"],
+        &["MEMORY", "NOPE"],
+    ];
+    let run = |addr| {
+        let mut c = Raw::connect(addr);
+        script.iter().map(|cmd| c.cmd(cmd)).collect::<Vec<_>>()
+    };
+    assert_eq!(run(h.addr), run(redis.addr));
+    // A tenant's figures are its own: its keys and its memory.
+    let mut t = tenant(&h, "t", &["MEMORY", "10mb"]);
+    t.cmd(&["HELLO", "3"]);
+    t.cmd(&["SET", "big", &"x".repeat(100_000)]);
+    let Frame::Map(fields) = t.cmd(&["MEMORY", "STATS"]) else { panic!() };
+    let get = |name: &str| fields.iter().find(|(k, _)| k.to_string().contains(name)).map(|(_, v)| v.clone());
+    assert_eq!(get("keys.count"), Some(Frame::Integer(1)));
+    let Some(Frame::Integer(total)) = get("total.allocated") else { panic!() };
+    assert!((100_000..2_000_000).contains(&total), "{total}");
+}

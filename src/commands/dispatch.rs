@@ -206,8 +206,11 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
             return reject(ctx, Some(idx), e);
         }
     }
-    // NOLOOP tracking clients are not told of their own changes.
-    let writer = space.tracking.active().then(|| crate::space::tracking::writer(ctx.client.id()));
+    // A write's invalidations wait for its end (and go only if it changed
+    // something); NOLOOP clients are not told of their own. A read's (a key
+    // it found expired) go at once.
+    let writes = spec.has(WRITE) || spec.has(MAY_REPLICATE);
+    let writer = (writes && space.tracking.active()).then(|| crate::space::tracking::writer(ctx.client.id()));
     // MONITOR: scripts before what they run, the rest after.
     let monitored = state.global.monitors.any() || space.monitors.any();
     let before = monitored && super::introspection::fed_before(spec);
@@ -241,8 +244,9 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         }
     }
     let stats = &state.command_stats[idx];
-    let us = start.elapsed().as_micros() as u64;
-    stats.calls.record(us);
+    let ns = start.elapsed().as_nanos() as u64;
+    stats.calls.record(ns);
+    let us = ns / 1000;
     // SLOWLOG and LATENCY: one load and one compare unless it was slow.
     if state.thresholds.interesting(us) {
         super::introspection::record(ctx, spec, sent, us);
@@ -250,8 +254,7 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     state.stats.commands_processed.incr();
     if let Err(e) = result {
         stats.failed.incr();
-        state.stats.total_error_replies.incr();
-        ctx.out.error_bytes(&e.to_bytes());
+        error_reply(ctx, &e.to_bytes());
     }
 }
 
@@ -336,10 +339,7 @@ fn run_addressed(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[
         Ok((tenant, rewritten))
     })();
     match addressed {
-        Err(e) => {
-            ctx.state.stats.total_error_replies.incr();
-            ctx.out.error_bytes(&e.to_bytes());
-        }
+        Err(e) => error_reply(ctx, &e.to_bytes()),
         Ok((tenant, rewritten)) => {
             if !ctx.in_exec && ctx.client.offload == Offload::Allowed && tenant.space.busy() {
                 // The tenant's long command holds its lock: wait for it on
@@ -392,8 +392,19 @@ fn reject(ctx: &mut Ctx, idx: Option<usize>, err: CmdError) {
     if let Some(i) = idx {
         ctx.state.command_stats[i].rejected.incr();
     }
+    error_reply(ctx, &err.to_bytes());
+}
+
+/// Writes an error reply and counts it (INFO stats and errorstats).
+fn error_reply(ctx: &mut Ctx, text: &[u8]) {
+    count_error(ctx, text);
+    ctx.out.error_bytes(text);
+}
+
+/// Counts an error reply (its text without the `-`).
+pub fn count_error(ctx: &Ctx, text: &[u8]) {
     ctx.state.stats.total_error_replies.incr();
-    ctx.out.error_bytes(&err.to_bytes());
+    ctx.state.error_kinds.count(text);
 }
 
 /// Redis formats these with `%.128s`: at most 128 bytes, cut at a NUL.

@@ -142,6 +142,9 @@ const LATENCY_HELP: &[&str] = &[
     "RESET [<event> ...]",
     "    Reset latency data of one or more <event> classes.",
     "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
     "HELP",
     "    Prints this help.",
 ];
@@ -150,7 +153,10 @@ const LATENCY_HELP: &[&str] = &[
 /// the caller's space's events (a tenant's own commands; the admin's
 /// global ones).
 pub fn latency(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let sub = subcommand("latency", a, &[("doctor", 2), ("help", 2), ("history", 3), ("latest", 2), ("reset", -2)])?;
+    let sub = subcommand("latency", a, &[("doctor", 2), ("help", 2), ("histogram", -2), ("history", 3), ("latest", 2), ("reset", -2)])?;
+    if sub == "histogram" {
+        return histogram(ctx, &a[2..]);
+    }
     let events = &ctx.space().latency;
     let out = &mut *ctx.out;
     match sub.as_str() {
@@ -303,5 +309,62 @@ pub fn feed_monitors(ctx: &Ctx, spec: &CommandSpec, sent: &[&[u8]]) {
     }
     if own {
         ctx.space.monitors.feed(&Source { db: ctx.client.db, addr, tenant: None }, sent, how);
+    }
+}
+
+/// The commands with calls, and their counters: every one, or those named
+/// (unknown names skipped). Per-command counters are server-wide, so a
+/// tenant gets none.
+fn commands_with_calls<'a>(ctx: &'a Ctx, names: &[&[u8]]) -> Vec<(&'static str, &'a crate::metrics::CallCounter)> {
+    if ctx.client.tenant.is_some() {
+        return Vec::new();
+    }
+    let stats = super::COMMANDS.iter().zip(&ctx.state.command_stats);
+    let named = |s: &CommandSpec| names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(s.name.as_bytes()));
+    stats.filter(|(s, c)| named(s) && c.calls.get().0 > 0).map(|(s, c)| (s.name, &c.calls)).collect()
+}
+
+/// LATENCY HISTOGRAM [command ...]: each command's calls and cumulative
+/// counts by power-of-two microseconds, as Redis replies.
+fn histogram(ctx: &mut Ctx, names: &[&[u8]]) -> CmdResult {
+    let rows: Vec<_> = commands_with_calls(ctx, names).into_iter().map(|(n, c)| (n, c.get().0, c.histogram())).collect();
+    let out = &mut *ctx.out;
+    out.map(rows.len());
+    for (name, calls, h) in rows {
+        out.bulk(name.as_bytes());
+        out.map(2);
+        out.bulk(b"calls");
+        out.int(calls as i64);
+        out.bulk(b"histogram_usec");
+        let buckets = crate::metrics::cumulative_usec(&h);
+        out.map(buckets.len());
+        for (usec, n) in buckets {
+            out.int(usec as i64);
+            out.int(n as i64);
+        }
+    }
+    Ok(())
+}
+
+/// INFO latencystats: p50, p99 and p99.9 of each command's latency.
+pub fn info_latencystats(ctx: &Ctx, t: &mut String) {
+    use std::fmt::Write as _;
+    t.push_str("# Latencystats\r\n");
+    for (name, calls) in commands_with_calls(ctx, &[]) {
+        let h = calls.histogram();
+        let p = |f| crate::metrics::percentile_usec(&h, f);
+        let _ = write!(t, "latency_percentiles_usec_{name}:p50={:.3},p99={:.3},p99.9={:.3}\r\n", p(0.5), p(0.99), p(0.999));
+    }
+}
+
+/// INFO errorstats: error replies by kind (server-wide, so a tenant gets
+/// the header only).
+pub fn info_errorstats(ctx: &Ctx, t: &mut String) {
+    use std::fmt::Write as _;
+    t.push_str("# Errorstats\r\n");
+    if ctx.client.tenant.is_none() {
+        for (kind, n) in ctx.state.error_kinds.snapshot() {
+            let _ = write!(t, "errorstat_{kind}:count={n}\r\n");
+        }
     }
 }

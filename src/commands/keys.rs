@@ -472,34 +472,3 @@ fn flush_mode(a: &[&[u8]]) -> CmdResult {
         _ => Err(CmdError::Syntax),
     }
 }
-
-/// MEMORY USAGE: the key's accounted bytes (exact, not sampled).
-pub fn memory(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let sub = lower(a[1]);
-    match sub.as_str() {
-        "usage" => {
-            if a.len() != 3 && !(a.len() == 5 && is(a[3], "samples")) {
-                return Err(CmdError::Syntax);
-            }
-            match ctx.db().sample_one(a[2], ctx.now_ms) {
-                Some(b) => ctx.out.int(b as i64),
-                None => ctx.out.null(),
-            }
-            Ok(())
-        }
-        "help" => {
-            help_reply(
-                ctx,
-                &[
-                    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                    "USAGE <key> [SAMPLES <count>]",
-                    "    Return memory in bytes used by <key> and its value.",
-                    "HELP",
-                    "    Print this help.",
-                ],
-            );
-            Ok(())
-        }
-        _ => Err(CmdError::UnknownSubcommand { cmd: "MEMORY".into(), sub: String::from_utf8_lossy(a[1]).into() }),
-    }
-}

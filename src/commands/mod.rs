@@ -17,6 +17,7 @@ pub mod error;
 pub mod table;
 
 mod bitmaps;
+pub mod command;
 mod connection;
 mod dump;
 mod functions;
@@ -27,8 +28,11 @@ mod introspection;
 mod keys;
 pub mod keyspec;
 mod lists;
+mod memory;
 pub mod notify;
 mod pubsub;
+#[rustfmt::skip]
+mod redis_meta;
 pub mod scripting;
 mod server;
 mod sets;
@@ -36,6 +40,7 @@ mod sort;
 mod stream_groups;
 mod streams;
 mod strings;
+mod summaries;
 mod tenant;
 mod tracking;
 mod transactions;

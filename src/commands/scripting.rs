@@ -175,7 +175,13 @@ where
     ctx.client.unchanged = true;
     match result {
         Ok(reply) => {
+            let mark = ctx.out.buf.len();
             reply.write(ctx.out);
+            // A script's error reply counts as an error (INFO), as in Redis.
+            if ctx.out.buf.get(mark) == Some(&b'-') {
+                let line = ctx.out.buf[mark + 1..].split(|&b| b == b'\r').next().unwrap_or_default().to_vec();
+                super::dispatch::count_error(ctx, &line);
+            }
             Ok(())
         }
         Err(None) => Err(CmdError::msg(missing)),

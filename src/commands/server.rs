@@ -7,7 +7,7 @@ use super::args::{int, lower};
 use super::connection::REDIS_VERSION;
 use super::keys::help_reply;
 use super::table::COMMANDS;
-use super::{CmdError, CmdResult, CommandSpec, Ctx, lookup};
+use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{PARAMS, param};
 use crate::persist::settings::{SETTINGS, setting};
 use crate::persist::snapshot::StartError;
@@ -15,8 +15,9 @@ use crate::server::state::ExitSave;
 use crate::space::notify;
 use crate::store::glob;
 
-const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
-const ALL_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "commandstats", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "errorstats", "keyspace"];
+const ALL_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "commandstats", "errorstats", "latencystats", "keyspace"];
 
 pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut wanted: Vec<String> = a[1..].iter().map(|s| lower(s)).collect();
@@ -181,6 +182,8 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
                 }
             }
         }
+        "errorstats" => super::introspection::info_errorstats(ctx, t),
+        "latencystats" => super::introspection::info_latencystats(ctx, t),
         "keyspace" => {
             t.push_str("# Keyspace\r\n");
             for (i, d) in ctx.space().existing() {
@@ -281,6 +284,7 @@ pub fn config(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
             for cs in &ctx.state.command_stats {
                 cs.calls.reset();
+                ctx.state.error_kinds.reset();
                 cs.rejected.reset();
                 cs.failed.reset();
             }
@@ -532,7 +536,7 @@ const ACL_CATEGORIES: &[&str] = &[
 /// where Redis has a category of that name (Redis has none for the server
 /// group, and Ferrite's tenancy commands are not Redis's), read or write,
 /// fast or slow, admin and dangerous, blocking.
-fn acl_categories(spec: &CommandSpec) -> Vec<String> {
+pub(super) fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     use super::flags::*;
     let group = match spec.group {
         "sorted_set" => Some("sortedset"),
@@ -555,85 +559,6 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
         v.push("@blocking".into());
     }
     v
-}
-
-fn command_info(ctx: &mut Ctx, spec: &CommandSpec) {
-    let out = &mut *ctx.out;
-    out.array(10);
-    out.bulk(spec.name.as_bytes());
-    out.int(spec.arity as i64);
-    let flags = spec.flag_names();
-    out.set(flags.len());
-    flags.iter().for_each(|f| out.simple(f));
-    let (first, last, step) = spec.reported_keys();
-    out.int(first as i64);
-    out.int(last as i64);
-    out.int(step as i64);
-    let cats = acl_categories(spec);
-    out.set(cats.len());
-    cats.iter().for_each(|c| out.simple(c));
-    out.array(0);
-    out.array(0);
-    out.array(0);
-}
-
-pub fn command(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    if a.len() == 1 {
-        ctx.out.array(COMMANDS.len());
-        COMMANDS.iter().for_each(|c| command_info(ctx, c));
-        return Ok(());
-    }
-    match lower(a[1]).as_str() {
-        "count" => ctx.out.int(COMMANDS.len() as i64),
-        "list" => ctx.out.bulks(COMMANDS.iter().map(|c| c.name.as_bytes())),
-        "info" => {
-            let names: Vec<&[u8]> = if a.len() > 2 { a[2..].to_vec() } else { COMMANDS.iter().map(|c| c.name.as_bytes()).collect() };
-            ctx.out.array(names.len());
-            for n in names {
-                match lookup(n) {
-                    Some((_, spec)) => command_info(ctx, spec),
-                    None => ctx.out.null_array(),
-                }
-            }
-        }
-        "docs" => {
-            let specs: Vec<&CommandSpec> =
-                if a.len() > 2 { a[2..].iter().filter_map(|n| lookup(n).map(|(_, s)| s)).collect() } else { COMMANDS.iter().collect() };
-            ctx.out.map(specs.len());
-            for s in specs {
-                ctx.out.bulk(s.name.as_bytes());
-                ctx.out.map(3);
-                ctx.out.bulk(b"summary");
-                ctx.out.bulk(format!("The {} command", s.name.to_uppercase()).as_bytes());
-                ctx.out.bulk(b"since");
-                ctx.out.bulk(b"1.0.0");
-                ctx.out.bulk(b"group");
-                ctx.out.bulk(s.group.as_bytes());
-            }
-        }
-        "help" => help_reply(
-            ctx,
-            &[
-                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "(no subcommand)",
-                "    Return details about all Redis commands.",
-                "COUNT",
-                "    Return the total number of commands in this Redis server.",
-                "LIST",
-                "    Return a list of all commands in this Redis server.",
-                "INFO [<command-name> ...]",
-                "    Return details about multiple Redis commands.",
-                "DOCS [<command-name> ...]",
-                "    Return documentation details about multiple Redis commands.",
-                "HELP",
-                "    Print this help.",
-            ],
-        ),
-        _ => {
-            return Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: String::from_utf8_lossy(a[1]).into() });
-        }
-    }
-    Ok(())
 }
 
 /// ROLE: Ferrite has no replication, so a master with no replicas.

@@ -9,8 +9,8 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, connection, dump, functions, geo, hashes, hyperloglog, introspection, keys, lists, pubsub,
-    scripting, server, sets, sort, stream_groups, streams, strings, tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, command, connection, dump, functions, geo, hashes, hyperloglog, introspection, keys, lists, memory,
+    pubsub, scripting, server, sets, sort, stream_groups, streams, strings, tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -57,9 +57,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bgrewriteaof", Admin, 1, ADMIN | NOSCRIPT, 0, 0, 0, "server", server::bgrewriteaof),
     cmd!("lastsave", Server, 1, LOADING | STALE | FAST, 0, 0, 0, "server", server::lastsave),
     cmd!("shutdown", Admin, -1, ADMIN | NO_MULTI | LOADING | STALE | NOSCRIPT, 0, 0, 0, "server", server::shutdown),
-    cmd!("memory", Data, -2, READONLY, 2, 2, 1, "server", keys::memory),
+    cmd!("memory", Data, -2, READONLY, 2, 2, 1, "server", memory::memory),
     cmd!("debug", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::debug),
-    cmd!("command", Server, -1, LOADING | STALE, 0, 0, 0, "server", server::command),
+    cmd!("command", Server, -1, LOADING | STALE, 0, 0, 0, "server", command::command),
     cmd!("lolwut", Data, -1, READONLY | FAST, 0, 0, 0, "server", server::lolwut),
     // Admin in Redis; a tenant runs them on its own space (`admission::tenant_may_run`).
     cmd!("slowlog", Admin, -2, ADMIN | LOADING | STALE, 0, 0, 0, "server", introspection::slowlog),
@@ -234,7 +234,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pfadd", Data, -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", hyperloglog::pfadd),
     cmd!("pfcount", Data, -2, READONLY | MAY_REPLICATE, 1, -1, 1, "hyperloglog", hyperloglog::pfcount),
     cmd!("pfmerge", Data, -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", hyperloglog::pfmerge),
-    cmd!("pfdebug", Admin, -3, ADMIN, 2, 2, 1, "hyperloglog", hyperloglog::pfdebug),
+    cmd!("pfdebug", Admin, 3, ADMIN, 2, 2, 1, "hyperloglog", hyperloglog::pfdebug),
     cmd!("pfselftest", Admin, 1, ADMIN, 0, 0, 0, "hyperloglog", hyperloglog::pfselftest),
     // geo
     cmd!("geoadd", Data, -5, WRITE | DENYOOM, 1, 1, 1, "geo", geo::geoadd),
@@ -302,6 +302,118 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("spublish", PubSub, 3, PUBSUB | FAST | LOADING | STALE | NOT_KEY, 0, 0, 0, "pubsub", pubsub::spublish),
 ];
 
+/// The subcommands of container commands (CLIENT, CONFIG, OBJECT...), as
+/// `container|subcommand`: what COMMAND INFO, DOCS and LIST report, with
+/// Redis 7.0's arity, flags and key positions. Each has a tenant class: its
+/// container's, since dispatch runs (and admits) the container's entry with
+/// the subcommand as its first argument; the flags are Redis's (CLIENT KILL
+/// is `admin` there, while a tenant may kill its own connections here).
+/// Ferrite's own additions (CLIENT NO-TOUCH and SETINFO, from Redis 7.2)
+/// are listed too. `lookup` never finds these: they are not commands.
+pub static SUBCOMMANDS: &[CommandSpec] = &[
+    cmd!("acl|cat", Server, -2, NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::acl),
+    cmd!("acl|help", Server, 2, LOADING | STALE, 0, 0, 0, "server", server::acl),
+    cmd!("acl|list", Server, 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::acl),
+    cmd!("acl|users", Server, 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::acl),
+    cmd!("acl|whoami", Server, 2, NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::acl),
+    cmd!("client|caching", Connection, 3, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|getname", Connection, 2, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|getredir", Connection, 2, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|help", Connection, 2, LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|id", Connection, 2, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|info", Connection, 2, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|kill", Connection, -3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|list", Connection, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|no-evict", Connection, 3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|pause", Connection, -3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|no-touch", Connection, 3, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|reply", Connection, 3, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|setname", Connection, 3, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|setinfo", Connection, 4, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|tracking", Connection, -3, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|trackinginfo", Connection, 2, NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|unblock", Connection, -3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("client|unpause", Connection, 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "connection", connection::client),
+    cmd!("command|count", Server, 2, LOADING | STALE, 0, 0, 0, "server", command::command),
+    cmd!("command|docs", Server, -2, LOADING | STALE, 0, 0, 0, "server", command::command),
+    cmd!("command|getkeys", Server, -4, LOADING | STALE, 0, 0, 0, "server", command::command),
+    cmd!("command|getkeysandflags", Server, -4, LOADING | STALE, 0, 0, 0, "server", command::command),
+    cmd!("command|help", Server, 2, LOADING | STALE, 0, 0, 0, "server", command::command),
+    cmd!("command|info", Server, -2, LOADING | STALE, 0, 0, 0, "server", command::command),
+    cmd!("command|list", Server, -2, LOADING | STALE, 0, 0, 0, "server", command::command),
+    cmd!("config|get", Admin, -3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::config),
+    cmd!("config|help", Admin, 2, LOADING | STALE, 0, 0, 0, "server", server::config),
+    cmd!("config|resetstat", Admin, 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::config),
+    cmd!("config|rewrite", Admin, 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::config),
+    cmd!("config|set", Admin, -4, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", server::config),
+    cmd!("function|delete", Data, 3, WRITE | NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|dump", Data, 2, NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|flush", Data, -2, WRITE | NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|help", Data, 2, LOADING | STALE, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|kill", Data, 2, NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|list", Data, -2, NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|load", Data, -3, WRITE | DENYOOM | NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|restore", Data, -3, WRITE | DENYOOM | NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("function|stats", Data, 2, NOSCRIPT, 0, 0, 0, "scripting", functions::function),
+    cmd!("latency|doctor", Admin, 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::latency),
+    cmd!("latency|help", Admin, 2, LOADING | STALE, 0, 0, 0, "server", introspection::latency),
+    cmd!("latency|histogram", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::latency),
+    cmd!("latency|history", Admin, 3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::latency),
+    cmd!("latency|latest", Admin, 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::latency),
+    cmd!("latency|reset", Admin, -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", introspection::latency),
+    cmd!("memory|doctor", Data, 2, 0, 0, 0, 0, "server", memory::memory),
+    cmd!("memory|help", Data, 2, LOADING | STALE, 0, 0, 0, "server", memory::memory),
+    cmd!("memory|malloc-stats", Data, 2, 0, 0, 0, 0, "server", memory::memory),
+    cmd!("memory|purge", Data, 2, 0, 0, 0, 0, "server", memory::memory),
+    cmd!("memory|stats", Data, 2, 0, 0, 0, 0, "server", memory::memory),
+    cmd!("memory|usage", Data, -3, READONLY, 2, 2, 1, "server", memory::memory),
+    cmd!("object|encoding", Data, 3, READONLY, 2, 2, 1, "generic", keys::object),
+    cmd!("object|freq", Data, 3, READONLY, 2, 2, 1, "generic", keys::object),
+    cmd!("object|help", Data, 2, LOADING | STALE, 0, 0, 0, "generic", keys::object),
+    cmd!("object|idletime", Data, 3, READONLY, 2, 2, 1, "generic", keys::object),
+    cmd!("object|refcount", Data, 3, READONLY, 2, 2, 1, "generic", keys::object),
+    cmd!("pubsub|channels", PubSub, -2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
+    cmd!("pubsub|help", PubSub, 2, LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
+    cmd!("pubsub|numpat", PubSub, 2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
+    cmd!("pubsub|numsub", PubSub, -2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
+    cmd!("pubsub|shardchannels", PubSub, -2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
+    cmd!("pubsub|shardnumsub", PubSub, -2, PUBSUB | LOADING | STALE, 0, 0, 0, "pubsub", pubsub::pubsub),
+    cmd!("script|debug", Server, 3, NOSCRIPT, 0, 0, 0, "scripting", scripting::script),
+    cmd!("script|exists", Server, -3, NOSCRIPT, 0, 0, 0, "scripting", scripting::script),
+    cmd!("script|flush", Server, -2, NOSCRIPT, 0, 0, 0, "scripting", scripting::script),
+    cmd!("script|help", Server, 2, LOADING | STALE, 0, 0, 0, "scripting", scripting::script),
+    cmd!("script|kill", Server, 2, NOSCRIPT, 0, 0, 0, "scripting", scripting::script),
+    cmd!("script|load", Server, 3, NOSCRIPT | STALE, 0, 0, 0, "scripting", scripting::script),
+    cmd!("slowlog|get", Admin, -2, ADMIN | LOADING | STALE, 0, 0, 0, "server", introspection::slowlog),
+    cmd!("slowlog|help", Admin, 2, LOADING | STALE, 0, 0, 0, "server", introspection::slowlog),
+    cmd!("slowlog|len", Admin, 2, ADMIN | LOADING | STALE, 0, 0, 0, "server", introspection::slowlog),
+    cmd!("slowlog|reset", Admin, 2, ADMIN | LOADING | STALE, 0, 0, 0, "server", introspection::slowlog),
+    cmd!("xgroup|create", Data, -5, WRITE | DENYOOM, 2, 2, 1, "stream", stream_groups::xgroup),
+    cmd!("xgroup|createconsumer", Data, 5, WRITE | DENYOOM, 2, 2, 1, "stream", stream_groups::xgroup),
+    cmd!("xgroup|delconsumer", Data, 5, WRITE, 2, 2, 1, "stream", stream_groups::xgroup),
+    cmd!("xgroup|destroy", Data, 4, WRITE, 2, 2, 1, "stream", stream_groups::xgroup),
+    cmd!("xgroup|help", Data, 2, LOADING | STALE, 0, 0, 0, "stream", stream_groups::xgroup),
+    cmd!("xgroup|setid", Data, -5, WRITE, 2, 2, 1, "stream", stream_groups::xgroup),
+    cmd!("xinfo|consumers", Data, 4, READONLY, 2, 2, 1, "stream", stream_groups::xinfo),
+    cmd!("xinfo|groups", Data, 3, READONLY, 2, 2, 1, "stream", stream_groups::xinfo),
+    cmd!("xinfo|help", Data, 2, LOADING | STALE, 0, 0, 0, "stream", stream_groups::xinfo),
+    cmd!("xinfo|stream", Data, -3, READONLY, 2, 2, 1, "stream", stream_groups::xinfo),
+];
+
+static SUB_INDEX: LazyLock<AHashMap<&'static str, usize>> =
+    LazyLock::new(|| SUBCOMMANDS.iter().enumerate().map(|(i, c)| (c.name, i)).collect());
+
+/// Finds `container|subcommand` (either part in any case).
+pub fn lookup_subcommand(container: &str, sub: &[u8]) -> Option<&'static CommandSpec> {
+    let name = format!("{}|{}", container.to_ascii_lowercase(), String::from_utf8_lossy(sub).to_ascii_lowercase());
+    SUB_INDEX.get(name.as_str()).map(|&i| &SUBCOMMANDS[i])
+}
+
+/// The subcommands of a container, in table order (none for a plain command).
+pub fn subcommands_of(container: &str) -> impl Iterator<Item = &'static CommandSpec> + '_ {
+    SUBCOMMANDS.iter().filter(move |s| s.name.split_once('|').is_some_and(|(c, _)| c == container))
+}
+
 static INDEX: LazyLock<AHashMap<&'static [u8], usize>> =
     LazyLock::new(|| COMMANDS.iter().enumerate().map(|(i, c)| (c.name.as_bytes(), i)).collect());
 
@@ -354,5 +466,24 @@ mod tests {
         assert_eq!((ssub.key_indexes(3).count(), ssub.reported_keys()), (0, (1, -1, 1)));
         let (_, spub) = lookup(b"spublish").unwrap();
         assert_eq!((spub.key_indexes(3).count(), spub.reported_keys()), (0, (1, 1, 1)));
+    }
+
+    #[test]
+    fn subcommands_are_classified_as_their_container() {
+        let mut seen = std::collections::HashSet::new();
+        for s in SUBCOMMANDS {
+            assert!(seen.insert(s.name), "duplicate {}", s.name);
+            assert_eq!(s.name, s.name.to_lowercase());
+            let (container, _) = s.name.split_once('|').expect("container|subcommand");
+            let (_, parent) = lookup(container.as_bytes()).unwrap_or_else(|| panic!("{}: no container", s.name));
+            // Dispatch admits the container's entry: a subcommand's class must be it.
+            assert_eq!(s.class, parent.class, "{}", s.name);
+            assert_eq!(s.handler as usize, parent.handler as usize, "{}", s.name);
+            assert!(s.arity.unsigned_abs() >= 2, "{}", s.name);
+            assert!(lookup(s.name.as_bytes()).is_none(), "{} must not be a command", s.name);
+        }
+        assert_eq!(lookup_subcommand("CLIENT", b"List").map(|s| s.name), Some("client|list"));
+        assert!(lookup_subcommand("get", b"x").is_none());
+        assert_eq!(subcommands_of("object").count(), 5);
     }
 }

@@ -143,6 +143,11 @@ impl Scripts {
         self.bytes.load(Relaxed) + self.function_bytes.load(Relaxed)
     }
 
+    /// (scripts, function libraries) as MEMORY STATS splits them.
+    pub fn bytes_by_kind(&self) -> (u64, u64) {
+        (self.bytes.load(Relaxed), self.function_bytes.load(Relaxed))
+    }
+
     pub fn count(&self) -> usize {
         crate::worker::lock(&self.engine).as_ref().map_or(0, |e| e.bodies.len())
     }

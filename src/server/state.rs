@@ -79,6 +79,8 @@ pub struct ServerState {
     pub stats: Stats,
     /// Indexed like [`COMMANDS`].
     pub command_stats: Vec<CommandStats>,
+    /// INFO errorstats: error replies by kind.
+    pub error_kinds: crate::metrics::ErrorKinds,
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
     /// What the shutdown does with the data (SHUTDOWN's SAVE / NOSAVE).
@@ -163,6 +165,7 @@ impl ServerState {
             clients: ClientRegistry::default(),
             stats: Stats::default(),
             command_stats: COMMANDS.iter().map(|_| CommandStats::default()).collect(),
+            error_kinds: Default::default(),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
             exit_save: parking_lot::Mutex::new(ExitSave::IfChanged),

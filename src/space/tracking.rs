@@ -11,6 +11,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+
+use ahash::AHashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -63,7 +65,7 @@ struct Broadcast {
 #[derive(Default)]
 struct Table {
     trackers: HashMap<u64, Tracker>,
-    keys: HashMap<Box<[u8]>, SmallVec<[u64; 2]>>,
+    keys: AHashMap<Box<[u8]>, SmallVec<[u64; 2]>>,
     items: usize,
     prefixes: BTreeMap<Vec<u8>, Broadcast>,
 }
@@ -304,7 +306,7 @@ impl Tracking {
 
     fn clear_keys(&self, t: &mut Table) {
         let freed: usize = t.keys.keys().map(|k| key_cost(k)).sum::<usize>() + t.items * ID_BYTES;
-        t.keys = HashMap::new();
+        t.keys = AHashMap::new();
         t.items = 0;
         self.bytes.fetch_sub(freed, Relaxed);
     }
