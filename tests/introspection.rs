@@ -280,7 +280,7 @@ fn latency_histogram_errorstats_and_latencystats_match_redis() {
     assert_eq!(got.1, want.1, "INFO errorstats");
     let percentiles = |text: &str| {
         let line = text.lines().find(|l| l.starts_with("latency_percentiles_usec_set:")).expect("a line for SET");
-        line.split(|c| c == ':' || c == ',').skip(1).map(|kv| kv.split('=').next().unwrap().to_string()).collect::<Vec<_>>()
+        line.split([':', ',']).skip(1).map(|kv| kv.split('=').next().unwrap().to_string()).collect::<Vec<_>>()
     };
     assert_eq!(percentiles(&got.2), percentiles(&want.2));
     // A tenant sees no server-wide counters.
