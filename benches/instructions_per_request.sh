@@ -9,7 +9,11 @@
 # requests) cancels start-up and shutdown.
 #
 # Usage: FERRITE_B=path/to/other/ferrite [TESTS=set,get] [PIPE=16]
+#        [FERRITE_A=...] [SETUP=...] [SETUP_B=...] [TRACK=...] [TRACK_B=...]
 #        benches/instructions_per_request.sh [short] [long] (default 20000 60000)
+# FERRITE_A, SETUP/SETUP_B (redis-cli arguments run first) and TRACK/TRACK_B
+# (a CLIENT TRACKING client kept connected, "ON" for no options) as in
+# cpu_per_request.sh: the same binary on both sides compares a setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -20,29 +24,39 @@ TESTS=${TESTS:-set,get}
 PIPE=${PIPE:-16}
 PORT=${PORT:-16699}
 : "${FERRITE_B:?set FERRITE_B to the binary to compare with}"
-cargo build --release --quiet --bin ferrite
+A=${FERRITE_A:-./target/release/ferrite}
+[ -n "${FERRITE_A:-}" ] || cargo build --release --quiet --bin ferrite
 ports_free "$PORT"
-total() { # binary test requests -> instructions the whole run took
-  local out
+total() { # binary test requests [setup] [tracking options] -> instructions the whole run took
+  local out tracker=""
   out=$(mktemp)
   valgrind --tool=callgrind --callgrind-out-file="$out" "$1" --port "$PORT" --appendonly no >/dev/null 2>&1 &
   local pid=$!
   wait_up "$PORT"
+  if [ -n "${4:-}" ]; then
+    # shellcheck disable=SC2086 # the setup is a command's words
+    redis-cli -p "$PORT" $4 >/dev/null
+  fi
+  if [ -n "${5:-}" ]; then
+    tracker=$(tracking_client "$PORT" "${5#ON}")
+    sleep 1
+  fi
   redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 1 -n "$3" -r 100000 -q >/dev/null 2>&1
+  [ -z "$tracker" ] || kill "$tracker" 2>/dev/null || true
   redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
   awk '/^totals:/ {print $2}' "$out"
   rm -f "$out"
 }
-per_request() { # binary test -> instructions per request
+per_request() { # binary test [setup] [tracking] -> instructions per request
   local a b
-  a=$(total "$1" "$2" "$SHORT")
-  b=$(total "$1" "$2" "$LONG")
+  a=$(total "$1" "$2" "$SHORT" "${3:-}" "${4:-}")
+  b=$(total "$1" "$2" "$LONG" "${3:-}" "${4:-}")
   awk -v a="$a" -v b="$b" -v n=$((LONG - SHORT)) 'BEGIN { printf "%.0f", (b - a) / n }'
 }
 echo "test,pipeline,now_instructions,other_instructions,now_over_other"
 for t in ${TESTS//,/ }; do
-  now=$(per_request ./target/release/ferrite "$t")
-  other=$(per_request "$FERRITE_B" "$t")
+  now=$(per_request "$A" "$t" "${SETUP:-}" "${TRACK:-}")
+  other=$(per_request "$FERRITE_B" "$t" "${SETUP_B:-}" "${TRACK_B:-}")
   echo "$t,$PIPE,$now,$other,$(awk -v a="$now" -v b="$other" 'BEGIN { printf "%.3f", a / b }')"
 done

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ahash::AHashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::RwLock;
 use smallvec::SmallVec;
@@ -79,29 +79,40 @@ pub struct Tracking {
     /// Keys changed under a BCAST prefix wait here until the end of the
     /// command (Redis sends them once per event-loop turn).
     pending: AtomicUsize,
+    /// A bit per hash of every key in the table (cleared when it empties)
+    /// and set for all when there are prefixes: a write of a key nobody
+    /// cached costs a hash and a load, not the table's lock.
+    filter: [AtomicU64; FILTER_WORDS],
     table: RwLock<Table>,
 }
 
 /// A change held until its command ends: whose table, the key, how to send.
 type Held = (Arc<Tracking>, Box<[u8]>, Delivery);
 
+/// What this thread's running commands have to do with tracking.
+struct Local {
+    /// The client whose command runs (0: none), for NOLOOP.
+    writer: Cell<u64>,
+    /// Commands running (nested: EXEC's and scripts' inside theirs).
+    depth: Cell<u32>,
+    /// Keys they changed, held until each command ends: a write that
+    /// changed nothing after all (HDEL of a missing field) invalidates
+    /// nothing, as in Redis.
+    pending: RefCell<Vec<Held>>,
+}
+
 thread_local! {
-    /// The client whose command runs on this thread (0: none), for NOLOOP.
-    static WRITER: Cell<u64> = const { Cell::new(0) };
-    /// Keys changed by the commands running on this thread, held until
-    /// each command ends: a write that changed nothing after all (HDEL of
-    /// a missing field) invalidates nothing, as in Redis.
-    static PENDING: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    static LOCAL: Local = const { Local { writer: Cell::new(0), depth: Cell::new(0), pending: RefCell::new(Vec::new()) } };
 }
 
 /// Marks `id` as the client running a command on this thread until the
 /// guard drops (then the previous one, for commands inside commands); the
 /// keys it changes are invalidated then (see [`WriterGuard::finish`]).
 pub fn writer(id: u64) -> WriterGuard {
-    DEPTH.with(|d| d.set(d.get() + 1));
-    let mark = PENDING.with(|p| p.borrow().len());
-    WriterGuard { previous: WRITER.with(|w| w.replace(id)), mark, changed: true }
+    LOCAL.with(|l| {
+        l.depth.set(l.depth.get() + 1);
+        WriterGuard { previous: l.writer.replace(id), mark: l.pending.borrow().len(), changed: true }
+    })
 }
 
 pub struct WriterGuard {
@@ -119,16 +130,29 @@ impl WriterGuard {
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
-        let held = PENDING.with(|p| p.borrow_mut().split_off(self.mark));
-        if self.changed {
-            for (tracking, key, how) in held {
-                tracking.invalidate(&key, how);
+        LOCAL.with(|l| {
+            if l.pending.borrow().len() > self.mark {
+                let held = l.pending.borrow_mut().split_off(self.mark);
+                if self.changed {
+                    for (tracking, key, how) in held {
+                        tracking.invalidate(&key, how);
+                    }
+                }
             }
-        }
-        WRITER.with(|w| w.set(self.previous));
-        DEPTH.with(|d| d.set(d.get() - 1));
+            l.writer.set(self.previous);
+            l.depth.set(l.depth.get() - 1);
+        });
     }
 }
+
+/// A key's bit in [`Tracking::filter`].
+fn filter_bit(key: &[u8]) -> (usize, u64) {
+    let h = FILTER_HASH.hash_one(key);
+    (((h >> 6) as usize) % FILTER_WORDS, 1 << (h & 63))
+}
+
+const FILTER_WORDS: usize = 16;
+static FILTER_HASH: ahash::RandomState = ahash::RandomState::with_seeds(0x5eed, 0xfe77, 0x17e, 0xcace);
 
 /// Two prefixes overlap when one starts with the other.
 fn overlaps(a: &[u8], b: &[u8]) -> bool {
@@ -272,6 +296,10 @@ impl Tracking {
             self.bytes.fetch_add(key_cost(&p), Relaxed);
             t.prefixes.entry(p).or_default().clients.push(id);
         }
+        if !t.prefixes.is_empty() {
+            // Any key may fall under a prefix.
+            self.filter.iter().for_each(|w| w.store(u64::MAX, Relaxed));
+        }
         if fresh {
             self.clients.fetch_add(1, Relaxed);
         }
@@ -286,6 +314,7 @@ impl Tracking {
         }
         let mut t = self.table.write();
         let Some(tracker) = t.trackers.remove(&id) else { return };
+        let had_prefixes = !t.prefixes.is_empty();
         for p in &tracker.info.prefixes {
             if let Some(b) = t.prefixes.get_mut(p) {
                 b.clients.retain(|c| *c != id);
@@ -301,6 +330,8 @@ impl Tracking {
         if t.trackers.is_empty() {
             // Nobody is left to tell: the table's keys go.
             self.clear_keys(&mut t);
+        } else if had_prefixes && t.prefixes.is_empty() {
+            self.rebuild_filter(&t);
         }
     }
 
@@ -309,6 +340,20 @@ impl Tracking {
         t.keys = AHashMap::new();
         t.items = 0;
         self.bytes.fetch_sub(freed, Relaxed);
+        self.rebuild_filter(t);
+    }
+
+    /// The filter again from the table (under its write lock): all set
+    /// with prefixes, else the bits of its keys.
+    fn rebuild_filter(&self, t: &Table) {
+        let all = if t.prefixes.is_empty() { 0 } else { u64::MAX };
+        self.filter.iter().for_each(|w| w.store(all, Relaxed));
+        if all == 0 {
+            for k in t.keys.keys() {
+                let (word, bit) = filter_bit(k);
+                self.filter[word].fetch_or(bit, Relaxed);
+            }
+        }
     }
 
     /// Remembers that client `id` read `keys` (it caches them now). Past
@@ -317,6 +362,8 @@ impl Tracking {
     pub fn remember<'a>(&self, id: u64, keys: impl Iterator<Item = &'a [u8]>, max_keys: usize, max_bytes: usize, how: Delivery) {
         let mut t = self.table.write();
         for key in keys {
+            let (word, bit) = filter_bit(key);
+            self.filter[word].fetch_or(bit, Relaxed);
             let ids = match t.keys.get_mut(key) {
                 Some(ids) => ids,
                 None => {
@@ -348,9 +395,14 @@ impl Tracking {
         if !self.active() || !self.concerns(key) {
             return;
         }
-        if DEPTH.with(|d| d.get()) > 0 {
-            PENDING.with(|p| p.borrow_mut().push((self.clone(), key.into(), how)));
-        } else {
+        let held = LOCAL.with(|l| {
+            let inside = l.depth.get() > 0;
+            if inside {
+                l.pending.borrow_mut().push((self.clone(), key.into(), how));
+            }
+            inside
+        });
+        if !held {
             self.invalidate(key, how);
         }
     }
@@ -359,6 +411,10 @@ impl Tracking {
     /// or it falls under a BCAST prefix (a shared lock, so writers of other
     /// keys do not queue behind each other).
     fn concerns(&self, key: &[u8]) -> bool {
+        let (word, bit) = filter_bit(key);
+        if self.filter[word].load(Relaxed) & bit == 0 {
+            return false;
+        }
         let t = self.table.read();
         t.keys.contains_key(key) || t.prefixes.keys().any(|p| key.starts_with(p))
     }
@@ -366,7 +422,7 @@ impl Tracking {
     /// The clients that cached `key` are told, and BCAST prefixes it falls
     /// under remember it.
     fn invalidate(&self, key: &[u8], how: Delivery) {
-        let writer = WRITER.with(|w| w.get());
+        let writer = LOCAL.with(|l| l.writer.get());
         let mut t = self.table.write();
         if !t.prefixes.is_empty() {
             let mut added = 0;
