@@ -59,6 +59,23 @@ fn a_scripts_writes_count_against_the_tenants_quotas() {
     assert_eq!(t.cmd(&["EXISTS", "big"]), Frame::Integer(0));
 }
 
+/// `allow-oom` lifts the server's `maxmemory` for a script, never the
+/// tenant's own limit.
+#[test]
+fn allow_oom_does_not_lift_the_tenants_limit() {
+    let h = common::start();
+    let mut t = tenant(&h, "full", &["MEMORY", "4mb"]);
+    let mb = "x".repeat(1024 * 1024);
+    for k in ["a", "b", "c"] {
+        assert_eq!(t.cmd(&["SET", k, &mb]), common::ok());
+    }
+    assert_eq!(t.cmd(&["SET", "half", &mb[..mb.len() / 2]]), common::ok());
+    let past = "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], string.rep('x', 600 * 1024))";
+    let reply = t.cmd(&["EVAL", past, "1", "d"]);
+    assert!(matches!(&reply, Frame::Error(e) if e.starts_with("OOM")), "{reply}");
+    assert_eq!(t.cmd(&["EXISTS", "d"]), Frame::Integer(0));
+}
+
 /// Cached scripts and the Lua heap are memory the tenant holds: new bodies
 /// are refused once they would take it past its limit.
 #[test]

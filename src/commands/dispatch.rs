@@ -202,7 +202,9 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
         if let Err(e) = admission::admit_write(ctx, spec, argv, adds) {
             return refuse(ctx, idx, e);
         }
-        if let Err(e) = admission::maxmemory_guard(ctx, adds) {
+        // A script that declared `allow-oom` writes past `maxmemory`.
+        let allow_oom = ctx.client.in_script && ctx.client.script_allow_oom;
+        if !allow_oom && let Err(e) = admission::maxmemory_guard(ctx, adds) {
             return reject(ctx, Some(idx), e);
         }
     }

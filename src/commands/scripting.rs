@@ -90,6 +90,23 @@ impl Host for CommandHost<'_, '_> {
         Some(!(self.ctx.client.bound && spec.has(ADMIN) && !admission::tenant_may_run(spec, &args)))
     }
 
+    fn begin(&mut self, allow_oom: bool, may_write: bool) -> Result<(), String> {
+        let ctx = &mut *self.ctx;
+        ctx.client.script_allow_oom = allow_oom;
+        if !may_write || ctx.client.loading {
+            return Ok(());
+        }
+        // A tenant's own limit first (no flag lifts it), then `maxmemory`
+        // (which may evict to make room, as before any write).
+        if let Some(t) = &ctx.client.tenant
+            && t.memory_used() > t.limits().memory_bytes
+        {
+            let e = crate::tenancy::TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: t.limits().memory_bytes };
+            return Err(e.to_string());
+        }
+        admission::maxmemory_guard(ctx, 0).map_err(|e| String::from_utf8_lossy(&e.to_bytes()).into_owned())
+    }
+
     fn log(&mut self, level: i64, message: &str) {
         let space = self.ctx.space.owner().unwrap_or("-").to_string();
         match level {
@@ -160,6 +177,7 @@ where
     };
     ctx.in_exec = outer;
     ctx.client.in_script = false;
+    ctx.client.script_allow_oom = false;
     if ctx.space.scripts.end_long() {
         ctx.space.wake_waiters();
     }

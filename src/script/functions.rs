@@ -55,6 +55,11 @@ impl FunctionInfo {
     fn no_writes(&self) -> bool {
         self.flags & 1 != 0
     }
+
+    /// Its flags as a script's shebang would give them.
+    fn as_flags(&self) -> super::Flags {
+        super::Flags { shebang: true, no_writes: self.no_writes(), allow_oom: self.flags & 2 != 0 }
+    }
 }
 
 /// A space's functions: the state they live in and the libraries.
@@ -234,6 +239,7 @@ impl FunctionsEngine {
             return Err(Some(ScriptError("ERR Can not execute a script with write flag using *_ro command.".into())));
         }
         let run = Run { read_only: run.read_only || info.no_writes(), ..run };
+        super::refuse_if_out_of_memory(host, info.as_flags())?;
         sandbox::invoke(&self.entry, callback, name, Given { keys, args, run, host, watch, as_function: true }).map_err(Some)
     }
 }

@@ -39,6 +39,20 @@ pub trait Host {
     /// `redis.acl_check_cmd`: whether the caller may run this command
     /// (None: no such command).
     fn may_run(&mut self, argv: &[Vec<u8>]) -> Option<bool>;
+    /// A run that declared its flags begins: with `allow_oom` its writes
+    /// skip the server's `maxmemory` check (never a tenant's own limit);
+    /// without it (and without `no-writes`) it is refused, with this error,
+    /// when the caller is already out of memory.
+    fn begin(&mut self, allow_oom: bool, may_write: bool) -> Result<(), String>;
+}
+
+/// Redis's refusal of a script with flags that may write, or of a write
+/// inside one, while out of memory.
+pub fn refuse_if_out_of_memory(host: &mut dyn Host, flags: Flags) -> Result<(), Option<ScriptError>> {
+    if !flags.shebang {
+        return Ok(());
+    }
+    host.begin(flags.allow_oom, !flags.no_writes && !flags.allow_oom).map_err(|e| Some(ScriptError(e)))
 }
 
 /// A script's SHA-1, in lower-case hex (its EVALSHA name).
@@ -214,6 +228,7 @@ impl Scripts {
             return Err(Some(ScriptError("ERR Can not execute a script with write flag using *_ro command.".into())));
         }
         let run = Run { read_only: run.read_only || flags.no_writes, ..run };
+        refuse_if_out_of_memory(host, *flags)?;
         self.begin_run(run, now_ms);
         let given = bound::Given { keys, args, run, host, watch: &self.watch, as_function: false };
         let result = sandbox::invoke(&engine.entry, f, sha, given);

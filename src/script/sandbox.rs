@@ -43,7 +43,7 @@ const ERR_HANDLER: &str = "local dbg, unwrap = debug, __ferrite_unwrap
 __redis__err__handler = function(err) err = unwrap(err)
   local i = dbg.getinfo(2, 'nSl')
   if i and i.what == 'C' then
-    local l = 3 i = dbg.getinfo(l, 'nSl') while i and i.source == '=glue' do l = l + 1 i = dbg.getinfo(l, 'nSl') end
+    local l = 3 i = dbg.getinfo(l, 'nSl') while i and (i.source == '=glue' or i.what == 'C') do l = l + 1 i = dbg.getinfo(l, 'nSl') end
   end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
@@ -79,15 +79,15 @@ math.random = function(...)
   local u = ...
   if n == 1 then
     u = floor(u)
-    if 1 > u then error("bad argument #1 to 'random' (interval is empty)", 2) end
+    if 1 > u then error("bad argument #1 to 'random' (interval is empty)", 3) end
     return floor(r * u) + 1
   end
   if n == 2 then
     local l, u = floor((...)), floor(select(2, ...))
-    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
+    if l > u then error("bad argument #2 to 'random' (interval is empty)", 3) end
     return floor(r * (u - l + 1)) + l
   end
-  error("wrong number of arguments", 2)
+  error("wrong number of arguments", 3)
 end
 math.randomseed = function(s) srand48(s) end
 -- LuaBitOp's bit library: 32-bit signed results, arguments converted as
@@ -97,7 +97,7 @@ local tobit, tonumber = __ferrite_tobit, tonumber
 local function bitarg(fn, i, n, x)
   local v = tonumber(x)
   if v == nil then
-    error("bad argument #" .. i .. " to '" .. fn .. "' (number expected, got " .. (i > n and 'no value' or type(x)) .. ")", 3)
+    error("bad argument #" .. i .. " to '" .. fn .. "' (number expected, got " .. (i > n and 'no value' or type(x)) .. ")", 4)
   end
   return tobit(v)
 end
@@ -131,6 +131,12 @@ bit.tohex = function(...)
   if n >= 2 then digits = bitarg('tohex', 2, n, (select(2, ...))) end
   return ops('tohex', x, digits)
 end
+-- Redis's are C functions: called through a C frame (`__ferrite_cwrap`),
+-- ours keep the script's frame even when tail-called, so their errors
+-- name the script's line as Redis's do (levels above count that frame).
+local cwrap = __ferrite_cwrap
+math.random = cwrap(math.random)
+for name, f in next, bit do bit[name] = cwrap(f) end
 local function pack(...) return {n = select('#', ...), ...} end
 pcall = function(...)
   -- Redis's pcall calls its first argument as given: none is a boolean.
@@ -183,6 +189,9 @@ end
 local function missing(_, n)
   error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
 end
+-- What getmetatable gives for a view: Redis's read-only globals table has
+-- a (read-only) metatable, its library tables none.
+local view_metas = raw_setmetatable({}, {__mode = 'k'})
 local function view(backing, strict)
   if strict then raw_setmetatable(backing, {__index = missing}) end
   local v = raw_setmetatable({}, {
@@ -193,8 +202,26 @@ local function view(backing, strict)
   views[v] = backing
   return v
 end
+-- Iterating a view iterates what it shows (Redis's read-only tables are
+-- the tables themselves); anything else is Lua's own, with its errors.
+local raw_next, raw_ipairs = next, ipairs
+local function checked(fn, t)
+  if type(t) ~= 'table' then
+    error("bad argument #1 to '" .. fn .. "' (table expected, got " .. (t == nil and 'nil' or type(t)) .. ")", 4)
+  end
+  return views[t] or t
+end
+next = cwrap(function(t, k) return raw_next(checked('next', t), k) end)
+pairs = cwrap(function(t)
+  if views[t] then return next, t, nil end
+  checked('pairs', t)
+  return raw_next, t, nil
+end)
+ipairs = cwrap(function(t) return raw_ipairs(checked('ipairs', t)) end)
+_G.rawget = cwrap(function(t, k) return rawget(checked('rawget', t), k) end)
 local g = _G
 env = view(g, true)
+view_metas[env] = view({}, false)
 for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'bit', 'cjson', 'struct', 'cmsgpack'}) do
   g[name] = view(g[name], false)
 end
@@ -206,12 +233,38 @@ local string_meta = raw_getmetatable('')
 string_meta.__index = g.string
 local string_meta_view = view(string_meta, false)
 getmetatable = function(v)
+  if views[v] then return view_metas[v] end
   local m = raw_getmetatable(v)
   if m == string_meta then return string_meta_view end
   return m
 end
 return env, view
 "#;
+
+/// `__ferrite_cwrap(f)`: a C closure that calls the Lua function `f` with
+/// its arguments and returns its results. A C frame is never replaced by a
+/// tail call, so an error `f` raises at level 3 names the script's line,
+/// as a C library function's does in Redis.
+unsafe extern "C-unwind" fn cwrap(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: called by Lua with the function to wrap as argument 1.
+    unsafe {
+        mlua::ffi::lua_settop(l, 1);
+        mlua::ffi::lua_pushcclosure(l, call_wrapped, 1);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn call_wrapped(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: a closure made by `cwrap`, whose upvalue is the function;
+    // its errors propagate through this frame as through any C function's.
+    unsafe {
+        let n = mlua::ffi::lua_gettop(l);
+        mlua::ffi::lua_pushvalue(l, mlua::ffi::lua_upvalueindex(1));
+        mlua::ffi::lua_insert(l, 1);
+        mlua::ffi::lua_call(l, n, mlua::ffi::LUA_MULTRET);
+        mlua::ffi::lua_gettop(l)
+    }
+}
 
 /// A new state for one space's scripts.
 pub fn new_state(memory_limit: usize, watch: Arc<Watch>) -> mlua::Result<Lua> {
@@ -231,6 +284,9 @@ pub fn new_state(memory_limit: usize, watch: Arc<Watch>) -> mlua::Result<Lua> {
     g.raw_set("struct", super::libs::structlib::install(&lua)?)?;
     g.raw_set("cmsgpack", super::libs::cmsgpack::install(&lua)?)?;
     g.raw_set("__ferrite_unwrap", lua.create_function(unwrap_error)?)?;
+    // SAFETY: `cwrap` and the closures it makes use only the Lua API, on
+    // values of their own stack frame, and own nothing Rust must drop.
+    g.raw_set("__ferrite_cwrap", unsafe { lua.create_c_function(cwrap) }?)?;
     g.raw_set("__ferrite_lrand48", lua.create_function(|_, ()| Ok(lrand48()))?)?;
     g.raw_set("__ferrite_tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
     g.raw_set("__ferrite_bitops", lua.create_function(|_, (op, a, b): (String, i32, i32)| bit_op(&op, a, b))?)?;
@@ -256,6 +312,7 @@ pub fn new_state(memory_limit: usize, watch: Arc<Watch>) -> mlua::Result<Lua> {
         "module",
         "require",
         "__ferrite_unwrap",
+        "__ferrite_cwrap",
         "__ferrite_lrand48",
         "__ferrite_srand48",
         "__ferrite_tobit",
@@ -612,7 +669,15 @@ pub(super) fn call_command(
     let Some((idx, spec)) = crate::commands::lookup(&argv[0]) else {
         return refuse("ERR Unknown Redis command called from script");
     };
-    if !spec.arity_ok(argv.len()) {
+    // A container's unknown subcommand is an unknown command (Redis looks
+    // commands up with their subcommand), and a known one has its arity.
+    let sub = argv.get(1).filter(|_| crate::commands::table::subcommands_of(spec.name).next().is_some());
+    let arity_of = match sub.map(|s| crate::commands::table::lookup_subcommand(spec.name, s)) {
+        Some(None) => return refuse("ERR Unknown Redis command called from script"),
+        Some(Some(s)) => s,
+        None => spec,
+    };
+    if !spec.arity_ok(argv.len()) || !arity_of.arity_ok(argv.len()) {
         return refuse("ERR Wrong number of args calling Redis command from script");
     }
     if spec.has(NOSCRIPT) {

@@ -257,6 +257,9 @@ pub struct ClientState {
     pub unchanged: bool,
     /// True while this client's Lua script runs (its commands come from it).
     pub in_script: bool,
+    /// The running script declared `allow-oom`: its writes skip the
+    /// server's `maxmemory` check (a tenant's own limit still holds).
+    pub script_allow_oom: bool,
     /// Bytes of the commands queued by MULTI.
     pub multi_bytes: usize,
     /// Set by a command that must wait before it can run (an AUTH past its
@@ -337,6 +340,7 @@ impl ClientState {
             propagate: None,
             unchanged: false,
             in_script: false,
+            script_allow_oom: false,
             multi_bytes: 0,
             retry_after_ms: None,
             woken: false,
