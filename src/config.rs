@@ -80,6 +80,9 @@ pub struct ServerConfig {
     /// (-1: none; 0: every command); each space keeps `slowlog-max-len`.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// CLIENT TRACKING: keys a space's table keeps (0: no limit; a
+    /// tenant's table is also kept within a tenth of its memory).
+    pub tracking_table_max_keys: u64,
     /// LATENCY: events at least this many milliseconds long are sampled (0: off).
     pub latency_monitor_threshold: u64,
     /// Redis's encoding parameters, set only by CONFIG SET (see `tuning`).
@@ -122,6 +125,7 @@ impl Default for ServerConfig {
             threads: 0,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            tracking_table_max_keys: 1_000_000,
             latency_monitor_threshold: 0,
             tuning: crate::tuning::Tuning::default(),
         }
@@ -403,6 +407,7 @@ pub static PARAMS: &[Param] = &[
     },
     long_param!("slowlog-max-len", slowlog_max_len),
     long_param!("latency-monitor-threshold", latency_monitor_threshold),
+    long_param!("tracking-table-max-keys", tracking_table_max_keys),
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {

@@ -123,6 +123,30 @@ fn slowlog_thresholds_and_length_are_the_servers() {
     assert_eq!(a.cmd(&["SLOWLOG", "GET", "-2"]), err("ERR count should be greater than or equal to -1"));
 }
 
+fn memory_used(admin: &mut Raw, id: &str) -> i64 {
+    let Frame::Array(fields) = admin.cmd(&["TENANT.INFO", id]) else { panic!("fields") };
+    let at = fields.iter().position(|f| *f == Frame::Bulk(b"memory_used".to_vec())).expect("memory_used");
+    int(fields[at + 1].clone())
+}
+
+/// What a tenant's slowlog holds is its memory, given back by SLOWLOG RESET.
+#[test]
+fn a_tenants_slowlog_is_its_memory() {
+    let h = server(0, 0);
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "slowlog-max-len", "1000"]), ok());
+    let mut a = tenant(&h, "a", &["OPS", "1000000"]);
+    let before = memory_used(&mut admin, "a");
+    let arg = "y".repeat(100);
+    for i in 0..500 {
+        assert_eq!(a.cmd(&["ECHO", &format!("{i}{arg}")]), Frame::Bulk(format!("{i}{arg}").into_bytes()));
+    }
+    let grown = memory_used(&mut admin, "a") - before;
+    assert!(grown > 500 * 100, "the slowlog is charged: {grown}");
+    assert_eq!(a.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert!(memory_used(&mut admin, "a") - before < 10_000, "and given back");
+}
+
 #[test]
 fn a_tenants_latency_events_are_its_own() {
     let h = server(-1, 50);

@@ -326,3 +326,33 @@ fn a_tenants_bcast_prefixes_are_bounded_by_its_memory() {
     // A few are fine.
     assert_eq!(a.cmd(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", &names[0], "PREFIX", &names[1]]), ok());
 }
+
+/// `tracking-table-max-keys`: past it, keys leave the table with an
+/// invalidation to whoever cached them.
+#[test]
+fn the_table_keeps_at_most_tracking_table_max_keys() {
+    let h = common::start();
+    let mut admin = Raw::connect(h.addr);
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "10"]), ok());
+    let mut c = Raw::connect(h.addr);
+    c.cmd(&["HELLO", "3"]);
+    assert_eq!(c.cmd(&["CLIENT", "TRACKING", "ON"]), ok());
+    let mut pushes = 0;
+    for i in 0..50 {
+        c.send(&encode([b"GET".as_slice(), format!("k{i}").as_bytes()].into_iter()));
+        loop {
+            match c.read() {
+                Frame::Push(_) => pushes += 1,
+                Frame::Null => break,
+                f => panic!("unexpected {f:?}"),
+            }
+        }
+    }
+    c.send(&encode([b"PING".as_slice()].into_iter()));
+    while c.read() != Frame::Simple("PONG".into()) {
+        pushes += 1;
+    }
+    assert_eq!(pushes, 40);
+    let Frame::Verbatim(info) = c.cmd(&["INFO", "stats"]) else { panic!() };
+    assert!(String::from_utf8_lossy(&info).contains("tracking_total_keys:10\r\n"));
+}

@@ -15,9 +15,6 @@ use crate::server::client::tracking as flag;
 use crate::space::pubsub::Subscriber;
 use crate::space::tracking::{Mode, key_cost};
 
-/// Redis's default `tracking-table-max-keys`.
-pub const MAX_KEYS: usize = 1_000_000;
-
 fn own_queue(ctx: &Ctx) -> Subscriber {
     let info = ctx.client.info.clone();
     Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), kill: std::sync::Arc::new(move || info.request_kill()) }
@@ -203,5 +200,9 @@ pub fn after_command(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) {
     // A tenant's table counts against its memory (`Tenant::memory_used`).
     let max_bytes = ctx.client.tenant.as_deref().map_or(usize::MAX, table_budget);
     let how = ctx.space().events.delivery(ctx.now_ms);
-    ctx.space().tracking.remember(ctx.client.id(), keys.iter().map(|&i| argv[i]), MAX_KEYS, max_bytes, how);
+    let max_keys = match ctx.state.thresholds.tracking_max_keys.load(Relaxed) {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    ctx.space().tracking.remember(ctx.client.id(), keys.iter().map(|&i| argv[i]), max_keys, max_bytes, how);
 }

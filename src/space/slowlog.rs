@@ -33,6 +33,8 @@ pub struct Thresholds {
     pub slowlog_max_len: AtomicU64,
     /// `latency-monitor-threshold` in ms (0: off).
     pub latency_ms: AtomicU64,
+    /// `tracking-table-max-keys` (0: no limit).
+    pub tracking_max_keys: AtomicU64,
 }
 
 impl Thresholds {
@@ -42,6 +44,7 @@ impl Thresholds {
             slowlog_us: AtomicI64::new(-1),
             slowlog_max_len: AtomicU64::new(0),
             latency_ms: AtomicU64::new(0),
+            tracking_max_keys: AtomicU64::new(0),
         };
         t.store(cfg);
         t
@@ -51,6 +54,7 @@ impl Thresholds {
         self.slowlog_us.store(cfg.slowlog_log_slower_than, Relaxed);
         self.slowlog_max_len.store(cfg.slowlog_max_len, Relaxed);
         self.latency_ms.store(cfg.latency_monitor_threshold, Relaxed);
+        self.tracking_max_keys.store(cfg.tracking_table_max_keys, Relaxed);
         let slow = u64::try_from(cfg.slowlog_log_slower_than).unwrap_or(u64::MAX);
         let latency = match cfg.latency_monitor_threshold {
             0 => u64::MAX,
@@ -98,6 +102,13 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Slowlog {
     inner: Mutex<Inner>,
+    /// What its entries hold: a tenant's slowlog is its memory.
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+/// What an entry holds.
+fn entry_bytes(e: &Entry) -> usize {
+    e.argv.iter().map(|a| a.len() + 24).sum::<usize>() + e.addr.len() + e.name.len() + 96
 }
 
 #[derive(Debug, Default)]
@@ -113,9 +124,17 @@ impl Slowlog {
         let mut g = self.inner.lock();
         entry.id = g.next_id;
         g.next_id += 1;
+        self.bytes.fetch_add(entry_bytes(&entry), Relaxed);
         g.entries.push_front(entry);
         let max = usize::try_from(max_len).unwrap_or(usize::MAX);
-        g.entries.truncate(max);
+        while g.entries.len() > max {
+            let dropped = g.entries.pop_back().expect("longer than max");
+            self.bytes.fetch_sub(entry_bytes(&dropped), Relaxed);
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Relaxed)
     }
 
     pub fn len(&self) -> usize {
@@ -128,6 +147,7 @@ impl Slowlog {
 
     pub fn reset(&self) {
         self.inner.lock().entries.clear();
+        self.bytes.store(0, Relaxed);
     }
 
     /// The newest `count` entries.

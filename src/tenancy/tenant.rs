@@ -325,7 +325,8 @@ impl Tenant {
         let held = self.external_memory.load(Relaxed)
             + self.client_memory.load(Relaxed)
             + self.space.scripts.bytes() as i64
-            + self.space.tracking.bytes() as i64;
+            + self.space.tracking.bytes() as i64
+            + self.space.slowlog.bytes() as i64;
         let used = (self.space.used_bytes() as i64 + held).max(0) as u64;
         self.metrics.memory_peak.fetch_max(used, Relaxed);
         used
