@@ -435,18 +435,10 @@ fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         Filter::All => true,
         // Ferrite has no modules.
         Filter::Module => false,
-        Filter::AclCat(cat) => match meta(spec.name) {
-            Some(m) => m.acl.contains(&cat.as_str()),
-            None => super::server::acl_categories(spec).iter().any(|c| c == cat),
-        },
+        Filter::AclCat(cat) => in_category(spec, cat),
         Filter::Pattern(p) => crate::store::glob::matches(p, spec.name.as_bytes(), true),
     };
-    let names: Vec<&[u8]> = COMMANDS
-        .iter()
-        .flat_map(|c| std::iter::once(c).chain(subcommands_of(c.name)))
-        .filter(|c| keep(c))
-        .map(|c| c.name.as_bytes())
-        .collect();
+    let names: Vec<&[u8]> = entries().filter(|c| keep(c)).map(|c| c.name.as_bytes()).collect();
     ctx.out.bulks(names.into_iter());
     Ok(())
 }
@@ -555,5 +547,19 @@ mod tests {
         assert_eq!(find_call(&argv("client list")).map(|s| s.name), Some("client|list"));
         assert!(find_call(&argv("client nosuch")).is_none());
         assert_eq!(find_call(&argv("get k")).map(|s| s.name), Some("get"));
+    }
+}
+
+/// Every table entry, each container followed by its subcommands.
+pub fn entries() -> impl Iterator<Item = &'static CommandSpec> {
+    COMMANDS.iter().flat_map(|c| std::iter::once(c).chain(subcommands_of(c.name)))
+}
+
+/// Whether an entry is in ACL category `cat` (`@read`, ...): Redis's
+/// categories where Redis has the command, else the table's.
+pub fn in_category(spec: &CommandSpec, cat: &str) -> bool {
+    match meta(spec.name) {
+        Some(m) => m.acl.contains(&cat),
+        None => super::server::acl_categories(spec).iter().any(|c| c == cat),
     }
 }

@@ -627,8 +627,9 @@ pub fn acl(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 let name = String::from_utf8_lossy(&a[2][..a[2].len().min(128)]).into_owned();
                 return Err(CmdError::err(format!("Unknown category '{name}'")));
             }
+            // As COMMAND LIST FILTERBY ACLCAT: subcommands by their own categories.
             let tag = format!("@{wanted}");
-            let names: Vec<&str> = COMMANDS.iter().filter(|c| acl_categories(c).contains(&tag)).map(|c| c.name).collect();
+            let names: Vec<&str> = super::command::entries().filter(|c| super::command::in_category(c, &tag)).map(|c| c.name).collect();
             ctx.out.bulks(names.iter().map(|n| n.as_bytes()));
         }
         ("cat", _) => {
