@@ -443,6 +443,20 @@ fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Every table entry, each container followed by its subcommands.
+pub fn entries() -> impl Iterator<Item = &'static CommandSpec> {
+    COMMANDS.iter().flat_map(|c| std::iter::once(c).chain(subcommands_of(c.name)))
+}
+
+/// Whether an entry is in ACL category `cat` (`@read`, ...): Redis's
+/// categories where Redis has the command, else the table's.
+pub fn in_category(spec: &CommandSpec, cat: &str) -> bool {
+    match meta(spec.name) {
+        Some(m) => m.acl.contains(&cat),
+        None => super::server::acl_categories(spec).iter().any(|c| c == cat),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,19 +561,5 @@ mod tests {
         assert_eq!(find_call(&argv("client list")).map(|s| s.name), Some("client|list"));
         assert!(find_call(&argv("client nosuch")).is_none());
         assert_eq!(find_call(&argv("get k")).map(|s| s.name), Some("get"));
-    }
-}
-
-/// Every table entry, each container followed by its subcommands.
-pub fn entries() -> impl Iterator<Item = &'static CommandSpec> {
-    COMMANDS.iter().flat_map(|c| std::iter::once(c).chain(subcommands_of(c.name)))
-}
-
-/// Whether an entry is in ACL category `cat` (`@read`, ...): Redis's
-/// categories where Redis has the command, else the table's.
-pub fn in_category(spec: &CommandSpec, cat: &str) -> bool {
-    match meta(spec.name) {
-        Some(m) => m.acl.contains(&cat),
-        None => super::server::acl_categories(spec).iter().any(|c| c == cat),
     }
 }
