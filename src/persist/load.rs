@@ -13,6 +13,7 @@ use super::PersistenceConfig;
 use super::aof::aof_path;
 use super::record::{AOF_MAGIC, Frames, Next, ReadError, Record, SNAPSHOT_MAGIC};
 use super::snapshot::SNAPSHOT_FILE;
+use super::transfer::{ImportError, TENANT_MAGIC};
 use crate::commands::{Ctx, lookup};
 use crate::policy::PolicyModule;
 use crate::policy::slot::Prepared;
@@ -21,6 +22,9 @@ use crate::server::client::ClientState;
 use crate::server::state::ServerState;
 use crate::space::Space;
 use crate::store::encode::decode_entry;
+use crate::tenancy::Tenant;
+use crate::tenancy::image::TenantImage;
+use crate::tenancy::lifecycle::TenantState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -269,6 +273,66 @@ impl<'a> Replay<'a> {
         if self.sink.buf.len() > 1 << 20 {
             self.sink.buf.clear();
         }
+    }
+}
+
+/// Creates the tenant a stream of records describes (see `transfer`),
+/// suspended until all of it is in, then in its own state; on any error
+/// the tenant is removed again. Records must all be the tenant's own.
+pub(super) fn replay_tenant(state: &ServerState, data: &[u8]) -> Result<Arc<Tenant>, ImportError> {
+    let file = Path::new("<tenant stream>");
+    let mut frames = Frames::new(file, data, TENANT_MAGIC).map_err(LoadError::from)?;
+    let Some(Record::Tenant(img)) = frames.next_record().map_err(LoadError::from)? else {
+        return Err(ImportError::NoProfile);
+    };
+    if state.tenants.get_tenant(&img.id).is_ok() {
+        return Err(ImportError::Exists(img.id));
+    }
+    let t = state
+        .tenants
+        .restore(&TenantImage { state: TenantState::Suspended, ..img.clone() })
+        .map_err(|e| ImportError::Foreign(e.to_string()))?;
+    let mut replay = Replay::new(state);
+    let result = replay_tenant_records(&mut replay, &mut frames, &img.id);
+    replay.finish();
+    match result {
+        Ok(()) => {
+            t.restore(img.created_at, img.state);
+            Ok(t)
+        }
+        Err(e) => {
+            if let Ok(t) = state.tenants.delete_tenant(&img.id) {
+                t.space.clear();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn replay_tenant_records(replay: &mut Replay, frames: &mut Frames, id: &str) -> Result<(), ImportError> {
+    let mine = |space: &Option<String>| space.as_deref() == Some(id);
+    let mut entries = 0;
+    loop {
+        match frames.next_record().map_err(LoadError::from)? {
+            None => return Err(ImportError::Truncated),
+            Some(Record::End { entries: n }) if n == entries => return Ok(()),
+            Some(Record::End { entries: n }) => return Err(ImportError::Miscounted(format!("{entries} entries, {n} announced"))),
+            Some(Record::Keyspace { space, db }) if mine(&space) => replay.target = Some((space, db as usize)),
+            Some(Record::Entries(block)) => entries += replay.entries(&block).map_err(ImportError::Miscounted)?,
+            Some(r @ Record::Command { space: Some(_), .. }) if matches!(&r, Record::Command { space, .. } if mine(space)) => {
+                replay.apply(r)
+            }
+            Some(r @ (Record::Policy { .. } | Record::TenantSettings { .. })) if names(&r) == Some(id) => replay.apply(r),
+            Some(other) => return Err(ImportError::Foreign(format!("{other:?}").chars().take(80).collect())),
+        }
+    }
+}
+
+/// The tenant a profile record is about.
+fn names(r: &Record) -> Option<&str> {
+    match r {
+        Record::Policy { tenant, .. } | Record::TenantSettings { tenant, .. } => Some(tenant),
+        _ => None,
     }
 }
 

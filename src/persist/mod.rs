@@ -20,6 +20,7 @@ pub mod load;
 pub mod record;
 pub mod settings;
 pub mod snapshot;
+pub mod transfer;
 
 use std::path::PathBuf;
 use std::sync::Arc;

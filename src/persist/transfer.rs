@@ -1,0 +1,81 @@
+//! A whole tenant as one stream of the log's records, and back: its
+//! profile (the image, with the password's hash), policy module, own
+//! settings, function libraries and every live key with its TTL. This is
+//! what a tenant's move between nodes carries; the records, their framing
+//! and checksums are the log's and snapshot's own, so the importing side
+//! replays them with the loader.
+
+use std::sync::Arc;
+
+use ferrite_policy_abi::Writer;
+
+use super::load::{LoadError, replay_tenant};
+use super::record::{Record, frame_entries};
+use crate::server::state::ServerState;
+use crate::tenancy::Tenant;
+use crate::tenancy::image::TenantImage;
+
+/// What a tenant stream starts with.
+pub const TENANT_MAGIC: &[u8; 16] = b"FERRITE-TENANT\0\x01";
+
+/// Entries are framed in blocks of about this many bytes.
+const BLOCK: usize = 1 << 20;
+
+/// The tenant `t` as a stream of records, taken under its space's
+/// exclusive lock (its writers wait; other tenants do not).
+pub fn export(state: &ServerState, t: &Tenant) -> Vec<u8> {
+    let _consistent = t.space.lock_exclusive();
+    let now = state.now_ms();
+    let id = t.id().to_string();
+    let mut out = TENANT_MAGIC.to_vec();
+    Record::Tenant(TenantImage::of(t)).frame_into(&mut out);
+    if t.policy.module().is_some() {
+        Record::policy_of(t).frame_into(&mut out);
+    }
+    if let Some(settings) = Record::settings_of(t) {
+        settings.frame_into(&mut out);
+    }
+    if let Some(payload) = t.space.scripts.dump_libraries() {
+        let argv = vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), payload, b"REPLACE".to_vec()];
+        Record::Command { now_ms: now, space: Some(id.clone()), db: 0, argv }.frame_into(&mut out);
+    }
+    let mut entries = 0;
+    let mut block = Writer::with_capacity(BLOCK + BLOCK / 4);
+    for (db, ks) in t.space.existing() {
+        Record::Keyspace { space: Some(id.clone()), db: db as u32 }.frame_into(&mut out);
+        let mut emit = |w: &mut Writer| -> std::io::Result<()> {
+            frame_entries(&mut out, &w.buf);
+            w.buf.clear();
+            Ok(())
+        };
+        entries += ks.export_into(now, &mut block, BLOCK, &mut emit).expect("writing to memory");
+        if !block.buf.is_empty() {
+            emit(&mut block).expect("writing to memory");
+        }
+    }
+    Record::End { entries }.frame_into(&mut out);
+    out
+}
+
+/// Creates the tenant a stream describes, with its data. Refused if a
+/// tenant of that id exists here; a stream that is corrupt, truncated or
+/// miscounted leaves no tenant behind.
+pub fn import(state: &ServerState, stream: &[u8]) -> Result<Arc<Tenant>, ImportError> {
+    replay_tenant(state, stream)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("tenant '{0}' already exists here")]
+    Exists(String),
+    #[error("the stream does not start with a tenant's profile")]
+    NoProfile,
+    #[error("the stream has a record for another space: {0}")]
+    Foreign(String),
+    #[error("the stream ends before its end record")]
+    Truncated,
+    #[error("the stream's entry count does not match: {0}")]
+    Miscounted(String),
+}

@@ -1,0 +1,99 @@
+//! A tenant as one stream of records (issue 15's copy, `persist::transfer`):
+//! exported from one server and imported into another, it arrives whole
+//! (every type, TTLs, profile and password, own settings, functions), and a
+//! damaged or foreign stream leaves nothing behind.
+
+mod common;
+
+use common::{Raw, login, ok, tenant};
+use ferrite::persist::transfer;
+use ferrite::protocol::Frame;
+
+const LIB: &str = "#!lua name=lib\nredis.register_function('bump', function(k, a) return redis.call('incr', k[1]) end)";
+
+/// Fills tenant `id` with one key of each type, some with TTLs, in two databases.
+fn fill(c: &mut Raw) {
+    let cmds: &[&[&str]] = &[
+        &["SET", "s", "v"],
+        &["SET", "ttl", "v", "PX", "600000"],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["HSET", "h", "f", "1", "g", "2"],
+        &["SADD", "set", "x", "y"],
+        &["ZADD", "z", "1", "a", "2", "b"],
+        &["PFADD", "hll", "a", "b", "c"],
+        &["XADD", "st", "1-1", "f", "v"],
+        &["GEOADD", "geo", "13.36", "38.11", "palermo"],
+        &["SETBIT", "bits", "100", "1"],
+        &["EXPIRE", "h", "900"],
+        &["FUNCTION", "LOAD", LIB],
+        &["CONFIG", "SET", "hash-max-listpack-entries", "7"],
+        &["SELECT", "1"],
+        &["SET", "other-db", "1"],
+        &["SELECT", "0"],
+    ];
+    for cmd in cmds {
+        let r = c.cmd(cmd);
+        assert!(!matches!(r, Frame::Error(_)), "{cmd:?}: {r}");
+    }
+}
+
+/// What a client sees of the tenant: each key's DUMP, TTL (to the second)
+/// and the other database, functions and settings.
+fn view(c: &mut Raw) -> Vec<String> {
+    let mut seen = Vec::new();
+    for k in ["s", "ttl", "l", "h", "set", "z", "hll", "st", "geo", "bits"] {
+        seen.push(format!("{k} {} {}", c.cmd(&["DUMP", k]), c.cmd(&["TTL", k]).to_string().len()));
+    }
+    seen.push(c.cmd(&["DBSIZE"]).to_string());
+    seen.push(c.cmd(&["FUNCTION", "LIST"]).to_string());
+    seen.push(c.cmd(&["CONFIG", "GET", "hash-max-listpack-entries"]).to_string());
+    assert_eq!(c.cmd(&["SELECT", "1"]), ok());
+    seen.push(c.cmd(&["GET", "other-db"]).to_string());
+    assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+    seen
+}
+
+#[test]
+fn a_tenant_moves_whole_between_servers() {
+    let a = common::start();
+    let b = common::start();
+    let mut src = tenant(&a, "acme", &["MEMORY", "20mb", "OPS", "50000"]);
+    fill(&mut src);
+    let before = view(&mut src);
+    let t = a.state.tenants.get_tenant("acme").unwrap();
+    let stream = transfer::export(&a.state, &t);
+    let imported = transfer::import(&b.state, &stream).expect("imports");
+    assert_eq!(imported.id(), "acme");
+    // Its own password works there; its limits and data came along.
+    let mut dst = login(&b, "acme");
+    assert_eq!(view(&mut dst), before);
+    assert_eq!(dst.cmd(&["FCALL", "bump", "1", "n"]), Frame::Integer(1));
+    let info = Raw::connect(b.addr).cmd(&["TENANT.INFO", "acme"]).to_string();
+    assert!(info.contains("20971520") && info.contains("active"), "{info}");
+    // Importing it again is refused: the tenant exists.
+    let Err(again) = transfer::import(&b.state, &stream) else { panic!("refused") };
+    let again = again.to_string();
+    assert!(again.contains("already exists"), "{again}");
+}
+
+#[test]
+fn a_damaged_stream_leaves_no_tenant() {
+    let a = common::start();
+    let b = common::start();
+    let mut src = tenant(&a, "acme", &[]);
+    fill(&mut src);
+    let t = a.state.tenants.get_tenant("acme").unwrap();
+    let stream = transfer::export(&a.state, &t);
+    // Cut short, or one byte flipped in the middle: refused, nothing left.
+    for broken in [stream[..stream.len() - 10].to_vec(), {
+        let mut s = stream.clone();
+        let mid = s.len() / 2;
+        s[mid] ^= 0x55;
+        s
+    }] {
+        assert!(transfer::import(&b.state, &broken).is_err());
+        assert!(b.state.tenants.get_tenant("acme").is_err(), "no tenant left behind");
+        assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "acme", "pw"]), Frame::Error(_)));
+    }
+    assert!(transfer::import(&b.state, &stream).is_ok(), "the whole stream still imports");
+}
