@@ -64,7 +64,7 @@ fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<
 /// Makes an authenticated identity the connection's: a tenant binds the
 /// connection to itself for its lifetime (counted against its connection
 /// limit); the admin may not re-authenticate a bound connection.
-fn bind(ctx: &mut Ctx, who: Option<Arc<Tenant>>) -> CmdResult {
+pub(super) fn bind(ctx: &mut Ctx, who: Option<Arc<Tenant>>) -> CmdResult {
     let bound_to = ctx.client.tenant.as_ref().filter(|_| ctx.client.bound).map(|t| t.id().to_string());
     match (who, bound_to) {
         (Some(t), Some(cur)) if t.id() == cur => {}

@@ -195,6 +195,13 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     } else {
         Some(SpaceLock::Shared(space.lock_shared()))
     };
+    // The tenant moved while this waited for its lock: the connection
+    // forwards the request instead (checked under the lock that the move's
+    // cut-over takes exclusively).
+    if !ctx.in_exec && ctx.client.bound && ctx.client.tenant.as_ref().is_some_and(|t| t.is_moved()) {
+        ctx.client.forward = true;
+        return;
+    }
     // Nothing to admit against without a tenant or a `maxmemory`.
     let bounded = ctx.client.tenant.is_some() || state.maxmemory.load(Relaxed) > 0;
     if bounded && admission::grows(spec) && !ctx.client.loading {

@@ -29,6 +29,7 @@ mod keys;
 pub mod keyspec;
 mod lists;
 mod memory;
+mod migrate;
 pub mod notify;
 mod pubsub;
 #[rustfmt::skip]

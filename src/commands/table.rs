@@ -10,7 +10,7 @@ use ahash::AHashMap;
 use super::flags::*;
 use super::{
     CommandSpec, TenantClass, bitmaps, command, connection, dump, functions, geo, hashes, hyperloglog, introspection, keys, lists, memory,
-    pubsub, scripting, server, sets, sort, stream_groups, streams, strings, tenant, transactions, zsets,
+    migrate, pubsub, scripting, server, sets, sort, stream_groups, streams, strings, tenant, transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -286,6 +286,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("tenant.activate", Admin, 2, ADMIN | TENANCY, 0, 0, 0, "tenancy", tenant::activate),
     cmd!("tenant.stats", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::stats),
     cmd!("tenant.billing", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::billing),
+    cmd!("tenant.migrate", Admin, -3, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::migrate),
+    cmd!("tenant.import", Admin, 2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::import),
+    cmd!("tenant.bind", Admin, 2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::bind),
     cmd!("tenant.policy", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::policy),
     // pubsub
     cmd!("subscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::subscribe),

@@ -383,6 +383,8 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("name", V::S(p.name)),
         ("tier", V::S(p.tier.name().into())),
         ("state", V::S(t.state().name().into())),
+        // Where it went, once TENANT.MIGRATE moved it ("" while it is here).
+        ("moved_to", V::S(t.moved().map(|m| m.addr).unwrap_or_default())),
         ("memory_used", V::I(u.memory_used)),
         ("memory_limit", V::I(u.limits.memory_bytes)),
         ("memory_peak", V::I(t.metrics.memory_peak.load(Relaxed))),

@@ -47,6 +47,13 @@ pub fn exec(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     }
     let state = ctx.state;
     let guard = ctx.space().lock_exclusive();
+    // The tenant moved before this got its lock: the transaction goes to
+    // the new node whole (the connection sends MULTI and the queue again).
+    if ctx.client.bound && ctx.client.tenant.as_ref().is_some_and(|t| t.is_moved()) {
+        ctx.client.multi = Some(queued);
+        ctx.client.forward = true;
+        return Ok(());
+    }
     if ctx.client.watch_dirty.load(Relaxed) {
         drop(guard);
         end_multi(ctx);

@@ -79,3 +79,23 @@ pub enum ImportError {
     #[error("the stream's entry count does not match: {0}")]
     Miscounted(String),
 }
+
+/// Makes what was imported durable: a compaction that includes it (the
+/// import wrote no log records), waited for. Nothing to do without
+/// persistence.
+pub async fn make_durable(state: &Arc<ServerState>) -> Result<(), String> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let Some(p) = state.persistence() else { return Ok(()) };
+    // One already running took its cut before the import: wait it out.
+    loop {
+        match super::snapshot::start(state) {
+            Ok(()) => break,
+            Err(super::snapshot::StartError::Busy) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    while p.rewriting.load(SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    if p.last_save_ok.load(SeqCst) { Ok(()) } else { Err("the snapshot that makes it durable failed".into()) }
+}

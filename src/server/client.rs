@@ -277,6 +277,10 @@ pub struct ClientState {
     pub tracking: bool,
     /// Its options, while on.
     pub tracking_mode: crate::space::tracking::Mode,
+    /// Set by dispatch when the client's tenant has moved (see
+    /// `TENANT.MIGRATE`): the request was not run; the connection forwards
+    /// it, and everything after it, to the tenant's new node.
+    pub forward: bool,
     /// MONITOR ran: the client is in its space's (or, for the admin, the
     /// global) list of monitors.
     pub monitor: bool,
@@ -348,6 +352,7 @@ impl ClientState {
             tracking: false,
             tracking_mode: Default::default(),
             monitor: false,
+            forward: false,
             caching: false,
             script_read: false,
             charged: 0,

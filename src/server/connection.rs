@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -50,6 +51,9 @@ enum Next {
     /// A command's work runs elsewhere; its reply comes when it is done,
     /// before any later request of this client runs.
     Await(super::client::Deferred),
+    /// The client's tenant has moved to another node: from the request not
+    /// yet run on, everything goes there and back (see `forward`).
+    Forward,
     Close,
 }
 
@@ -144,6 +148,10 @@ impl Conn {
             if self.client.info.killed.load(Relaxed) {
                 return Ok(());
             }
+            if self.tenant_moved() {
+                return self.forward().await;
+            }
+            let tenant = self.client.tenant.clone().filter(|_| self.client.bound);
             if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
                 self.inbuf.reserve(READ_CHUNK);
             }
@@ -171,6 +179,9 @@ impl Conn {
                     self.flush().await?;
                 }
                 _ = tokio::time::sleep(idle.unwrap_or(Duration::MAX)), if idle.is_some() && !subscribed => return Ok(()),
+                // A subscriber (or any idle client) of a tenant that moves
+                // goes on at the tenant's new node.
+                _ = async { tenant.as_ref().expect("guarded").moved_signal.notified().await }, if tenant.is_some() => {}
             }
         }
     }
@@ -233,6 +244,10 @@ impl Conn {
                     self.flush().await?;
                     return Ok(false);
                 }
+                Next::Forward => {
+                    self.forward().await?;
+                    return Ok(false);
+                }
                 Next::Block(spec, argv) => {
                     self.flush().await?;
                     if !self.wait_blocked(spec, argv).await? {
@@ -278,6 +293,9 @@ impl Conn {
             if !same_tenant(&tenant, &self.client.tenant) {
                 tenant = self.client.tenant.clone();
             }
+            if self.tenant_moved() {
+                return Next::Forward;
+            }
             let space = tenant.as_deref().map_or(&self.state.global, |t| &t.space);
             let limits = Limits { max_bulk_len, unauthenticated: !self.client.authenticated };
             let consumed = match parse_request(&self.inbuf, &limits, &mut self.argv) {
@@ -319,6 +337,11 @@ impl Conn {
                 }
                 if ctx.out.over_limit() {
                     ctx.output_overflow(mark);
+                }
+                if std::mem::take(&mut self.client.forward) {
+                    // Not run here and not consumed: it goes to the new node.
+                    self.out.buf.truncate(mark);
+                    return Next::Forward;
                 }
                 apply_reply_mode(&mut self.client, &mut self.out, mark);
                 if self.client.tracking {
@@ -508,6 +531,98 @@ impl Conn {
         ok && !self.client.close_after_reply
     }
 
+    /// Whether this is one of a tenant's own connections and the tenant
+    /// has moved (one relaxed load).
+    fn tenant_moved(&self) -> bool {
+        self.client.bound && self.client.tenant.as_ref().is_some_and(|t| t.is_moved())
+    }
+
+    /// The client's tenant lives on another node now: this connection
+    /// becomes a pipe to a connection there that has the tenant's identity
+    /// (TENANT.BIND) and this one's state (database, protocol, name,
+    /// subscriptions, a MULTI in progress). Replies come back through here;
+    /// the client sees nothing. Returns when either side closes.
+    async fn forward(&mut self) -> std::io::Result<()> {
+        self.flush().await?;
+        let t = self.client.tenant.clone().expect("a moved tenant's connection");
+        let to = t.moved().expect("moved");
+        let mut peer = super::peer::Peer::connect(&to.addr, to.auth.as_deref(), FORWARD_TIMEOUT).await?;
+        for request in self.handover_requests(t.id()) {
+            let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
+            let expected = replies_to(&args);
+            peer.stream.write_all(&super::peer::encode(&args)).await?;
+            for _ in 0..expected {
+                if let crate::protocol::Frame::Error(e) =
+                    tokio::time::timeout(FORWARD_TIMEOUT, peer.read()).await.map_err(std::io::Error::other)??
+                {
+                    return Err(std::io::Error::other(format!("forwarding to {}: {e}", to.addr)));
+                }
+            }
+        }
+        tracing::debug!(client = self.client.id(), tenant = %t.id(), to = %to.addr, "forwarding");
+        let early = peer.take_buffered();
+        if !early.is_empty() {
+            self.socket.write_all(&early).await?;
+        }
+        let (mut up_read, mut up_write) = peer.stream.into_split();
+        up_write.write_all(&self.inbuf).await?;
+        self.inbuf.clear();
+        let mut down = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                r = self.socket.read_into(&mut self.inbuf) => {
+                    if r? == 0 {
+                        return Ok(());
+                    }
+                    up_write.write_all(&self.inbuf).await?;
+                    self.inbuf.clear();
+                }
+                r = up_read.read_buf(&mut down) => {
+                    if r? == 0 {
+                        return Ok(());
+                    }
+                    self.socket.write_all(&down).await?;
+                    down.clear();
+                }
+                _ = self.client.info.kill.notified() => return Ok(()),
+            }
+        }
+    }
+
+    /// The requests that give a fresh connection on the tenant's new node
+    /// this one's identity and state.
+    fn handover_requests(&self, id: &str) -> Vec<Vec<Vec<u8>>> {
+        let word = |s: &str| s.as_bytes().to_vec();
+        let mut v = vec![vec![word("TENANT.BIND"), word(id)]];
+        if self.client.db != 0 {
+            v.push(vec![word("SELECT"), self.client.db.to_string().into_bytes()]);
+        }
+        if self.out.resp3 {
+            v.push(vec![word("HELLO"), word("3")]);
+        }
+        let name = self.client.info.name.lock().clone();
+        if !name.is_empty() {
+            v.push(vec![word("CLIENT"), word("SETNAME"), name.into_bytes()]);
+        }
+        for (verb, names) in
+            [("SUBSCRIBE", &self.client.channels), ("PSUBSCRIBE", &self.client.patterns), ("SSUBSCRIBE", &self.client.shard_channels)]
+        {
+            if !names.is_empty() {
+                let mut r = vec![word(verb)];
+                r.extend(names.iter().cloned());
+                v.push(r);
+            }
+        }
+        if let Some(queued) = &self.client.multi {
+            v.push(vec![word("MULTI")]);
+            v.extend(queued.iter().cloned());
+        }
+        v
+    }
+
     /// Charges the tenant for what this connection holds now: unparsed
     /// input, unsent replies, its MULTI queue, subscriptions and queued
     /// messages. (Buffers' spare capacity is not charged: it is bounded by
@@ -582,6 +697,15 @@ fn deliver(out: &mut Out, subscribed: bool, m: Message) {
             }
         }
     }
+}
+
+/// How long forwarding waits for the tenant's new node to answer its setup.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Replies a handover request gets: one per channel for the subscribes.
+fn replies_to(args: &[&[u8]]) -> usize {
+    let subscribe = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"].iter().any(|w| args[0].eq_ignore_ascii_case(w.as_bytes()));
+    if subscribe { args.len() - 1 } else { 1 }
 }
 
 /// CLIENT REPLY: drops the reply just written (from `mark`) when replies

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod peer;
 pub mod socket;
 pub mod state;
 

@@ -171,6 +171,20 @@ pub struct Tenant {
     warned: AtomicBool,
     /// Encoding parameters this tenant set with CONFIG SET (its own copy).
     pub tuning: parking_lot::Mutex<Option<crate::tuning::Tuning>>,
+    /// Set once the tenant has moved to another node (TENANT.MIGRATE):
+    /// its connections are forwarded there.
+    moved: parking_lot::Mutex<Option<Moved>>,
+    is_moved: AtomicBool,
+    /// Woken when the tenant moves (connections waiting for messages).
+    pub moved_signal: tokio::sync::Notify,
+}
+
+/// Where a moved tenant went, and how this node reaches it.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub addr: String,
+    /// The other node's admin password, for the forwarding connections.
+    pub auth: Option<String>,
 }
 
 /// Usage above this share of a limit logs a warning.
@@ -209,7 +223,33 @@ impl Tenant {
             ops_rate: AtomicU64::new(0),
             warned: AtomicBool::new(false),
             tuning: parking_lot::Mutex::new(None),
+            moved: parking_lot::Mutex::new(None),
+            is_moved: AtomicBool::new(false),
+            moved_signal: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Whether the tenant has moved to another node (one relaxed load).
+    #[inline]
+    pub fn is_moved(&self) -> bool {
+        self.is_moved.load(Relaxed)
+    }
+
+    /// Where the tenant went, once it has moved: one relaxed load before.
+    #[inline]
+    pub fn moved(&self) -> Option<Moved> {
+        if !self.is_moved.load(Relaxed) {
+            return None;
+        }
+        self.moved.lock().clone()
+    }
+
+    /// Records that the tenant now lives at `to` and wakes its waiting
+    /// connections, which forward from now on.
+    pub fn set_moved(&self, to: Moved) {
+        *self.moved.lock() = Some(to);
+        self.is_moved.store(true, Relaxed);
+        self.moved_signal.notify_waiters();
     }
 
     pub fn id(&self) -> &str {

@@ -1,0 +1,74 @@
+//! A connection to another Ferrite node: RESP requests and replies, for a
+//! tenant's move (the stream, the cut-over) and for forwarding a moved
+//! tenant's clients.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::protocol::Frame;
+
+pub struct Peer {
+    pub stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// RESP for one request.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl Peer {
+    /// Connects, and authenticates with `auth` (the other node's admin
+    /// password) when given.
+    pub async fn connect(addr: &str, auth: Option<&str>, timeout: Duration) -> io::Result<Peer> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(|_| io::ErrorKind::TimedOut)??;
+        stream.set_nodelay(true)?;
+        let mut peer = Peer { stream, buf: BytesMut::with_capacity(16 * 1024) };
+        if let Some(pw) = auth {
+            peer.expect_ok(&[b"AUTH", pw.as_bytes()], timeout).await?;
+        }
+        Ok(peer)
+    }
+
+    /// Sends one request and reads its reply.
+    pub async fn call(&mut self, args: &[&[u8]], timeout: Duration) -> io::Result<Frame> {
+        self.stream.write_all(&encode(args)).await?;
+        tokio::time::timeout(timeout, self.read()).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    }
+
+    /// Sends one request; an error reply is an error.
+    pub async fn expect_ok(&mut self, args: &[&[u8]], timeout: Duration) -> io::Result<Frame> {
+        match self.call(args, timeout).await? {
+            Frame::Error(e) => Err(io::Error::other(e)),
+            f => Ok(f),
+        }
+    }
+
+    /// Reads one reply.
+    pub async fn read(&mut self) -> io::Result<Frame> {
+        loop {
+            if let Some((frame, n)) = Frame::decode(&self.buf).map_err(|e| io::Error::other(e.to_string()))? {
+                let _ = self.buf.split_to(n);
+                return Ok(frame);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// What was read past the last reply (bytes to pass on as they are).
+    pub fn take_buffered(&mut self) -> BytesMut {
+        self.buf.split()
+    }
+}
