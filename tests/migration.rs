@@ -103,3 +103,83 @@ fn a_move_the_target_refuses_leaves_the_tenant_whole() {
     assert_eq!(t.cmd(&["GET", "k"]), Frame::Bulk(b"v".to_vec()));
     assert_eq!(t.cmd(&["SET", "k", "w"]), ok());
 }
+
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrite-migration-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn persistent(dir: &std::path::Path) -> ferrite::server::ServerHandle {
+    let mut c = common::config();
+    c.persistence.appendonly = true;
+    c.persistence.dir = dir.into();
+    ferrite::server::start_background(c).expect("server starts")
+}
+
+/// With the log on, the move streams the writes made during the copy and
+/// holds writes only for the last of them; afterwards the target has the
+/// tenant durably and the source, restarted, no longer has it.
+#[test]
+fn with_the_log_on_writes_go_on_during_the_copy_and_the_move_is_durable() {
+    let (da, db) = (data_dir("a"), data_dir("b"));
+    let mut a = persistent(&da);
+    let mut b = persistent(&db);
+    let mut t = tenant(&a, "acme", &["OPS", "1000000", "MEMORY", "200mb", "KEYS", "1000000"]);
+    let value = "v".repeat(100);
+    let mut batch = Vec::new();
+    for i in 0..50_000 {
+        batch.extend(common::encode([b"SET".as_slice(), format!("k{i}").as_bytes(), value.as_bytes()].into_iter()));
+    }
+    t.send(&batch);
+    for _ in 0..50_000 {
+        assert_eq!(t.read(), ok());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (addr, stop, acked) = (a.addr, stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut w = login_at(addr);
+            let mut listed = 0;
+            while !stop.load(SeqCst) {
+                match w.cmd(&["RPUSH", "log", "x"]) {
+                    Frame::Integer(n) => {
+                        listed = n as u64;
+                        acked.store(listed, SeqCst);
+                    }
+                    other => panic!("a client saw {other}"),
+                }
+            }
+            listed
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let report = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &b.addr.to_string()]);
+    eprintln!("move: {report}");
+    let Some(Frame::Integer(pause)) = field(&report, "write_pause_ms") else { panic!("{report}") };
+    let Some(Frame::Integer(took)) = field(&report, "duration_ms") else { panic!("{report}") };
+    assert!(pause < took || took == 0, "writes waited only for the end: {report}");
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, SeqCst);
+    let listed = writer.join().expect("the writer never saw an error");
+    let mut direct = login(&b, "acme");
+    assert_eq!(direct.cmd(&["LLEN", "log"]), Frame::Integer(listed as i64), "every acknowledged RPUSH is there");
+    assert_eq!(direct.cmd(&["DBSIZE"]), Frame::Integer(50_001));
+    // Restarts: the target keeps it, the source does not bring it back.
+    b.shutdown();
+    a.shutdown();
+    let b = persistent(&db);
+    let a = persistent(&da);
+    let mut again = login(&b, "acme");
+    assert_eq!(again.cmd(&["LLEN", "log"]), Frame::Integer(listed as i64));
+    assert_eq!(again.cmd(&["GET", "k49999"]), Frame::Bulk(value.into_bytes()));
+    assert!(matches!(Raw::connect(a.addr).cmd(&["TENANT.INFO", "acme"]), Frame::Error(_)), "the source no longer has it");
+    let _ = (std::fs::remove_dir_all(&da), std::fs::remove_dir_all(&db));
+}
+
+fn login_at(addr: std::net::SocketAddr) -> Raw {
+    let mut w = Raw::connect(addr);
+    assert_eq!(w.cmd(&["AUTH", "acme", "pw"]), ok());
+    w
+}

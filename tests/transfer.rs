@@ -64,6 +64,9 @@ fn a_tenant_moves_whole_between_servers() {
     let stream = transfer::export(&a.state, &t);
     let imported = transfer::import(&b.state, &stream).expect("imports");
     assert_eq!(imported.id(), "acme");
+    // Nobody may connect as it until the move commits.
+    assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "acme", "pw"]), Frame::Error(e) if e.contains("being moved")));
+    imported.importing.store(false, std::sync::atomic::Ordering::Relaxed);
     // Its own password works there; its limits and data came along.
     let mut dst = login(&b, "acme");
     assert_eq!(view(&mut dst), before);

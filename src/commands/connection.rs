@@ -58,6 +58,9 @@ fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<
         throttle.failed(ctx.now_ms);
         return Err(CmdError::WrongPass);
     }
+    if tenant.as_ref().is_some_and(|t| t.importing.load(Relaxed)) {
+        return Err(CmdError::err("the tenant is being moved to this node; connect to its current one"));
+    }
     Ok(tenant)
 }
 

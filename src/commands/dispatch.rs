@@ -198,9 +198,22 @@ fn run_here(ctx: &mut Ctx, idx: usize, spec: &'static CommandSpec, argv: &[&[u8]
     // The tenant moved while this waited for its lock: the connection
     // forwards the request instead (checked under the lock that the move's
     // cut-over takes exclusively).
-    if !ctx.in_exec && ctx.client.bound && ctx.client.tenant.as_ref().is_some_and(|t| t.is_moved()) {
-        ctx.client.forward = true;
-        return;
+    if !ctx.in_exec
+        && ctx.client.bound
+        && let Some(t) = &ctx.client.tenant
+    {
+        if t.is_moved() {
+            ctx.client.forward = true;
+            return;
+        }
+        // A pause that began while this waited for the lock holds it too:
+        // a tenant's move pauses its writes, then takes the lock once to
+        // know every write it did not hold has been logged.
+        let write = spec.has(WRITE) || spec.has(MAY_REPLICATE);
+        if let Some(ms) = t.space.pause.holds(ctx.now_ms, write) {
+            ctx.client.retry_after_ms = Some(ms);
+            return;
+        }
     }
     // Nothing to admit against without a tenant or a `maxmemory`.
     let bounded = ctx.client.tenant.is_some() || state.maxmemory.load(Relaxed) > 0;

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::args::{int, lower};
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::args::{int, is, lower};
 use super::{CmdError, CmdResult, Ctx};
 use crate::persist::record::Record;
 use crate::persist::transfer;
@@ -84,22 +86,88 @@ fn run(state: Arc<ServerState>, t: Arc<Tenant>, to: Moved, timeout: Duration) ->
 
 async fn move_tenant(state: &Arc<ServerState>, t: &Arc<Tenant>, to: &Moved, timeout: Duration) -> Result<Report, (&'static str, String)> {
     let started = Instant::now();
+    let id = t.id().to_string();
     let mut peer = Peer::connect(&to.addr, to.auth.as_deref(), timeout).await.map_err(|e| ("connect", e.to_string()))?;
-    // From here the tenant's own writes wait (its reads go on).
-    t.space.pause.pause(u64::MAX, false, state.now_ms());
-    let paused = Instant::now();
-    let (st, tt) = (state.clone(), t.clone());
-    let (stream, keys) = tokio::task::spawn_blocking(move || (transfer::export(&st, &tt), tt.space.keys() as u64))
-        .await
-        .map_err(|e| ("copy", e.to_string()))?;
+    // With the log on, its tap carries the writes made after the copy, and
+    // writes wait only for the last of them; without it, for the whole move.
+    let aof = state.persistence().map(|p| p.aof.clone());
+    let mut paused = None;
+    if aof.is_none() {
+        t.space.pause.pause(u64::MAX, false, state.now_ms());
+        paused = Some(Instant::now());
+    }
+    let tap = Tap(aof.clone());
+    let (st, tt, a) = (state.clone(), t.clone(), aof.clone());
+    let (stream, keys, tapping) = tokio::task::spawn_blocking(move || {
+        let mut tapping = false;
+        let stream = transfer::export_at_cut(&st, &tt, || tapping = a.as_ref().is_some_and(|a| a.start_tap()));
+        (stream, tt.space.keys() as u64, tapping)
+    })
+    .await
+    .map_err(|e| ("copy", e.to_string()))?;
+    if aof.is_some() && !tapping {
+        return Err(("copy", "another tenant's move is in progress on this node".into()));
+    }
     peer.expect_ok(&[b"TENANT.IMPORT", &stream], timeout).await.map_err(|e| ("import", e.to_string()))?;
+    let mut sent = stream.len() as u64;
+    let result = async {
+        if let Some(aof) = &aof {
+            // Catch up while writes go on, until a round brings little.
+            for _ in 0..CATCH_UP_ROUNDS {
+                let n = send_writes(&mut peer, &id, aof.drain_tap(), timeout).await?;
+                sent += n;
+                if n < CATCH_UP_DONE {
+                    break;
+                }
+            }
+            // Then hold writes, let those running finish (they log before
+            // they release the lock), and send the last of them.
+            t.space.pause.pause(u64::MAX, false, state.now_ms());
+            paused = Some(Instant::now());
+            drop(t.space.lock_exclusive());
+            sent += send_writes(&mut peer, &id, aof.drain_tap(), timeout).await?;
+        }
+        peer.expect_ok(&[b"TENANT.IMPORT", id.as_bytes(), b"COMMIT"], timeout).await.map_err(|e| ("commit", e.to_string()))?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        // The target discards what it imported (best effort: a target that
+        // cannot be reached holds an invisible copy nobody can connect to).
+        let _ = peer.call(&[b"TENANT.IMPORT", id.as_bytes(), b"ABORT"], timeout).await;
+        return Err(e);
+    }
     cut_over(state, t, to);
+    drop(tap);
     Ok(Report {
         keys,
-        bytes: stream.len() as u64,
+        bytes: sent,
         duration_ms: started.elapsed().as_millis() as u64,
-        write_pause_ms: paused.elapsed().as_millis() as u64,
+        write_pause_ms: paused.map_or(0, |p| p.elapsed().as_millis() as u64),
     })
+}
+
+/// Catch-up rounds before the final one, and the size under which a round
+/// ends them.
+const CATCH_UP_ROUNDS: usize = 20;
+const CATCH_UP_DONE: u64 = 256 * 1024;
+
+/// Stops the log's tap however the move ends.
+struct Tap(Option<Arc<crate::persist::aof::Aof>>);
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        if let Some(a) = &self.0 {
+            a.stop_tap();
+        }
+    }
+}
+
+/// Sends the tenant's writes among `tapped` (TENANT.APPLY); the bytes sent.
+async fn send_writes(peer: &mut Peer, id: &str, tapped: Vec<u8>, timeout: Duration) -> Result<u64, (&'static str, String)> {
+    let Some(writes) = transfer::writes_of(tapped, id).map_err(|e| ("catch-up", e.to_string()))? else { return Ok(0) };
+    peer.expect_ok(&[b"TENANT.APPLY", id.as_bytes(), &writes], timeout).await.map_err(|e| ("catch-up", e.to_string()))?;
+    Ok(writes.len() as u64)
 }
 
 /// The target owns the tenant now: here it is marked moved (under its
@@ -115,9 +183,17 @@ fn cut_over(state: &ServerState, t: &Tenant, to: &Moved) {
     }
 }
 
-/// TENANT.IMPORT <stream>: creates the tenant a move streams here, makes
-/// it durable (a compaction that includes it), then replies OK.
+/// TENANT.IMPORT <stream>: creates the tenant a move streams here (nobody
+/// may connect as it yet), makes it durable (a compaction that includes
+/// it), then replies OK. TENANT.IMPORT <id> COMMIT makes it this node's
+/// (durably); TENANT.IMPORT <id> ABORT discards it.
 pub fn import(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() == 3 {
+        return finish_import(ctx, a[1], a[2]);
+    }
+    if a.len() != 2 {
+        return Err(CmdError::Syntax);
+    }
     let stream = a[1].to_vec();
     let state = ctx.state.arc();
     ctx.client.deferred = Some(Box::pin(async move {
@@ -140,11 +216,56 @@ pub fn import(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+fn finish_import(ctx: &mut Ctx, id: &[u8], how: &[u8]) -> CmdResult {
+    let t = ctx.state.tenants.get_tenant(&String::from_utf8_lossy(id)).map_err(|e| CmdError::msg(e.to_string()))?;
+    if !t.importing.load(Relaxed) {
+        return Err(CmdError::err(format!("tenant '{}' is not being imported", t.id())));
+    }
+    if is(how, "abort") {
+        if let Ok(t) = ctx.state.tenants.delete_tenant(t.id()) {
+            t.space.clear();
+        }
+        if let Some(p) = ctx.state.persistence() {
+            p.log(&Record::TenantDelete(t.id().to_string()));
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    if !is(how, "commit") {
+        return Err(CmdError::Syntax);
+    }
+    // The copy was made durable by its import, the writes since by the log
+    // (TENANT.APPLY logs what it replays; the reply waits for the log as any
+    // write's does): the tenant is this node's now.
+    t.importing.store(false, Relaxed);
+    if let Some(p) = ctx.state.persistence() {
+        ctx.client.persist_seq = p.log_tenant(&t, false);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// TENANT.APPLY <id> <writes>: the writes a moving tenant made after its
+/// copy, replayed into the imported tenant (not yet open here).
+pub fn apply(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    let id = String::from_utf8_lossy(a[1]).into_owned();
+    let t = ctx.state.tenants.get_tenant(&id).map_err(|e| CmdError::msg(e.to_string()))?;
+    if !t.importing.load(Relaxed) {
+        return Err(CmdError::err(format!("tenant '{id}' is not being imported")));
+    }
+    let n = transfer::apply(ctx.state, &id, a[2]).map_err(|e| CmdError::err(format!("apply failed: {e}")))?;
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
 /// TENANT.BIND <id>: this (admin) connection becomes one of the tenant's
 /// own, as if it had authenticated as the tenant; what a node forwarding
 /// the tenant's clients here opens for each of them.
 pub fn bind(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = ctx.state.tenants.get_tenant(&String::from_utf8_lossy(a[1])).map_err(|e| CmdError::msg(e.to_string()))?;
+    if t.importing.load(Relaxed) {
+        return Err(CmdError::err(format!("tenant '{}' is being moved here and not open yet", t.id())));
+    }
     super::connection::bind(ctx, Some(t))?;
     ctx.out.ok();
     Ok(())

@@ -333,6 +333,10 @@ pub static SUMMARIES: &[(&str, &str)] = &[
     ("tenant.stats", "Reports a tenant's statistics"),
     ("tenant.billing", "Reports a tenant's metered usage and invoice"),
     ("tenant.policy", "Manages a tenant's WebAssembly policy"),
+    ("tenant.migrate", "Moves a tenant to another node while its clients keep working"),
+    ("tenant.import", "Receives a moving tenant's copy, or commits or discards it (node to node)"),
+    ("tenant.apply", "Replays a moving tenant's writes made during its copy (node to node)"),
+    ("tenant.bind", "Gives this connection a tenant's identity (a forwarding node's)"),
     // pubsub
     ("subscribe", "Listens for messages on channels"),
     ("unsubscribe", "Stops listening on channels"),

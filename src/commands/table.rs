@@ -287,7 +287,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("tenant.stats", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::stats),
     cmd!("tenant.billing", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::billing),
     cmd!("tenant.migrate", Admin, -3, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::migrate),
-    cmd!("tenant.import", Admin, 2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::import),
+    cmd!("tenant.import", Admin, -2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::import),
+    cmd!("tenant.apply", Admin, 3, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::apply),
     cmd!("tenant.bind", Admin, 2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::bind),
     cmd!("tenant.policy", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::policy),
     // pubsub

@@ -50,7 +50,11 @@ impl Tail<'_> {
         if p.buf.capacity() == 0 {
             p.buf = std::mem::take(&mut p.spare);
         }
+        let start = p.buf.len();
         frame(&mut p.buf);
+        if let Some(tap) = &mut p.tap {
+            tap.extend_from_slice(&p.buf[start..]);
+        }
         p.seq += 1;
         self.appended = true;
         p.seq
@@ -94,6 +98,9 @@ struct Pending {
     /// The writer's last buffer, emptied, handed back: appends reuse memory
     /// that is already mapped (and likely cached) instead of a fresh buffer.
     spare: Vec<u8>,
+    /// While a tenant moves: a copy of every frame appended (unsealed),
+    /// the writes its new node must replay (see `persist::transfer`).
+    tap: Option<Vec<u8>>,
 }
 
 pub struct Aof {
@@ -178,6 +185,26 @@ impl Aof {
     /// Frames a record for the log; returns its sequence number.
     pub fn append(&self, rec: &Record) -> u64 {
         self.tail().append_with(|buf| rec.frame_unsealed(buf))
+    }
+
+    /// Starts copying every record appended from now on; false if a copy
+    /// is already being taken (one move at a time).
+    pub fn start_tap(&self) -> bool {
+        let mut p = self.pending.lock();
+        if p.tap.is_some() {
+            return false;
+        }
+        p.tap = Some(Vec::new());
+        true
+    }
+
+    /// The records appended since the last call (unsealed frames).
+    pub fn drain_tap(&self) -> Vec<u8> {
+        self.pending.lock().tap.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub fn stop_tap(&self) {
+        self.pending.lock().tap = None;
     }
 
     /// Holds the log's tail: until the [`Tail`] is dropped, no other record

@@ -298,6 +298,7 @@ pub(super) fn replay_tenant(state: &ServerState, data: &[u8]) -> Result<Arc<Tena
     match result {
         Ok(()) => {
             t.restore(img.created_at, img.state);
+            t.importing.store(true, std::sync::atomic::Ordering::Relaxed);
             Ok(t)
         }
         Err(e) => {
@@ -325,6 +326,45 @@ fn replay_tenant_records(replay: &mut Replay, frames: &mut Frames, id: &str) -> 
             Some(r @ (Record::Policy { .. } | Record::TenantSettings { .. })) if names(&r) == Some(id) => replay.apply(r),
             Some(other) => return Err(ImportError::Foreign(format!("{other:?}").chars().take(80).collect())),
         }
+    }
+}
+
+/// Replays the writes a moving tenant made after its copy (sealed frames of
+/// the source's log, after `TENANT_MAGIC`): its own commands, and its
+/// profile's changes, each also logged here; returns how many records were
+/// applied.
+pub(super) fn replay_tenant_writes(state: &ServerState, id: &str, data: &[u8]) -> Result<u64, ImportError> {
+    let file = Path::new("<tenant writes>");
+    let mut frames = Frames::new(file, data, TENANT_MAGIC).map_err(LoadError::from)?;
+    let mut replay = Replay::new(state);
+    let mut n = 0;
+    let result = (|| {
+        while let Some(r) = frames.next_record().map_err(LoadError::from)? {
+            if !belongs_to(&r, id) {
+                return Err(ImportError::Foreign(format!("{r:?}").chars().take(80).collect()));
+            }
+            // Logged here as there: a restart replays them after the
+            // snapshot that holds the imported copy.
+            if let Some(p) = state.persistence() {
+                p.log(&r);
+            }
+            replay.apply(r);
+            n += 1;
+        }
+        Ok(n)
+    })();
+    replay.finish();
+    result
+}
+
+/// Whether a logged record is about tenant `id` alone.
+pub fn belongs_to(r: &Record, id: &str) -> bool {
+    match r {
+        Record::Command { space, .. } => space.as_deref() == Some(id),
+        Record::Batch(rs) => rs.iter().all(|r| belongs_to(r, id)),
+        Record::Tenant(img) => img.id == id,
+        Record::Policy { .. } | Record::TenantSettings { .. } => names(r) == Some(id),
+        _ => false,
     }
 }
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use ferrite_policy_abi::Writer;
 
-use super::load::{LoadError, replay_tenant};
+use super::load::{LoadError, belongs_to, replay_tenant, replay_tenant_writes};
+use super::record::{AOF_MAGIC, Frames, seal};
 use super::record::{Record, frame_entries};
 use crate::server::state::ServerState;
 use crate::tenancy::Tenant;
@@ -24,7 +25,14 @@ const BLOCK: usize = 1 << 20;
 /// The tenant `t` as a stream of records, taken under its space's
 /// exclusive lock (its writers wait; other tenants do not).
 pub fn export(state: &ServerState, t: &Tenant) -> Vec<u8> {
+    export_at_cut(state, t, || {})
+}
+
+/// [`export`], running `at_cut` under the same lock first: what it starts
+/// (the log's tap) sees exactly the writes the copy does not.
+pub fn export_at_cut(state: &ServerState, t: &Tenant, at_cut: impl FnOnce()) -> Vec<u8> {
     let _consistent = t.space.lock_exclusive();
+    at_cut();
     let now = state.now_ms();
     let id = t.id().to_string();
     let mut out = TENANT_MAGIC.to_vec();
@@ -98,4 +106,39 @@ pub async fn make_durable(state: &Arc<ServerState>) -> Result<(), String> {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     if p.last_save_ok.load(SeqCst) { Ok(()) } else { Err("the snapshot that makes it durable failed".into()) }
+}
+
+/// Tenant `id`'s writes among frames the log's tap copied (unsealed, any
+/// space's), as a stream for TENANT.APPLY; None when there are none. A
+/// transaction that also wrote elsewhere (an operator's EXEC) keeps only
+/// the tenant's commands.
+pub fn writes_of(mut tapped: Vec<u8>, id: &str) -> Result<Option<Vec<u8>>, ImportError> {
+    if tapped.is_empty() {
+        return Ok(None);
+    }
+    seal(&mut tapped);
+    let mut data = AOF_MAGIC.to_vec();
+    data.extend_from_slice(&tapped);
+    let mut frames = Frames::new(std::path::Path::new("<tap>"), &data, AOF_MAGIC).map_err(LoadError::from)?;
+    let mut out = TENANT_MAGIC.to_vec();
+    let mut any = false;
+    while let Some(r) = frames.next_record().map_err(LoadError::from)? {
+        let kept = match r {
+            Record::Batch(rs) => {
+                let mine: Vec<Record> = rs.into_iter().filter(|r| belongs_to(r, id)).collect();
+                (!mine.is_empty()).then_some(Record::Batch(mine))
+            }
+            r => belongs_to(&r, id).then_some(r),
+        };
+        if let Some(r) = kept {
+            r.frame_into(&mut out);
+            any = true;
+        }
+    }
+    Ok(any.then_some(out))
+}
+
+/// Replays writes [`writes_of`] gathered into the imported tenant `id`.
+pub fn apply(state: &ServerState, id: &str, stream: &[u8]) -> Result<u64, ImportError> {
+    replay_tenant_writes(state, id, stream)
 }

@@ -175,6 +175,9 @@ pub struct Tenant {
     /// its connections are forwarded there.
     moved: parking_lot::Mutex<Option<Moved>>,
     is_moved: AtomicBool,
+    /// Being moved here (TENANT.IMPORT until its COMMIT): nobody may
+    /// connect as it yet.
+    pub importing: AtomicBool,
     /// Woken when the tenant moves (connections waiting for messages).
     pub moved_signal: tokio::sync::Notify,
 }
@@ -225,6 +228,7 @@ impl Tenant {
             tuning: parking_lot::Mutex::new(None),
             moved: parking_lot::Mutex::new(None),
             is_moved: AtomicBool::new(false),
+            importing: AtomicBool::new(false),
             moved_signal: tokio::sync::Notify::new(),
         }
     }
