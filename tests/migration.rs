@@ -183,3 +183,41 @@ fn login_at(addr: std::net::SocketAddr) -> Raw {
     assert_eq!(w.cmd(&["AUTH", "acme", "pw"]), ok());
     w
 }
+
+/// A client blocked in BLPOP and one in the middle of MULTI when the
+/// tenant moves both finish on the new node, through the old one.
+#[test]
+fn a_blocked_pop_and_an_open_transaction_continue_on_the_new_node() {
+    let a = common::start();
+    let b = common::start();
+    let mut t = tenant(&a, "acme", &["OPS", "1000000"]);
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    let mut blocked = login(&a, "acme");
+    blocked.send(&common::encode([b"BLPOP".as_slice(), b"queue", b"30"].into_iter()));
+    let mut tx = login(&a, "acme");
+    assert_eq!(tx.cmd(&["MULTI"]), ok());
+    assert_eq!(tx.cmd(&["INCR", "n"]), Frame::Simple("QUEUED".into()));
+    std::thread::sleep(Duration::from_millis(100));
+    let report = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &b.addr.to_string()]);
+    assert!(field(&report, "keys").is_some(), "{report}");
+    assert_eq!(tx.cmd(&["INCR", "n"]), Frame::Simple("QUEUED".into()));
+    assert_eq!(tx.cmd(&["EXEC"]), Frame::Array(vec![Frame::Integer(1), Frame::Integer(2)]));
+    let mut direct = login(&b, "acme");
+    assert_eq!(direct.cmd(&["RPUSH", "queue", "job"]), Frame::Integer(1));
+    assert_eq!(blocked.read(), Frame::Array(vec![Frame::Bulk(b"queue".to_vec()), Frame::Bulk(b"job".to_vec())]));
+    assert_eq!(direct.cmd(&["GET", "n"]), Frame::Bulk(b"2".to_vec()));
+}
+
+/// A tenant moved away can be moved back.
+#[test]
+fn a_tenant_moves_there_and_back() {
+    let a = common::start();
+    let b = common::start();
+    let mut t = tenant(&a, "acme", &[]);
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    let there = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &b.addr.to_string()]);
+    assert!(field(&there, "keys").is_some(), "{there}");
+    let back = Raw::connect(b.addr).cmd(&["TENANT.MIGRATE", "acme", &a.addr.to_string()]);
+    assert!(field(&back, "keys").is_some(), "{back}");
+    assert_eq!(login(&a, "acme").cmd(&["GET", "k"]), Frame::Bulk(b"v".to_vec()));
+}

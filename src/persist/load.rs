@@ -285,8 +285,13 @@ pub(super) fn replay_tenant(state: &ServerState, data: &[u8]) -> Result<Arc<Tena
     let Some(Record::Tenant(img)) = frames.next_record().map_err(LoadError::from)? else {
         return Err(ImportError::NoProfile);
     };
-    if state.tenants.get_tenant(&img.id).is_ok() {
-        return Err(ImportError::Exists(img.id));
+    // A tenant that moved away from here may come back: its old record
+    // (kept to forward its connections) gives way.
+    if let Ok(old) = state.tenants.get_tenant(&img.id) {
+        if !old.is_moved() {
+            return Err(ImportError::Exists(img.id));
+        }
+        let _ = state.tenants.delete_tenant(&img.id);
     }
     let t = state
         .tenants

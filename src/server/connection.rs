@@ -413,7 +413,16 @@ impl Conn {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let remaining = spec.deadline_ms.map(|d| Duration::from_millis(d.saturating_sub(self.state.now_ms())));
+            let moving = self.client.tenant.clone().filter(|_| self.client.bound);
+            if moving.as_ref().is_some_and(|t| t.is_moved()) {
+                // Its tenant moved: the wait goes on at the new node, with
+                // what is left of its timeout.
+                let again = with_timeout(argv, remaining.map(|d| d.as_millis() as u64));
+                self.forward_with(Some(again)).await?;
+                return Ok(false);
+            }
             tokio::select! {
+                _ = async { moving.as_ref().expect("guarded").moved_signal.notified().await }, if moving.is_some() => {}
                 _ = self.wake.notified() => {
                     let tenant = self.client.tenant.clone();
                     tenant.as_deref().map_or(&self.state.global, |t| &t.space).until_idle().await;
@@ -543,6 +552,12 @@ impl Conn {
     /// subscriptions, a MULTI in progress). Replies come back through here;
     /// the client sees nothing. Returns when either side closes.
     async fn forward(&mut self) -> std::io::Result<()> {
+        self.forward_with(None).await
+    }
+
+    /// [`Conn::forward`], sending `pending` (a blocked command, its timeout
+    /// what is left of it) first: its reply is the client's.
+    async fn forward_with(&mut self, pending: Option<Vec<Vec<u8>>>) -> std::io::Result<()> {
         self.flush().await?;
         let t = self.client.tenant.clone().expect("a moved tenant's connection");
         let to = t.moved().expect("moved");
@@ -565,6 +580,10 @@ impl Conn {
             self.socket.write_all(&early).await?;
         }
         let (mut up_read, mut up_write) = peer.stream.into_split();
+        if let Some(request) = pending {
+            let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
+            up_write.write_all(&super::peer::encode(&args)).await?;
+        }
         up_write.write_all(&self.inbuf).await?;
         self.inbuf.clear();
         let mut down = BytesMut::with_capacity(READ_CHUNK);
@@ -701,6 +720,31 @@ fn deliver(out: &mut Out, subscribed: bool, m: Message) {
 
 /// How long forwarding waits for the tenant's new node to answer its setup.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A blocking command again with `remaining_ms` as its timeout (None:
+/// forever): the last argument of BLPOP and its kind, the first of BLMPOP
+/// and BZMPOP, XREAD's and XREADGROUP's BLOCK.
+fn with_timeout(argv: &[Vec<u8>], remaining_ms: Option<u64>) -> Vec<Vec<u8>> {
+    let mut v = argv.to_vec();
+    let name = String::from_utf8_lossy(&v[0]).to_ascii_lowercase();
+    // 0 means forever; a deadline just reached still waits a moment.
+    let ms = remaining_ms.map_or(0, |ms| ms.max(1));
+    let secs = format!("{}.{:03}", ms / 1000, ms % 1000).into_bytes();
+    match name.as_str() {
+        "blmpop" | "bzmpop" if v.len() > 1 => v[1] = secs,
+        "xread" | "xreadgroup" => {
+            if let Some(i) = v.iter().position(|a| a.eq_ignore_ascii_case(b"block")).filter(|i| i + 1 < v.len()) {
+                v[i + 1] = ms.to_string().into_bytes();
+            }
+        }
+        _ => {
+            if let Some(last) = v.last_mut() {
+                *last = secs;
+            }
+        }
+    }
+    v
+}
 
 /// Replies a handover request gets: one per channel for the subscribes.
 fn replies_to(args: &[&[u8]]) -> usize {
