@@ -221,3 +221,119 @@ fn a_tenant_moves_there_and_back() {
     assert!(field(&back, "keys").is_some(), "{back}");
     assert_eq!(login(&a, "acme").cmd(&["GET", "k"]), Frame::Bulk(b"v".to_vec()));
 }
+
+/// A stand-in target node: answers TENANT.IMPORT's copy with OK after
+/// `import_delay`, each TENANT.APPLY with 1 after `apply_delay`, COMMIT and
+/// ABORT with OK; returns the requests' names it saw when the source hangs up.
+fn fake_target(import_delay: Duration, apply_delay: Duration) -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        let mut seen = Vec::new();
+        let line = |r: &mut BufReader<std::net::TcpStream>| -> Option<String> {
+            let mut l = String::new();
+            (r.read_line(&mut l).ok()? > 0).then(|| l.trim_end().to_string())
+        };
+        while let Some(head) = line(&mut r) {
+            let n: usize = head[1..].parse().unwrap();
+            let mut args = Vec::new();
+            for _ in 0..n {
+                let len: usize = line(&mut r).unwrap()[1..].parse().unwrap();
+                let mut buf = vec![0; len + 2];
+                r.read_exact(&mut buf).unwrap();
+                buf.truncate(len);
+                args.push(buf);
+            }
+            let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+            let reply: &[u8] = match (name.as_str(), args.len()) {
+                ("TENANT.IMPORT", 2) => {
+                    std::thread::sleep(import_delay);
+                    b"+OK\r\n"
+                }
+                ("TENANT.APPLY", _) => {
+                    std::thread::sleep(apply_delay);
+                    b":1\r\n"
+                }
+                _ => b"+OK\r\n",
+            };
+            seen.push(if args.len() == 3 && name == "TENANT.IMPORT" { String::from_utf8_lossy(&args[2]).to_uppercase() } else { name });
+            if out.write_all(reply).is_err() {
+                break;
+            }
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_move_in_progress_shows_its_phase_and_abort_stops_it() {
+    let a = common::start();
+    let mut t = tenant(&a, "acme", &[]);
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    let (target, seen) = fake_target(Duration::from_secs(30), Duration::ZERO);
+    let mut admin = Raw::connect(a.addr);
+    admin.send(&common::encode([b"TENANT.MIGRATE".as_slice(), b"acme", target.to_string().as_bytes()].into_iter()));
+    let mut info = Raw::connect(a.addr);
+    let mut phase = None;
+    for _ in 0..200 {
+        let i = info.cmd(&["TENANT.INFO", "acme"]);
+        if field(&i, "migration_phase") == Some(Frame::Bulk(b"import".to_vec())) {
+            assert_eq!(field(&i, "state"), Some(Frame::Bulk(b"migrating".to_vec())));
+            assert_eq!(field(&i, "migration_to"), Some(Frame::Bulk(target.to_string().into_bytes())));
+            phase = Some(i);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(phase.is_some(), "the move reached its import");
+    assert_eq!(info.cmd(&["TENANT.MIGRATE", "acme", "ABORT"]), ok());
+    let Frame::Error(e) = admin.read() else { panic!("the move fails") };
+    assert!(e.contains("'import'") && e.contains("aborted"), "{e}");
+    // The tenant is active here again, writes included, and nothing moves.
+    let i = info.cmd(&["TENANT.INFO", "acme"]);
+    assert_eq!(field(&i, "state"), Some(Frame::Bulk(b"active".to_vec())));
+    assert_eq!(t.cmd(&["SET", "k", "w"]), ok());
+    assert_eq!(info.cmd(&["TENANT.MIGRATE", "acme", "ABORT"]), Frame::Error("ERR no move of tenant 'acme' is in progress".into()));
+    drop(admin);
+    let _ = seen;
+}
+
+/// MAXPAUSE: when the last writes take longer to cross than allowed, the
+/// move is abandoned and the target told to discard its copy.
+#[test]
+fn a_move_whose_pause_would_pass_maxpause_is_abandoned() {
+    let da = data_dir("maxpause");
+    let a = persistent(&da);
+    let mut t = tenant(&a, "acme", &["OPS", "1000000"]);
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (addr, stop) = (a.addr, stop.clone());
+        std::thread::spawn(move || {
+            let mut w = login_at(addr);
+            while !stop.load(SeqCst) {
+                assert!(matches!(w.cmd(&["INCR", "n"]), Frame::Integer(_)));
+            }
+        })
+    };
+    // Writes go on all along: the copy's import takes a while, so the tap
+    // has writes for every round, and each round takes 300 ms to apply.
+    let mut probe = login(&a, "acme");
+    while !matches!(probe.cmd(&["GET", "n"]), Frame::Bulk(n) if n.len() > 2) {}
+    let (target, seen) = fake_target(Duration::from_millis(200), Duration::from_millis(300));
+    let reply = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &target.to_string(), "MAXPAUSE", "100"]);
+    stop.store(true, SeqCst);
+    writer.join().unwrap();
+    let Frame::Error(e) = reply else { panic!("abandoned: {reply}") };
+    assert!(e.contains("MAXPAUSE"), "{e}");
+    assert_eq!(t.cmd(&["GET", "k"]), Frame::Bulk(b"v".to_vec()), "still here");
+    assert_eq!(t.cmd(&["SET", "k", "w"]), ok());
+    let seen = seen.join().unwrap();
+    assert!(seen.contains(&"ABORT".to_string()) && !seen.contains(&"COMMIT".to_string()), "{seen:?}");
+    let _ = std::fs::remove_dir_all(&da);
+}

@@ -24,29 +24,60 @@ use crate::server::client::{Deferred, DeferredReply};
 use crate::server::peer::Peer;
 use crate::server::state::ServerState;
 use crate::tenancy::Tenant;
-use crate::tenancy::tenant::Moved;
+use crate::tenancy::tenant::{Migration, Moved};
 
 const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
 /// TENANT.MIGRATE <id> <host:port> [AUTH <password>] [TIMEOUT <ms>].
 pub fn migrate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = ctx.state.tenants.get_tenant(&String::from_utf8_lossy(a[1])).map_err(|e| CmdError::msg(e.to_string()))?;
+    if a.len() == 3 && is(a[2], "abort") {
+        let Some(m) = t.migration.lock().clone() else {
+            return Err(CmdError::err(format!("no move of tenant '{}' is in progress", t.id())));
+        };
+        m.abort.store(true, Relaxed);
+        ctx.out.ok();
+        return Ok(());
+    }
     if t.moved().is_some() {
         return Err(CmdError::err(format!("tenant '{}' has already moved", t.id())));
     }
     let to = String::from_utf8_lossy(a[2]).into_owned();
-    let (mut auth, mut timeout_ms) = (None, DEFAULT_TIMEOUT_MS);
+    let mut options = Options { auth: None, timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS), max_pause: None };
     let mut i = 3;
     while i < a.len() {
+        let ms = |v: &[u8]| -> Result<Duration, CmdError> {
+            let n = u64::try_from(int(v)?).map_err(|_| CmdError::err("TIMEOUT and MAXPAUSE must be positive"))?;
+            Ok(Duration::from_millis(n.max(1)))
+        };
         match (lower(a[i]).as_str(), a.get(i + 1)) {
-            ("auth", Some(pw)) => auth = Some(String::from_utf8_lossy(pw).into_owned()),
-            ("timeout", Some(ms)) => timeout_ms = u64::try_from(int(ms)?).map_err(|_| CmdError::err("TIMEOUT must be positive"))?,
+            ("auth", Some(pw)) => options.auth = Some(String::from_utf8_lossy(pw).into_owned()),
+            ("timeout", Some(v)) => options.timeout = ms(v)?,
+            ("maxpause", Some(v)) => options.max_pause = Some(ms(v)?),
             _ => return Err(CmdError::Syntax),
         }
         i += 2;
     }
-    ctx.client.deferred = Some(run(ctx.state.arc(), t, Moved { addr: to, auth }, Duration::from_millis(timeout_ms.max(1))));
+    let progress = Arc::new(Migration { to: to.clone(), ..Migration::default() });
+    {
+        let mut current = t.migration.lock();
+        if current.is_some() {
+            return Err(CmdError::err(format!("a move of tenant '{}' is already in progress", t.id())));
+        }
+        *current = Some(progress.clone());
+    }
+    let to = Moved { addr: to, auth: options.auth.clone() };
+    ctx.client.deferred = Some(run(ctx.state.arc(), t, to, options, progress));
     Ok(())
+}
+
+/// TENANT.MIGRATE's options.
+struct Options {
+    auth: Option<String>,
+    timeout: Duration,
+    /// The most the tenant's writes may be held; a longer last round
+    /// abandons the move.
+    max_pause: Option<Duration>,
 }
 
 /// What a finished move reports.
@@ -57,13 +88,14 @@ struct Report {
     write_pause_ms: u64,
 }
 
-fn run(state: Arc<ServerState>, t: Arc<Tenant>, to: Moved, timeout: Duration) -> Deferred {
+fn run(state: Arc<ServerState>, t: Arc<Tenant>, to: Moved, options: Options, progress: Arc<Migration>) -> Deferred {
     Box::pin(async move {
         let started = Instant::now();
-        let result = move_tenant(&state, &t, &to, timeout).await;
+        let result = move_tenant(&state, &t, &to, &options, &progress).await;
         // Whatever happened, held writes go on: forwarded when it moved,
         // here when it did not.
         t.space.pause.unpause();
+        *t.migration.lock() = None;
         let reply: DeferredReply = Box::new(move |out: &mut Out| match result {
             Ok(r) => {
                 tracing::info!(tenant = %t.id(), to = %to.addr, keys = r.keys, bytes = r.bytes, pause_ms = r.write_pause_ms, "tenant moved");
@@ -84,10 +116,25 @@ fn run(state: Arc<ServerState>, t: Arc<Tenant>, to: Moved, timeout: Duration) ->
     })
 }
 
-async fn move_tenant(state: &Arc<ServerState>, t: &Arc<Tenant>, to: &Moved, timeout: Duration) -> Result<Report, (&'static str, String)> {
-    let started = Instant::now();
+async fn move_tenant(
+    state: &Arc<ServerState>,
+    t: &Arc<Tenant>,
+    to: &Moved,
+    options: &Options,
+    progress: &Migration,
+) -> Result<Report, (&'static str, String)> {
+    let (started, timeout) = (Instant::now(), options.timeout);
     let id = t.id().to_string();
-    let mut peer = Peer::connect(&to.addr, to.auth.as_deref(), timeout).await.map_err(|e| ("connect", e.to_string()))?;
+    let phase = |name: &'static str| -> Result<(), (&'static str, String)> {
+        if progress.abort.load(Relaxed) {
+            return Err((name, "aborted (TENANT.MIGRATE ABORT)".into()));
+        }
+        *progress.phase.lock() = name;
+        Ok(())
+    };
+    phase("connect")?;
+    let connect = async { Peer::connect(&to.addr, to.auth.as_deref(), timeout).await.map_err(|e| ("connect", e.to_string())) };
+    let mut peer = abortable(progress, "connect", connect).await?;
     // With the log on, its tap carries the writes made after the copy, and
     // writes wait only for the last of them; without it, for the whole move.
     let aof = state.persistence().map(|p| p.aof.clone());
@@ -97,6 +144,7 @@ async fn move_tenant(state: &Arc<ServerState>, t: &Arc<Tenant>, to: &Moved, time
         paused = Some(Instant::now());
     }
     let tap = Tap(aof.clone());
+    phase("copy")?;
     let (st, tt, a) = (state.clone(), t.clone(), aof.clone());
     let (stream, keys, tapping) = tokio::task::spawn_blocking(move || {
         let mut tapping = false;
@@ -108,32 +156,46 @@ async fn move_tenant(state: &Arc<ServerState>, t: &Arc<Tenant>, to: &Moved, time
     if aof.is_some() && !tapping {
         return Err(("copy", "another tenant's move is in progress on this node".into()));
     }
-    peer.expect_ok(&[b"TENANT.IMPORT", &stream], timeout).await.map_err(|e| ("import", e.to_string()))?;
-    let mut sent = stream.len() as u64;
+    phase("import")?;
+    let import = async { peer.expect_ok(&[b"TENANT.IMPORT", &stream], timeout).await.map_err(|e| ("import", e.to_string())) };
+    abortable(progress, "import", import).await?;
+    progress.bytes_sent.fetch_add(stream.len() as u64, Relaxed);
     let result = async {
         if let Some(aof) = &aof {
             // Catch up while writes go on, until a round brings little.
             for _ in 0..CATCH_UP_ROUNDS {
-                let n = send_writes(&mut peer, &id, aof.drain_tap(), timeout).await?;
-                sent += n;
+                phase("catch-up")?;
+                let n = abortable(progress, "catch-up", send_writes(&mut peer, &id, aof.drain_tap(), timeout)).await?;
+                progress.bytes_sent.fetch_add(n, Relaxed);
+                progress.lag_bytes.store(aof.tap_len() as u64, Relaxed);
                 if n < CATCH_UP_DONE {
                     break;
                 }
             }
             // Then hold writes, let those running finish (they log before
             // they release the lock), and send the last of them.
+            phase("last-writes")?;
             t.space.pause.pause(u64::MAX, false, state.now_ms());
             paused = Some(Instant::now());
             drop(t.space.lock_exclusive());
-            sent += send_writes(&mut peer, &id, aof.drain_tap(), timeout).await?;
+            let last = abortable(progress, "last-writes", send_writes(&mut peer, &id, aof.drain_tap(), timeout));
+            let n = match options.max_pause {
+                Some(max) => tokio::time::timeout(max, last)
+                    .await
+                    .map_err(|_| ("last-writes", format!("the write pause would pass MAXPAUSE ({} ms)", max.as_millis())))??,
+                None => last.await?,
+            };
+            progress.bytes_sent.fetch_add(n, Relaxed);
+            progress.lag_bytes.store(0, Relaxed);
         }
+        phase("commit")?;
         peer.expect_ok(&[b"TENANT.IMPORT", id.as_bytes(), b"COMMIT"], timeout).await.map_err(|e| ("commit", e.to_string()))?;
         Ok(())
     }
     .await;
     if let Err(e) = result {
         // The target discards what it imported (best effort: a target that
-        // cannot be reached holds an invisible copy nobody can connect to).
+        // cannot be reached holds a copy nobody can connect to).
         let _ = peer.call(&[b"TENANT.IMPORT", id.as_bytes(), b"ABORT"], timeout).await;
         return Err(e);
     }
@@ -141,10 +203,28 @@ async fn move_tenant(state: &Arc<ServerState>, t: &Arc<Tenant>, to: &Moved, time
     drop(tap);
     Ok(Report {
         keys,
-        bytes: sent,
+        bytes: progress.bytes_sent.load(Relaxed),
         duration_ms: started.elapsed().as_millis() as u64,
         write_pause_ms: paused.map_or(0, |p| p.elapsed().as_millis() as u64),
     })
+}
+
+/// `work`, or an error as soon as TENANT.MIGRATE ABORT asks (checked every
+/// few milliseconds). Not for the commit: once sent, it may have happened.
+async fn abortable<T>(
+    progress: &Migration,
+    phase: &'static str,
+    work: impl std::future::Future<Output = Result<T, (&'static str, String)>>,
+) -> Result<T, (&'static str, String)> {
+    let asked = async {
+        while !progress.abort.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        r = work => r,
+        _ = asked => Err((phase, "aborted (TENANT.MIGRATE ABORT)".into())),
+    }
 }
 
 /// Catch-up rounds before the final one, and the size under which a round

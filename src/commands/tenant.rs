@@ -378,13 +378,22 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let t = target(ctx, a.get(1).copied())?;
     let (p, u) = (t.profile(), t.get_usage());
+    // A move in progress: its phase, what it has sent, what it has yet to.
+    let moving = t.migration.lock().clone();
+    let state = if moving.is_some() { "migrating".into() } else { t.state().name().into() };
+    let (phase, sent, lag) =
+        moving.as_ref().map_or(("", 0, 0), |m| (*m.phase.lock(), m.bytes_sent.load(Relaxed), m.lag_bytes.load(Relaxed)));
     let fields = [
         ("id", V::S(t.id().into())),
         ("name", V::S(p.name)),
         ("tier", V::S(p.tier.name().into())),
-        ("state", V::S(t.state().name().into())),
+        ("state", V::S(state)),
         // Where it went, once TENANT.MIGRATE moved it ("" while it is here).
         ("moved_to", V::S(t.moved().map(|m| m.addr).unwrap_or_default())),
+        ("migration_to", V::S(moving.as_ref().map(|m| m.to.clone()).unwrap_or_default())),
+        ("migration_phase", V::S(phase.into())),
+        ("migration_bytes_sent", V::I(sent)),
+        ("migration_lag_bytes", V::I(lag)),
         ("memory_used", V::I(u.memory_used)),
         ("memory_limit", V::I(u.limits.memory_bytes)),
         ("memory_peak", V::I(t.metrics.memory_peak.load(Relaxed))),

@@ -203,6 +203,11 @@ impl Aof {
         self.pending.lock().tap.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// Bytes the tap holds (what a move has yet to send).
+    pub fn tap_len(&self) -> usize {
+        self.pending.lock().tap.as_ref().map_or(0, |t| t.len())
+    }
+
     pub fn stop_tap(&self) {
         self.pending.lock().tap = None;
     }

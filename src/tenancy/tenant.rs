@@ -1,6 +1,7 @@
 //! One tenant: identity, tier, limits, state, its own namespace, metering.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -178,8 +179,22 @@ pub struct Tenant {
     /// Being moved here (TENANT.IMPORT until its COMMIT): nobody may
     /// connect as it yet.
     pub importing: AtomicBool,
+    /// Being moved away (TENANT.MIGRATE in progress).
+    pub migration: parking_lot::Mutex<Option<Arc<Migration>>>,
     /// Woken when the tenant moves (connections waiting for messages).
     pub moved_signal: tokio::sync::Notify,
+}
+
+/// A move in progress, as TENANT.INFO shows it and TENANT.MIGRATE ABORT
+/// stops it.
+#[derive(Debug, Default)]
+pub struct Migration {
+    pub to: String,
+    pub phase: parking_lot::Mutex<&'static str>,
+    pub bytes_sent: AtomicU64,
+    /// The tenant's writes logged here and not yet sent.
+    pub lag_bytes: AtomicU64,
+    pub abort: AtomicBool,
 }
 
 /// Where a moved tenant went, and how this node reaches it.
@@ -229,6 +244,7 @@ impl Tenant {
             moved: parking_lot::Mutex::new(None),
             is_moved: AtomicBool::new(false),
             importing: AtomicBool::new(false),
+            migration: parking_lot::Mutex::new(None),
             moved_signal: tokio::sync::Notify::new(),
         }
     }
