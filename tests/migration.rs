@@ -226,6 +226,16 @@ fn a_tenant_moves_there_and_back() {
 /// `import_delay`, each TENANT.APPLY with 1 after `apply_delay`, COMMIT and
 /// ABORT with OK; returns the requests' names it saw when the source hangs up.
 fn fake_target(import_delay: Duration, apply_delay: Duration) -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+    dying_target(import_delay, apply_delay, None)
+}
+
+/// [`fake_target`] that dies (closes the connection without a reply) on
+/// the first request whose name (or IMPORT's COMMIT/ABORT) is `die_at`.
+fn dying_target(
+    import_delay: Duration,
+    apply_delay: Duration,
+    die_at: Option<&'static str>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<String>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -260,7 +270,12 @@ fn fake_target(import_delay: Duration, apply_delay: Duration) -> (std::net::Sock
                 }
                 _ => b"+OK\r\n",
             };
-            seen.push(if args.len() == 3 && name == "TENANT.IMPORT" { String::from_utf8_lossy(&args[2]).to_uppercase() } else { name });
+            let what = if args.len() == 3 && name == "TENANT.IMPORT" { String::from_utf8_lossy(&args[2]).to_uppercase() } else { name };
+            if die_at == Some(what.as_str()) {
+                seen.push(format!("died at {what}"));
+                break;
+            }
+            seen.push(what);
             if out.write_all(reply).is_err() {
                 break;
             }
@@ -336,4 +351,49 @@ fn a_move_whose_pause_would_pass_maxpause_is_abandoned() {
     let seen = seen.join().unwrap();
     assert!(seen.contains(&"ABORT".to_string()) && !seen.contains(&"COMMIT".to_string()), "{seen:?}");
     let _ = std::fs::remove_dir_all(&da);
+}
+
+/// The target dies at each step of a move in turn: every time the move
+/// fails naming that step, and the tenant stays whole on the source, every
+/// acknowledged write included, and takes writes again.
+#[test]
+fn a_target_dying_at_any_step_leaves_the_tenant_whole_on_the_source() {
+    for (die_at, phase) in [("TENANT.IMPORT", "import"), ("TENANT.APPLY", "catch-up"), ("COMMIT", "commit")] {
+        let dir = data_dir(&format!("die-{phase}"));
+        let a = persistent(&dir);
+        let mut t = tenant(&a, "acme", &["OPS", "1000000"]);
+        for i in 0..100 {
+            assert_eq!(t.cmd(&["SET", &format!("k{i}"), "v"]), ok());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (addr, stop, acked) = (a.addr, stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let mut w = login_at(addr);
+                while !stop.load(SeqCst) {
+                    match w.cmd(&["INCR", "n"]) {
+                        Frame::Integer(n) => acked.store(n as u64, SeqCst),
+                        other => panic!("a client saw {other}"),
+                    }
+                }
+            })
+        };
+        let mut probe = login(&a, "acme");
+        while !matches!(probe.cmd(&["GET", "n"]), Frame::Bulk(n) if n.len() > 2) {}
+        let (target, seen) = dying_target(Duration::from_millis(100), Duration::from_millis(50), Some(die_at));
+        let reply = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &target.to_string(), "TIMEOUT", "5000"]);
+        let Frame::Error(e) = reply else { panic!("{die_at}: the move fails: {reply}") };
+        assert!(e.contains(&format!("'{phase}'")), "{die_at}: {e}");
+        let seen = seen.join().unwrap();
+        assert!(seen.last().is_some_and(|l| l.contains(die_at)), "{seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, SeqCst);
+        writer.join().expect("the writer never saw an error");
+        let Frame::Bulk(n) = probe.cmd(&["GET", "n"]) else { panic!() };
+        assert_eq!(String::from_utf8(n).unwrap().parse::<u64>().unwrap(), acked.load(SeqCst), "{die_at}");
+        assert_eq!(probe.cmd(&["DBSIZE"]), Frame::Integer(101), "{die_at}");
+        assert_eq!(probe.cmd(&["INCR", "n"]), Frame::Integer(acked.load(SeqCst) as i64 + 1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
