@@ -22,47 +22,96 @@ pub const TENANT_MAGIC: &[u8; 16] = b"FERRITE-TENANT\0\x01";
 /// Entries are framed in blocks of about this many bytes.
 const BLOCK: usize = 1 << 20;
 
-/// The tenant `t` as a stream of records, taken under its space's
-/// exclusive lock (its writers wait; other tenants do not).
+/// The tenant `t` as a stream of records, as it was at one instant.
 pub fn export(state: &ServerState, t: &Tenant) -> Vec<u8> {
     export_at_cut(state, t, || {})
 }
 
-/// [`export`], running `at_cut` under the same lock first: what it starts
-/// (the log's tap) sees exactly the writes the copy does not.
+/// [`export`], running `at_cut` at the instant it copies (under the
+/// tenant's exclusive lock): what it starts, the log's tap, sees exactly the
+/// writes the copy does not. The lock is held only to take the cut: the
+/// entries are written afterwards, copy-on-write, as a snapshot's are, while
+/// the tenant's clients go on (so no compaction runs meanwhile).
 pub fn export_at_cut(state: &ServerState, t: &Tenant, at_cut: impl FnOnce()) -> Vec<u8> {
-    let _consistent = t.space.lock_exclusive();
-    at_cut();
-    let now = state.now_ms();
+    let _no_compaction = CopyTurn::take(state);
     let id = t.id().to_string();
     let mut out = TENANT_MAGIC.to_vec();
-    Record::Tenant(TenantImage::of(t)).frame_into(&mut out);
-    if t.policy.module().is_some() {
-        Record::policy_of(t).frame_into(&mut out);
-    }
-    if let Some(settings) = Record::settings_of(t) {
-        settings.frame_into(&mut out);
-    }
-    if let Some(payload) = t.space.scripts.dump_libraries() {
-        let argv = vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), payload, b"REPLACE".to_vec()];
-        Record::Command { now_ms: now, space: Some(id.clone()), db: 0, argv }.frame_into(&mut out);
-    }
+    let dbs: Vec<(usize, usize)> = {
+        let _cut = t.space.lock_exclusive();
+        at_cut();
+        let now = state.now_ms();
+        let epoch = next_epoch(state);
+        Record::Tenant(TenantImage::of(t)).frame_into(&mut out);
+        if t.policy.module().is_some() {
+            Record::policy_of(t).frame_into(&mut out);
+        }
+        if let Some(settings) = Record::settings_of(t) {
+            settings.frame_into(&mut out);
+        }
+        if let Some(payload) = t.space.scripts.dump_libraries() {
+            let argv = vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), payload, b"REPLACE".to_vec()];
+            Record::Command { now_ms: now, space: Some(id.clone()), db: 0, argv }.frame_into(&mut out);
+        }
+        t.space
+            .existing()
+            .map(|(db, ks)| {
+                ks.begin_snapshot(epoch, now);
+                (db, t.space.physical(db))
+            })
+            .collect()
+    };
     let mut entries = 0;
     let mut block = Writer::with_capacity(BLOCK + BLOCK / 4);
-    for (db, ks) in t.space.existing() {
+    for (db, physical) in dbs {
         Record::Keyspace { space: Some(id.clone()), db: db as u32 }.frame_into(&mut out);
         let mut emit = |w: &mut Writer| -> std::io::Result<()> {
             frame_entries(&mut out, &w.buf);
             w.buf.clear();
             Ok(())
         };
-        entries += ks.export_into(now, &mut block, BLOCK, &mut emit).expect("writing to memory");
+        entries += t.space.physical_db(physical).snapshot_into(&mut block, BLOCK, &mut emit).expect("writing to memory");
         if !block.buf.is_empty() {
             emit(&mut block).expect("writing to memory");
         }
     }
     Record::End { entries }.frame_into(&mut out);
     out
+}
+
+/// A keyspace holds one copy-on-write copy at a time: a tenant's export
+/// takes the compaction's turn (waiting out one that runs) and gives it
+/// back when done.
+struct CopyTurn<'a>(Option<&'a std::sync::atomic::AtomicBool>);
+
+impl<'a> CopyTurn<'a> {
+    fn take(state: &'a ServerState) -> CopyTurn<'a> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(p) = state.persistence() else { return CopyTurn(None) };
+        while p.rewriting.swap(true, SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        CopyTurn(Some(&p.rewriting))
+    }
+}
+
+impl Drop for CopyTurn<'_> {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0 {
+            flag.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// The epoch a copy marks entries with: the compaction's counter when the
+/// log is on (so the next compaction picks another), else one of our own.
+fn next_epoch(state: &ServerState) -> u8 {
+    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+    static OWN: AtomicU8 = AtomicU8::new(0);
+    let counter = state.persistence().map_or(&OWN, |p| &p.epoch);
+    // 1..=255, never the previous one.
+    let epoch = counter.load(Relaxed) % 255 + 1;
+    counter.store(epoch, Relaxed);
+    epoch
 }
 
 /// Creates the tenant a stream describes, with its data. Refused if a

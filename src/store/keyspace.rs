@@ -921,35 +921,6 @@ impl Keyspace {
     /// Starts a snapshot of the state as of now. The caller makes this the
     /// same instant for every keyspace (the server's exclusive lock).
     /// `epoch` must differ from the previous snapshot's and from 0.
-    /// Every live entry, encoded as a snapshot's are, `flush` called past
-    /// `chunk` bytes. The caller holds writers off (a tenant's exclusive
-    /// lock): unlike [`Keyspace::snapshot_into`] this marks nothing, so it
-    /// never meets a compaction's copy-on-write.
-    pub fn export_into(
-        &self,
-        now_ms: u64,
-        out: &mut Writer,
-        chunk: usize,
-        flush: &mut dyn FnMut(&mut Writer) -> std::io::Result<()>,
-    ) -> std::io::Result<u64> {
-        let mut n = 0;
-        for shard in self.map.shards() {
-            let t = shard.read();
-            // SAFETY: iterating a table we hold a read lock on.
-            for b in unsafe { t.iter() } {
-                let e = unsafe { entry_of(&b) };
-                if !e.is_expired(now_ms) {
-                    super::encode::encode_entry(&e.key, e, out);
-                    n += 1;
-                    if out.buf.len() > chunk {
-                        flush(out)?;
-                    }
-                }
-            }
-        }
-        Ok(n)
-    }
-
     pub fn begin_snapshot(&self, epoch: u8, cut_ms: u64) {
         self.snap.epoch.store(epoch, Relaxed);
         self.snap.cut_ms.store(cut_ms, Relaxed);
