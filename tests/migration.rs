@@ -49,9 +49,17 @@ fn a_tenant_moves_while_its_clients_work_through_the_source() {
             }
         })
     };
+    // A RESP3 client that asked to hear of moves.
+    let mut smart = login(&a, "acme");
+    assert!(matches!(smart.cmd(&["HELLO", "3"]), Frame::Map(_)));
+    assert_eq!(smart.cmd(&["CLIENT", "MAINT_NOTIFICATIONS", "ON"]), ok());
     std::thread::sleep(Duration::from_millis(100));
     let target = b.addr.to_string();
     let report = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &target]);
+    let moving =
+        Frame::Push(vec![Frame::Bulk(b"MOVING".to_vec()), Frame::Integer(1), Frame::Integer(0), Frame::Bulk(target.clone().into_bytes())]);
+    assert_eq!(smart.read(), moving);
+    assert_eq!(smart.cmd(&["GET", "k1"]), Frame::Bulk(b"1".to_vec()), "and it still works through the old node");
     assert_eq!(field(&report, "keys"), Some(Frame::Integer(1002)), "{report}");
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, SeqCst);

@@ -60,6 +60,16 @@ fn a_tenant_moves_whole_between_servers() {
     let mut src = tenant(&a, "acme", &["MEMORY", "20mb", "OPS", "50000"]);
     fill(&mut src);
     let before = view(&mut src);
+    let stats = |addr| {
+        let Frame::Array(v) = Raw::connect(addr).cmd(&["TENANT.STATS", "acme"]) else { panic!("fields") };
+        let kept = ["commands_read", "commands_write", "keyspace_hits", "keyspace_misses", "bytes_in", "bytes_out", "memory_peak"];
+        let pairs: Vec<(String, Frame)> = v.chunks(2).map(|p| (p[0].to_string(), p[1].clone())).collect();
+        let got: Vec<String> =
+            pairs.into_iter().filter(|(k, _)| kept.iter().any(|n| k.contains(n))).map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(got.len(), kept.len(), "{got:?}");
+        got
+    };
+    let stats_before = stats(a.addr);
     let t = a.state.tenants.get_tenant("acme").unwrap();
     let stream = transfer::export(&a.state, &t);
     let imported = transfer::import(&b.state, &stream).expect("imports");
@@ -68,6 +78,8 @@ fn a_tenant_moves_whole_between_servers() {
     assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "acme", "pw"]), Frame::Error(e) if e.contains("being moved")));
     imported.importing.store(false, std::sync::atomic::Ordering::Relaxed);
     // Its own password works there; its limits and data came along.
+    // Its statistics and bill came along (compared before anything runs there).
+    assert_eq!(stats(b.addr), stats_before);
     let mut dst = login(&b, "acme");
     assert_eq!(view(&mut dst), before);
     assert_eq!(dst.cmd(&["FCALL", "bump", "1", "n"]), Frame::Integer(1));

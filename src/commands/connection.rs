@@ -413,6 +413,12 @@ pub fn client(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             pause_of(ctx).unpause();
             ctx.out.ok();
         }
+        "maint_notifications" => {
+            // ON|OFF, then options (Redis's moving-endpoint-type ...), accepted.
+            arity(3, false)?;
+            ctx.client.maint_notifications = on_off(a[2])?;
+            ctx.out.ok();
+        }
         "tracking" => {
             arity(3, false)?;
             super::tracking::client_tracking(ctx, a)?;

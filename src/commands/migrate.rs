@@ -178,7 +178,7 @@ async fn move_tenant(
             t.space.pause.pause(u64::MAX, false, state.now_ms());
             paused = Some(Instant::now());
             drop(t.space.lock_exclusive());
-            let last = abortable(progress, "last-writes", send_writes(&mut peer, &id, aof.drain_tap(), timeout));
+            let last = abortable(progress, "last-writes", send_last_writes(&mut peer, t, aof.drain_tap(), timeout));
             let n = match options.max_pause {
                 Some(max) => tokio::time::timeout(max, last)
                     .await
@@ -241,6 +241,17 @@ impl Drop for Tap {
             a.stop_tap();
         }
     }
+}
+
+/// The last writes, and the tenant's statistics and bill as they are now
+/// that its writes are held (the copy's were those at its cut).
+async fn send_last_writes(peer: &mut Peer, t: &Tenant, tapped: Vec<u8>, timeout: Duration) -> Result<u64, (&'static str, String)> {
+    let id = t.id();
+    let mut writes =
+        transfer::writes_of(tapped, id).map_err(|e| ("last-writes", e.to_string()))?.unwrap_or_else(|| transfer::TENANT_MAGIC.to_vec());
+    Record::TenantStats { tenant: id.to_string(), counters: t.counters(), ledger: t.ledger.items() }.frame_into(&mut writes);
+    peer.expect_ok(&[b"TENANT.APPLY", id.as_bytes(), &writes], timeout).await.map_err(|e| ("last-writes", e.to_string()))?;
+    Ok(writes.len() as u64)
 }
 
 /// Sends the tenant's writes among `tapped` (TENANT.APPLY); the bytes sent.

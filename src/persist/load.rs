@@ -224,6 +224,12 @@ impl<'a> Replay<'a> {
                 }
             }
             Record::Policy { tenant, module } => self.policy(&tenant, module),
+            Record::TenantStats { tenant, counters, ledger } => {
+                if let Ok(t) = self.state.tenants.get_tenant(&tenant) {
+                    t.restore_counters(&counters);
+                    t.ledger.restore(ledger);
+                }
+            }
             Record::TenantSettings { tenant, settings } => {
                 let Ok(t) = self.state.tenants.get_tenant(&tenant) else { return };
                 let server = self.state.config.read().tuning.clone();
@@ -328,7 +334,9 @@ fn replay_tenant_records(replay: &mut Replay, frames: &mut Frames, id: &str) -> 
             Some(r @ Record::Command { space: Some(_), .. }) if matches!(&r, Record::Command { space, .. } if mine(space)) => {
                 replay.apply(r)
             }
-            Some(r @ (Record::Policy { .. } | Record::TenantSettings { .. })) if names(&r) == Some(id) => replay.apply(r),
+            Some(r @ (Record::Policy { .. } | Record::TenantSettings { .. } | Record::TenantStats { .. })) if names(&r) == Some(id) => {
+                replay.apply(r)
+            }
             Some(other) => return Err(ImportError::Foreign(format!("{other:?}").chars().take(80).collect())),
         }
     }
@@ -368,7 +376,7 @@ pub fn belongs_to(r: &Record, id: &str) -> bool {
         Record::Command { space, .. } => space.as_deref() == Some(id),
         Record::Batch(rs) => rs.iter().all(|r| belongs_to(r, id)),
         Record::Tenant(img) => img.id == id,
-        Record::Policy { .. } | Record::TenantSettings { .. } => names(r) == Some(id),
+        Record::Policy { .. } | Record::TenantSettings { .. } | Record::TenantStats { .. } => names(r) == Some(id),
         _ => false,
     }
 }
@@ -376,7 +384,7 @@ pub fn belongs_to(r: &Record, id: &str) -> bool {
 /// The tenant a profile record is about.
 fn names(r: &Record) -> Option<&str> {
     match r {
-        Record::Policy { tenant, .. } | Record::TenantSettings { tenant, .. } => Some(tenant),
+        Record::Policy { tenant, .. } | Record::TenantSettings { tenant, .. } | Record::TenantStats { tenant, .. } => Some(tenant),
         _ => None,
     }
 }

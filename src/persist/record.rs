@@ -34,6 +34,13 @@ pub enum Record {
         tenant: String,
         settings: Vec<(String, String)>,
     },
+    /// A moving tenant's statistics and billing: its counters and meter
+    /// (`Tenant::counters`) and its ledger's line items.
+    TenantStats {
+        tenant: String,
+        counters: Vec<u64>,
+        ledger: Vec<crate::tenancy::billing::LineItem>,
+    },
     /// A tenant's policy module and CONFIG, or none.
     Policy {
         tenant: String,
@@ -238,6 +245,16 @@ impl Record {
                     w.str(name).str(value);
                 });
             }
+            Record::TenantStats { tenant, counters, ledger } => {
+                w.u8(13).str(tenant).u32(counters.len() as u32);
+                counters.iter().for_each(|c| {
+                    w.u64(*c);
+                });
+                w.u32(ledger.len() as u32);
+                ledger.iter().for_each(|i| {
+                    w.str(&i.name).u64(i.quantity.to_bits()).str(&i.unit).u64(i.amount.to_bits());
+                });
+            }
             Record::Policy { tenant, module } => {
                 w.u8(5).str(tenant);
                 match module {
@@ -295,6 +312,18 @@ impl Record {
                     settings.push((r.string()?, r.string()?));
                 }
                 Record::TenantSettings { tenant, settings }
+            }
+            13 => {
+                let tenant = r.string()?;
+                let n = r.count(8)?;
+                let counters = (0..n).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+                let n = r.count(20)?;
+                let mut ledger = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (name, quantity, unit, amount) = (r.string()?, f64::from_bits(r.u64()?), r.string()?, f64::from_bits(r.u64()?));
+                    ledger.push(crate::tenancy::billing::LineItem { name, quantity, unit, amount });
+                }
+                Record::TenantStats { tenant, counters, ledger }
             }
             5 => {
                 let tenant = r.string()?;

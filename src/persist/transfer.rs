@@ -48,6 +48,8 @@ pub fn export_at_cut(state: &ServerState, t: &Tenant, at_cut: impl FnOnce()) -> 
         if let Some(settings) = Record::settings_of(t) {
             settings.frame_into(&mut out);
         }
+        // Its statistics and bill so far go with it.
+        Record::TenantStats { tenant: id.clone(), counters: t.counters(), ledger: t.ledger.items() }.frame_into(&mut out);
         if let Some(payload) = t.space.scripts.dump_libraries() {
             let argv = vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), payload, b"REPLACE".to_vec()];
             Record::Command { now_ms: now, space: Some(id.clone()), db: 0, argv }.frame_into(&mut out);

@@ -277,6 +277,9 @@ pub struct ClientState {
     pub tracking: bool,
     /// Its options, while on.
     pub tracking_mode: crate::space::tracking::Mode,
+    /// CLIENT MAINT_NOTIFICATIONS ON: a RESP3 client told (a `MOVING`
+    /// push) where its tenant went, so it may reconnect there itself.
+    pub maint_notifications: bool,
     /// Set by dispatch when the client's tenant has moved (see
     /// `TENANT.MIGRATE`): the request was not run; the connection forwards
     /// it, and everything after it, to the tenant's new node.
@@ -353,6 +356,7 @@ impl ClientState {
             tracking_mode: Default::default(),
             monitor: false,
             forward: false,
+            maint_notifications: false,
             caching: false,
             script_read: false,
             charged: 0,

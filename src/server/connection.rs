@@ -575,6 +575,16 @@ impl Conn {
             }
         }
         tracing::debug!(client = self.client.id(), tenant = %t.id(), to = %to.addr, "forwarding");
+        if self.client.maint_notifications && self.out.resp3 {
+            // Where it went, for a client that reconnects itself (as Redis
+            // Enterprise's smart client handoff): MOVING <seq> <secs> <addr>.
+            self.out.push(4);
+            self.out.bulk(b"MOVING");
+            self.out.int(1);
+            self.out.int(0);
+            self.out.bulk(to.addr.as_bytes());
+            self.flush().await?;
+        }
         let early = peer.take_buffered();
         if !early.is_empty() {
             self.socket.write_all(&early).await?;

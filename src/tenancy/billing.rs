@@ -80,6 +80,18 @@ fn bandwidth_of(t: &Tenant) -> u64 {
 }
 
 impl Meter {
+    /// Its state, for a tenant's move to another node.
+    pub fn state(&self) -> [u64; 6] {
+        [&self.period_start_ms, &self.ops_base, &self.bandwidth_base, &self.byte_seconds, &self.last_tick_ms, &self.ops_last]
+            .map(|a| a.load(Relaxed))
+    }
+
+    /// Takes up a moved tenant's state (see [`Meter::state`]).
+    pub fn restore(&self, s: [u64; 6]) {
+        let fields = [&self.period_start_ms, &self.ops_base, &self.bandwidth_base, &self.byte_seconds, &self.last_tick_ms, &self.ops_last];
+        fields.iter().zip(s).for_each(|(a, v)| a.store(v, Relaxed));
+    }
+
     pub fn start(&self, now_ms: u64) {
         self.period_start_ms.store(now_ms, Relaxed);
         self.last_tick_ms.store(now_ms, Relaxed);
@@ -199,6 +211,11 @@ impl Ledger {
 
     pub fn items(&self) -> Vec<LineItem> {
         self.items.lock().clone()
+    }
+
+    /// A moved tenant's line items, in place of these.
+    pub fn restore(&self, items: Vec<LineItem>) {
+        *self.items.lock() = items;
     }
 
     pub fn add(&self, new: impl IntoIterator<Item = LineItem>) {

@@ -249,6 +249,59 @@ impl Tenant {
         }
     }
 
+    /// Its cumulative counters and billing meter, in [`Tenant::restore_counters`]'s order.
+    pub fn counters(&self) -> Vec<u64> {
+        let m = &self.metrics;
+        let mut v: Vec<u64> = [
+            &m.reads,
+            &m.writes,
+            &m.admin,
+            &m.hits,
+            &m.misses,
+            &m.bytes_in,
+            &m.bytes_out,
+            &m.memory_peak,
+            &m.connections_total,
+            &m.connections_refused,
+            &m.rate_limited,
+            &m.quota_rejected,
+            &m.evicted,
+        ]
+        .iter()
+        .map(|a| a.load(Relaxed))
+        .collect();
+        v.extend(self.meter.state());
+        v
+    }
+
+    /// Takes up a moved tenant's counters and meter (see [`Tenant::counters`]);
+    /// a list of another length (another version's) is ignored.
+    pub fn restore_counters(&self, v: &[u64]) {
+        let m = &self.metrics;
+        let counters = [
+            &m.reads,
+            &m.writes,
+            &m.admin,
+            &m.hits,
+            &m.misses,
+            &m.bytes_in,
+            &m.bytes_out,
+            &m.memory_peak,
+            &m.connections_total,
+            &m.connections_refused,
+            &m.rate_limited,
+            &m.quota_rejected,
+            &m.evicted,
+        ];
+        if v.len() != counters.len() + 6 {
+            return;
+        }
+        counters.iter().zip(v).for_each(|(a, &x)| a.store(x, Relaxed));
+        let mut meter = [0; 6];
+        meter.copy_from_slice(&v[counters.len()..]);
+        self.meter.restore(meter);
+    }
+
     /// Whether the tenant has moved to another node (one relaxed load).
     #[inline]
     pub fn is_moved(&self) -> bool {
