@@ -4,6 +4,8 @@
 //! damaged or foreign stream leaves nothing behind.
 
 mod common;
+#[path = "common/policies.rs"]
+mod policies;
 
 use common::{Raw, login, ok, tenant};
 use ferrite::persist::transfer;
@@ -111,4 +113,25 @@ fn a_damaged_stream_leaves_no_tenant() {
         assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "acme", "pw"]), Frame::Error(_)));
     }
     assert!(transfer::import(&b.state, &stream).is_ok(), "the whole stream still imports");
+}
+
+/// The tenant's WebAssembly policy and its CONFIG move with it, and run there.
+#[test]
+fn a_tenants_policy_module_moves_with_it() {
+    let a = common::start();
+    let b = common::start();
+    let _t = tenant(&a, "shop", &[]);
+    let wasm = policies::wasm("protect-prefix");
+    let mut admin = Raw::connect(a.addr);
+    let args: Vec<&[u8]> = vec![b"TENANT.UPDATE", b"shop", b"POLICY", &wasm, b"CONFIG", b"protect=session:"];
+    admin.send(&common::encode(args.into_iter()));
+    assert_eq!(admin.read(), ok());
+    let before = admin.cmd(&["TENANT.POLICY", "shop"]).to_string();
+    let t = a.state.tenants.get_tenant("shop").unwrap();
+    let imported = transfer::import(&b.state, &transfer::export(&a.state, &t)).expect("imports");
+    imported.importing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let after = Raw::connect(b.addr).cmd(&["TENANT.POLICY", "shop"]).to_string();
+    let hash = |s: &str| s.split("hash").nth(1).map(|r| r.chars().take(80).collect::<String>());
+    assert!(hash(&before).is_some(), "{before}");
+    assert_eq!(hash(&after), hash(&before), "{after}");
 }
