@@ -5,6 +5,7 @@
 
 mod common;
 #[path = "common/policies.rs"]
+#[allow(dead_code)]
 mod policies;
 
 use common::{Raw, login, ok, tenant};
