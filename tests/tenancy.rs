@@ -458,7 +458,14 @@ fn a_full_server_makes_the_writer_evict_its_own_keys() {
     // A tenant far under its own limit writes: it evicts its own keys.
     let roomy_before = used("roomy");
     let mut roomy = tenant_conn(&h, "roomy");
-    assert_eq!(roomy.cmd(&["SET", "new", &value]), ok());
+    // (Once more if refused: eviction gives up after 500 us, which a debug
+    // build sharing two cores with the other tests can pass.)
+    let set = ["SET", "new", value.as_str()];
+    let reply = match roomy.cmd(&set) {
+        Frame::Error(e) if e.starts_with("OOM") => roomy.cmd(&set),
+        other => other,
+    };
+    assert_eq!(reply, ok());
     assert!(used("roomy") < roomy_before, "the writer made room in its own space");
     assert_eq!((used("tight"), used("pinned")), (tight, pinned), "another tenant's write took memory");
     // A noeviction tenant under its own limit gets Redis's OOM.
