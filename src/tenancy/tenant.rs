@@ -249,10 +249,10 @@ impl Tenant {
         }
     }
 
-    /// Its cumulative counters and billing meter, in [`Tenant::restore_counters`]'s order.
-    pub fn counters(&self) -> Vec<u64> {
+    /// The cumulative counters that move with the tenant, in one order.
+    fn moving_counters(&self) -> [&AtomicU64; 13] {
         let m = &self.metrics;
-        let mut v: Vec<u64> = [
+        [
             &m.reads,
             &m.writes,
             &m.admin,
@@ -267,9 +267,11 @@ impl Tenant {
             &m.quota_rejected,
             &m.evicted,
         ]
-        .iter()
-        .map(|a| a.load(Relaxed))
-        .collect();
+    }
+
+    /// Its cumulative counters and billing meter, in [`Tenant::restore_counters`]'s order.
+    pub fn counters(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.moving_counters().iter().map(|a| a.load(Relaxed)).collect();
         v.extend(self.meter.state());
         v
     }
@@ -277,22 +279,7 @@ impl Tenant {
     /// Takes up a moved tenant's counters and meter (see [`Tenant::counters`]);
     /// a list of another length (another version's) is ignored.
     pub fn restore_counters(&self, v: &[u64]) {
-        let m = &self.metrics;
-        let counters = [
-            &m.reads,
-            &m.writes,
-            &m.admin,
-            &m.hits,
-            &m.misses,
-            &m.bytes_in,
-            &m.bytes_out,
-            &m.memory_peak,
-            &m.connections_total,
-            &m.connections_refused,
-            &m.rate_limited,
-            &m.quota_rejected,
-            &m.evicted,
-        ];
+        let counters = self.moving_counters();
         if v.len() != counters.len() + 6 {
             return;
         }
