@@ -34,6 +34,18 @@ pub struct Config {
     pub policy: crate::policy::PolicyConfig,
     #[serde(default)]
     pub persistence: crate::persist::PersistenceConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: how nodes reach each other. `secret` is a password every
+/// node accepts as its admin's (AUTH <secret>) and sends to another node
+/// (TENANT.MIGRATE without AUTH, the forwarding connections), so nodes
+/// need not know each other's `requirepass`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub secret: Option<String>,
 }
 
 /// `[server]`: Redis's own settings, under their Redis names.

@@ -405,3 +405,27 @@ fn a_target_dying_at_any_step_leaves_the_tenant_whole_on_the_source() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Nodes that share a `[cluster] secret` move tenants without knowing each
+/// other's admin password, and forward with it too.
+#[test]
+fn nodes_sharing_a_cluster_secret_move_tenants_between_them() {
+    let node = |requirepass: &str| {
+        let mut c = common::config();
+        c.server.requirepass = Some(requirepass.into());
+        c.cluster.secret = Some("shared".into());
+        ferrite::server::start_background(c).expect("server starts")
+    };
+    let (a, b) = (node("admin-a"), node("admin-b"));
+    let mut admin = Raw::connect(a.addr);
+    assert_eq!(admin.cmd(&["AUTH", "admin-a"]), ok());
+    assert_eq!(admin.cmd(&["TENANT.CREATE", "acme", "PASSWORD", "pw"]), ok());
+    let mut t = login(&a, "acme");
+    assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+    let report = admin.cmd(&["TENANT.MIGRATE", "acme", &b.addr.to_string()]);
+    assert!(field(&report, "keys").is_some(), "{report}");
+    assert_eq!(t.cmd(&["GET", "k"]), Frame::Bulk(b"v".to_vec()), "forwarded with the secret");
+    // The secret is an admin password on each node; a wrong one is not.
+    assert_eq!(Raw::connect(b.addr).cmd(&["AUTH", "shared"]), ok());
+    assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "nope"]), Frame::Error(_)));
+}

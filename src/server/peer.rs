@@ -35,7 +35,8 @@ impl Peer {
         stream.set_nodelay(true)?;
         let mut peer = Peer { stream, buf: BytesMut::with_capacity(16 * 1024) };
         if let Some(pw) = auth {
-            peer.expect_ok(&[b"AUTH", pw.as_bytes()], timeout).await?;
+            // As `default` (the admin): accepted even where no requirepass is set.
+            peer.expect_ok(&[b"AUTH", b"default", pw.as_bytes()], timeout).await?;
         }
         Ok(peer)
     }

@@ -45,6 +45,9 @@ pub struct Stats {
 
 pub struct ServerState {
     pub config: RwLock<ServerConfig>,
+    /// `[cluster] secret`: also the admin's password, and what this node
+    /// sends to another.
+    pub cluster_secret: Option<String>,
     /// The global (non-tenant) namespace.
     pub global: Space,
     pub tenants: TenantManager,
@@ -140,6 +143,7 @@ impl ServerState {
         let events = Arc::new(crate::space::notify::Defaults::default());
         events.set(config.server.notify_keyspace_events, config.server.client_output_buffer_limit.pubsub);
         let state = Arc::new(ServerState {
+            cluster_secret: config.cluster.secret.clone().filter(|s| !s.is_empty()),
             global: Space::with_total(config.server.databases as usize, Some(memory_total.clone()), events.clone()),
             tenants: TenantManager::with_total(
                 TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() },
