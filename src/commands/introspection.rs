@@ -12,7 +12,6 @@ use super::keys::help_reply;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::space::Space;
 use crate::space::monitor::Source;
-use crate::space::pubsub::Subscriber;
 use crate::space::slowlog::{Entry, logged_argv};
 
 /// Checks a container command's subcommand as Redis does before running
@@ -272,9 +271,7 @@ pub fn monitor(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
     if ctx.client.monitor {
         return Ok(());
     }
-    let info = ctx.client.info.clone();
-    let me = Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), kill: std::sync::Arc::new(move || info.request_kill()) };
-    monitors_of(ctx).add(me);
+    monitors_of(ctx).add(ctx.subscriber());
     ctx.client.monitor = true;
     ctx.out.ok();
     Ok(())

@@ -258,6 +258,17 @@ impl<'a> Ctx<'a> {
     /// Replies with a write's count of members or keys affected; zero means
     /// the command changed nothing, and (as Redis propagates only what made
     /// the dataset dirty) it is not logged.
+    /// This client as a receiver of messages (pub/sub, MONITOR, CLIENT
+    /// TRACKING): its queue, and how to disconnect it if it lags.
+    pub fn subscriber(&self) -> crate::space::pubsub::Subscriber {
+        let info = self.client.info.clone();
+        crate::space::pubsub::Subscriber {
+            id: self.client.id(),
+            tx: self.client.msg_tx.clone(),
+            kill: std::sync::Arc::new(move || info.request_kill()),
+        }
+    }
+
     pub fn reply_changed(&mut self, n: usize) {
         self.client.unchanged = n == 0;
         self.out.int(n as i64);

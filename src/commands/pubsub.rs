@@ -13,11 +13,6 @@ use crate::server::client::ClientState;
 use crate::space::pubsub::{PubSub, Subscriber};
 use std::collections::HashSet;
 
-fn subscriber(ctx: &Ctx) -> Subscriber {
-    let info = ctx.client.info.clone();
-    Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), kill: std::sync::Arc::new(move || info.request_kill()) }
-}
-
 /// A (un)subscription's confirmation. Its count is Redis's: channels and
 /// patterns for the ordinary kinds, shard channels alone for the sharded.
 fn confirm(ctx: &mut Ctx, kind: &str, name: Option<&[u8]>) {
@@ -91,7 +86,7 @@ fn subscribe_to(ctx: &mut Ctx, family: Family, names: &[&[u8]]) -> CmdResult {
     admit_subscriptions(ctx, names)?;
     for n in names {
         if family.names(ctx.client).insert(n.to_vec()) {
-            family.register(&ctx.space().pubsub, n, subscriber(ctx));
+            family.register(&ctx.space().pubsub, n, ctx.subscriber());
         }
         confirm(ctx, family.verbs().0, Some(n));
     }

@@ -12,13 +12,7 @@ use super::connection::visible_clients;
 use super::flags::READONLY;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, keyspec};
 use crate::server::client::tracking as flag;
-use crate::space::pubsub::Subscriber;
 use crate::space::tracking::{Mode, key_cost};
-
-fn own_queue(ctx: &Ctx) -> Subscriber {
-    let info = ctx.client.info.clone();
-    Subscriber { id: ctx.client.id(), tx: ctx.client.msg_tx.clone(), kill: std::sync::Arc::new(move || info.request_kill()) }
-}
 
 /// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN]
 /// [OPTOUT] [NOLOOP], with Redis's checks in Redis's order.
@@ -61,7 +55,7 @@ pub fn client_tracking(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let tracking = &ctx.space().tracking;
         tracking.check(ctx.client.id(), mode, &prefixes).map_err(CmdError::err)?;
         admit_prefixes(ctx, &prefixes)?;
-        tracking.enable(own_queue(ctx), redirect, mode, &prefixes);
+        tracking.enable(ctx.subscriber(), redirect, mode, &prefixes);
         let info = &ctx.client.info;
         info.tracking.store(flag::ON | if mode.bcast { flag::BCAST } else { 0 }, Relaxed);
         info.redirect.store(tracking.info(ctx.client.id()).map_or(0, |t| t.redirect), Relaxed);
@@ -110,7 +104,7 @@ pub fn disable(ctx: &mut Ctx) {
 /// CLIENT CACHING YES|NO: whether the next command's reads are tracked, in
 /// OPTIN or OPTOUT mode.
 pub fn client_caching(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let mode = ctx.space().tracking.info(ctx.client.id()).filter(|_| ctx.client.tracking).map(|t| t.mode);
+    let mode = ctx.client.tracking.then_some(ctx.client.tracking_mode);
     let Some(mode) = mode else {
         return Err(CmdError::err(
             "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
