@@ -46,21 +46,37 @@ pause=$(awk 'prev == "write_pause_ms" {print; exit} {prev = $0}' "$OUT/move.txt"
 echo "move: $(((end - start) / 1000000)) ms seen by the operator, $ms ms in the server; the tenant's $data bytes at $(awk -v b="$data" -v m="$ms" 'BEGIN { printf "%.1f", b / 1048576 / (m / 1000) }') MB/s ($bytes bytes on the wire, entries LZ4-compressed); write pause $pause ms"
 echo "clients: $(grep -ci 'error' "$OUT/load.err" "$OUT/load.csv" | awk -F: '{s += $2} END {print s}') error lines; worst latency (ms) per test:"
 awk -F'","' 'NR > 1 {gsub(/"/, "", $1); gsub(/"/, "", $NF); print "  " $1 ": max " $NF}' "$OUT/load.csv"
+grep -hE "move phase|imported|durable" "$OUT/n1.log" "$OUT/n2.log" | sed 's/^/  log: /' | cut -c1-200 || true
 echo "keys on the new node: $(redis-cli -p "$P2" --user acme --pass pw --no-auth-warning DBSIZE)"
 
-# The forwarding hop: unpipelined GETs through the old node against the new
-# one; CPU of both nodes per request with 50 clients, latency with one.
-hop() { # port -> "us_per_request_both_nodes avg_latency_ms_one_client"
+# The forwarding hop, unpipelined GETs: CPU of both nodes per request with
+# 50 clients, latency with one. "handed over": the tenant moved to the
+# second node's loopback address, so the first hands each client's socket
+# to it (no hop left); "relayed": a second tenant moved to the same node by
+# host name, as between machines, so the first relays every request and
+# reply; "direct": the tenant's clients connected to the second node.
+redis-cli -p "$P1" TENANT.CREATE relay PASSWORD pw MEMORY 1gb KEYS 100000000 OPS 100000000 CONNECTIONS 10000 >/dev/null
+# redis-benchmark's GET without -r reads the key named "key:__rand_int__".
+redis-cli -p "$P1" --user relay --pass pw --no-auth-warning SET key:__rand_int__ "$value" >/dev/null
+redis-cli -p "$P2" --user acme --pass pw --no-auth-warning SET key:__rand_int__ "$value" >/dev/null
+redis-cli -p "$P1" TENANT.MIGRATE relay "localhost:$P2" >/dev/null
+hop() { # port user -> "us_per_request_both_nodes avg_latency_ms_one_client"
   local c1 c2 csv
   c1=$(cpu_ticks "$N1")
   c2=$(cpu_ticks "$N2")
-  redis-benchmark -p "$1" --user acme -a pw -t get -n 200000 -r "$KEYS" -c 50 -P 1 -q >/dev/null 2>&1
+  redis-benchmark -p "$1" --user "$2" -a pw -t get -n 200000 -c 50 -P 1 -q >/dev/null 2>&1
   local ticks=$(($(cpu_ticks "$N1") - c1 + $(cpu_ticks "$N2") - c2))
-  csv=$(redis-benchmark -p "$1" --user acme -a pw -t get -n 20000 -r "$KEYS" -c 1 -P 1 --csv 2>/dev/null | tail -1)
+  csv=$(redis-benchmark -p "$1" --user "$2" -a pw -t get -n 20000 -c 1 -P 1 --csv 2>/dev/null | tail -1)
   echo "$(us_per_request "$ticks" 200000) $(echo "$csv" | awk -F'","' '{gsub(/"/, "", $3); print $3}')"
 }
-for round in 1 2 3; do
-  read -r via_cpu via_lat < <(hop "$P1")
-  read -r direct_cpu direct_lat < <(hop "$P2")
-  echo "hop round $round: through the old node ${via_cpu} us CPU/req (both nodes), ${via_lat} ms avg (one client); direct ${direct_cpu} us, ${direct_lat} ms"
+: >"$OUT/hops"
+for round in $(seq "${ROUNDS:-5}"); do
+  read -r h_cpu h_lat < <(hop "$P1" acme)
+  read -r r_cpu r_lat < <(hop "$P1" relay)
+  read -r d_cpu d_lat < <(hop "$P2" acme)
+  echo "$h_cpu $h_lat $r_cpu $r_lat $d_cpu $d_lat" >>"$OUT/hops"
+  echo "hop round $round: handed over ${h_cpu} us CPU/req, ${h_lat} ms (one client); relayed ${r_cpu} us, ${r_lat} ms; direct ${d_cpu} us, ${d_lat} ms"
 done
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+col() { awk -v c="$1" '{print $c}' "$OUT/hops" | median; }
+echo "medians: handed over $(col 1) us, $(col 2) ms; relayed $(col 3) us, $(col 4) ms; direct $(col 5) us, $(col 6) ms"

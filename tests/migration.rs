@@ -21,8 +21,31 @@ fn field(map: &Frame, name: &str) -> Option<Frame> {
     }
 }
 
+/// Between nodes on one machine the old node hands each client's socket to
+/// the new one; addressed by name (as between machines) it relays.
 #[test]
 fn a_tenant_moves_while_its_clients_work_through_the_source() {
+    clients_work_through_a_move(true);
+}
+
+#[test]
+fn a_tenant_moves_while_its_clients_work_through_the_source_relayed() {
+    clients_work_through_a_move(false);
+}
+
+/// The target as TENANT.MIGRATE names it: its loopback address (the
+/// socket handover applies) or by host name (the old node relays).
+fn target_of(b: &ferrite::server::ServerHandle, handover: bool) -> String {
+    if handover { b.addr.to_string() } else { format!("localhost:{}", b.addr.port()) }
+}
+
+/// Whether the new node serves a client on a socket the old node handed it
+/// (its connection's local address is the old node's).
+fn handed_over(b: &ferrite::server::ServerHandle, a: &ferrite::server::ServerHandle) -> bool {
+    Raw::connect(b.addr).cmd(&["CLIENT", "LIST"]).to_string().contains(&format!("laddr={}", a.addr))
+}
+
+fn clients_work_through_a_move(handover: bool) {
     let a = common::start();
     let b = common::start();
     let mut t = tenant(&a, "acme", &["OPS", "1000000"]);
@@ -54,7 +77,7 @@ fn a_tenant_moves_while_its_clients_work_through_the_source() {
     assert!(matches!(smart.cmd(&["HELLO", "3"]), Frame::Map(_)));
     assert_eq!(smart.cmd(&["CLIENT", "MAINT_NOTIFICATIONS", "ON"]), ok());
     std::thread::sleep(Duration::from_millis(100));
-    let target = b.addr.to_string();
+    let target = target_of(&b, handover);
     let report = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &target]);
     let moving =
         Frame::Push(vec![Frame::Bulk(b"MOVING".to_vec()), Frame::Integer(1), Frame::Integer(0), Frame::Bulk(target.clone().into_bytes())]);
@@ -84,6 +107,13 @@ fn a_tenant_moves_while_its_clients_work_through_the_source() {
     let info = Raw::connect(a.addr).cmd(&["TENANT.INFO", "acme"]);
     assert_eq!(field(&info, "moved_to"), Some(Frame::Bulk(target.into_bytes())));
     assert_eq!(field(&info, "keys"), Some(Frame::Integer(0)));
+    assert_eq!(handed_over(&b, &a), handover, "{}", Raw::connect(b.addr).cmd(&["CLIENT", "LIST"]));
+    if handover {
+        // The old node is out of the way: its clients go on without it.
+        drop(a);
+        assert_eq!(late.cmd(&["GET", "k1"]), Frame::Bulk(b"1".to_vec()));
+        assert_eq!(t.cmd(&["GET", "in-db-2"]), Frame::Bulk(b"yes".to_vec()));
+    }
 }
 
 #[test]
@@ -107,7 +137,7 @@ fn a_move_the_target_refuses_leaves_the_tenant_whole() {
     // The target already has a tenant of that id.
     let _other = tenant(&b, "acme", &[]);
     let Frame::Error(e) = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &b.addr.to_string()]) else { panic!("fails") };
-    assert!(e.contains("'import'") && e.contains("already exists"), "{e}");
+    assert!(e.contains("'copy'") && e.contains("already exists"), "{e}");
     assert_eq!(t.cmd(&["GET", "k"]), Frame::Bulk(b"v".to_vec()));
     assert_eq!(t.cmd(&["SET", "k", "w"]), ok());
 }
@@ -174,16 +204,59 @@ fn with_the_log_on_writes_go_on_during_the_copy_and_the_move_is_durable() {
     let mut direct = login(&b, "acme");
     assert_eq!(direct.cmd(&["LLEN", "log"]), Frame::Integer(listed as i64), "every acknowledged RPUSH is there");
     assert_eq!(direct.cmd(&["DBSIZE"]), Frame::Integer(100_001));
-    // Restarts: the target keeps it, the source does not bring it back.
-    b.shutdown();
+    // Restarts. The source, compacted (its snapshot must not hold the
+    // tenant as its own) and restarted, still forwards the tenant's
+    // connections; the target keeps it.
+    compact(a.addr);
     a.shutdown();
-    let b = persistent(&db);
     let a = persistent(&da);
+    let info = Raw::connect(a.addr).cmd(&["TENANT.INFO", "acme"]);
+    assert_eq!(field(&info, "state"), Some(Frame::Bulk(b"moved".to_vec())), "{info}");
+    assert_eq!(field(&info, "moved_to"), Some(Frame::Bulk(b.addr.to_string().into_bytes())), "{info}");
+    assert_eq!(login_at(a.addr).cmd(&["LLEN", "log"]), Frame::Integer(listed as i64), "forwarded after a restart");
+    b.shutdown();
+    let b = persistent(&db);
     let mut again = login(&b, "acme");
     assert_eq!(again.cmd(&["LLEN", "log"]), Frame::Integer(listed as i64));
     assert_eq!(again.cmd(&["GET", "k99999"]), Frame::Bulk(value.into_bytes()));
-    assert!(matches!(Raw::connect(a.addr).cmd(&["TENANT.INFO", "acme"]), Frame::Error(_)), "the source no longer has it");
+    drop(a);
     let _ = (std::fs::remove_dir_all(&da), std::fs::remove_dir_all(&db));
+}
+
+/// BGREWRITEAOF, waited for.
+fn compact(addr: std::net::SocketAddr) {
+    let mut c = Raw::connect(addr);
+    assert_eq!(c.cmd(&["BGREWRITEAOF"]), Frame::Simple("Background append only file rewriting started".into()));
+    while c.cmd(&["INFO", "persistence"]).to_string().contains("aof_rewrite_in_progress:1") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A target that restarts before the move commits does not come back as
+/// the tenant's owner (its source still is): the copy it was importing,
+/// logged or compacted, is discarded, for good.
+#[test]
+fn an_import_never_committed_is_discarded_when_the_target_restarts() {
+    for compacted in [false, true] {
+        let a = common::start();
+        let db = data_dir(if compacted { "uncommitted-compacted" } else { "uncommitted" });
+        let mut b = persistent(&db);
+        let mut t = tenant(&a, "acme", &[]);
+        assert_eq!(t.cmd(&["SET", "k", "v"]), ok());
+        let source = a.state.tenants.get_tenant("acme").unwrap();
+        let imported = ferrite::persist::transfer::import(&b.state, &ferrite::persist::transfer::export(&a.state, &source));
+        assert!(imported.is_ok_and(|t| t.importing.load(SeqCst)));
+        if compacted {
+            compact(b.addr);
+        }
+        for _ in 0..2 {
+            b.shutdown();
+            b = persistent(&db);
+            assert!(b.state.tenants.get_tenant("acme").is_err(), "compacted: {compacted}");
+        }
+        drop(b);
+        let _ = std::fs::remove_dir_all(&db);
+    }
 }
 
 fn login_at(addr: std::net::SocketAddr) -> Raw {
@@ -196,6 +269,15 @@ fn login_at(addr: std::net::SocketAddr) -> Raw {
 /// tenant moves both finish on the new node, through the old one.
 #[test]
 fn a_blocked_pop_and_an_open_transaction_continue_on_the_new_node() {
+    blocked_pop_and_transaction_through_a_move(true);
+}
+
+#[test]
+fn a_blocked_pop_and_an_open_transaction_continue_on_the_new_node_relayed() {
+    blocked_pop_and_transaction_through_a_move(false);
+}
+
+fn blocked_pop_and_transaction_through_a_move(handover: bool) {
     let a = common::start();
     let b = common::start();
     let mut t = tenant(&a, "acme", &["OPS", "1000000"]);
@@ -206,7 +288,7 @@ fn a_blocked_pop_and_an_open_transaction_continue_on_the_new_node() {
     assert_eq!(tx.cmd(&["MULTI"]), ok());
     assert_eq!(tx.cmd(&["INCR", "n"]), Frame::Simple("QUEUED".into()));
     std::thread::sleep(Duration::from_millis(100));
-    let report = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &b.addr.to_string()]);
+    let report = Raw::connect(a.addr).cmd(&["TENANT.MIGRATE", "acme", &target_of(&b, handover)]);
     assert!(field(&report, "keys").is_some(), "{report}");
     assert_eq!(tx.cmd(&["INCR", "n"]), Frame::Simple("QUEUED".into()));
     assert_eq!(tx.cmd(&["EXEC"]), Frame::Array(vec![Frame::Integer(1), Frame::Integer(2)]));
@@ -214,6 +296,7 @@ fn a_blocked_pop_and_an_open_transaction_continue_on_the_new_node() {
     assert_eq!(direct.cmd(&["RPUSH", "queue", "job"]), Frame::Integer(1));
     assert_eq!(blocked.read(), Frame::Array(vec![Frame::Bulk(b"queue".to_vec()), Frame::Bulk(b"job".to_vec())]));
     assert_eq!(direct.cmd(&["GET", "n"]), Frame::Bulk(b"2".to_vec()));
+    assert_eq!(handed_over(&b, &a), handover);
 }
 
 /// A tenant moved away can be moved back.
@@ -305,7 +388,7 @@ fn a_move_in_progress_shows_its_phase_and_abort_stops_it() {
     let mut phase = None;
     for _ in 0..200 {
         let i = info.cmd(&["TENANT.INFO", "acme"]);
-        if field(&i, "migration_phase") == Some(Frame::Bulk(b"import".to_vec())) {
+        if field(&i, "migration_phase") == Some(Frame::Bulk(b"copy".to_vec())) {
             assert_eq!(field(&i, "state"), Some(Frame::Bulk(b"migrating".to_vec())));
             assert_eq!(field(&i, "migration_to"), Some(Frame::Bulk(target.to_string().into_bytes())));
             phase = Some(i);
@@ -313,10 +396,10 @@ fn a_move_in_progress_shows_its_phase_and_abort_stops_it() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(phase.is_some(), "the move reached its import");
+    assert!(phase.is_some(), "the move reached its copy");
     assert_eq!(info.cmd(&["TENANT.MIGRATE", "acme", "ABORT"]), ok());
     let Frame::Error(e) = admin.read() else { panic!("the move fails") };
-    assert!(e.contains("'import'") && e.contains("aborted"), "{e}");
+    assert!(e.contains("'copy'") && e.contains("aborted"), "{e}");
     // The tenant is active here again, writes included, and nothing moves.
     let i = info.cmd(&["TENANT.INFO", "acme"]);
     assert_eq!(field(&i, "state"), Some(Frame::Bulk(b"active".to_vec())));
@@ -366,7 +449,7 @@ fn a_move_whose_pause_would_pass_maxpause_is_abandoned() {
 /// acknowledged write included, and takes writes again.
 #[test]
 fn a_target_dying_at_any_step_leaves_the_tenant_whole_on_the_source() {
-    for (die_at, phase) in [("TENANT.IMPORT", "import"), ("TENANT.APPLY", "catch-up"), ("COMMIT", "commit")] {
+    for (die_at, phase) in [("TENANT.IMPORT", "copy"), ("TENANT.APPLY", "catch-up"), ("COMMIT", "commit")] {
         let dir = data_dir(&format!("die-{phase}"));
         let a = persistent(&dir);
         let mut t = tenant(&a, "acme", &["OPS", "1000000"]);
@@ -428,4 +511,48 @@ fn nodes_sharing_a_cluster_secret_move_tenants_between_them() {
     // The secret is an admin password on each node; a wrong one is not.
     assert_eq!(Raw::connect(b.addr).cmd(&["AUTH", "shared"]), ok());
     assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "nope"]), Frame::Error(_)));
+}
+
+/// The socket handover takes a client only from someone who knows the
+/// node's admin password, and only into a state bound to an existing
+/// tenant; refused, the descriptor is closed there and the client untouched.
+#[test]
+fn a_socket_handover_needs_the_admin_password_and_a_tenant() {
+    use sendfd::SendWithFd;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::linux::net::SocketAddrExt;
+    let mut c = common::config();
+    c.server.requirepass = Some("admin-pw".into());
+    let b = ferrite::server::start_background(c).expect("server starts");
+    let mut admin = Raw::connect(b.addr);
+    assert_eq!(admin.cmd(&["AUTH", "admin-pw"]), ok());
+    assert_eq!(admin.cmd(&["TENANT.CREATE", "acme", "PASSWORD", "pw"]), ok());
+    let hand = |pass: &str, tenant: &str, client: &std::net::TcpStream| -> u8 {
+        let name = ferrite::server::handover::name_for(b.addr.port());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let mut unix = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+        let setup = common::encode([b"TENANT.BIND".as_slice(), tenant.as_bytes()].into_iter());
+        let mut w = ferrite_policy_abi::Writer::with_capacity(64);
+        w.str(pass).str(tenant).bytes(&setup).bytes(b"");
+        let mut message = (w.buf.len() as u32).to_le_bytes().to_vec();
+        message.extend_from_slice(&w.buf);
+        let sent = unix.send_with_fd(&message, &[client.as_raw_fd()]).unwrap();
+        unix.write_all(&message[sent..]).unwrap();
+        let mut answer = [0u8];
+        unix.read_exact(&mut answer).unwrap();
+        answer[0]
+    };
+    // A client of a stand-in old node, whose end of the connection is
+    // handed over (and then let go of, as the old node does).
+    let old_node = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = Raw::connect(old_node.local_addr().unwrap());
+    let (served, _) = old_node.accept().unwrap();
+    assert_eq!(hand("wrong", "acme", &served), b'-', "a wrong password");
+    assert_eq!(hand("admin-pw", "nobody", &served), b'-', "no such tenant");
+    assert_eq!(hand("admin-pw", "acme", &served), b'+');
+    drop(served);
+    // Now served by the node as the tenant, without having authenticated.
+    assert_eq!(client.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(login(&b, "acme").cmd(&["GET", "k"]), Frame::Bulk(b"v".to_vec()));
 }

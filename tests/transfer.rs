@@ -9,7 +9,8 @@ mod common;
 mod policies;
 
 use common::{Raw, login, ok, tenant};
-use ferrite::persist::transfer;
+use ferrite::persist::record::Record;
+use ferrite::persist::transfer::{self, TENANT_MAGIC};
 use ferrite::protocol::Frame;
 
 const LIB: &str = "#!lua name=lib\nredis.register_function('bump', function(k, a) return redis.call('incr', k[1]) end)";
@@ -74,8 +75,8 @@ fn a_tenant_moves_whole_between_servers() {
     };
     let stats_before = stats(a.addr);
     let t = a.state.tenants.get_tenant("acme").unwrap();
-    let stream = transfer::export(&a.state, &t);
-    let imported = transfer::import(&b.state, &stream).expect("imports");
+    let pieces = transfer::export(&a.state, &t);
+    let imported = transfer::import(&b.state, &pieces).expect("imports");
     assert_eq!(imported.id(), "acme");
     // Nobody may connect as it until the move commits.
     assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "acme", "pw"]), Frame::Error(e) if e.contains("being moved")));
@@ -89,7 +90,7 @@ fn a_tenant_moves_whole_between_servers() {
     let info = Raw::connect(b.addr).cmd(&["TENANT.INFO", "acme"]).to_string();
     assert!(info.contains("20971520") && info.contains("active"), "{info}");
     // Importing it again is refused: the tenant exists.
-    let Err(again) = transfer::import(&b.state, &stream) else { panic!("refused") };
+    let Err(again) = transfer::import(&b.state, &pieces) else { panic!("refused") };
     let again = again.to_string();
     assert!(again.contains("already exists"), "{again}");
 }
@@ -101,19 +102,31 @@ fn a_damaged_stream_leaves_no_tenant() {
     let mut src = tenant(&a, "acme", &[]);
     fill(&mut src);
     let t = a.state.tenants.get_tenant("acme").unwrap();
-    let stream = transfer::export(&a.state, &t);
-    // Cut short, or one byte flipped in the middle: refused, nothing left.
-    for broken in [stream[..stream.len() - 10].to_vec(), {
-        let mut s = stream.clone();
-        let mid = s.len() / 2;
-        s[mid] ^= 0x55;
-        s
-    }] {
+    let pieces = transfer::export(&a.state, &t);
+    assert!(pieces.len() >= 2, "a profile, then entries");
+    let last = pieces.len() - 1;
+    // The last piece cut short, a byte flipped in the middle of the
+    // entries, a piece missing, the end's count wrong: refused, nothing left.
+    let mut damaged = Vec::new();
+    let mut short = pieces.clone();
+    let len = short[last].len();
+    short[last].truncate(len - 10);
+    damaged.push(short);
+    let mut flipped = pieces.clone();
+    let mid = flipped[1].len() / 2;
+    flipped[1][mid] ^= 0x55;
+    damaged.push(flipped);
+    damaged.push(pieces[..last].to_vec());
+    let mut recount = pieces.clone();
+    recount[last] = TENANT_MAGIC.to_vec();
+    Record::End { entries: 7 }.frame_into(&mut recount[last]);
+    damaged.push(recount);
+    for broken in damaged {
         assert!(transfer::import(&b.state, &broken).is_err());
         assert!(b.state.tenants.get_tenant("acme").is_err(), "no tenant left behind");
         assert!(matches!(Raw::connect(b.addr).cmd(&["AUTH", "acme", "pw"]), Frame::Error(_)));
     }
-    assert!(transfer::import(&b.state, &stream).is_ok(), "the whole stream still imports");
+    assert!(transfer::import(&b.state, &pieces).is_ok(), "the whole stream still imports");
 }
 
 /// The tenant's WebAssembly policy and its CONFIG move with it, and run there.

@@ -6,6 +6,7 @@ use super::args::{int, is, lower};
 use super::keys::help_reply;
 use super::{CmdError, CmdResult, Ctx};
 use crate::server::client::ClientInfo;
+use crate::server::state::ServerState;
 use crate::tenancy::Tenant;
 use std::sync::Arc;
 
@@ -50,10 +51,7 @@ fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<
         return Err(CmdError::WrongPass);
     }
     let ok = match (&tenant, user == b"default") {
-        (_, true) => {
-            ctx.state.config.read().requirepass.as_ref().is_none_or(|p| p.as_bytes() == pass)
-                || ctx.state.cluster_secret.as_ref().is_some_and(|s| s.as_bytes() == pass)
-        }
+        (_, true) => is_admin_password(ctx.state, pass),
         (Some(t), false) => t.check_password(pass),
         (None, false) => false,
     };
@@ -65,6 +63,13 @@ fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<
         return Err(CmdError::err("the tenant is being moved to this node; connect to its current one"));
     }
     Ok(tenant)
+}
+
+/// Whether `pass` is the admin's: `requirepass` (anything when none is
+/// set) or the `[cluster] secret` every node accepts.
+pub fn is_admin_password(state: &ServerState, pass: &[u8]) -> bool {
+    state.config.read().requirepass.as_ref().is_none_or(|p| p.as_bytes() == pass)
+        || state.cluster_secret.as_ref().is_some_and(|s| s.as_bytes() == pass)
 }
 
 /// Makes an authenticated identity the connection's: a tenant binds the

@@ -21,10 +21,11 @@ use crate::persist::record::Record;
 use crate::persist::transfer;
 use crate::protocol::Out;
 use crate::server::client::{Deferred, DeferredReply};
-use crate::server::peer::Peer;
+use crate::server::peer::{Peer, encode};
 use crate::server::state::ServerState;
 use crate::tenancy::Tenant;
 use crate::tenancy::tenant::{Migration, Moved};
+use tokio::io::AsyncWriteExt;
 
 const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
@@ -132,6 +133,7 @@ async fn move_tenant(
             return Err((name, "aborted (TENANT.MIGRATE ABORT)".into()));
         }
         *progress.phase.lock() = name;
+        tracing::info!(tenant = %t.id(), phase = name, at_ms = started.elapsed().as_millis() as u64, "move phase");
         Ok(())
     };
     phase("connect")?;
@@ -147,21 +149,7 @@ async fn move_tenant(
     }
     let tap = Tap(aof.clone());
     phase("copy")?;
-    let (st, tt, a) = (state.clone(), t.clone(), aof.clone());
-    let (stream, keys, tapping) = tokio::task::spawn_blocking(move || {
-        let mut tapping = false;
-        let stream = transfer::export_at_cut(&st, &tt, || tapping = a.as_ref().is_some_and(|a| a.start_tap()));
-        (stream, tt.space.keys() as u64, tapping)
-    })
-    .await
-    .map_err(|e| ("copy", e.to_string()))?;
-    if aof.is_some() && !tapping {
-        return Err(("copy", "another tenant's move is in progress on this node".into()));
-    }
-    phase("import")?;
-    let import = async { peer.expect_ok(&[b"TENANT.IMPORT", &stream], timeout).await.map_err(|e| ("import", e.to_string())) };
-    abortable(progress, "import", import).await?;
-    progress.bytes_sent.fetch_add(stream.len() as u64, Relaxed);
+    let keys = copy(state, t, &mut peer, aof.clone(), timeout, progress).await?;
     let result = async {
         if let Some(aof) = &aof {
             // Catch up while writes go on, until a round brings little.
@@ -209,6 +197,68 @@ async fn move_tenant(
         duration_ms: started.elapsed().as_millis() as u64,
         write_pause_ms: paused.map_or(0, |p| p.elapsed().as_millis() as u64),
     })
+}
+
+/// Streams the tenant's copy to the target, piece by piece as the copy
+/// makes them (the next is encoded while the target imports this one), and
+/// starts the log's tap at the copy's instant; returns the entries copied.
+async fn copy(
+    state: &Arc<ServerState>,
+    t: &Arc<Tenant>,
+    peer: &mut Peer,
+    aof: Option<Arc<crate::persist::aof::Aof>>,
+    timeout: Duration,
+    progress: &Migration,
+) -> Result<u64, (&'static str, String)> {
+    let failed = |e: String| ("copy", e);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let tapping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (st, tt, tap) = (state.clone(), t.clone(), tapping.clone());
+    let exporter = tokio::task::spawn_blocking(move || {
+        let at_cut = || tap.store(aof.as_ref().is_none_or(|a| a.start_tap()), Relaxed);
+        transfer::export_at_cut(&st, &tt, at_cut, &mut |piece| tx.blocking_send(piece).is_ok())
+    });
+    let id = t.id().as_bytes();
+    // One piece ahead: the next is on its way while the target imports
+    // this one (the first, which creates the tenant, is answered first).
+    let sent = async {
+        let mut unanswered = 0;
+        while let Some(piece) = rx.recv().await {
+            let first = progress.bytes_sent.load(Relaxed) == 0;
+            if first && !tapping.load(Relaxed) {
+                return Err(failed("another tenant's move is in progress on this node".into()));
+            }
+            let request: &[&[u8]] = if first { &[b"TENANT.IMPORT", &piece] } else { &[b"TENANT.IMPORT", id, b"DATA", &piece] };
+            abortable(progress, "copy", async { peer.stream.write_all(&encode(request)).await.map_err(|e| failed(e.to_string())) }).await?;
+            progress.bytes_sent.fetch_add(piece.len() as u64, Relaxed);
+            unanswered += 1;
+            while unanswered > usize::from(!first) {
+                abortable(progress, "copy", answered(peer, timeout)).await?;
+                unanswered -= 1;
+            }
+        }
+        for _ in 0..unanswered {
+            abortable(progress, "copy", answered(peer, timeout)).await?;
+        }
+        Ok(())
+    }
+    .await;
+    // Stops the copy if it is still going (its sends fail), and waits for
+    // it to let go of the keyspaces.
+    drop(rx);
+    let copied = exporter.await.map_err(|e| failed(e.to_string()))?;
+    sent?;
+    copied.map_err(|_| failed("the copy stopped".into()))
+}
+
+/// The target's answer to a piece of the copy: OK, or why not.
+async fn answered(peer: &mut Peer, timeout: Duration) -> Result<(), (&'static str, String)> {
+    match tokio::time::timeout(timeout, peer.read()).await {
+        Ok(Ok(crate::protocol::Frame::Error(e))) => Err(("copy", e)),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(("copy", e.to_string())),
+        Err(_) => Err(("copy", "timed out".into())),
+    }
 }
 
 /// `work`, or an error as soon as TENANT.MIGRATE ABORT asks (checked every
@@ -265,41 +315,49 @@ async fn send_writes(peer: &mut Peer, id: &str, tapped: Vec<u8>, timeout: Durati
 
 /// The target owns the tenant now: here it is marked moved (under its
 /// space's exclusive lock, so no command of it runs on half of it), its
-/// data goes, and the log says it is gone, so a restart does not bring it
-/// back as the owner.
+/// data goes, and the log says where it went, so a restart forwards its
+/// connections instead of bringing it back as the owner.
 fn cut_over(state: &ServerState, t: &Tenant, to: &Moved) {
     let _alone = t.space.lock_exclusive();
     t.set_moved(to.clone());
     t.space.clear();
     if let Some(p) = state.persistence() {
-        p.log(&Record::TenantDelete(t.id().to_string()));
+        p.log(&Record::Moved { tenant: t.id().to_string(), to: to.addr.clone() });
     }
 }
 
-/// TENANT.IMPORT <stream>: creates the tenant a move streams here (nobody
-/// may connect as it yet), makes it durable (a compaction that includes
-/// it), then replies OK. TENANT.IMPORT <id> COMMIT makes it this node's
-/// (durably); TENANT.IMPORT <id> ABORT discards it.
+/// TENANT.IMPORT <piece>: creates the tenant whose move streams here from
+/// the first piece of its copy (nobody may connect as it yet);
+/// TENANT.IMPORT <id> DATA <piece> adds the next. Each is logged as it is
+/// applied; the reply to the last waits until the log holds it as durably
+/// as `appendfsync` promises. TENANT.IMPORT <id> COMMIT makes the tenant
+/// this node's (durably); TENANT.IMPORT <id> ABORT discards it.
 pub fn import(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    if a.len() == 3 {
-        return finish_import(ctx, a[1], a[2]);
-    }
-    if a.len() != 2 {
-        return Err(CmdError::Syntax);
-    }
-    let stream = a[1].to_vec();
+    let into = match a.len() {
+        2 => None,
+        3 => return finish_import(ctx, a[1], a[2]),
+        4 if is(a[2], "data") => Some(String::from_utf8_lossy(a[1]).into_owned()),
+        _ => return Err(CmdError::Syntax),
+    };
+    let piece = a[a.len() - 1].to_vec();
     let state = ctx.state.arc();
     ctx.client.deferred = Some(Box::pin(async move {
         let st = state.clone();
-        let imported = tokio::task::spawn_blocking(move || transfer::import(&st, &stream).map(|t| t.id().to_string())).await;
+        let imported = tokio::task::spawn_blocking(move || transfer::import_piece(&st, &piece, into.as_deref())).await;
         let result = match imported {
-            Ok(Ok(id)) => transfer::make_durable(&state).await.map(|()| id),
+            Ok(Ok(p)) if p.complete => match state.persistence() {
+                Some(persist) if !persist.aof.durable(p.seq).await => Err("the log cannot be written here".to_string()),
+                _ => Ok(Some(p.tenant.id().to_string())),
+            },
+            Ok(Ok(_)) => Ok(None),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         let reply: DeferredReply = Box::new(move |out: &mut Out| match result {
-            Ok(id) => {
-                tracing::info!(tenant = %id, "tenant imported");
+            Ok(done) => {
+                if let Some(id) = done {
+                    tracing::info!(tenant = %id, "tenant imported");
+                }
                 out.ok();
             }
             Err(e) => out.error(&format!("ERR import failed: {e}")),
@@ -315,12 +373,7 @@ fn finish_import(ctx: &mut Ctx, id: &[u8], how: &[u8]) -> CmdResult {
         return Err(CmdError::err(format!("tenant '{}' is not being imported", t.id())));
     }
     if is(how, "abort") {
-        if let Ok(t) = ctx.state.tenants.delete_tenant(t.id()) {
-            t.space.clear();
-        }
-        if let Some(p) = ctx.state.persistence() {
-            p.log(&Record::TenantDelete(t.id().to_string()));
-        }
+        crate::persist::load::discard_import(ctx.state, &t);
         ctx.out.ok();
         return Ok(());
     }
@@ -332,7 +385,8 @@ fn finish_import(ctx: &mut Ctx, id: &[u8], how: &[u8]) -> CmdResult {
     // write's does): the tenant is this node's now.
     t.importing.store(false, Relaxed);
     if let Some(p) = ctx.state.persistence() {
-        ctx.client.persist_seq = p.log_tenant(&t, false);
+        p.log_tenant(&t, false);
+        ctx.client.persist_seq = p.log(&Record::Import { tenant: t.id().to_string(), open: false });
     }
     ctx.out.ok();
     Ok(())

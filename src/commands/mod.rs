@@ -19,6 +19,7 @@ pub mod table;
 mod bitmaps;
 pub mod command;
 mod connection;
+pub use connection::is_admin_password;
 mod dump;
 mod functions;
 mod geo;

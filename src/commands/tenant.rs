@@ -380,7 +380,11 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (p, u) = (t.profile(), t.get_usage());
     // A move in progress: its phase, what it has sent, what it has yet to.
     let moving = t.migration.lock().clone();
-    let state = if moving.is_some() { "migrating".into() } else { t.state().name().into() };
+    let state = match (&moving, t.is_moved()) {
+        (Some(_), _) => "migrating".into(),
+        (None, true) => "moved".into(),
+        (None, false) => t.state().name().into(),
+    };
     let (phase, sent, lag) =
         moving.as_ref().map_or(("", 0, 0), |m| (*m.phase.lock(), m.bytes_sent.load(Relaxed), m.lag_bytes.load(Relaxed)));
     let fields = [

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use ferrite_policy_abi::Reader;
 
@@ -13,7 +14,7 @@ use super::PersistenceConfig;
 use super::aof::aof_path;
 use super::record::{AOF_MAGIC, Frames, Next, ReadError, Record, SNAPSHOT_MAGIC};
 use super::snapshot::SNAPSHOT_FILE;
-use super::transfer::{ImportError, TENANT_MAGIC};
+use super::transfer::{ImportError, Piece, TENANT_MAGIC};
 use crate::commands::{Ctx, lookup};
 use crate::policy::PolicyModule;
 use crate::policy::slot::Prepared;
@@ -23,8 +24,6 @@ use crate::server::state::ServerState;
 use crate::space::Space;
 use crate::store::encode::decode_entry;
 use crate::tenancy::Tenant;
-use crate::tenancy::image::TenantImage;
-use crate::tenancy::lifecycle::TenantState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -48,6 +47,23 @@ pub struct Recovered {
     pub truncated: bool,
     /// Unix seconds of the snapshot's cut, if there was one.
     pub snapshot_secs: Option<u64>,
+    /// Tenants whose move here never committed, removed (their source
+    /// still owns them); the log must say so once it is open.
+    pub discarded: Vec<String>,
+}
+
+fn discard_uncommitted_imports(state: &ServerState) -> Vec<String> {
+    let mut gone = Vec::new();
+    for t in state.tenants.list() {
+        if t.importing.load(Relaxed)
+            && let Ok(t) = state.tenants.delete_tenant(t.id())
+        {
+            tracing::warn!(tenant = %t.id(), "a move of this tenant here never committed; its copy is discarded");
+            t.space.clear();
+            gone.push(t.id().to_string());
+        }
+    }
+    gone
 }
 
 /// The log generations present in `dir`, ascending.
@@ -98,6 +114,7 @@ pub fn recover(state: &ServerState, cfg: &PersistenceConfig) -> Result<Recovered
         expect = g + 1;
     }
     out.generation = gens.last().copied().or(base).unwrap_or(0);
+    out.discarded = discard_uncommitted_imports(state);
     out.commands = replay.commands;
     out.snapshot_expired = replay.expired;
     replay.finish();
@@ -129,6 +146,11 @@ impl<'a> Replay<'a> {
         let (mut client, _rx) = ClientState::new(info, true);
         client.loading = true;
         Replay { state, client, sink: Out::default(), commands: 0, expired: 0, target: None }
+    }
+
+    /// Ends a replay that is not the start-up's.
+    fn unregister(self) {
+        self.state.clients.unregister(self.client.id());
     }
 
     fn finish(self) {
@@ -214,6 +236,11 @@ impl<'a> Replay<'a> {
             }
             Record::Batch(recs) => recs.into_iter().for_each(|r| self.apply(r)),
             Record::Tenant(img) => {
+                // A tenant that moved away and is moved back: its old
+                // record gives way, as it did when the import began.
+                if self.state.tenants.get_tenant(&img.id).is_ok_and(|t| t.is_moved()) {
+                    let _ = self.state.tenants.delete_tenant(&img.id);
+                }
                 if let Err(e) = self.state.tenants.restore(&img) {
                     tracing::warn!(tenant = %img.id, "cannot restore tenant: {e}");
                 }
@@ -237,9 +264,32 @@ impl<'a> Replay<'a> {
                     tracing::warn!(tenant, "a saved setting no longer applies: {e}");
                 }
             }
-            Record::Keyspace { .. } | Record::Entries(_) | Record::End { .. } | Record::Base { .. } => {
-                tracing::warn!("snapshot record found in the log; ignored");
+            // A tenant's import is logged as its stream came: its entries
+            // after the keyspace they belong to.
+            Record::Keyspace { space, db } => self.target = Some((space, db as usize)),
+            Record::Entries(block) => {
+                if let Err(e) = self.entries(&block) {
+                    tracing::warn!("an imported block of entries does not load: {e}");
+                }
             }
+            Record::Import { tenant, open } => {
+                if let Ok(t) = self.state.tenants.get_tenant(&tenant) {
+                    t.importing.store(open, Relaxed);
+                }
+            }
+            Record::Moved { tenant, to } => {
+                if let Ok(t) = self.state.tenants.get_tenant(&tenant) {
+                    t.space.clear();
+                    t.set_moved(crate::tenancy::tenant::Moved { addr: to, auth: self.state.cluster_secret.clone() });
+                }
+            }
+            Record::End { .. } => {}
+            Record::KeyspaceSize { space, db, keys } => {
+                if let Some(s) = self.space(space.as_deref()).filter(|s| (db as usize) < s.get().databases()) {
+                    s.get().db(db as usize).reserve(keys.min(MAX_RESERVE) as usize);
+                }
+            }
+            Record::Base { .. } => tracing::warn!("a snapshot's header found in the log; ignored"),
         }
     }
 
@@ -282,12 +332,48 @@ impl<'a> Replay<'a> {
     }
 }
 
-/// Creates the tenant a stream of records describes (see `transfer`),
-/// suspended until all of it is in, then in its own state; on any error
-/// the tenant is removed again. Records must all be the tenant's own.
-pub(super) fn replay_tenant(state: &ServerState, data: &[u8]) -> Result<Arc<Tenant>, ImportError> {
+/// Imports one piece of a tenant's stream (see `transfer::import_piece`).
+pub(super) fn replay_piece(state: &ServerState, data: &[u8], into: Option<&str>) -> Result<Piece, ImportError> {
     let file = Path::new("<tenant stream>");
     let mut frames = Frames::new(file, data, TENANT_MAGIC).map_err(LoadError::from)?;
+    // The first piece creates the tenant under the global space's lock, as
+    // every tenant is created: a compaction's cut then either has it and its
+    // first records or neither.
+    let _creating = into.is_none().then(|| state.global.lock_exclusive());
+    let (t, mut logged) = match into {
+        None => start_import(state, &mut frames)?,
+        Some(id) => {
+            let t = state.tenants.get_tenant(id).map_err(|_| ImportError::NotImporting(id.into()))?;
+            if !t.importing.load(Relaxed) {
+                return Err(ImportError::NotImporting(id.into()));
+            }
+            (t, Vec::new())
+        }
+    };
+    // Applied and logged under the tenant's lock: a cut falls before both
+    // or after both.
+    let _alone = t.space.lock_exclusive();
+    let mut replay = Replay::new(state);
+    let applied = replay_tenant_records(&mut replay, &mut frames, &t);
+    replay.unregister();
+    match applied {
+        Ok(complete) => {
+            let seq = state.persistence().map_or(0, |p| {
+                logged.extend_from_slice(&data[16..]);
+                p.aof.tail().append_with(|buf| buf.extend_from_slice(&logged))
+            });
+            Ok(Piece { tenant: t.clone(), complete, seq })
+        }
+        Err(e) => {
+            discard_import(state, &t);
+            Err(e)
+        }
+    }
+}
+
+/// Creates the tenant a stream's first record describes, importing;
+/// returns it with the frames that log its start.
+fn start_import(state: &ServerState, frames: &mut Frames) -> Result<(Arc<Tenant>, Vec<u8>), ImportError> {
     let Some(Record::Tenant(img)) = frames.next_record().map_err(LoadError::from)? else {
         return Err(ImportError::NoProfile);
     };
@@ -299,38 +385,51 @@ pub(super) fn replay_tenant(state: &ServerState, data: &[u8]) -> Result<Arc<Tena
         }
         let _ = state.tenants.delete_tenant(&img.id);
     }
-    let t = state
-        .tenants
-        .restore(&TenantImage { state: TenantState::Suspended, ..img.clone() })
-        .map_err(|e| ImportError::Foreign(e.to_string()))?;
-    let mut replay = Replay::new(state);
-    let result = replay_tenant_records(&mut replay, &mut frames, &img.id);
-    replay.finish();
-    match result {
-        Ok(()) => {
-            t.restore(img.created_at, img.state);
-            t.importing.store(true, std::sync::atomic::Ordering::Relaxed);
-            Ok(t)
-        }
-        Err(e) => {
-            if let Ok(t) = state.tenants.delete_tenant(&img.id) {
-                t.space.clear();
-            }
-            Err(e)
-        }
+    let t = state.tenants.restore(&img).map_err(|e| ImportError::Foreign(e.to_string()))?;
+    t.importing.store(true, Relaxed);
+    t.imported_entries.store(0, Relaxed);
+    let mut logged = Vec::new();
+    Record::Tenant(img.clone()).frame_into(&mut logged);
+    Record::Import { tenant: img.id, open: true }.frame_into(&mut logged);
+    Ok((t, logged))
+}
+
+/// The most keys one database of an import makes room for ahead of them
+/// (a larger claim still imports, growing the table as keys arrive).
+const MAX_RESERVE: u64 = 1 << 24;
+
+/// Removes a tenant whose import failed, here and in the log.
+pub fn discard_import(state: &ServerState, t: &Tenant) {
+    if let Ok(t) = state.tenants.delete_tenant(t.id()) {
+        t.space.clear();
+    }
+    if let Some(p) = state.persistence() {
+        p.log(&Record::TenantDelete(t.id().to_string()));
     }
 }
 
-fn replay_tenant_records(replay: &mut Replay, frames: &mut Frames, id: &str) -> Result<(), ImportError> {
+/// Applies a piece's records, which must all be tenant `t`'s; true when
+/// the stream's end record came, with the count of every piece's entries.
+fn replay_tenant_records(replay: &mut Replay, frames: &mut Frames, t: &Tenant) -> Result<bool, ImportError> {
+    let id = t.id();
     let mine = |space: &Option<String>| space.as_deref() == Some(id);
-    let mut entries = 0;
     loop {
         match frames.next_record().map_err(LoadError::from)? {
-            None => return Err(ImportError::Truncated),
-            Some(Record::End { entries: n }) if n == entries => return Ok(()),
-            Some(Record::End { entries: n }) => return Err(ImportError::Miscounted(format!("{entries} entries, {n} announced"))),
-            Some(Record::Keyspace { space, db }) if mine(&space) => replay.target = Some((space, db as usize)),
-            Some(Record::Entries(block)) => entries += replay.entries(&block).map_err(ImportError::Miscounted)?,
+            None => return Ok(false),
+            Some(Record::End { entries: n }) => {
+                let got = t.imported_entries.load(Relaxed);
+                return if n == got { Ok(true) } else { Err(ImportError::Miscounted(format!("{got} entries, {n} announced"))) };
+            }
+            Some(Record::Keyspace { space, db }) if mine(&space) && (db as usize) < t.space.databases() => {
+                replay.target = Some((space, db as usize))
+            }
+            Some(Record::KeyspaceSize { space, db, keys }) if mine(&space) && (db as usize) < t.space.databases() => {
+                t.space.db(db as usize).reserve(keys.min(MAX_RESERVE) as usize)
+            }
+            Some(Record::Entries(block)) => {
+                let n = replay.entries(&block).map_err(ImportError::Miscounted)?;
+                t.imported_entries.fetch_add(n, Relaxed);
+            }
             Some(r @ Record::Command { space: Some(_), .. }) if matches!(&r, Record::Command { space, .. } if mine(space)) => {
                 replay.apply(r)
             }
@@ -343,30 +442,38 @@ fn replay_tenant_records(replay: &mut Replay, frames: &mut Frames, id: &str) -> 
 }
 
 /// Replays the writes a moving tenant made after its copy (sealed frames of
-/// the source's log, after `TENANT_MAGIC`): its own commands, and its
-/// profile's changes, each also logged here; returns how many records were
-/// applied.
+/// the source's log, after `TENANT_MAGIC`): its own commands, read in
+/// place, and its profile's changes; then logs them here as they came, in
+/// one append. Returns how many records were applied.
 pub(super) fn replay_tenant_writes(state: &ServerState, id: &str, data: &[u8]) -> Result<u64, ImportError> {
     let file = Path::new("<tenant writes>");
     let mut frames = Frames::new(file, data, TENANT_MAGIC).map_err(LoadError::from)?;
+    let t = state.tenants.get_tenant(id).map_err(|_| ImportError::NotImporting(id.into()))?;
+    // Applied and logged under the tenant's lock: a compaction's cut falls
+    // before or after both.
+    let _alone = t.space.lock_exclusive();
     let mut replay = Replay::new(state);
+    let mut argv = Vec::new();
     let mut n = 0;
+    let foreign = |what: String| ImportError::Foreign(what.chars().take(80).collect());
     let result = (|| {
-        while let Some(r) = frames.next_record().map_err(LoadError::from)? {
-            if !belongs_to(&r, id) {
-                return Err(ImportError::Foreign(format!("{r:?}").chars().take(80).collect()));
+        while let Some(next) = frames.next_in_place(&mut argv).map_err(LoadError::from)? {
+            match next {
+                Next::Command(c) if c.space == Some(id) => replay.command(c.now_ms, c.space, c.db as usize, &argv),
+                Next::Command(c) => return Err(foreign(format!("{c:?}"))),
+                Next::Other(r) if belongs_to(&r, id) => replay.apply(r),
+                Next::Other(r) => return Err(foreign(format!("{r:?}"))),
             }
-            // Logged here as there: a restart replays them after the
-            // snapshot that holds the imported copy.
-            if let Some(p) = state.persistence() {
-                p.log(&r);
-            }
-            replay.apply(r);
             n += 1;
         }
         Ok(n)
     })();
-    replay.finish();
+    replay.unregister();
+    if result.is_ok()
+        && let Some(p) = state.persistence()
+    {
+        p.aof.tail().append_with(|buf| buf.extend_from_slice(&data[16..]));
+    }
     result
 }
 

@@ -41,10 +41,32 @@ pub enum Record {
         counters: Vec<u64>,
         ledger: Vec<crate::tenancy::billing::LineItem>,
     },
+    /// A tenant being moved here (`open`: its import began; its records
+    /// follow) or made this node's (`open` false: the move committed). One
+    /// still open at start-up never committed: its source still owns it, and
+    /// the copy is discarded.
+    Import {
+        tenant: String,
+        open: bool,
+    },
+    /// A tenant that moved to the node at `to`: its data is gone from here,
+    /// its connections are forwarded there (the address only: after a
+    /// restart, forwarding authenticates with the `[cluster] secret`).
+    Moved {
+        tenant: String,
+        to: String,
+    },
     /// A tenant's policy module and CONFIG, or none.
     Policy {
         tenant: String,
         module: Option<(Vec<u8>, Vec<u8>)>,
+    },
+    /// A tenant's copy: how many keys its database `db` holds, sent ahead
+    /// of them so the receiving side makes room once.
+    KeyspaceSize {
+        space: Option<String>,
+        db: u32,
+        keys: u64,
     },
     /// Snapshot: the next entries belong to this space and database.
     Keyspace {
@@ -255,12 +277,23 @@ impl Record {
                     w.str(&i.name).u64(i.quantity.to_bits()).str(&i.unit).u64(i.amount.to_bits());
                 });
             }
+            Record::Import { tenant, open } => {
+                w.u8(14).str(tenant).u8(u8::from(*open));
+            }
+            Record::Moved { tenant, to } => {
+                w.u8(15).str(tenant).str(to);
+            }
             Record::Policy { tenant, module } => {
                 w.u8(5).str(tenant);
                 match module {
                     Some((bytes, config)) => w.u8(1).bytes(bytes).bytes(config),
                     None => w.u8(0),
                 };
+            }
+            Record::KeyspaceSize { space, db, keys } => {
+                w.u8(16);
+                put_space(w, space);
+                w.u32(*db).u64(*keys);
             }
             Record::Keyspace { space, db } => {
                 w.u8(6);
@@ -325,6 +358,8 @@ impl Record {
                 }
                 Record::TenantStats { tenant, counters, ledger }
             }
+            15 => Record::Moved { tenant: r.string()?, to: r.string()? },
+            14 => Record::Import { tenant: r.string()?, open: r.u8()? != 0 },
             5 => {
                 let tenant = r.string()?;
                 let module = match r.u8()? {
@@ -334,6 +369,7 @@ impl Record {
                 Record::Policy { tenant, module }
             }
             6 => Record::Keyspace { space: get_space(r)?, db: r.u32()? },
+            16 => Record::KeyspaceSize { space: get_space(r)?, db: r.u32()?, keys: r.u64()? },
             7 => Record::Entries(r.bytes()?.to_vec()),
             11 => Record::Entries(get_entries(r)?),
             8 => Record::End { entries: r.u64()? },

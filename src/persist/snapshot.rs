@@ -114,6 +114,14 @@ fn take_cut(state: &ServerState) -> Cut {
     let mut images = Vec::new();
     for t in &tenants {
         images.push(Record::Tenant(TenantImage::of(t)));
+        // Where a tenant that moved away went (its connections are still
+        // forwarded), and an import not yet committed (discarded at a start).
+        if let Some(to) = t.moved() {
+            images.push(Record::Moved { tenant: t.id().to_string(), to: to.addr });
+        }
+        if t.importing.load(Relaxed) {
+            images.push(Record::Import { tenant: t.id().to_string(), open: true });
+        }
         if t.policy.module().is_some() {
             images.push(Record::policy_of(t));
         }

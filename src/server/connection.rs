@@ -116,20 +116,57 @@ pub async fn serve(state: Arc<ServerState>, socket: TcpStream, info: Arc<ClientI
         }
     };
     let authenticated = state.config.read().requirepass.is_none();
-    let (client, messages) = ClientState::new(info.clone(), authenticated);
-    let _ = info.queue.set(client.msg_tx.clone());
-    let mut conn = Conn {
-        state: state.clone(),
-        socket,
-        client,
-        messages,
-        inbuf: BytesMut::with_capacity(READ_CHUNK),
-        out: Out::new(false),
-        argv: Argv::default(),
-        wake: Arc::new(Notify::new()),
-    };
+    let mut conn = Conn::new(&state, socket, &info, authenticated, BytesMut::with_capacity(READ_CHUNK));
     if let Err(e) = conn.run().await {
         tracing::debug!(client = info.id, "connection ended: {e}");
+    }
+}
+
+/// A client socket handed over by the node its tenant moved from (see
+/// `handover`): `setup` (the requests that recreate its state: TENANT.BIND,
+/// SELECT, HELLO, subscriptions, a MULTI in progress) runs first with its
+/// replies dropped; unless that leaves the connection bound to `tenant`,
+/// nothing is adopted (and the descriptor is closed, the old node serving
+/// the client on).
+pub fn adopt(state: &Arc<ServerState>, socket: std::net::TcpStream, setup: &[u8], tenant: &str) -> Option<Adopted> {
+    socket.set_nonblocking(true).ok()?;
+    let (peer, local) = (socket.peer_addr().ok()?, socket.local_addr().ok()?);
+    let socket = Socket::new(TcpStream::from_std(socket).ok()?).ok()?;
+    let info = state.clients.register(peer, local);
+    // Authenticated as the admin (the old node proved it knows the
+    // password) until the setup's TENANT.BIND makes it the tenant's.
+    let mut conn = Conn::new(state, socket, &info, true, BytesMut::from(setup));
+    loop {
+        match conn.run_batch() {
+            Next::Continue => break,
+            Next::Flush => conn.out.buf.clear(),
+            _ => return None,
+        }
+    }
+    conn.out.buf.clear();
+    let bound = conn.client.bound && conn.client.tenant.as_ref().is_some_and(|t| t.id() == tenant);
+    (bound && conn.inbuf.is_empty()).then_some(Adopted(conn))
+}
+
+/// A connection taken over from another node, ready to serve.
+pub struct Adopted(Conn);
+
+impl Adopted {
+    /// Runs `input` (what the old node had read and not run) as the
+    /// client's own requests, then serves it as any connection.
+    pub async fn serve(self, input: Vec<u8>) {
+        let mut conn = self.0;
+        conn.inbuf.extend_from_slice(&input);
+        let id = conn.client.id();
+        let served = async {
+            if conn.on_input(0).await? {
+                conn.run().await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        if let Err(e) = served.await {
+            tracing::debug!(client = id, "connection ended: {e}");
+        }
     }
 }
 
@@ -143,6 +180,21 @@ impl Drop for Conn {
 }
 
 impl Conn {
+    fn new(state: &Arc<ServerState>, socket: Socket, info: &Arc<ClientInfo>, authenticated: bool, inbuf: BytesMut) -> Conn {
+        let (client, messages) = ClientState::new(info.clone(), authenticated);
+        let _ = info.queue.set(client.msg_tx.clone());
+        Conn {
+            state: state.clone(),
+            socket,
+            client,
+            messages,
+            inbuf,
+            out: Out::new(false),
+            argv: Argv::default(),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
     async fn run(&mut self) -> std::io::Result<()> {
         loop {
             if self.client.info.killed.load(Relaxed) {
@@ -561,6 +613,10 @@ impl Conn {
         self.flush().await?;
         let t = self.client.tenant.clone().expect("a moved tenant's connection");
         let to = t.moved().expect("moved");
+        self.moving_push(&to.addr).await?;
+        if self.hand_over(t.id(), &to, pending.as_ref()).await {
+            return Ok(());
+        }
         let mut peer = super::peer::Peer::connect(&to.addr, to.auth.as_deref(), FORWARD_TIMEOUT).await?;
         for request in self.handover_requests(t.id()) {
             let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
@@ -575,16 +631,6 @@ impl Conn {
             }
         }
         tracing::debug!(client = self.client.id(), tenant = %t.id(), to = %to.addr, "forwarding");
-        if self.client.maint_notifications && self.out.resp3 {
-            // Where it went, for a client that reconnects itself (as Redis
-            // Enterprise's smart client handoff): MOVING <seq> <secs> <addr>.
-            self.out.push(4);
-            self.out.bulk(b"MOVING");
-            self.out.int(1);
-            self.out.int(0);
-            self.out.bulk(to.addr.as_bytes());
-            self.flush().await?;
-        }
         let early = peer.take_buffered();
         if !early.is_empty() {
             self.socket.write_all(&early).await?;
@@ -619,6 +665,41 @@ impl Conn {
                 _ = self.client.info.kill.notified() => return Ok(()),
             }
         }
+    }
+
+    /// Where the tenant went, for a RESP3 client that opted in and
+    /// reconnects itself (as Redis Enterprise's smart client handoff):
+    /// MOVING <seq> <secs> <addr>.
+    async fn moving_push(&mut self, addr: &str) -> std::io::Result<()> {
+        if self.client.maint_notifications && self.out.resp3 {
+            self.out.push(4);
+            self.out.bulk(b"MOVING");
+            self.out.int(1);
+            self.out.int(0);
+            self.out.bulk(addr.as_bytes());
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// When the tenant's new node runs on this machine, hands it the client's
+    /// socket itself (see `handover`); true once it took it over.
+    async fn hand_over(&mut self, id: &str, to: &crate::tenancy::tenant::Moved, pending: Option<&Vec<Vec<u8>>>) -> bool {
+        let Some(port) = super::handover::local_port(&to.addr) else { return false };
+        let encode = |request: &Vec<Vec<u8>>| {
+            let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
+            super::peer::encode(&args)
+        };
+        let setup = self.handover_requests(id).iter().flat_map(encode).collect();
+        let mut input = pending.map(encode).unwrap_or_default();
+        input.extend_from_slice(&self.inbuf);
+        let h = super::handover::Handover { auth: to.auth.as_deref().unwrap_or(""), tenant: id, setup, input };
+        let adopted = super::handover::send(port, self.socket.raw_fd(), &h).await;
+        if adopted {
+            tracing::debug!(client = self.client.id(), tenant = id, to = %to.addr, "handed the client's socket to the tenant's node");
+            self.inbuf.clear();
+        }
+        adopted
     }
 
     /// The requests that give a fresh connection on the tenant's new node

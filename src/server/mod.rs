@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod handover;
 pub mod peer;
 pub mod socket;
 pub mod state;
@@ -54,8 +55,17 @@ impl Server {
     pub async fn run(self) {
         let expiry = tokio::spawn(active_expiry(self.state.clone()));
         let metering = tokio::spawn(meter_tenants(self.state.clone()));
+        let handovers = tokio::spawn(handover::listen(self.state.clone(), self.local_addr().port()));
         tracing::info!(addr = %self.local_addr(), "Ready to accept connections");
         loop {
+            // Registered before the flag is read: a shutdown requested in
+            // between (even before this loop first ran) is not missed.
+            let stop = self.state.shutdown.notified();
+            tokio::pin!(stop);
+            stop.as_mut().enable();
+            if self.state.shutting_down.load(Relaxed) {
+                break;
+            }
             tokio::select! {
                 r = self.listener.accept() => match r {
                     Ok((socket, addr)) => self.accept(socket, addr).await,
@@ -64,14 +74,12 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
-                _ = self.state.shutdown.notified() => break,
-            }
-            if self.state.shutting_down.load(Relaxed) {
-                break;
+                _ = &mut stop => break,
             }
         }
         expiry.abort();
         metering.abort();
+        handovers.abort();
         self.state.clients.kill_all();
         if let Some(p) = self.state.persistence() {
             crate::persist::snapshot::before_exit(&self.state, self.state.exit_save()).await;
@@ -176,6 +184,9 @@ fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::Persistence
         loaded_keys: r.snapshot_entries - r.snapshot_expired,
         loaded_expired: r.snapshot_expired,
     };
+    for id in r.discarded {
+        p.log(&crate::persist::record::Record::TenantDelete(id));
+    }
     let _ = state.persist.set(Arc::new(p));
     Ok(())
 }

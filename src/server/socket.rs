@@ -28,6 +28,12 @@ impl Socket {
         Ok(Socket { fd })
     }
 
+    /// The descriptor, to hand the connection to another process.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.get_ref().as_raw_fd()
+    }
+
     /// Reads what is available into the spare capacity of `buf`; 0 means EOF.
     pub async fn read_into(&self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {

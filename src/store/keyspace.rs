@@ -421,6 +421,16 @@ impl Keyspace {
         self.map.hasher().hash_one(key)
     }
 
+    /// Makes room for `additional` more keys at once (a tenant's copy
+    /// arriving), instead of doubling each shard's table as they come.
+    pub fn reserve(&self, additional: usize) {
+        let hasher = self.map.hasher();
+        let per_shard = additional / self.map.shards().len() + 1;
+        for shard in self.map.shards() {
+            shard.write().reserve(per_shard, |(n, _)| hasher.hash_one(n.0.key.as_slice()));
+        }
+    }
+
     fn shard(&self, hash: u64) -> &dashmap::RwLock<Table> {
         &self.map.shards()[self.map.determine_shard(hash as usize)]
     }

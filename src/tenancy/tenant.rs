@@ -179,6 +179,8 @@ pub struct Tenant {
     /// Being moved here (TENANT.IMPORT until its COMMIT): nobody may
     /// connect as it yet.
     pub importing: AtomicBool,
+    /// Entries imported so far, checked against the stream's end record.
+    pub imported_entries: AtomicU64,
     /// Being moved away (TENANT.MIGRATE in progress).
     pub migration: parking_lot::Mutex<Option<Arc<Migration>>>,
     /// Woken when the tenant moves (connections waiting for messages).
@@ -244,6 +246,7 @@ impl Tenant {
             moved: parking_lot::Mutex::new(None),
             is_moved: AtomicBool::new(false),
             importing: AtomicBool::new(false),
+            imported_entries: AtomicU64::new(0),
             migration: parking_lot::Mutex::new(None),
             moved_signal: tokio::sync::Notify::new(),
         }
