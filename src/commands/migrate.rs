@@ -21,7 +21,7 @@ use crate::persist::record::Record;
 use crate::persist::transfer;
 use crate::protocol::Out;
 use crate::server::client::{Deferred, DeferredReply};
-use crate::server::peer::{Peer, encode};
+use crate::server::peer::{Peer, encode_head};
 use crate::server::state::ServerState;
 use crate::tenancy::Tenant;
 use crate::tenancy::tenant::{Migration, Moved};
@@ -228,8 +228,16 @@ async fn copy(
             if first && !tapping.load(Relaxed) {
                 return Err(failed("another tenant's move is in progress on this node".into()));
             }
-            let request: &[&[u8]] = if first { &[b"TENANT.IMPORT", &piece] } else { &[b"TENANT.IMPORT", id, b"DATA", &piece] };
-            abortable(progress, "copy", async { peer.stream.write_all(&encode(request)).await.map_err(|e| failed(e.to_string())) }).await?;
+            // The request up to its last argument, then the piece as it is
+            // (not copied into one buffer with the rest), then the bulk's end.
+            let head: &[&[u8]] = if first { &[b"TENANT.IMPORT"] } else { &[b"TENANT.IMPORT", id, b"DATA"] };
+            let head = encode_head(head, piece.len());
+            let write = async {
+                peer.stream.write_all(&head).await?;
+                peer.stream.write_all(&piece).await?;
+                peer.stream.write_all(b"\r\n").await
+            };
+            abortable(progress, "copy", async { write.await.map_err(|e| failed(e.to_string())) }).await?;
             progress.bytes_sent.fetch_add(piece.len() as u64, Relaxed);
             unanswered += 1;
             while unanswered > usize::from(!first) {

@@ -99,7 +99,14 @@ pub fn export_at_cut(
     }
     let mut entries = 0;
     let mut block = Writer::with_capacity(BLOCK + BLOCK / 4);
-    let mut piece = TENANT_MAGIC.to_vec();
+    // Room for a piece's blocks even if they do not compress: a piece
+    // grown by doubling was copied again at each step.
+    let new_piece = || {
+        let mut p = Vec::with_capacity(BLOCKS_PER_PIECE * (lz4_flex::block::get_maximum_output_size(BLOCK + BLOCK / 4) + 64) + 256);
+        p.extend_from_slice(TENANT_MAGIC);
+        p
+    };
+    let mut piece = new_piece();
     for (i, &(db, physical)) in dbs.iter().enumerate() {
         let keyspace = Record::Keyspace { space: Some(id.clone()), db: db as u32 };
         keyspace.frame_into(&mut piece);
@@ -109,7 +116,7 @@ pub fn export_at_cut(
             w.buf.clear();
             blocks += 1;
             if blocks == BLOCKS_PER_PIECE {
-                let full = std::mem::replace(&mut piece, TENANT_MAGIC.to_vec());
+                let full = std::mem::replace(&mut piece, new_piece());
                 keyspace.frame_into(&mut piece);
                 blocks = 0;
                 if !send(full) {

@@ -20,11 +20,27 @@ pub struct Peer {
 pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        put_arg(&mut out, a);
     }
     out
+}
+
+/// RESP for a request of `args` and one more argument of `last_len`
+/// bytes, up to that argument's content (which the caller sends as it is,
+/// then `\r\n`).
+pub fn encode_head(args: &[&[u8]], last_len: usize) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len() + 1).into_bytes();
+    for a in args {
+        put_arg(&mut out, a);
+    }
+    out.extend_from_slice(format!("${last_len}\r\n").as_bytes());
+    out
+}
+
+fn put_arg(out: &mut Vec<u8>, a: &[u8]) {
+    out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b"\r\n");
 }
 
 impl Peer {
