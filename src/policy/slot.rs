@@ -82,6 +82,25 @@ impl Drop for Retired {
     }
 }
 
+/// The active module's counters, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PolicyCounters {
+    pub disabled: bool,
+    pub calls: u64,
+    pub fuel_used: u64,
+    pub traps: u64,
+    pub out_of_fuel: u64,
+    pub timeouts: u64,
+    pub bad_returns: u64,
+}
+
+impl PolicyCounters {
+    /// Calls whose native decision stood instead (TENANT.POLICY's `fallbacks`).
+    pub fn fallbacks(&self) -> u64 {
+        self.traps + self.out_of_fuel + self.timeouts + self.bad_returns
+    }
+}
+
 /// What TENANT.POLICY shows.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PolicyInfo {
@@ -241,6 +260,23 @@ impl PolicySlot {
             *active.disabled.lock() = Some(reason);
         }
         *active.last_error.lock() = Some(msg);
+    }
+
+    /// The active module's counters (None without one): relaxed loads under
+    /// the slot's read lock, never the instance's, which a call holds.
+    pub fn counters(&self) -> Option<PolicyCounters> {
+        let active = self.active.read();
+        let a = active.as_ref()?;
+        let (c, g) = (&a.counters, |x: &AtomicU64| x.load(Relaxed));
+        Some(PolicyCounters {
+            disabled: a.disabled.lock().is_some(),
+            calls: g(&c.calls),
+            fuel_used: g(&c.fuel),
+            traps: g(&c.traps),
+            out_of_fuel: g(&c.out_of_fuel),
+            timeouts: g(&c.timeouts),
+            bad_returns: g(&c.bad_returns),
+        })
     }
 
     pub fn info(&self) -> PolicyInfo {
