@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Process, Raw, bulk, login, ok, tenant};
+use common::{Process, Raw, bulk, data_dir, field, login, ok, tenant};
 use ferrite::config::Config;
 use ferrite::protocol::Frame;
 use ferrite::server::ServerHandle;
@@ -72,12 +72,6 @@ fn info_field(info: &str, name: &str) -> Option<String> {
     info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string())
 }
 
-fn field(f: &Frame, name: &str) -> Frame {
-    let Frame::Array(v) = f else { panic!("array: {f}") };
-    let i = v.iter().position(|x| x == &bulk(name)).unwrap_or_else(|| panic!("no {name} in {f}"));
-    v[i + 1].clone()
-}
-
 #[test]
 fn the_endpoint_is_off_unless_configured() {
     let h = common::start();
@@ -93,8 +87,7 @@ fn the_endpoint_is_off_unless_configured() {
 
 #[test]
 fn a_scrape_is_valid_prometheus_text_with_server_and_tenant_series() {
-    let dir = std::env::temp_dir().join(format!("ferrite-metrics-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = data_dir("metrics-scrape");
     let mut c = config_with_metrics();
     c.persistence.appendonly = true;
     c.persistence.dir = dir.clone();
@@ -190,8 +183,7 @@ fn max_tenants_keeps_the_biggest_by_memory() {
 
 #[test]
 fn the_flag_serves_metrics_from_the_binary() {
-    let dir = std::env::temp_dir().join(format!("ferrite-metrics-bin-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = data_dir("metrics-bin");
     // Two different free ports: both held while the second is picked.
     let held: Vec<_> = (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     let [port, mport] = [0, 1].map(|i| held[i].local_addr().unwrap().port());
@@ -327,8 +319,7 @@ fn a_tenant_sees_its_own_usage_in_info() {
 
 #[test]
 fn the_alerts_option_is_checked_shown_and_kept() {
-    let dir = std::env::temp_dir().join(format!("ferrite-metrics-alerts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = data_dir("metrics-alerts");
     let mut c = common::config();
     c.persistence.appendonly = true;
     c.persistence.dir = dir.clone();

@@ -442,6 +442,7 @@ pub fn policy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let t = target(ctx, a.get(1).copied())?;
     let i = t.policy.info();
+    let c = i.counters;
     let fields = [
         ("state", V::S(i.state.into())),
         ("hash", V::S(i.hash)),
@@ -449,13 +450,13 @@ pub fn policy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("hooks", V::S(i.hooks)),
         ("config_bytes", V::I(i.config_bytes)),
         ("loaded_at", V::I(i.loaded_at_ms / 1000)),
-        ("calls", V::I(i.calls)),
-        ("fuel_used", V::I(i.fuel_used)),
-        ("traps", V::I(i.traps)),
-        ("out_of_fuel", V::I(i.out_of_fuel)),
-        ("timeouts", V::I(i.timeouts)),
-        ("bad_returns", V::I(i.bad_returns)),
-        ("fallbacks", V::I(i.fallbacks)),
+        ("calls", V::I(c.calls)),
+        ("fuel_used", V::I(c.fuel_used)),
+        ("traps", V::I(c.traps)),
+        ("out_of_fuel", V::I(c.out_of_fuel)),
+        ("timeouts", V::I(c.timeouts)),
+        ("bad_returns", V::I(c.bad_returns)),
+        ("fallbacks", V::I(c.fallbacks())),
         ("logs_dropped", V::I(i.logs_dropped)),
         ("versions_kept", V::I(i.versions_kept)),
         ("disabled_reason", V::S(i.disabled_reason)),

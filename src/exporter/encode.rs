@@ -280,8 +280,13 @@ fn policies(enc: &mut DescriptorEncoder, rows: &[TenantRow]) -> Result {
             p.fallbacks().into()
         }),
     ];
-    for (name, help, kind, f) in fams {
-        family(enc, (name, help, kind), "tenant", with.iter().map(|(id, p)| (*id, f(p))))?;
+    readings(enc, &with, &fams)
+}
+
+/// `fams` read from the part of the rows some tenants have (a policy, a bill).
+fn readings<T>(enc: &mut DescriptorEncoder, rows: &[(&str, &T)], fams: &[Reading<T>]) -> Result {
+    for &(name, help, kind, f) in fams {
+        family(enc, (name, help, kind), "tenant", rows.iter().map(|(id, x)| (*id, f(x))))?;
     }
     Ok(())
 }
@@ -296,9 +301,7 @@ fn billing(enc: &mut DescriptorEncoder, rows: &[TenantRow], currency: &str) -> R
         ("ferrite_tenant_billing_memory_byte_seconds", "Memory held this period, integrated over time", G, |b| b.byte_seconds.into()),
         ("ferrite_tenant_billing_bandwidth_bytes", "Bytes in and out this period", G, |b| b.bandwidth_bytes.into()),
     ];
-    for (name, help, kind, f) in fams {
-        family(enc, (name, help, kind), "tenant", billed.iter().map(|(id, b)| (*id, f(b))))?;
-    }
+    readings(enc, &billed, &fams)?;
     let mut e = enc.encode_descriptor("ferrite_tenant_billing_amount", "Its bill so far this period", None, G)?;
     for (id, b) in &billed {
         write(G, V::F(b.amount), e.encode_family(&[("tenant", *id), ("currency", currency)])?)?;
