@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # What the Prometheus endpoint costs (issue 17), on a release build:
+#  0. the idle server's CPU per second with TENANTS tenants: the metering
+#     tick, the quota alert sweep and the expiry cycle, which walk every
+#     tenant, with no client and no scrape (an upper bound of the sweep);
 #  1. one scrape of TENANTS (default 10000) tenants, each holding a few
 #     keys: wall time and bytes per scrape (curl), and the server's CPU per
 #     scrape (from /proc), medians of SCRAPES (default 20) scrapes;
@@ -48,6 +51,12 @@ awk -v n="$T" 'BEGIN {
   }
 }' | redis-cli -p "$PORT" --pipe >/dev/null
 redis-cli -p "$PORT" TENANT.CREATE bench TIER enterprise OPS 100000000 CONNECTIONS 1000 PASSWORD pw >/dev/null
+
+# 0. Idle.
+sleep 2
+c0=$(cpu_ticks "$PID"); sleep 10
+echo "tenants,idle_server_cpu_ms_per_s"
+echo "$T,$(awk -v t=$(($(cpu_ticks "$PID") - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz * 1000 / 10 }')"
 
 # 1. One scrape.
 curl -sf -o /dev/null "$URL" # warm-up
