@@ -13,6 +13,7 @@ use crate::tenancy::alerts::Resource;
 use crate::tenancy::tenant::Refusal;
 
 /// The server's own series.
+#[derive(Debug)]
 pub struct ServerRow {
     pub uptime_secs: u64,
     pub start_time_secs: u64,
@@ -50,6 +51,7 @@ pub struct ServerRow {
 }
 
 /// The log and its compactions.
+#[derive(Debug)]
 pub struct PersistRow {
     pub rewriting: bool,
     pub last_compaction_ok: bool,
@@ -66,6 +68,7 @@ pub struct PersistRow {
 }
 
 /// One tenant's series.
+#[derive(Debug)]
 pub struct TenantRow {
     pub id: String,
     pub tier: String,
@@ -89,6 +92,7 @@ pub struct TenantRow {
 }
 
 /// The current period's meters.
+#[derive(Debug)]
 pub struct Billing {
     pub period_start_secs: u64,
     pub ops: u64,

@@ -32,18 +32,6 @@ pub struct Scrape {
     pub last_scrape_secs: f64,
 }
 
-impl std::fmt::Debug for ServerRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServerRow")
-    }
-}
-
-impl std::fmt::Debug for TenantRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TenantRow({})", self.id)
-    }
-}
-
 type Result = std::result::Result<(), std::fmt::Error>;
 
 /// A value written as a gauge or a counter.
