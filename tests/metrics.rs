@@ -223,36 +223,42 @@ fn alerts_arrive_once_per_crossing_and_again_after_falling_back() {
     let mut admin_conn = common::client(&h);
     let mut sub = admin_conn.as_pubsub();
     sub.subscribe("__ferrite__:tenant-events").unwrap();
-    let mut t = tenant(&h, "shop", &["KEYS", "10"]);
+    // 20 keys: each key is 5 points.
+    let mut t = tenant(&h, "shop", &["KEYS", "20"]);
     // A tenant subscribing to the same name hears nothing: the channel is the admin's.
     let mut spy = login(&h, "shop");
     assert!(matches!(spy.cmd(&["SUBSCRIBE", "__ferrite__:tenant-events"]), Frame::Array(_)));
     let set = |t: &mut Raw, range: std::ops::Range<u32>| range.for_each(|i| assert_eq!(t.cmd(&["SET", &format!("k{i}"), "v"]), ok()));
+    let del =
+        |t: &mut Raw, range: std::ops::Range<u32>| range.for_each(|i| assert_eq!(t.cmd(&["DEL", &format!("k{i}")]), Frame::Integer(1)));
+    // Longer than a few sweeps (every 100 ms here), so each level is seen.
     let quiet = Duration::from_millis(500);
     let wait = Duration::from_secs(5);
 
-    set(&mut t, 0..7);
+    set(&mut t, 0..14);
     assert_eq!(next_event(&mut sub, quiet), None, "70% is under every threshold");
-    set(&mut t, 7..8);
+    set(&mut t, 14..16);
     let e = next_event(&mut sub, wait).expect("80% of the keys");
     assert_eq!(
         [json_field(&e, "tenant"), json_field(&e, "resource"), json_field(&e, "used"), json_field(&e, "limit")],
-        ["shop", "keys", "8", "10"],
+        ["shop", "keys", "16", "20"],
         "{e}"
     );
     assert_eq!((json_field(&e, "threshold"), json_field(&e, "percent")), ("80", "80.00"), "{e}");
     assert!(json_field(&e, "time").parse::<u64>().unwrap() > 1_600_000_000_000, "{e}");
-    // Staying above, and dipping less than the margin, sends nothing more.
+    // Staying above sends nothing more; nor does a dip to 75% and back (hysteresis).
     assert_eq!(next_event(&mut sub, quiet), None);
-    assert_eq!(t.cmd(&["DEL", "k7"]), Frame::Integer(1));
-    assert_eq!(next_event(&mut sub, quiet), None, "76%..79% keeps 80 fired (hysteresis)");
-    set(&mut t, 7..9);
+    del(&mut t, 15..16);
+    assert_eq!(next_event(&mut sub, quiet), None);
+    set(&mut t, 15..16);
+    assert_eq!(next_event(&mut sub, quiet), None, "a dip to 75% re-armed 80%");
+    set(&mut t, 16..18);
     let e = next_event(&mut sub, wait).expect("90%");
-    assert_eq!((json_field(&e, "threshold"), json_field(&e, "used")), ("90", "9"), "{e}");
+    assert_eq!((json_field(&e, "threshold"), json_field(&e, "used")), ("90", "18"), "{e}");
     // Below 75%: both re-arm; back to 80%: one event again.
-    assert_eq!(t.cmd(&["DEL", "k8", "k7", "k6"]), Frame::Integer(3));
+    del(&mut t, 14..18);
     assert_eq!(next_event(&mut sub, quiet), None);
-    set(&mut t, 6..8);
+    set(&mut t, 14..16);
     let e = next_event(&mut sub, wait).expect("80% again");
     assert_eq!(json_field(&e, "threshold"), "80", "{e}");
     assert_eq!(next_event(&mut sub, quiet), None);
