@@ -64,8 +64,8 @@ fn eviction_decision(c: &mut Criterion) {
     });
     g.bench_function("wasm_protect_prefix", |b| b.iter(|| hooks::choose_victims(&t, &cfg, black_box(&samples), 0, 0).expect("a decision")));
     g.finish();
-    let info = t.policy.info();
-    println!("wasm eviction: {} calls, {} fuel per call, {} fallbacks", info.calls, info.fuel_used / info.calls.max(1), info.fallbacks);
+    let c = t.policy.info().counters;
+    println!("wasm eviction: {} calls, {} fuel per call, {} fallbacks", c.calls, c.fuel_used / c.calls.max(1), c.fallbacks());
 }
 
 fn quota_decision(c: &mut Criterion) {

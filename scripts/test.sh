@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs what the tests need
 # when it is missing (redis-server and redis-tools for the differential tests,
-# Python's rq and redis and Node's bullmq for the client tests, the wasm32
-# target for the policy modules), then runs every test and prints one closing
-# total.
+# Python's rq and redis and Node's bullmq for the client tests, Debian's
+# prometheus for promtool, which checks the metrics endpoint and the alerting
+# rules, the wasm32 target for the policy modules), then runs every test and
+# prints one closing total.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

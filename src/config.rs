@@ -36,6 +36,9 @@ pub struct Config {
     pub persistence: crate::persist::PersistenceConfig,
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: crate::exporter::MetricsConfig,
 }
 
 /// `[cluster]`: how nodes reach each other. `secret` is a password every
@@ -448,6 +451,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.tenancy.validate().map_err(|message| ConfigError::BadValue { key: "tenancy".into(), message })?;
         self.policy.validate().map_err(|message| ConfigError::BadValue { key: "policy".into(), message })?;
+        self.metrics.validate().map_err(|message| ConfigError::BadValue { key: "metrics".into(), message })?;
         if self.persistence.dir.as_os_str().is_empty() {
             return Err(ConfigError::BadValue { key: "persistence.dir".into(), message: "must not be empty".into() });
         }

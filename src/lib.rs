@@ -22,6 +22,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod exporter;
 pub mod metrics;
 pub mod persist;
 pub mod policy;

@@ -32,6 +32,13 @@ struct Args {
     /// always, everysec or no (overrides the file).
     #[arg(long, value_parser = ["always", "everysec", "no"])]
     appendfsync: Option<String>,
+    /// Serve Prometheus metrics on ip:port, e.g. 127.0.0.1:9121 (overrides the file's [metrics] listen).
+    #[arg(long, value_parser = parse_listen)]
+    metrics_listen: Option<std::net::SocketAddr>,
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|e| format!("{e} (want ip:port, such as 127.0.0.1:9121)"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +58,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(d) = args.dir {
         config.persistence.dir = d;
+    }
+    if let Some(m) = args.metrics_listen {
+        config.metrics.listen = Some(m.to_string());
     }
     if let Some(f) = args.appendfsync {
         config.persistence.appendfsync = ferrite::persist::Fsync::from_name(&f).expect("clap allowed only the three names");

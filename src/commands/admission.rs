@@ -17,7 +17,7 @@ use crate::persist;
 use crate::store::Keyspace;
 use crate::tenancy::eviction::{EvictHooks, Policy, evict, evict_tenant};
 use crate::tenancy::hooks::{self, CommandClass, QuotaDecision, Resource};
-use crate::tenancy::tenant::WARN_PERCENT;
+use crate::tenancy::tenant::{Refusal, WARN_PERCENT};
 use crate::tenancy::{OperationType, Tenant, TenantError};
 
 /// What an argument or a new key costs besides its bytes (entry, vector
@@ -40,7 +40,8 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
             OperationType::Other
         }
     };
-    if spec.has(ADMIN) || spec.has(TENANCY) {
+    let admin = spec.has(ADMIN) || spec.has(TENANCY);
+    if admin {
         t.metrics.admin.fetch_add(1, Relaxed);
     }
     let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
@@ -54,7 +55,8 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
     match op {
         OperationType::Write => t.metrics.writes.fetch_add(1, Relaxed),
         OperationType::Read => t.metrics.reads.fetch_add(1, Relaxed),
-        _ => 0,
+        OperationType::Other if !admin => t.metrics.other.fetch_add(1, Relaxed),
+        OperationType::Other | OperationType::Admin => 0,
     };
     Ok(())
 }
@@ -91,10 +93,9 @@ pub fn admit_write(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64)
     let t = &*t;
     let limits = t.limits();
     let used = t.memory_used();
-    t.note_memory_level(used, limits.memory_bytes);
     let over_memory = used.saturating_add(adds) > limits.memory_bytes;
     if over_memory && !policy_allows(ctx, t, spec, Resource::Memory)? && !make_room(ctx, t, limits.memory_bytes.saturating_sub(adds)) {
-        t.metrics.quota_rejected.fetch_add(1, Relaxed);
+        t.metrics.refuse(Refusal::Memory);
         return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: limits.memory_bytes });
     }
     let keys = t.keys();
@@ -104,7 +105,7 @@ pub fn admit_write(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64)
         let new = new_keys(ctx, spec, argv);
         over_keys = keys + new > limits.max_keys;
         if over_keys && !policy_allows(ctx, t, spec, Resource::Keys)? {
-            t.metrics.quota_rejected.fetch_add(1, Relaxed);
+            t.metrics.refuse(Refusal::Keys);
             return Err(TenantError::KeyLimit { id: t.id().into(), keys, limit: limits.max_keys });
         }
     }
@@ -182,7 +183,7 @@ fn policy_allows(ctx: &mut Ctx, t: &Tenant, spec: &CommandSpec, resource: Resour
     match ask(ctx, t, spec, CommandClass::Write, resource) {
         QuotaDecision::Allow => Ok(resource != Resource::Threshold),
         QuotaDecision::Deny(m) => {
-            t.metrics.quota_rejected.fetch_add(1, Relaxed);
+            t.metrics.refuse(Refusal::Policy);
             Err(TenantError::PolicyDenied(m))
         }
         _ => Ok(false),

@@ -84,7 +84,7 @@ fn limits(ctx: &Ctx) -> Limits {
 fn decode_error(ctx: &Ctx, e: DumpError) -> CmdError {
     match (e, &ctx.client.tenant) {
         (DumpError::TooLarge, Some(t)) => {
-            t.metrics.quota_rejected.fetch_add(1, Relaxed);
+            t.metrics.refuse(crate::tenancy::tenant::Refusal::Memory);
             let limit = t.limits().memory_bytes;
             CmdError::msg(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit }.to_string())
         }

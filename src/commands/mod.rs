@@ -19,7 +19,7 @@ pub mod table;
 mod bitmaps;
 pub mod command;
 mod connection;
-pub use connection::is_admin_password;
+pub use connection::{REDIS_VERSION, is_admin_password};
 mod dump;
 mod functions;
 mod geo;
@@ -37,6 +37,7 @@ mod pubsub;
 mod redis_meta;
 pub mod scripting;
 mod server;
+pub use server::rss_bytes;
 mod sets;
 mod sort;
 mod stream_groups;
@@ -44,6 +45,7 @@ mod streams;
 mod strings;
 mod summaries;
 mod tenant;
+mod tenant_info;
 mod tracking;
 mod transactions;
 mod zsets;
@@ -283,7 +285,7 @@ impl<'a> Ctx<'a> {
         let Some(t) = self.client.tenant.clone() else { return Ok(()) };
         let limit = t.limits().memory_bytes;
         if t.memory_used() + bytes > limit {
-            t.metrics.quota_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            t.metrics.refuse(crate::tenancy::tenant::Refusal::Memory);
             let e = crate::tenancy::TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit };
             return Err(CmdError::msg(e.to_string()));
         }

@@ -15,9 +15,23 @@ use crate::server::state::ExitSave;
 use crate::space::notify;
 use crate::store::glob;
 
-const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "errorstats", "keyspace"];
-const ALL_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "commandstats", "errorstats", "latencystats", "keyspace"];
+/// `tenant` is Ferrite's own: a tenant's connection (or an operator's inside
+/// TENANT.USE) sees its limits, usage and refusals; others get nothing.
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "errorstats", "keyspace", "tenant"];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "keyspace",
+    "tenant",
+];
 
 pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut wanted: Vec<String> = a[1..].iter().map(|s| lower(s)).collect();
@@ -30,10 +44,13 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let mut text = String::new();
     for section in ALL_SECTIONS {
         if wanted.iter().any(|w| w == section) {
-            if !text.is_empty() {
+            let mut s = String::new();
+            info_section(ctx, section, &mut s);
+            // A section with nothing to say (`tenant` outside a tenant) leaves no blank line.
+            if !text.is_empty() && !s.is_empty() {
                 text.push_str("\r\n");
             }
-            info_section(ctx, section, &mut text);
+            text.push_str(&s);
         }
     }
     ctx.out.verbatim(text.as_bytes());
@@ -183,6 +200,11 @@ fn info_section(ctx: &Ctx, section: &str, t: &mut String) {
             }
         }
         "errorstats" => super::introspection::info_errorstats(ctx, t),
+        "tenant" => {
+            if let Some(tn) = &ctx.client.tenant {
+                super::tenant_info::section(tn, s.tenants.default_alerts(), t);
+            }
+        }
         "latencystats" => super::introspection::info_latencystats(ctx, t),
         "keyspace" => {
             t.push_str("# Keyspace\r\n");

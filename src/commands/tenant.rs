@@ -19,7 +19,8 @@ use crate::protocol::Out;
 use crate::server::client::{Deferred, DeferredReply};
 use crate::server::state::ServerState;
 use crate::store::glob;
-use crate::tenancy::tenant::percent;
+use crate::tenancy::alerts::Thresholds;
+use crate::tenancy::tenant::{Refusal, percent};
 use crate::tenancy::{Tenant, TenantError, TenantLimits, TenantState, TenantTier, Usage};
 
 /// Eviction policies a tenant may choose: the product page's and Redis's names.
@@ -85,6 +86,8 @@ struct Options {
     /// NOTIFY: the tenant's own `notify-keyspace-events` (`Some(None)`:
     /// DEFAULT, back to the server's).
     notify: Option<Option<u32>>,
+    /// ALERTS: its own quota alert thresholds (`Some(None)`: DEFAULT).
+    alerts: Option<Option<Thresholds>>,
 }
 
 /// `POLICY <wasm-bytes> | NONE | ROLLBACK`.
@@ -115,6 +118,11 @@ fn parse_options(a: &[&[u8]]) -> Result<Options, CmdError> {
             "policy" if is(v, "rollback") => o.policy = Some(PolicyArg::Rollback),
             "policy" => o.policy = Some(PolicyArg::Module(v.to_vec())),
             "config" => o.config = Some(v.to_vec()),
+            "alerts" if is(v, "default") => o.alerts = Some(None),
+            "alerts" => {
+                let t = Thresholds::parse(&text).map_err(|e| CmdError::err(format!("invalid ALERTS '{text}': {e}, or DEFAULT")))?;
+                o.alerts = Some(Some(t));
+            }
             "notify" if is(v, "default") => o.notify = Some(None),
             "notify" => {
                 let flags = crate::space::notify::parse(v)
@@ -174,6 +182,9 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = m.create_with(&id, o.name.as_deref(), tier, limits, o.password.as_deref(), eviction).map_err(terr)?;
     if let Some(n) = o.notify {
         t.space.events.set_own(n);
+    }
+    if let Some(a) = o.alerts {
+        t.alerts.set_own(a);
     }
     persist_tenant(ctx, &t, false);
     tracing::info!(tenant = %id, "tenant created");
@@ -289,6 +300,9 @@ fn upload(
 fn apply_update(t: &Tenant, o: Options, limits: TenantLimits) {
     if let Some(n) = o.notify {
         t.space.events.set_own(n);
+    }
+    if let Some(a) = o.alerts {
+        t.alerts.set_own(a);
     }
     if let Some(s) = o.state {
         // Checked by the caller; a concurrent change loses to the newer one.
@@ -417,6 +431,9 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("policy", V::S(t.policy.info().state.into())),
         // Its own notify-keyspace-events, or "default" (the server's).
         ("notify", V::S(t.space.events.own().map_or_else(|| "default".into(), crate::space::notify::format))),
+        // Its own alert thresholds, or "default"; then those in effect.
+        ("alerts", V::S(t.alerts.own().map_or_else(|| "default".into(), |a| a.to_string()))),
+        ("alert_thresholds", V::S(t.alerts.effective(ctx.state.tenants.default_alerts()).to_string())),
     ];
     reply_fields(ctx.out, &fields);
     Ok(())
@@ -429,6 +446,7 @@ pub fn policy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     let t = target(ctx, a.get(1).copied())?;
     let i = t.policy.info();
+    let c = i.counters;
     let fields = [
         ("state", V::S(i.state.into())),
         ("hash", V::S(i.hash)),
@@ -436,13 +454,13 @@ pub fn policy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("hooks", V::S(i.hooks)),
         ("config_bytes", V::I(i.config_bytes)),
         ("loaded_at", V::I(i.loaded_at_ms / 1000)),
-        ("calls", V::I(i.calls)),
-        ("fuel_used", V::I(i.fuel_used)),
-        ("traps", V::I(i.traps)),
-        ("out_of_fuel", V::I(i.out_of_fuel)),
-        ("timeouts", V::I(i.timeouts)),
-        ("bad_returns", V::I(i.bad_returns)),
-        ("fallbacks", V::I(i.fallbacks)),
+        ("calls", V::I(c.calls)),
+        ("fuel_used", V::I(c.fuel_used)),
+        ("traps", V::I(c.traps)),
+        ("out_of_fuel", V::I(c.out_of_fuel)),
+        ("timeouts", V::I(c.timeouts)),
+        ("bad_returns", V::I(c.bad_returns)),
+        ("fallbacks", V::I(c.fallbacks())),
         ("logs_dropped", V::I(i.logs_dropped)),
         ("versions_kept", V::I(i.versions_kept)),
         ("disabled_reason", V::S(i.disabled_reason)),
@@ -477,7 +495,7 @@ pub fn limits_set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = named(ctx, a[1])?;
     let o = parse_options(&a[2..])?;
     let other = o.name.is_some() || o.tier.is_some() || o.password.is_some() || o.eviction.is_some() || o.state.is_some();
-    if other || o.policy.is_some() || o.config.is_some() {
+    if other || o.policy.is_some() || o.config.is_some() || o.alerts.is_some() {
         return Err(CmdError::err("TENANT.LIMITS.SET takes MEMORY, KEYS, OPS, CONNECTIONS or DATABASES"));
     }
     let l = apply_limits(t.limits(), &o, ctx.state.tenants.config().databases)?;
@@ -564,7 +582,13 @@ pub fn stats(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("connections_peak", g(&m.connections_peak)),
         ("rate_limited", g(&m.rate_limited)),
         ("quota_rejected", g(&m.quota_rejected)),
+        ("refused_memory", V::I(m.refused(Refusal::Memory))),
+        ("refused_keys", V::I(m.refused(Refusal::Keys))),
+        ("refused_connections", V::I(m.refused(Refusal::Connections))),
+        ("refused_state", V::I(m.refused(Refusal::State))),
+        ("refused_policy", V::I(m.refused(Refusal::Policy))),
         ("evicted", g(&m.evicted)),
+        ("evicted_by_policy", g(&m.evicted_by_policy)),
         ("expired", V::I(expired)),
     ];
     reply_fields(ctx.out, &fields);
@@ -615,7 +639,7 @@ pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ctx,
             &[
                 "TENANT <subcommand> [<arg> ...] (also written TENANT.<SUBCOMMAND>). Subcommands are:",
-                "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy] [NOTIFY flags|DEFAULT]",
+                "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy] [NOTIFY flags|DEFAULT] [ALERTS p1,p2,...|NONE|DEFAULT]",
                 "UPDATE <id> [same options] [POLICY <wasm-bytes>|NONE|ROLLBACK] [CONFIG <bytes>]",
                 "POLICY [<id>]",
                 "DELETE <id>",

@@ -77,7 +77,7 @@ fn admit_prefixes(ctx: &Ctx, prefixes: &[&[u8]]) -> CmdResult {
     let adds: u64 = prefixes.iter().map(|p| key_cost(p) as u64).sum();
     let limit = t.limits().memory_bytes;
     if t.memory_used() + adds > limit || ctx.space().tracking.bytes() as u64 + adds > table_budget(t) as u64 {
-        t.metrics.quota_rejected.fetch_add(1, Relaxed);
+        t.metrics.refuse(crate::tenancy::tenant::Refusal::Memory);
         let e = crate::tenancy::TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit };
         return Err(CmdError::msg(e.to_string()));
     }

@@ -51,6 +51,19 @@ struct Active {
 }
 
 impl Active {
+    fn counters(&self) -> PolicyCounters {
+        let (c, g) = (&self.counters, |x: &AtomicU64| x.load(Relaxed));
+        PolicyCounters {
+            disabled: self.disabled.lock().is_some(),
+            calls: g(&c.calls),
+            fuel_used: g(&c.fuel),
+            traps: g(&c.traps),
+            out_of_fuel: g(&c.out_of_fuel),
+            timeouts: g(&c.timeouts),
+            bad_returns: g(&c.bad_returns),
+        }
+    }
+
     fn new(p: Prepared, now_ms: u64) -> Active {
         Active {
             module: p.module,
@@ -82,6 +95,25 @@ impl Drop for Retired {
     }
 }
 
+/// The active module's counters, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PolicyCounters {
+    pub disabled: bool,
+    pub calls: u64,
+    pub fuel_used: u64,
+    pub traps: u64,
+    pub out_of_fuel: u64,
+    pub timeouts: u64,
+    pub bad_returns: u64,
+}
+
+impl PolicyCounters {
+    /// Calls whose native decision stood instead (TENANT.POLICY's `fallbacks`).
+    pub fn fallbacks(&self) -> u64 {
+        self.traps + self.out_of_fuel + self.timeouts + self.bad_returns
+    }
+}
+
 /// What TENANT.POLICY shows.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PolicyInfo {
@@ -92,13 +124,7 @@ pub struct PolicyInfo {
     pub hooks: String,
     pub config_bytes: u64,
     pub loaded_at_ms: u64,
-    pub calls: u64,
-    pub fuel_used: u64,
-    pub traps: u64,
-    pub out_of_fuel: u64,
-    pub timeouts: u64,
-    pub bad_returns: u64,
-    pub fallbacks: u64,
+    pub counters: PolicyCounters,
     pub logs_dropped: u64,
     pub versions_kept: u64,
     pub disabled_reason: String,
@@ -243,15 +269,18 @@ impl PolicySlot {
         *active.last_error.lock() = Some(msg);
     }
 
+    /// The active module's counters (None without one): relaxed loads under
+    /// the slot's read lock, never the instance's, which a call holds.
+    pub fn counters(&self) -> Option<PolicyCounters> {
+        self.active.read().as_deref().map(Active::counters)
+    }
+
     pub fn info(&self) -> PolicyInfo {
         let versions_kept = self.history.lock().len() as u64;
         let Some(a) = self.active.read().clone() else {
             return PolicyInfo { state: "none", versions_kept, ..PolicyInfo::default() };
         };
-        let c = &a.counters;
-        let g = |x: &AtomicU64| x.load(Relaxed);
         let disabled = a.disabled.lock().clone();
-        let failures = g(&c.traps) + g(&c.out_of_fuel) + g(&c.timeouts) + g(&c.bad_returns);
         PolicyInfo {
             state: if disabled.is_some() { "disabled" } else { "active" },
             hash: a.module.hash.clone(),
@@ -259,13 +288,7 @@ impl PolicySlot {
             hooks: a.module.hook_names(),
             config_bytes: a.module.config.len() as u64,
             loaded_at_ms: a.loaded_at_ms,
-            calls: g(&c.calls),
-            fuel_used: g(&c.fuel),
-            traps: g(&c.traps),
-            out_of_fuel: g(&c.out_of_fuel),
-            timeouts: g(&c.timeouts),
-            bad_returns: g(&c.bad_returns),
-            fallbacks: failures,
+            counters: a.counters(),
             logs_dropped: a.instance.lock().as_ref().map_or(0, |i| i.logs_dropped()),
             versions_kept,
             disabled_reason: disabled.unwrap_or_default(),

@@ -27,6 +27,9 @@ pub use state::ServerState;
 pub struct Server {
     state: Arc<ServerState>,
     listener: TcpListener,
+    /// The metrics endpoint's listener and `max_tenants`, when configured
+    /// (a std listener: the endpoint runs on a runtime of its own).
+    metrics: Option<(std::net::TcpListener, usize)>,
 }
 
 impl Server {
@@ -40,7 +43,16 @@ impl Server {
         }
         let port = listener.local_addr()?.port();
         state.config.write().port = port;
-        Ok(Server { state, listener })
+        let metrics = match config.metrics.addr() {
+            Some(addr) => {
+                let l =
+                    std::net::TcpListener::bind(addr).map_err(|e| std::io::Error::new(e.kind(), format!("metrics.listen {addr}: {e}")))?;
+                let _ = state.metrics_addr.set(l.local_addr()?);
+                Some((l, config.metrics.max_tenants))
+            }
+            None => None,
+        };
+        Ok(Server { state, listener, metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -52,17 +64,29 @@ impl Server {
     }
 
     /// Accepts connections until shutdown is requested.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let expiry = tokio::spawn(active_expiry(self.state.clone()));
         let metering = tokio::spawn(meter_tenants(self.state.clone()));
         let handovers = tokio::spawn(handover::listen(self.state.clone(), self.local_addr().port()));
+        let exporter = match self.metrics.take().map(|(l, max)| crate::exporter::spawn(l, self.state.clone(), max)) {
+            Some(Ok(thread)) => {
+                tracing::info!(addr = %self.state.metrics_addr.get().expect("set with the listener"), "Serving metrics on /metrics");
+                Some(thread)
+            }
+            Some(Err(e)) => {
+                tracing::error!("metrics endpoint not started: {e}");
+                None
+            }
+            None => None,
+        };
         tracing::info!(addr = %self.local_addr(), "Ready to accept connections");
         loop {
-            // Registered before the flag is read: a shutdown requested in
-            // between (even before this loop first ran) is not missed.
-            let stop = self.state.shutdown.notified();
-            tokio::pin!(stop);
-            stop.as_mut().enable();
+            // Registered before the flag is read: a shutdown requested before
+            // this loop began (a handle dropped right after its start) is not
+            // missed, as `notify_waiters` wakes only those already waiting.
+            let shutdown = self.state.shutdown.notified();
+            tokio::pin!(shutdown);
+            shutdown.as_mut().enable();
             if self.state.shutting_down.load(Relaxed) {
                 break;
             }
@@ -74,12 +98,16 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
-                _ = &mut stop => break,
+                _ = &mut shutdown => break,
             }
         }
         expiry.abort();
         metering.abort();
         handovers.abort();
+        if let Some(thread) = exporter {
+            // It stops on the same shutdown signal.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         self.state.clients.kill_all();
         if let Some(p) = self.state.persistence() {
             crate::persist::snapshot::before_exit(&self.state, self.state.exit_save()).await;
@@ -129,8 +157,9 @@ async fn active_expiry(state: Arc<ServerState>) {
     }
 }
 
-/// Integrates each tenant's memory over time and runs billing policies,
-/// once a second (or once per billing interval, when that is shorter).
+/// Integrates each tenant's memory over time, checks its quota alerts and
+/// runs billing policies, once a second (or once per billing interval,
+/// when that is shorter).
 async fn meter_tenants(state: Arc<ServerState>) {
     let period = state.policy.billing_interval_ms.clamp(100, 1000);
     let mut tick = tokio::time::interval(Duration::from_millis(period));
@@ -138,6 +167,7 @@ async fn meter_tenants(state: Arc<ServerState>) {
         tick.tick().await;
         let now = state.now_ms();
         state.tenants.tick(now);
+        publish_alerts(&state, now);
         for t in state.tenants.list() {
             crate::tenancy::hooks::bill(&t, &state.policy, now);
         }
@@ -148,6 +178,26 @@ async fn meter_tenants(state: Arc<ServerState>) {
             tracing::info!("snapshot and log doubled since the last compaction; compacting");
             let _ = crate::persist::snapshot::start(&state);
         }
+    }
+}
+
+/// Publishes the quota crossings the tick found on the admin's
+/// `__ferrite__:tenant-events` channel (one JSON object each) and logs them.
+fn publish_alerts(state: &ServerState, now_ms: u64) {
+    use crate::tenancy::alerts::CHANNEL;
+    for e in state.tenants.sweep_alerts(now_ms) {
+        let (tenant, resource, percent) = (&e.tenant, e.resource.name(), format!("{:.2}", e.percent()));
+        tracing::warn!(
+            tenant,
+            resource,
+            used = e.used,
+            limit = e.limit,
+            percent,
+            threshold = e.threshold,
+            "tenant crossed a quota alert threshold"
+        );
+        let how = crate::space::pubsub::Delivery { limit: state.output_limits.pubsub(), now_ms };
+        state.global.pubsub.publish(CHANNEL.as_bytes(), e.to_json().as_bytes(), how);
     }
 }
 
@@ -216,6 +266,11 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Where the metrics endpoint listens (None unless `[metrics] listen` is set).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.state.metrics_addr.get().copied()
+    }
+
     /// Stops the server as `SHUTDOWN NOSAVE` would (tests read the log it
     /// leaves), unless a SHUTDOWN already chose otherwise.
     pub fn shutdown(&mut self) {

@@ -90,6 +90,8 @@ pub struct ServerState {
     exit_save: parking_lot::Mutex<ExitSave>,
     pub started: Instant,
     pub run_id: String,
+    /// Where the metrics endpoint listens, when `[metrics] listen` is set.
+    pub metrics_addr: OnceLock<std::net::SocketAddr>,
 }
 
 /// `client-output-buffer-limit` as connections read it, without a lock: the
@@ -175,6 +177,7 @@ impl ServerState {
             exit_save: parking_lot::Mutex::new(ExitSave::IfChanged),
             started: Instant::now(),
             run_id,
+            metrics_addr: OnceLock::new(),
         });
         let _ = state.me.set(Arc::downgrade(&state));
         state

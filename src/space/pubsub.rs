@@ -267,6 +267,11 @@ impl PubSub {
         self.channels.read().get(channel).map_or(0, |s| s.len())
     }
 
+    /// Channels with a subscriber (`PUBSUB CHANNELS` without copying them).
+    pub fn channel_count(&self) -> usize {
+        self.channels.read().len()
+    }
+
     pub fn numpat(&self) -> usize {
         self.patterns.read().len()
     }

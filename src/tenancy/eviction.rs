@@ -231,14 +231,28 @@ pub fn evict_tenant(
     over: impl FnMut() -> bool,
     remove: Remove<'_>,
 ) -> Result<usize, usize> {
+    use std::cell::Cell;
+    use std::sync::atomic::Ordering::Relaxed;
     let policy = tenant.eviction_policy();
     let limit = tenant.limits().memory_bytes;
-    let mut choose = |c: &[(usize, Sample)]| hooks::choose_victims(tenant, policies, c, now_ms, limit);
+    // Whether the module chose this round's victims, and how many of them went.
+    let (by_module, chosen) = (Cell::new(false), Cell::new(0u64));
+    let mut choose = |c: &[(usize, Sample)]| {
+        let victims = hooks::choose_victims(tenant, policies, c, now_ms, limit);
+        by_module.set(victims.is_some());
+        victims
+    };
+    let mut removal = |ks: &Keyspace, db: usize, key: &[u8]| {
+        let gone = remove(ks, db, key);
+        chosen.set(chosen.get() + (gone && by_module.get()) as u64);
+        gone
+    };
     let chooser: Option<Chooser<'_>> = if tenant.policy.has(Hook::Evict) { Some(&mut choose) } else { None };
-    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, over, EvictHooks { chooser, remove });
+    let r = evict(&tenant.space, &tenant.eviction_pool, policy, samples, now_ms, over, EvictHooks { chooser, remove: &mut removal });
     let n = match r {
         Ok(n) | Err(n) => n,
     };
-    tenant.metrics.evicted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    tenant.metrics.evicted.fetch_add(n as u64, Relaxed);
+    tenant.metrics.evicted_by_policy.fetch_add(chosen.get(), Relaxed);
     r
 }

@@ -9,6 +9,7 @@ use crate::space::Space;
 use parking_lot::RwLock;
 use serde::Deserialize;
 
+use super::alerts::{AlertEvent, Thresholds};
 use super::billing::BillingConfig;
 use super::tenant::{PasswordHash, Tenant, TenantProfile};
 use super::tier::{TenantLimits, TenantTier};
@@ -30,6 +31,9 @@ pub struct TenantConfig {
     pub billing: BillingConfig,
     /// `[[tenancy.tenants]]`: tenants that exist from start-up.
     pub tenants: Vec<TenantDef>,
+    /// Quota alert thresholds (percent of each limit) of tenants without
+    /// their own (`TENANT.UPDATE <id> ALERTS ...`); empty: no alerts.
+    pub alerts: Vec<u64>,
     /// Databases each tenant may address at most (the server's `databases`).
     #[serde(skip)]
     pub databases: usize,
@@ -47,6 +51,7 @@ impl Default for TenantConfig {
             tiers: BTreeMap::new(),
             billing: BillingConfig::default(),
             tenants: Vec::new(),
+            alerts: Thresholds::default_set().iter().collect(),
             databases: 16,
         }
     }
@@ -79,6 +84,7 @@ impl TenantConfig {
             Ok(())
         };
         check("tenancy.default_limits", &self.default_limits)?;
+        Thresholds::from_percents(&self.alerts).map_err(|e| format!("tenancy.alerts: {e}"))?;
         // Each configured tenant must be creatable: try them on a scratch registry.
         let scratch = TenantManager::new(TenantConfig { tenants: Vec::new(), databases: 16, ..self.clone() });
         for (i, def) in self.tenants.iter().enumerate() {
@@ -142,6 +148,8 @@ pub struct TenantManager {
     /// The server's keyspace-event defaults every tenant's space follows
     /// until it has its own.
     events: Arc<crate::space::notify::Defaults>,
+    /// `alerts`, checked.
+    alerts: Thresholds,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
 }
 
@@ -159,7 +167,9 @@ impl TenantManager {
     /// configuration are created here; a definition that `validate`
     /// accepted cannot fail.
     pub fn with_total(config: TenantConfig, total: Option<Arc<AtomicI64>>, events: Arc<crate::space::notify::Defaults>) -> TenantManager {
-        let m = TenantManager { config, total, events, tenants: RwLock::new(HashMap::new()) };
+        // `validate` refused a bad list; a registry built without it gets the default.
+        let alerts = Thresholds::from_percents(&config.alerts).unwrap_or_else(|_| Thresholds::default_set());
+        let m = TenantManager { config, total, events, alerts, tenants: RwLock::new(HashMap::new()) };
         for def in m.config.tenants.clone() {
             if let Err(e) = m.create_from_def(&def) {
                 tracing::error!(tenant = %def.id, "configured tenant not created: {e}");
@@ -274,6 +284,16 @@ impl TenantManager {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The thresholds of tenants that have none of their own.
+    pub fn default_alerts(&self) -> Thresholds {
+        self.alerts
+    }
+
+    /// Every tenant's quota crossings since the last sweep (see `alerts`).
+    pub fn sweep_alerts(&self, now_ms: u64) -> Vec<AlertEvent> {
+        self.tenants.read().values().flat_map(|t| t.sweep_alerts(self.alerts, now_ms)).collect()
     }
 }
 

@@ -33,6 +33,7 @@
 //! assert_eq!(usage.keys, 1);
 //! ```
 
+pub mod alerts;
 pub mod billing;
 pub mod eviction;
 pub mod hooks;

@@ -23,6 +23,8 @@ pub struct TenantMetrics {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub admin: AtomicU64,
+    /// Neither data nor admin: PING, PUBLISH, INFO, CLIENT, MULTI...
+    pub other: AtomicU64,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub bytes_in: AtomicU64,
@@ -34,8 +36,69 @@ pub struct TenantMetrics {
     pub connections_total: AtomicU64,
     pub connections_refused: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Refusals over the memory or key limit, and by a quota policy
+    /// (together; each also in its own counter below).
     pub quota_rejected: AtomicU64,
     pub evicted: AtomicU64,
+    /// Of `evicted`, the victims a WASM policy chose.
+    pub evicted_by_policy: AtomicU64,
+    pub refused_memory: AtomicU64,
+    pub refused_keys: AtomicU64,
+    /// Commands refused for the tenant's state (suspended, archived, ...).
+    pub refused_state: AtomicU64,
+    /// Commands a quota policy refused.
+    pub refused_policy: AtomicU64,
+}
+
+/// Why a tenant's command was refused, for its refusal counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Rate,
+    Memory,
+    Keys,
+    Connections,
+    State,
+    Policy,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 6] = [Refusal::Rate, Refusal::Memory, Refusal::Keys, Refusal::Connections, Refusal::State, Refusal::Policy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::Rate => "rate",
+            Refusal::Memory => "memory",
+            Refusal::Keys => "keys",
+            Refusal::Connections => "connections",
+            Refusal::State => "state",
+            Refusal::Policy => "policy",
+        }
+    }
+}
+
+impl TenantMetrics {
+    fn refusal_counter(&self, r: Refusal) -> &AtomicU64 {
+        match r {
+            Refusal::Rate => &self.rate_limited,
+            Refusal::Memory => &self.refused_memory,
+            Refusal::Keys => &self.refused_keys,
+            Refusal::Connections => &self.connections_refused,
+            Refusal::State => &self.refused_state,
+            Refusal::Policy => &self.refused_policy,
+        }
+    }
+
+    /// Counts a refusal; memory, key and policy refusals are also quota refusals.
+    pub fn refuse(&self, r: Refusal) {
+        self.refusal_counter(r).fetch_add(1, Relaxed);
+        if matches!(r, Refusal::Memory | Refusal::Keys | Refusal::Policy) {
+            self.quota_rejected.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn refused(&self, r: Refusal) -> u64 {
+        self.refusal_counter(r).load(Relaxed)
+    }
 }
 
 /// A point-in-time view of what a tenant uses against its limits.
@@ -169,7 +232,8 @@ pub struct Tenant {
     pub ledger: Ledger,
     /// Operations in the last full second, updated by the metering tick.
     pub ops_rate: AtomicU64,
-    warned: AtomicBool,
+    /// Its alert thresholds and where its usage stands against them.
+    pub alerts: super::alerts::AlertState,
     /// Encoding parameters this tenant set with CONFIG SET (its own copy).
     pub tuning: parking_lot::Mutex<Option<crate::tuning::Tuning>>,
     /// Set once the tenant has moved to another node (TENANT.MIGRATE):
@@ -207,7 +271,8 @@ pub struct Moved {
     pub auth: Option<String>,
 }
 
-/// Usage above this share of a limit logs a warning.
+/// Usage above this share of a limit lets a quota policy judge every write
+/// (quota alerts have thresholds of their own: see `alerts`).
 pub const WARN_PERCENT: u64 = 80;
 
 fn limiter_for(ops: u64) -> DefaultDirectRateLimiter {
@@ -241,7 +306,7 @@ impl Tenant {
                 m
             },
             ops_rate: AtomicU64::new(0),
-            warned: AtomicBool::new(false),
+            alerts: Default::default(),
             tuning: parking_lot::Mutex::new(None),
             moved: parking_lot::Mutex::new(None),
             is_moved: AtomicBool::new(false),
@@ -253,6 +318,7 @@ impl Tenant {
     }
 
     /// The cumulative counters that move with the tenant, in one order.
+    /// (Those added later follow the meter: see [`Tenant::counters`].)
     fn moving_counters(&self) -> [&AtomicU64; 13] {
         let m = &self.metrics;
         [
@@ -272,24 +338,35 @@ impl Tenant {
         ]
     }
 
+    /// Counters added after the meter joined the list: an older node's
+    /// list simply ends before them.
+    fn later_counters(&self) -> [&AtomicU64; 6] {
+        let m = &self.metrics;
+        [&m.evicted_by_policy, &m.refused_memory, &m.refused_keys, &m.refused_state, &m.refused_policy, &m.other]
+    }
+
     /// Its cumulative counters and billing meter, in [`Tenant::restore_counters`]'s order.
     pub fn counters(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.moving_counters().iter().map(|a| a.load(Relaxed)).collect();
         v.extend(self.meter.state());
+        v.extend(self.later_counters().iter().map(|a| a.load(Relaxed)));
         v
     }
 
     /// Takes up a moved tenant's counters and meter (see [`Tenant::counters`]);
-    /// a list of another length (another version's) is ignored.
+    /// a list too short for the counters and meter is ignored, and the later
+    /// counters it lacks (an older node's) start from 0.
     pub fn restore_counters(&self, v: &[u64]) {
         let counters = self.moving_counters();
-        if v.len() != counters.len() + 6 {
+        let base = counters.len() + 6;
+        if v.len() < base {
             return;
         }
         counters.iter().zip(v).for_each(|(a, &x)| a.store(x, Relaxed));
         let mut meter = [0; 6];
-        meter.copy_from_slice(&v[counters.len()..]);
+        meter.copy_from_slice(&v[counters.len()..base]);
         self.meter.restore(meter);
+        self.later_counters().iter().zip(v[base..].iter().chain(std::iter::repeat(&0))).for_each(|(a, &x)| a.store(x, Relaxed));
     }
 
     /// Whether the tenant has moved to another node (one relaxed load).
@@ -321,6 +398,11 @@ impl Tenant {
 
     pub fn profile(&self) -> TenantProfile {
         self.profile.read().clone()
+    }
+
+    /// Its tier's name, without cloning the rest of the profile.
+    pub fn tier_name(&self) -> String {
+        self.profile.read().tier.name().to_string()
     }
 
     /// The tenant's eviction policy, read in place: eviction asks on every
@@ -377,22 +459,26 @@ impl Tenant {
     /// Whether an operation of this class may run now: the tenant's state,
     /// then its rate limit. Admin operations are not rate limited.
     pub fn check_operation(&self, op: OperationType) -> Result<(), TenantError> {
-        match (self.state(), op) {
-            (TenantState::Deleting, _) => return Err(TenantError::Deleting(self.id.clone())),
+        let refused = match (self.state(), op) {
+            (TenantState::Deleting, _) => Some(TenantError::Deleting(self.id.clone())),
             (TenantState::Suspended, OperationType::Read | OperationType::Write | OperationType::Other) => {
-                return Err(TenantError::Suspended(self.id.clone()));
+                Some(TenantError::Suspended(self.id.clone()))
             }
             (s @ (TenantState::Archived | TenantState::Migrating), OperationType::Write) => {
-                return Err(TenantError::ReadOnly { id: self.id.clone(), state: s });
+                Some(TenantError::ReadOnly { id: self.id.clone(), state: s })
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(e) = refused {
+            self.metrics.refuse(Refusal::State);
+            return Err(e);
         }
         if op == OperationType::Admin {
             return Ok(());
         }
         let limiter = self.limiter.read();
         if let Err(not_until) = limiter.check() {
-            self.metrics.rate_limited.fetch_add(1, Relaxed);
+            self.metrics.refuse(Refusal::Rate);
             // The limiter's own clock: making a new one calibrates the TSC
             // (CPUID and all), which was a third of the server's CPU under a flood.
             let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
@@ -449,15 +535,6 @@ impl Tenant {
         }
     }
 
-    /// Logs once each time memory use crosses 80% of the limit (and re-arms
-    /// when it falls back under).
-    pub fn note_memory_level(&self, used: u64, limit: u64) {
-        let high = limit > 0 && used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT);
-        if high != self.warned.swap(high, Relaxed) && high {
-            tracing::warn!(tenant = %self.id, used, limit, "tenant memory above {WARN_PERCENT}% of its limit");
-        }
-    }
-
     /// Makes `p` the tenant's policy (the current one is kept for rollback);
     /// a billing hook starts its ledger from now.
     pub fn install_policy(&self, p: Prepared, now_ms: u64, keep: usize) {
@@ -489,7 +566,7 @@ impl Tenant {
         let now = self.metrics.connections.fetch_add(1, Relaxed) + 1;
         if now > limit {
             self.metrics.connections.fetch_sub(1, Relaxed);
-            self.metrics.connections_refused.fetch_add(1, Relaxed);
+            self.metrics.refuse(Refusal::Connections);
             return Err(TenantError::Connections { id: self.id.clone(), limit });
         }
         self.metrics.connections_peak.fetch_max(now, Relaxed);

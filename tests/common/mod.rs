@@ -131,6 +131,20 @@ pub fn ok() -> Frame {
     Frame::Simple("OK".into())
 }
 
+/// The value after `name` in a flat field/value reply (TENANT.INFO, TENANT.STATS...).
+pub fn field(f: &Frame, name: &str) -> Frame {
+    let Frame::Array(v) = f else { panic!("array: {f}") };
+    let i = v.iter().position(|x| x == &bulk(name)).unwrap_or_else(|| panic!("no {name} in {f}"));
+    v[i + 1].clone()
+}
+
+/// A fresh data directory for a test, named after it and this process.
+pub fn data_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrite-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
 /// A free loopback port (free when asked; a server started on it next
 /// finds it free in practice).
 pub fn free_port() -> u16 {
