@@ -17,6 +17,7 @@ pub mod error;
 pub mod table;
 
 mod bitmaps;
+mod cluster;
 pub mod command;
 mod connection;
 pub use connection::{REDIS_VERSION, is_admin_password};

@@ -48,6 +48,9 @@ pub struct ServerState {
     /// `[cluster] secret`: also the admin's password, and what this node
     /// sends to another.
     pub cluster_secret: Option<String>,
+    /// The tenant directory shared with other nodes, when `[cluster]`
+    /// names this node and etcd.
+    pub cluster: OnceLock<Arc<crate::cluster::Directory>>,
     /// The global (non-tenant) namespace.
     pub global: Space,
     pub tenants: TenantManager,
@@ -146,6 +149,7 @@ impl ServerState {
         events.set(config.server.notify_keyspace_events, config.server.client_output_buffer_limit.pubsub);
         let state = Arc::new(ServerState {
             cluster_secret: config.cluster.secret.clone().filter(|s| !s.is_empty()),
+            cluster: OnceLock::new(),
             global: Space::with_total(config.server.databases as usize, Some(memory_total.clone()), events.clone()),
             tenants: TenantManager::with_total(
                 TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() },
