@@ -91,15 +91,14 @@ impl View {
                             n.info.memory_free = 0;
                         }
                     }
-                    Some(Key::Member(id)) => {
-                        if self.nodes.get(id).is_some_and(|n| !n.alive) {
-                            self.nodes.remove(id);
-                        }
+                    // A member removed: forgotten, unless it is alive.
+                    Some(Key::Member(id)) if self.nodes.get(id).is_some_and(|n| !n.alive) => {
+                        self.nodes.remove(id);
                     }
                     Some(Key::Tenant(id)) => {
                         self.tenants.remove(id);
                     }
-                    None => {}
+                    Some(Key::Member(_)) | None => {}
                 }
             }
         }
