@@ -208,7 +208,7 @@ impl Directory {
         let r = session::rpc(client.txn(txn)).await.map_err(DirError::Unknown)?;
         if r.succeeded() {
             let rev = r.header().map_or(0, |h| h.revision());
-            self.shared.view.write().apply(view::Change::Delete { key: records::tenant_key(id).as_bytes(), revision: rev });
+            self.shared.view.write().apply_own(view::Change::Delete { key: records::tenant_key(id).as_bytes(), revision: rev });
             return Ok(());
         }
         Err(changed(id, Ok(current(&r))))
@@ -225,7 +225,7 @@ impl Directory {
         }
         let revision = r.header().map_or(0, |h| h.revision());
         let key = records::tenant_key(id);
-        self.shared.view.write().apply(view::Change::Put { key: key.as_bytes(), value: &json(&record), revision });
+        self.shared.view.write().apply_own(view::Change::Put { key: key.as_bytes(), value: &json(&record), revision });
         Ok(revision)
     }
 

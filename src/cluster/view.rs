@@ -25,8 +25,12 @@ pub struct Located {
 pub struct View {
     pub nodes: BTreeMap<String, Node>,
     pub tenants: BTreeMap<String, Located>,
-    /// The etcd revision this view reflects.
+    /// The etcd revision the watch (or the last full read) has delivered.
     pub revision: i64,
+    /// Tenants this node deleted itself (at these revisions) that the watch
+    /// has not yet caught up with: an older put still on its way must not
+    /// bring them back.
+    deleted_ahead: BTreeMap<String, i64>,
 }
 
 /// One change read from etcd: a key put (with its value and revision) or
@@ -40,7 +44,7 @@ impl View {
     /// Replaces what the view knows with a full read of the directory at
     /// `revision`. Nodes it knew that are gone stay, as dead.
     pub fn reload<'a>(&mut self, kvs: impl IntoIterator<Item = (&'a [u8], &'a [u8], i64)>, revision: i64) {
-        let mut fresh = View { nodes: BTreeMap::new(), tenants: BTreeMap::new(), revision };
+        let mut fresh = View { revision, ..View::default() };
         for (key, value, rev) in kvs {
             fresh.apply(Change::Put { key, value, revision: rev });
         }
@@ -52,36 +56,59 @@ impl View {
         *self = fresh;
     }
 
-    /// Applies one change; unknown keys and values that do not parse are
-    /// ignored (another version's records, or somebody else's keys).
+    /// Applies one change the watch delivered (in revision order); unknown
+    /// keys and values that do not parse are ignored (another version's
+    /// records, or somebody else's keys).
     pub fn apply(&mut self, change: Change<'_>) {
+        let revision = match change {
+            Change::Put { revision, .. } | Change::Delete { revision, .. } => revision,
+        };
+        self.change(change);
+        self.revision = self.revision.max(revision);
+        let seen = self.revision;
+        self.deleted_ahead.retain(|_, r| *r > seen);
+    }
+
+    /// Applies a change this node's own transaction made, as soon as etcd
+    /// confirmed it: the watch brings the same change a moment later, and
+    /// anything older it still brings is not applied over it.
+    pub fn apply_own(&mut self, change: Change<'_>) {
+        if let Change::Delete { key, revision } = change
+            && let Some(Key::Tenant(id)) = Key::parse(key)
+        {
+            self.deleted_ahead.insert(id.to_string(), revision);
+        }
+        self.change(change);
+    }
+
+    fn change(&mut self, change: Change<'_>) {
         match change {
-            Change::Put { key, value, revision } => {
-                self.revision = self.revision.max(revision);
-                match Key::parse(key) {
-                    Some(Key::Node(id)) => {
-                        if let Ok(info) = serde_json::from_slice::<NodeInfo>(value) {
-                            self.nodes.insert(id.to_string(), Node { info, alive: true });
-                        }
+            Change::Put { key, value, revision } => match Key::parse(key) {
+                Some(Key::Node(id)) => {
+                    if let Ok(info) = serde_json::from_slice::<NodeInfo>(value) {
+                        self.nodes.insert(id.to_string(), Node { info, alive: true });
                     }
-                    Some(Key::Member(id)) => {
-                        if let Ok(m) = serde_json::from_slice::<MemberInfo>(value) {
-                            let node = self.nodes.entry(id.to_string()).or_default();
-                            if !node.alive {
-                                node.info.addr = m.addr;
-                            }
-                        }
-                    }
-                    Some(Key::Tenant(id)) => {
-                        if let Ok(record) = serde_json::from_slice::<TenantRecord>(value) {
-                            self.tenants.insert(id.to_string(), Located { record, revision });
-                        }
-                    }
-                    None => {}
                 }
-            }
+                Some(Key::Member(id)) => {
+                    if let Ok(m) = serde_json::from_slice::<MemberInfo>(value) {
+                        let node = self.nodes.entry(id.to_string()).or_default();
+                        if !node.alive {
+                            node.info.addr = m.addr;
+                        }
+                    }
+                }
+                Some(Key::Tenant(id)) => {
+                    let newer = self.tenants.get(id).is_some_and(|l| l.revision > revision)
+                        || self.deleted_ahead.get(id).is_some_and(|r| *r > revision);
+                    if let Ok(record) = serde_json::from_slice::<TenantRecord>(value)
+                        && !newer
+                    {
+                        self.tenants.insert(id.to_string(), Located { record, revision });
+                    }
+                }
+                None => {}
+            },
             Change::Delete { key, revision } => {
-                self.revision = self.revision.max(revision);
                 match Key::parse(key) {
                     // The lease expired (or was revoked): dead, but known.
                     Some(Key::Node(id)) => {
@@ -95,10 +122,10 @@ impl View {
                     Some(Key::Member(id)) if self.nodes.get(id).is_some_and(|n| !n.alive) => {
                         self.nodes.remove(id);
                     }
-                    Some(Key::Tenant(id)) => {
+                    Some(Key::Tenant(id)) if self.tenants.get(id).is_none_or(|l| l.revision <= revision) => {
                         self.tenants.remove(id);
                     }
-                    Some(Key::Member(_)) | None => {}
+                    Some(Key::Member(_) | Key::Tenant(_)) | None => {}
                 }
             }
         }
@@ -151,5 +178,28 @@ mod tests {
         assert_eq!(v.tenants["acme"].revision, 7);
         v.apply(Change::Delete { key: k.as_bytes(), revision: 9 });
         assert!(v.tenants.is_empty());
+    }
+
+    #[test]
+    fn own_changes_are_not_undone_by_older_events() {
+        let mut v = View::default();
+        let k = tenant_key("acme");
+        let rec = |owner: &str, epoch| json(&TenantRecord { owner: owner.into(), epoch, state: TenantState::Active });
+        // Ours, confirmed at 12, before the watch delivered 10 and 11.
+        v.apply_own(Change::Put { key: k.as_bytes(), value: &rec("n2", 2), revision: 12 });
+        v.apply(Change::Put { key: k.as_bytes(), value: &rec("n1", 1), revision: 10 });
+        v.apply(Change::Delete { key: k.as_bytes(), revision: 11 });
+        assert_eq!(v.tenants["acme"].record.owner, "n2");
+        v.apply(Change::Put { key: k.as_bytes(), value: &rec("n2", 2), revision: 12 });
+        assert_eq!((v.tenants["acme"].revision, v.revision), (12, 12));
+        // Our delete at 14 stays deleted while an older put arrives.
+        v.apply_own(Change::Delete { key: k.as_bytes(), revision: 14 });
+        v.apply(Change::Put { key: k.as_bytes(), value: &rec("n3", 3), revision: 13 });
+        assert!(v.tenants.is_empty());
+        v.apply(Change::Delete { key: k.as_bytes(), revision: 14 });
+        assert!(v.deleted_ahead.is_empty(), "forgotten once the watch caught up");
+        // A later create by anyone shows.
+        v.apply(Change::Put { key: k.as_bytes(), value: &rec("n1", 1), revision: 15 });
+        assert_eq!(v.tenants["acme"].record.owner, "n1");
     }
 }
