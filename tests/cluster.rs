@@ -28,9 +28,14 @@ struct Etcd {
 
 impl Etcd {
     fn start(name: &str) -> Etcd {
-        let mut e = Etcd { child: None, dir: data_dir(&format!("etcd-{name}")), client: free_port(), peer: free_port() };
+        let mut e = Etcd::unstarted(name);
         e.launch();
         e
+    }
+
+    /// Ports and a folder, but no etcd yet.
+    fn unstarted(name: &str) -> Etcd {
+        Etcd { child: None, dir: data_dir(&format!("etcd-{name}")), client: free_port(), peer: free_port() }
     }
 
     fn endpoint(&self) -> String {
@@ -170,7 +175,11 @@ fn three_nodes_register_and_see_each_other() {
             assert_eq!(row.tenants, 0);
         }
     }
-    // Not a tenant command, and refused where there is no cluster.
+    // An admin command: a tenant is refused it.
+    let mut t = common::tenant(&hs[0], "acme", &[]);
+    assert!(matches!(t.cmd(&["TENANT.NODES"]), Frame::Error(_)));
+    assert!(matches!(t.cmd(&["TENANT.LOCATE", "acme"]), Frame::Error(_)));
+    // Refused where there is no cluster.
     let single = common::start();
     let e = Raw::connect(single.addr).cmd(&["TENANT.NODES"]);
     assert!(matches!(&e, Frame::Error(m) if m.contains("not part of a cluster")), "{e}");
@@ -291,4 +300,33 @@ fn nodes_survive_an_etcd_restart() {
     }
     block_on(directory(&hs[1]).create_tenant("other", "n2")).expect("changes work again");
     assert!(matches!(block_on(directory(&hs[2]).create_tenant("acme", "n3")), Err(DirError::Exists { .. })));
+}
+
+#[test]
+fn a_node_id_is_answered_by_one_process() {
+    let etcd = Etcd::start("dup");
+    let first = node(&etcd, "n1");
+    eventually("first registered", Duration::from_secs(10), || sees_alive(first.addr, &[("n1", first.addr)]));
+    // A second process with the same id waits while the first's lease lives.
+    let second = node(&etcd, "n1");
+    assert!(directory(&second).reachable().is_err(), "the second is not registered");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(sees_alive(first.addr, &[("n1", first.addr)]), "the entry is still the first's");
+    // Once the first leaves, the second takes the id over.
+    drop(first);
+    eventually("the second registered", Duration::from_secs(10), || sees_alive(second.addr, &[("n1", second.addr)]));
+}
+
+#[test]
+fn a_node_starts_without_etcd_and_joins_when_it_answers() {
+    let mut etcd = Etcd::unstarted("late");
+    let n1 = node(&etcd, "n1");
+    // It serves meanwhile, knowing no node, and refuses changes saying why.
+    assert_eq!(Raw::connect(n1.addr).cmd(&["PING"]), Frame::Simple("PONG".into()));
+    assert_eq!(nodes(n1.addr), vec![]);
+    let e = block_on(directory(&n1).create_tenant("acme", "n1")).unwrap_err();
+    assert!(matches!(&e, DirError::Unreachable(m) if m.contains("etcd")), "{e}");
+    etcd.launch();
+    eventually("registered once etcd answers", Duration::from_secs(15), || sees_alive(n1.addr, &[("n1", n1.addr)]));
+    block_on(directory(&n1).create_tenant("acme", "n1")).expect("changes work");
 }
