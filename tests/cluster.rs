@@ -330,3 +330,13 @@ fn a_node_starts_without_etcd_and_joins_when_it_answers() {
     eventually("registered once etcd answers", Duration::from_secs(15), || sees_alive(n1.addr, &[("n1", n1.addr)]));
     block_on(directory(&n1).create_tenant("acme", "n1")).expect("changes work");
 }
+
+#[test]
+fn a_node_listening_on_every_address_must_advertise_one() {
+    let mut c = common::config();
+    c.server.bind = "0.0.0.0".into();
+    c.cluster.node_id = "n1".into();
+    c.cluster.etcd = vec!["http://127.0.0.1:1".into()];
+    let e = ferrite::server::start_background(c).err().expect("refused");
+    assert!(e.to_string().contains("advertise"), "{e}");
+}

@@ -18,13 +18,23 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut stop = shared.stop.subscribe();
     // The lease of the last session: a new session may take its entry over.
     let mut last_lease = None;
+    let mut last_why = String::new();
     loop {
+        let loads = *shared.loads.borrow();
         let why = session(&shared, &mut last_lease).await;
         *shared.link.lock() = Err(why.clone());
+        if *shared.loads.borrow() != loads {
+            // This session had registered: its end is news whatever the reason.
+            last_why.clear();
+        }
         if *stop.borrow() {
             return;
         }
-        tracing::warn!(node = %shared.settings.node_id, "tenant directory: {why}; trying again");
+        // Once per reason, not every half second while etcd is down.
+        if why != last_why {
+            tracing::warn!(node = %shared.settings.node_id, "tenant directory: {why}; trying again every {} ms", RETRY.as_millis());
+        }
+        last_why = why;
         tokio::select! {
             _ = tokio::time::sleep(RETRY) => {}
             _ = stopped(&mut stop) => return,

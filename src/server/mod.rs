@@ -44,7 +44,7 @@ impl Server {
         let port = listener.local_addr()?.port();
         state.config.write().port = port;
         if config.cluster.enabled() {
-            join_directory(&state, config, listener.local_addr()?).await;
+            join_directory(&state, config, listener.local_addr()?).await?;
         }
         let metrics = match config.metrics.addr() {
             Some(addr) => {
@@ -211,8 +211,14 @@ fn publish_alerts(state: &ServerState, now_ms: u64) {
 /// Starts this node's part in the tenant directory and waits a little for
 /// its first read, so a node that just started already knows the others; a
 /// node whose etcd does not answer starts anyway and joins when it does.
-async fn join_directory(state: &Arc<ServerState>, config: &Config, listening: SocketAddr) {
+async fn join_directory(state: &Arc<ServerState>, config: &Config, listening: SocketAddr) -> std::io::Result<()> {
     let c = &config.cluster;
+    if c.advertise.is_empty() && listening.ip().is_unspecified() {
+        // Other nodes cannot reach "0.0.0.0": the address must be told.
+        return Err(std::io::Error::other(format!(
+            "listening on {listening}: set [cluster] advertise to where other nodes reach this one"
+        )));
+    }
     let addr = if c.advertise.is_empty() { listening.to_string() } else { c.advertise.clone() };
     let settings = crate::cluster::Settings { node_id: c.node_id.clone(), addr, endpoints: c.etcd.clone() };
     let weak = Arc::downgrade(state);
@@ -222,6 +228,7 @@ async fn join_directory(state: &Arc<ServerState>, config: &Config, listening: So
         tracing::warn!("tenant directory not read yet (etcd at {} does not answer); serving meanwhile", c.etcd.join(", "));
     }
     let _ = state.cluster.set(dir);
+    Ok(())
 }
 
 /// What this node publishes of its memory: used, and what it may still
