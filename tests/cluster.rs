@@ -166,12 +166,16 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 #[test]
 fn three_nodes_register_and_see_each_other() {
     let etcd = Etcd::start("three");
-    let hs = [node(&etcd, "n1"), node(&etcd, "n2"), node(&etcd, "n3")];
+    // n3 has a maxmemory: what it may still take is counted from that.
+    let mut c3 = common::config();
+    (c3.cluster.node_id, c3.cluster.etcd, c3.server.maxmemory) = ("n3".into(), vec![etcd.endpoint()], 100 << 20);
+    let hs = [node(&etcd, "n1"), node(&etcd, "n2"), common::start_with(c3)];
     let all = [("n1", hs[0].addr), ("n2", hs[1].addr), ("n3", hs[2].addr)];
     for h in &hs {
         eventually("every node sees all three alive", Duration::from_secs(10), || sees_alive(h.addr, &all));
         for row in nodes(h.addr) {
             assert!(row.memory_free > 0, "{row:?} publishes its free memory");
+            assert!(row.id != "n3" || row.memory_free <= 100 << 20, "{row:?}: at most its maxmemory");
             assert_eq!(row.tenants, 0);
         }
     }
