@@ -60,9 +60,14 @@ pub(super) async fn rpc<T>(f: impl Future<Output = Result<T, etcd_client::Error>
 async fn session(shared: &Shared, last_lease: &mut Option<i64>) -> String {
     let s = &shared.settings;
     // HTTP/2 pings find a dead etcd within seconds even when no request is
-    // in flight (the watch and keep-alive streams would otherwise wait).
-    let options =
-        ConnectOptions::new().with_connect_timeout(RPC_TIMEOUT).with_keep_alive(TICK, RPC_TIMEOUT).with_keep_alive_while_idle(true);
+    // in flight (the watch and keep-alive streams would otherwise wait). A
+    // member cut off from its cluster's leader refuses requests and ends
+    // watches instead of serving a stale directory.
+    let options = ConnectOptions::new()
+        .with_connect_timeout(RPC_TIMEOUT)
+        .with_keep_alive(TICK, RPC_TIMEOUT)
+        .with_keep_alive_while_idle(true)
+        .with_require_leader(true);
     let mut client = match rpc(Client::connect(&s.endpoints, Some(options))).await {
         Ok(c) => c,
         Err(e) => return format!("cannot connect to etcd at {}: {e}", s.endpoints.join(", ")),
