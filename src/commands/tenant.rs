@@ -652,6 +652,7 @@ pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 "SUSPEND <id> / ACTIVATE <id>",
                 "STATS [<id>]",
                 "BILLING [<id>]",
+                "MIGRATE <id> <host:port> [AUTH <password>] [TIMEOUT <ms>] [MAXPAUSE <ms>] / MIGRATE <id> ABORT",
             ],
         );
         return Ok(());

@@ -683,7 +683,8 @@ impl Conn {
     }
 
     /// When the tenant's new node runs on this machine, hands it the client's
-    /// socket itself (see `handover`); true once it took it over.
+    /// socket itself (see `handover`); true once this connection must stop
+    /// serving the client (taken over, or perhaps taken: never both read it).
     async fn hand_over(&mut self, id: &str, to: &crate::tenancy::tenant::Moved, pending: Option<&Vec<Vec<u8>>>) -> bool {
         let Some(port) = super::handover::local_port(&to.addr) else { return false };
         let encode = |request: &Vec<Vec<u8>>| {
@@ -694,12 +695,14 @@ impl Conn {
         let mut input = pending.map(encode).unwrap_or_default();
         input.extend_from_slice(&self.inbuf);
         let h = super::handover::Handover { auth: to.auth.as_deref().unwrap_or(""), tenant: id, setup, input };
-        let adopted = super::handover::send(port, self.socket.raw_fd(), &h).await;
-        if adopted {
-            tracing::debug!(client = self.client.id(), tenant = id, to = %to.addr, "handed the client's socket to the tenant's node");
-            self.inbuf.clear();
+        match super::handover::send(port, self.socket.raw_fd(), &h).await {
+            super::handover::Outcome::NotTaken => false,
+            outcome => {
+                tracing::debug!(client = self.client.id(), tenant = id, to = %to.addr, ?outcome, "handed the client's socket over");
+                self.inbuf.clear();
+                true
+            }
         }
-        adopted
     }
 
     /// The requests that give a fresh connection on the tenant's new node

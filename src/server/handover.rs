@@ -60,22 +60,40 @@ pub struct Handover<'a> {
     pub input: Vec<u8>,
 }
 
-/// Hands the client socket `fd` to the node on this machine's `port`; true
-/// once that node has adopted it (the caller must then let go of its copy
-/// without touching the connection), false when it was refused or could
-/// not be sent (the caller still serves the client).
-pub async fn send(port: u16, fd: RawFd, h: &Handover<'_>) -> bool {
-    match tokio::time::timeout(TIMEOUT, try_send(port, fd, h)).await {
-        Ok(Ok(adopted)) => adopted,
+/// How a handover ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new node serves the client: let go of the socket without
+    /// touching the connection.
+    Adopted,
+    /// Refused, or not all sent: the caller still serves the client.
+    NotTaken,
+    /// All sent, no answer: the new node may be serving the client, so the
+    /// caller must not read it too (it closes its copy; if nobody took the
+    /// socket, the client sees the connection close).
+    Unknown,
+}
+
+/// Hands the client socket `fd` to the node on this machine's `port`.
+pub async fn send(port: u16, fd: RawFd, h: &Handover<'_>) -> Outcome {
+    let mut all_sent = false;
+    let outcome = tokio::time::timeout(TIMEOUT, try_send(port, fd, h, &mut all_sent)).await;
+    match outcome {
+        Ok(Ok(true)) => Outcome::Adopted,
+        Ok(Ok(false)) => Outcome::NotTaken,
+        Ok(Err(_)) | Err(_) if all_sent => {
+            tracing::warn!(port, "a socket handover went unanswered; closing the connection here");
+            Outcome::Unknown
+        }
         Ok(Err(e)) => {
             tracing::debug!(port, "socket handover failed: {e}; relaying instead");
-            false
+            Outcome::NotTaken
         }
-        Err(_) => false,
+        Err(_) => Outcome::NotTaken,
     }
 }
 
-async fn try_send(port: u16, fd: RawFd, h: &Handover<'_>) -> std::io::Result<bool> {
+async fn try_send(port: u16, fd: RawFd, h: &Handover<'_>, all_sent: &mut bool) -> std::io::Result<bool> {
     let std = std::os::unix::net::UnixStream::connect_addr(&address(port)?)?;
     std.set_nonblocking(true)?;
     let mut stream = UnixStream::from_std(std)?;
@@ -93,6 +111,7 @@ async fn try_send(port: u16, fd: RawFd, h: &Handover<'_>) -> std::io::Result<boo
         }
     };
     stream.write_all(&message[first..]).await?;
+    *all_sent = true;
     let mut answer = [0u8];
     stream.read_exact(&mut answer).await?;
     Ok(answer[0] == ACCEPTED)
@@ -115,7 +134,15 @@ pub async fn listen(state: Arc<ServerState>, port: u16) {
         }
     };
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: wait rather than spin on the error.
+                tracing::debug!("handover accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = tokio::time::timeout(TIMEOUT, receive(state, stream)).await.unwrap_or_else(|e| Err(e.into())) {
