@@ -278,7 +278,10 @@ fn nodes_survive_an_etcd_restart() {
     for h in &hs {
         eventually("all three alive", Duration::from_secs(10), || sees_alive(h.addr, &all));
     }
-    block_on(directory(&hs[0]).create_tenant("acme", "n1")).unwrap();
+    assert_eq!(admin(hs[0].addr, &["TENANT.CREATE", "acme", "PASSWORD", "pw", "NODE", "n1"]), common::ok());
+    for h in &hs {
+        eventually("the record reaches every node", Duration::from_secs(5), || owner_of(h.addr, "acme").is_some());
+    }
 
     etcd.kill();
     // Each node notices, keeps answering from what it knew, and refuses
@@ -294,7 +297,17 @@ fn nodes_survive_an_etcd_restart() {
             Raw::connect(h.addr).cmd(&["TENANT.LOCATE", "acme"]),
             Frame::Array(vec![common::bulk("n1"), common::bulk(&hs[0].addr.to_string())])
         );
+        // Clients are still routed from what the node knew...
+        let mut c = login_at(h.addr, "acme");
+        assert_eq!(c.cmd(&["INCR", "n"]), Frame::Integer(1), "served");
+        assert_eq!(c.cmd(&["DEL", "n"]), Frame::Integer(1));
+        // ...and creates and moves are refused, saying why.
+        let e = admin(h.addr, &["TENANT.CREATE", "other", "PASSWORD", "pw"]);
+        assert!(matches!(&e, Frame::Error(m) if m.contains("etcd")), "{e}");
     }
+    let e = admin(hs[0].addr, &["TENANT.MIGRATE", "acme", "n2"]);
+    assert!(matches!(&e, Frame::Error(m) if m.contains("etcd") && m.contains("directory")), "{e}");
+    assert_eq!(login_at(hs[1].addr, "acme").cmd(&["PING"]), Frame::Simple("PONG".into()), "acme stays on n1");
 
     etcd.launch();
     for h in &hs {
@@ -343,4 +356,294 @@ fn a_node_listening_on_every_address_must_advertise_one() {
     c.cluster.etcd = vec!["http://127.0.0.1:1".into()];
     let e = ferrite::server::start_background(c).err().expect("refused");
     assert!(e.to_string().contains("advertise"), "{e}");
+}
+
+/// A node whose advertised address is `localhost:<port>`: others relay its
+/// tenants' clients instead of handing their sockets over (what happens
+/// between machines).
+fn relayed_node(etcd: &Etcd, id: &str) -> ServerHandle {
+    let mut c = common::config();
+    let port = free_port();
+    (c.server.port, c.cluster.node_id, c.cluster.etcd) = (port, id.into(), vec![etcd.endpoint()]);
+    c.cluster.advertise = format!("localhost:{port}");
+    common::start_with(c)
+}
+
+fn admin(addr: SocketAddr, args: &[&str]) -> Frame {
+    Raw::connect(addr).cmd(args)
+}
+
+fn owner_of(addr: SocketAddr, id: &str) -> Option<String> {
+    match admin(addr, &["TENANT.LOCATE", id]) {
+        Frame::Array(v) => match &v[0] {
+            Frame::Bulk(b) => Some(String::from_utf8(b.clone()).unwrap()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Logs in as `id` (password `pw`) at `addr`: the node there may serve it
+/// or pass it on.
+fn login_at(addr: SocketAddr, id: &str) -> Raw {
+    let mut c = Raw::connect(addr);
+    assert_eq!(c.cmd(&["AUTH", id, "pw"]), common::ok(), "AUTH {id} at {addr}");
+    c
+}
+
+fn all_alive(hs: &[&ServerHandle], ids: &[&str]) {
+    let all: Vec<_> = ids.iter().zip(hs).map(|(id, h)| (*id, h.addr)).collect();
+    for h in hs {
+        eventually("every node sees the others", Duration::from_secs(10), || {
+            let rows = nodes(h.addr);
+            all.iter().all(|(id, _)| rows.iter().any(|r| r.id == *id && r.alive))
+        });
+    }
+}
+
+#[test]
+fn tenants_are_placed_and_reached_from_every_node() {
+    let etcd = Etcd::start("routing");
+    let hs = [node(&etcd, "n1"), relayed_node(&etcd, "n2"), node(&etcd, "n3")];
+    all_alive(&[&hs[0], &hs[1], &hs[2]], &["n1", "n2", "n3"]);
+    // Placed where told, from any node; else on the node with most room.
+    assert_eq!(admin(hs[0].addr, &["TENANT.CREATE", "acme", "PASSWORD", "pw", "NODE", "n2"]), common::ok());
+    assert_eq!(admin(hs[2].addr, &["TENANT.CREATE", "globex", "PASSWORD", "pw", "NODE", "n1"]), common::ok());
+    assert_eq!(admin(hs[1].addr, &["TENANT.CREATE", "initech", "PASSWORD", "pw"]), common::ok());
+    let roomiest = nodes(hs[0].addr).into_iter().max_by_key(|r| r.memory_free).unwrap().id;
+    let e = admin(hs[0].addr, &["TENANT.CREATE", "acme", "PASSWORD", "x"]);
+    assert!(matches!(&e, Frame::Error(m) if m.contains("already exists") && m.contains("n2")), "{e}");
+    let e = admin(hs[0].addr, &["TENANT.CREATE", "x", "NODE", "n9"]);
+    assert!(matches!(&e, Frame::Error(m) if m.contains("n9")), "{e}");
+    for h in &hs {
+        eventually("records reach every node", Duration::from_secs(5), || {
+            owner_of(h.addr, "acme").as_deref() == Some("n2") && owner_of(h.addr, "globex").as_deref() == Some("n1")
+        });
+    }
+    let initech = owner_of(hs[0].addr, "initech").unwrap();
+    assert!(nodes(hs[0].addr).iter().any(|r| r.id == initech), "placed on a known node");
+    eprintln!("initech placed on {initech}; the roomiest node was {roomiest}");
+    // The tenant exists on its owner only.
+    assert!(hs[1].state.tenants.get_tenant("acme").is_ok() && hs[0].state.tenants.get_tenant("acme").is_err());
+
+    // Every tenant from every node: writes through one node read through another.
+    for (i, h) in hs.iter().enumerate() {
+        for id in ["acme", "globex", "initech"] {
+            let mut c = login_at(h.addr, id);
+            assert_eq!(c.cmd(&["SET", &format!("k{i}"), &format!("{id}-{i}")]), common::ok());
+            assert_eq!(c.cmd(&["INCR", "hits"]), Frame::Integer(i as i64 + 1));
+        }
+    }
+    for h in &hs {
+        let mut c = login_at(h.addr, "acme");
+        assert_eq!(c.cmd(&["GET", "k2"]), common::bulk("acme-2"));
+        assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(4));
+        // RESP3 and a name given with HELLO's AUTH go along.
+        let mut r3 = Raw::connect(h.addr);
+        let hello = r3.cmd(&["HELLO", "3", "AUTH", "globex", "pw", "SETNAME", "app"]);
+        assert!(matches!(hello, Frame::Map(_)), "{hello}");
+        assert_eq!(r3.cmd(&["CLIENT", "GETNAME"]), common::bulk("app"));
+        assert_eq!(r3.cmd(&["HGETALL", "none"]), Frame::Map(vec![]));
+    }
+    // A wrong password through another node: the owner's refusal, and the
+    // connection goes on where it is.
+    let mut c = Raw::connect(hs[0].addr);
+    let e = c.cmd(&["AUTH", "acme", "nope"]);
+    assert!(matches!(&e, Frame::Error(m) if m.starts_with("WRONGPASS")), "{e}");
+    assert_eq!(c.cmd(&["AUTH", "acme", "pw"]), common::ok());
+    assert_eq!(c.cmd(&["GET", "k0"]), common::bulk("acme-0"));
+
+    // TENANT.LIST and TENANT.INFO on any node: every tenant, with its owner.
+    for h in &hs {
+        let list = admin(h.addr, &["TENANT.LIST"]);
+        let want = [("acme", "n2"), ("globex", "n1"), ("initech", initech.as_str())];
+        for (id, owner) in want {
+            assert_eq!(common::field(&list, id), common::bulk(owner), "{list}");
+        }
+        let info = admin(h.addr, &["TENANT.INFO", "acme"]);
+        assert_eq!(common::field(&info, "owner"), common::bulk("n2"), "{info}");
+        assert_eq!(common::field(&info, "keys"), Frame::Integer(4), "{info}");
+    }
+    let filtered = admin(hs[2].addr, &["TENANT.LIST", "FILTER", "name", "glob*"]);
+    assert_eq!(filtered, Frame::Array(vec![common::bulk("globex"), common::bulk("n1")]));
+
+    // Deleted from a node that does not own it: gone everywhere.
+    assert_eq!(admin(hs[2].addr, &["TENANT.DELETE", "acme"]), common::ok());
+    for h in &hs {
+        eventually("acme gone everywhere", Duration::from_secs(5), || owner_of(h.addr, "acme").is_none());
+        let e = Raw::connect(h.addr).cmd(&["AUTH", "acme", "pw"]);
+        assert!(matches!(&e, Frame::Error(m) if m.starts_with("WRONGPASS")), "{e}");
+    }
+    assert!(hs[1].state.tenants.get_tenant("acme").is_err());
+}
+
+#[test]
+fn a_client_passes_through_at_most_two_nodes() {
+    let etcd = Etcd::start("hops");
+    let hs = [node(&etcd, "n1"), node(&etcd, "n2"), relayed_node(&etcd, "n3")];
+    all_alive(&[&hs[0], &hs[1], &hs[2]], &["n1", "n2", "n3"]);
+    assert_eq!(admin(hs[0].addr, &["TENANT.CREATE", "acme", "PASSWORD", "pw", "NODE", "n3"]), common::ok());
+    eventually("the record reaches n1", Duration::from_secs(5), || owner_of(hs[0].addr, "acme").is_some());
+    // What a node with a stale view does: it routes to the node it thinks
+    // owns the tenant (here n1, told the client already made one hop),
+    // which routes on: the second hop is allowed...
+    let mut c = Raw::connect(hs[0].addr);
+    assert_eq!(c.cmd(&["TENANT.HOPS", "1"]), common::ok());
+    assert_eq!(c.cmd(&["AUTH", "acme", "pw"]), common::ok());
+    assert_eq!(c.cmd(&["SET", "k", "v"]), common::ok());
+    // ...a third is not.
+    let mut c = Raw::connect(hs[0].addr);
+    assert_eq!(c.cmd(&["TENANT.HOPS", "2"]), common::ok());
+    let e = c.cmd(&["AUTH", "acme", "pw"]);
+    assert!(matches!(&e, Frame::Error(m) if m.starts_with("TRYAGAIN")), "{e}");
+    // A tenant may not say it is a node.
+    let mut t = login_at(hs[0].addr, "acme");
+    assert!(matches!(t.cmd(&["TENANT.HOPS", "0"]), Frame::Error(_)));
+    assert_eq!(t.cmd(&["GET", "k"]), common::bulk("v"));
+}
+
+/// A Ferrite process of its own (so it can be killed), in the cluster.
+fn node_process(etcd: &Etcd, id: &str, port: u16, dir: &std::path::Path) -> common::Process {
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = dir.join("ferrite.toml");
+    std::fs::write(&conf, format!("[cluster]\nnode_id = \"{id}\"\netcd = [\"{}\"]\n", etcd.endpoint())).unwrap();
+    common::Process::ferrite(port, dir, &["--appendonly", "yes", "--appendfsync", "always", "--config", conf.to_str().unwrap()])
+}
+
+#[test]
+fn a_dead_nodes_tenants_answer_an_error_naming_it_until_it_returns() {
+    let etcd = Etcd::start("death");
+    let (n1, n2) = (node(&etcd, "n1"), node(&etcd, "n2"));
+    let (port, dir) = (free_port(), data_dir("cluster-death-n3"));
+    let mut n3 = node_process(&etcd, "n3", port, &dir);
+    let all = [("n1", n1.addr), ("n2", n2.addr), ("n3", n3.addr)];
+    eventually("all three alive", Duration::from_secs(10), || sees_alive(n1.addr, &all) && sees_alive(n2.addr, &all));
+    assert_eq!(admin(n1.addr, &["TENANT.CREATE", "acme", "PASSWORD", "pw", "NODE", "n3"]), common::ok());
+    eventually("the record reaches n2", Duration::from_secs(5), || owner_of(n2.addr, "acme").is_some());
+    let mut c = login_at(n2.addr, "acme");
+    assert_eq!(c.cmd(&["SET", "k", "v"]), common::ok());
+
+    n3.kill();
+    assert!(c.is_closed(), "a client served through n3 loses its connection");
+    for h in [&n1, &n2] {
+        eventually(
+            "acme's error names n3",
+            Duration::from_secs(10),
+            || matches!(Raw::connect(h.addr).cmd(&["AUTH", "acme", "pw"]), Frame::Error(m) if m.starts_with("CLUSTERDOWN") && m.contains("'n3'")),
+        );
+        let e = admin(h.addr, &["TENANT.INFO", "acme"]);
+        assert!(matches!(&e, Frame::Error(m) if m.contains("'n3'")), "{e}");
+    }
+
+    let _n3 = node_process(&etcd, "n3", port, &dir);
+    for h in [&n1, &n2] {
+        let took = eventually("acme served again", Duration::from_secs(20), || {
+            let mut c = Raw::connect(h.addr);
+            c.cmd(&["AUTH", "acme", "pw"]) == common::ok() && c.cmd(&["GET", "k"]) == common::bulk("v")
+        });
+        eprintln!("acme served through {} again {took:?} after n3 restarted", h.addr);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tenants_move_by_node_id_under_load_without_a_failed_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let etcd = Etcd::start("moves");
+    let hs = [node(&etcd, "n1"), relayed_node(&etcd, "n2"), node(&etcd, "n3")];
+    all_alive(&[&hs[0], &hs[1], &hs[2]], &["n1", "n2", "n3"]);
+    let create = ["TENANT.CREATE", "acme", "PASSWORD", "pw", "NODE", "n1", "OPS", "1000000", "KEYS", "1000000", "MEMORY", "256mb"];
+    assert_eq!(admin(hs[0].addr, &create), common::ok());
+    for h in &hs {
+        eventually("the record reaches every node", Duration::from_secs(5), || owner_of(h.addr, "acme").is_some());
+    }
+    let mut seed = login_at(hs[0].addr, "acme");
+    for i in 0..2000 {
+        seed.send(&common::encode([b"SET".as_slice(), format!("seed:{i}").as_bytes(), b"x"].into_iter()));
+    }
+    for _ in 0..2000 {
+        assert_eq!(seed.read(), common::ok());
+    }
+    // A writer through each node, counting what was acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = hs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let (stop, addr) = (stop.clone(), h.addr);
+            std::thread::spawn(move || {
+                let mut c = login_at(addr, "acme");
+                let mut acked = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    match c.cmd(&["INCR", &format!("w{i}")]) {
+                        Frame::Integer(n) if n == acked + 1 => acked = n,
+                        other => panic!("writer {i} got {other} after {acked}"),
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // Moved by node id, twice, each time asked of a different node.
+    let r = admin(hs[0].addr, &["TENANT.MIGRATE", "acme", "n2"]);
+    assert_eq!(common::field(&r, "keys"), Frame::Integer(2000 + 3), "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    let r = admin(hs[1].addr, &["TENANT.MIGRATE", "acme", "n3"]);
+    assert!(matches!(common::field(&r, "keys"), Frame::Integer(_)), "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<i64> = writers.into_iter().map(|w| w.join().expect("no writer failed")).collect();
+    for h in &hs {
+        eventually("every node locates acme on n3", Duration::from_secs(5), || owner_of(h.addr, "acme").as_deref() == Some("n3"));
+    }
+    let mut c = login_at(hs[0].addr, "acme");
+    for (i, n) in acked.iter().enumerate() {
+        assert!(*n > 0, "writer {i} wrote");
+        assert_eq!(c.cmd(&["GET", &format!("w{i}")]), common::bulk(&n.to_string()), "every acknowledged INCR of writer {i}");
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(2003));
+    let info = admin(hs[1].addr, &["TENANT.INFO", "acme"]);
+    assert_eq!(common::field(&info, "owner"), common::bulk("n3"), "{info}");
+    // Moves by node id are refused to a dead, unknown or the same node.
+    let e = admin(hs[2].addr, &["TENANT.MIGRATE", "acme", "n3"]);
+    assert!(matches!(&e, Frame::Error(m) if m.contains("this node")), "{e}");
+    let e = admin(hs[2].addr, &["TENANT.MIGRATE", "acme", "n9"]);
+    assert!(matches!(&e, Frame::Error(m) if m.contains("n9")), "{e}");
+}
+
+#[test]
+fn rebalance_plans_and_makes_moves_that_even_out_memory() {
+    let etcd = Etcd::start("rebalance");
+    let hs = [node(&etcd, "n1"), node(&etcd, "n2")];
+    all_alive(&[&hs[0], &hs[1]], &["n1", "n2"]);
+    let value = "x".repeat(100_000);
+    for id in ["a", "b", "c", "d"] {
+        assert_eq!(admin(hs[0].addr, &["TENANT.CREATE", id, "PASSWORD", "pw", "NODE", "n1", "MEMORY", "64mb"]), common::ok());
+        let mut c = login_at(hs[0].addr, id);
+        for i in 0..10 {
+            assert_eq!(c.cmd(&["SET", &format!("k{i}"), &value]), common::ok());
+        }
+    }
+    let plan = admin(hs[1].addr, &["TENANT.REBALANCE", "DRY-RUN"]);
+    let Frame::Array(moves) = &plan else { panic!("{plan}") };
+    assert_eq!(moves.len(), 2, "four 1 MB tenants on n1, none on n2: two move: {plan}");
+    for m in moves {
+        assert_eq!((common::field(m, "from"), common::field(m, "to")), (common::bulk("n1"), common::bulk("n2")), "{plan}");
+    }
+    assert!(hs[0].state.tenants.list().len() == 4, "a dry run moves nothing");
+    let done = admin(hs[1].addr, &["TENANT.REBALANCE"]);
+    let Frame::Array(moves) = &done else { panic!("{done}") };
+    assert_eq!(moves.len(), 2, "{done}");
+    for m in moves {
+        assert_eq!(common::field(m, "result"), common::bulk("ok"), "{done}");
+        let Frame::Bulk(id) = common::field(m, "tenant") else { panic!("{done}") };
+        let id = String::from_utf8(id).unwrap();
+        eventually("moved tenants are n2's", Duration::from_secs(5), || owner_of(hs[0].addr, &id).as_deref() == Some("n2"));
+        let mut c = login_at(hs[0].addr, &id);
+        assert_eq!(c.cmd(&["STRLEN", "k9"]), Frame::Integer(100_000));
+    }
+    let again = admin(hs[0].addr, &["TENANT.REBALANCE", "DRY-RUN"]);
+    assert_eq!(again, Frame::Array(vec![]), "even now");
 }

@@ -86,6 +86,8 @@ struct Shared {
     link: Mutex<Result<Client, String>>,
     /// Sessions that have read the directory (0: none yet).
     loads: tokio::sync::watch::Sender<u64>,
+    /// Bumped whenever the view changes (a full read or a watch batch).
+    changes: tokio::sync::watch::Sender<u64>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -107,6 +109,7 @@ impl Directory {
             view: RwLock::new(View::default()),
             link: Mutex::new(Err("not connected yet".into())),
             loads: tokio::sync::watch::Sender::new(0),
+            changes: tokio::sync::watch::Sender::new(0),
             stop: tokio::sync::watch::Sender::new(false),
         });
         let task = tokio::spawn(session::run(shared.clone()));
@@ -125,6 +128,16 @@ impl Directory {
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         let mut rx = self.shared.loads.subscribe();
         tokio::time::timeout(limit, rx.wait_for(|n| *n > 0)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Changes to the view: the receiver sees a new value after each.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Whether the directory has been read at least once.
+    pub fn loaded(&self) -> bool {
+        *self.shared.loads.borrow() > 0
     }
 
     /// Whether this node has a session with etcd now; the error says why not.
@@ -154,6 +167,32 @@ impl Directory {
         let l = v.tenants.get(tenant)?.clone();
         let owner = v.nodes.get(&l.record.owner).cloned();
         Some((l, owner))
+    }
+
+    /// A node as this node knows it.
+    pub fn node(&self, id: &str) -> Option<Node> {
+        self.shared.view.read().nodes.get(id).cloned()
+    }
+
+    /// The live node with the most free memory (ties: the smallest id).
+    pub fn roomiest_node(&self) -> Option<String> {
+        let v = self.shared.view.read();
+        v.nodes
+            .iter()
+            .filter(|(_, n)| n.alive)
+            .max_by(|a, b| a.1.info.memory_free.cmp(&b.1.info.memory_free).then(b.0.cmp(a.0)))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// A tenant's record as etcd has it now (not the view): what a move
+    /// whose cut-over went unanswered reads to learn how it ended.
+    pub async fn read_tenant(&self, id: &str) -> Result<Option<Located>, DirError> {
+        let mut client = self.client()?;
+        let r = session::rpc(client.get(records::tenant_key(id), None)).await.map_err(DirError::Unreachable)?;
+        Ok(r.kvs().first().and_then(|kv| {
+            let record = serde_json::from_slice(kv.value()).ok()?;
+            Some(Located { record, revision: kv.mod_revision() })
+        }))
     }
 
     /// A copy of the whole view.
@@ -209,6 +248,7 @@ impl Directory {
         if r.succeeded() {
             let rev = r.header().map_or(0, |h| h.revision());
             self.shared.view.write().apply_own(view::Change::Delete { key: records::tenant_key(id).as_bytes(), revision: rev });
+            self.shared.changes.send_modify(|n| *n += 1);
             return Ok(());
         }
         Err(changed(id, Ok(current(&r))))
@@ -226,6 +266,7 @@ impl Directory {
         let revision = r.header().map_or(0, |h| h.revision());
         let key = records::tenant_key(id);
         self.shared.view.write().apply_own(view::Change::Put { key: key.as_bytes(), value: &json(&record), revision });
+        self.shared.changes.send_modify(|n| *n += 1);
         Ok(revision)
     }
 

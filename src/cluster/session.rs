@@ -137,6 +137,8 @@ async fn session(shared: &Shared, last_lease: &mut Option<i64>) -> String {
                             EventType::Delete => Change::Delete { key: kv.key(), revision: kv.mod_revision() },
                         });
                     }
+                    drop(view);
+                    shared.changes.send_modify(|n| *n += 1);
                 }
                 Ok(None) => return "etcd closed the directory watch".into(),
                 Err(e) => return format!("directory watch failed: {e}"),
@@ -183,6 +185,7 @@ async fn load(shared: &Shared, client: &mut Client) -> Result<WatchStream, Strin
         .map_err(|e| format!("cannot read the directory: {e}"))?;
     let revision = r.header().map_or(0, |h| h.revision());
     shared.view.write().reload(r.kvs().iter().map(|kv| (kv.key(), kv.value(), kv.mod_revision())), revision);
+    shared.changes.send_modify(|n| *n += 1);
     let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
     rpc(client.watch(records::ROOT, Some(options))).await.map_err(|e| format!("cannot watch the directory: {e}"))
 }

@@ -7,6 +7,7 @@
 //! tests start one on port 0.
 
 pub mod client;
+mod cluster_node;
 pub mod connection;
 pub mod handover;
 pub mod peer;
@@ -44,7 +45,7 @@ impl Server {
         let port = listener.local_addr()?.port();
         state.config.write().port = port;
         if config.cluster.enabled() {
-            join_directory(&state, config, listener.local_addr()?).await?;
+            cluster_node::join(&state, config, listener.local_addr()?).await?;
         }
         let metrics = match config.metrics.addr() {
             Some(addr) => {
@@ -208,48 +209,6 @@ fn publish_alerts(state: &ServerState, now_ms: u64) {
 }
 
 /// Recovers the data directory into `state`, then opens the log for appending.
-/// Starts this node's part in the tenant directory and waits a little for
-/// its first read, so a node that just started already knows the others; a
-/// node whose etcd does not answer starts anyway and joins when it does.
-async fn join_directory(state: &Arc<ServerState>, config: &Config, listening: SocketAddr) -> std::io::Result<()> {
-    let c = &config.cluster;
-    if c.advertise.is_empty() && listening.ip().is_unspecified() {
-        // Other nodes cannot reach "0.0.0.0": the address must be told.
-        return Err(std::io::Error::other(format!(
-            "listening on {listening}: set [cluster] advertise to where other nodes reach this one"
-        )));
-    }
-    let addr = if c.advertise.is_empty() { listening.to_string() } else { c.advertise.clone() };
-    let settings = crate::cluster::Settings { node_id: c.node_id.clone(), addr, endpoints: c.etcd.clone() };
-    let weak = Arc::downgrade(state);
-    let memory = Box::new(move || weak.upgrade().map_or((0, 0), |s| memory_figures(&s)));
-    let dir = crate::cluster::Directory::start(settings, memory);
-    if !dir.wait_ready(Duration::from_secs(5)).await {
-        tracing::warn!("tenant directory not read yet (etcd at {} does not answer); serving meanwhile", c.etcd.join(", "));
-    }
-    let _ = state.cluster.set(dir);
-    Ok(())
-}
-
-/// What this node publishes of its memory: used, and what it may still
-/// take (`maxmemory` less used, or the machine's available memory).
-fn memory_figures(state: &ServerState) -> (u64, u64) {
-    let used = state.used_memory() as u64;
-    let free = match state.maxmemory.load(Relaxed) {
-        0 => available_memory().unwrap_or(0),
-        max => max.saturating_sub(used),
-    };
-    (used, free)
-}
-
-/// `MemAvailable` of /proc/meminfo, in bytes.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 fn start_persistence(state: &Arc<ServerState>, cfg: &crate::persist::PersistenceConfig) -> std::io::Result<()> {
     use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
     let started = Instant::now();

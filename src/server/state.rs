@@ -209,6 +209,18 @@ impl ServerState {
         self.me.get().and_then(Weak::upgrade).expect("ServerState::new registers itself")
     }
 
+    /// The tenant directory, when this node is one of many.
+    pub fn directory(&self) -> Option<&Arc<crate::cluster::Directory>> {
+        self.cluster.get()
+    }
+
+    /// What this node authenticates with on another node (as its admin):
+    /// the `[cluster] secret`, or else its own `requirepass` (nodes that
+    /// share one), or nothing (nodes without passwords).
+    pub fn peer_auth(&self) -> Option<String> {
+        self.cluster_secret.clone().or_else(|| self.config.read().requirepass.clone())
+    }
+
     pub fn persistence(&self) -> Option<&Arc<Persistence>> {
         self.persist.get()
     }
