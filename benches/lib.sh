@@ -39,6 +39,22 @@ median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 # A process's CPU time so far (user + system), in clock ticks, from /proc.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# The CPU time so far of every process given, together.
+cpu_ticks_of() { local s=0 p; for p in "$@"; do s=$((s + $(cpu_ticks "$p"))); done; echo "$s"; }
+
+# Unpipelined GETs as user $2 (password pw) at port $1: "us ms", the CPU per
+# request of the processes $3... together over 200000 requests from 50
+# clients, then the average latency of one client.
+get_cost() {
+  local port=$1 user=$2 c0 ticks csv
+  shift 2
+  c0=$(cpu_ticks_of "$@")
+  redis-benchmark -p "$port" --user "$user" -a pw -t get -n 200000 -c 50 -P 1 -q >/dev/null 2>&1
+  ticks=$(($(cpu_ticks_of "$@") - c0))
+  csv=$(redis-benchmark -p "$port" --user "$user" -a pw -t get -n 20000 -c 1 -P 1 --csv 2>/dev/null | tail -1)
+  echo "$(us_per_request "$ticks" 200000) $(echo "$csv" | awk -F'","' '{gsub(/"/, "", $3); print $3}')"
+}
+
 # Microseconds of CPU per request: $1 ticks spent over $2 requests.
 us_per_request() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }'; }
 

@@ -60,15 +60,7 @@ redis-cli -p "$P1" TENANT.CREATE relay PASSWORD pw MEMORY 1gb KEYS 100000000 OPS
 redis-cli -p "$P1" --user relay --pass pw --no-auth-warning SET key:__rand_int__ "$value" >/dev/null
 redis-cli -p "$P2" --user acme --pass pw --no-auth-warning SET key:__rand_int__ "$value" >/dev/null
 redis-cli -p "$P1" TENANT.MIGRATE relay "localhost:$P2" >/dev/null
-hop() { # port user -> "us_per_request_both_nodes avg_latency_ms_one_client"
-  local c1 c2 csv
-  c1=$(cpu_ticks "$N1")
-  c2=$(cpu_ticks "$N2")
-  redis-benchmark -p "$1" --user "$2" -a pw -t get -n 200000 -c 50 -P 1 -q >/dev/null 2>&1
-  local ticks=$(($(cpu_ticks "$N1") - c1 + $(cpu_ticks "$N2") - c2))
-  csv=$(redis-benchmark -p "$1" --user "$2" -a pw -t get -n 20000 -c 1 -P 1 --csv 2>/dev/null | tail -1)
-  echo "$(us_per_request "$ticks" 200000) $(echo "$csv" | awk -F'","' '{gsub(/"/, "", $3); print $3}')"
-}
+hop() { get_cost "$1" "$2" "$N1" "$N2"; }
 : >"$OUT/hops"
 for round in $(seq "${ROUNDS:-5}"); do
   read -r h_cpu h_lat < <(hop "$P1" acme)
@@ -77,6 +69,5 @@ for round in $(seq "${ROUNDS:-5}"); do
   echo "$h_cpu $h_lat $r_cpu $r_lat $d_cpu $d_lat" >>"$OUT/hops"
   echo "hop round $round: handed over ${h_cpu} us CPU/req, ${h_lat} ms (one client); relayed ${r_cpu} us, ${r_lat} ms; direct ${d_cpu} us, ${d_lat} ms"
 done
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 col() { awk -v c="$1" '{print $c}' "$OUT/hops" | median; }
 echo "medians: handed over $(col 1) us, $(col 2) ms; relayed $(col 3) us, $(col 4) ms; direct $(col 5) us, $(col 6) ms"

@@ -3,8 +3,10 @@
 # when it is missing (redis-server and redis-tools for the differential tests,
 # Python's rq and redis and Node's bullmq for the client tests, Debian's
 # prometheus for promtool, which checks the metrics endpoint and the alerting
-# rules, the wasm32 target for the policy modules), then runs every test and
-# prints one closing total.
+# rules, Debian's etcd-server for the cluster tests' tenant directory and
+# protobuf-compiler, whose protoc builds the etcd client's protocol, the
+# wasm32 target for the policy modules), then runs every test and prints one
+# closing total.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v etcd >/dev/null || need_apt+=(etcd-server)
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

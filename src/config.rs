@@ -45,10 +45,49 @@ pub struct Config {
 /// node accepts as its admin's (AUTH <secret>) and sends to another node
 /// (TENANT.MIGRATE without AUTH, the forwarding connections), so nodes
 /// need not know each other's `requirepass`.
+///
+/// `node_id` and `etcd` together make this node one of many sharing a
+/// directory of tenants in etcd (`crate::cluster`); without them the node is
+/// on its own and needs no etcd.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     pub secret: Option<String>,
+    /// This node's name in the directory (letters, digits, `-`, `_`, `.`).
+    pub node_id: String,
+    /// Where the other nodes and clients reach this one (`host:port`);
+    /// empty: the address the server listens on.
+    pub advertise: String,
+    /// etcd v3 endpoints (`http://127.0.0.1:2379`).
+    pub etcd: Vec<String>,
+}
+
+impl ClusterConfig {
+    /// Whether this node takes part in a directory.
+    pub fn enabled(&self) -> bool {
+        !self.node_id.is_empty()
+    }
+
+    /// Refuses half a cluster: a node id without etcd (or etcd without an
+    /// id) would either never register or register as nobody.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.node_id.is_empty(), self.etcd.is_empty()) {
+            (true, false) => return Err("etcd is set but node_id is not (set both, or neither)".into()),
+            (false, true) => return Err("node_id is set but etcd is not (set both, or neither)".into()),
+            _ => {}
+        }
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if !self.node_id.chars().all(valid) || self.node_id.len() > 64 {
+            return Err(format!("node_id '{}' must be at most 64 letters, digits, '-', '_' or '.'", self.node_id));
+        }
+        if let Some(e) = self.etcd.iter().find(|e| !(e.starts_with("http://") || e.starts_with("https://"))) {
+            return Err(format!("etcd endpoint '{e}' must start with http:// or https://"));
+        }
+        if !self.advertise.is_empty() && self.advertise.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()) {
+            return Err(format!("advertise '{}' must be host:port", self.advertise));
+        }
+        Ok(())
+    }
 }
 
 /// `[server]`: Redis's own settings, under their Redis names.
@@ -452,6 +491,7 @@ impl Config {
         self.tenancy.validate().map_err(|message| ConfigError::BadValue { key: "tenancy".into(), message })?;
         self.policy.validate().map_err(|message| ConfigError::BadValue { key: "policy".into(), message })?;
         self.metrics.validate().map_err(|message| ConfigError::BadValue { key: "metrics".into(), message })?;
+        self.cluster.validate().map_err(|message| ConfigError::BadValue { key: "cluster".into(), message })?;
         if self.persistence.dir.as_os_str().is_empty() {
             return Err(ConfigError::BadValue { key: "persistence.dir".into(), message: "must not be empty".into() });
         }
@@ -510,5 +550,23 @@ mod tests {
         assert_eq!(c.server.client_output_buffer_limit.to_redis(), "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 524288 5");
         let c = Config::from_toml("[server]\nport = 7000\nproto-max-bulk-len = \"16mb\"\n").unwrap();
         assert_eq!((c.server.port, c.server.proto_max_bulk_len), (7000, 16 << 20));
+    }
+
+    #[test]
+    fn cluster_needs_both_node_id_and_etcd() {
+        let e = Config::from_toml("[cluster]\nnode_id = \"n1\"\n").unwrap_err().to_string();
+        assert!(e.contains("cluster") && e.contains("etcd"), "{e}");
+        let e = Config::from_toml("[cluster]\netcd = [\"http://127.0.0.1:2379\"]\n").unwrap_err().to_string();
+        assert!(e.contains("node_id"), "{e}");
+        let e = Config::from_toml("[cluster]\nnode_id = \"n/1\"\netcd = [\"http://127.0.0.1:2379\"]\n").unwrap_err().to_string();
+        assert!(e.contains("node_id"), "{e}");
+        let c = Config::from_toml(
+            "[cluster]\nnode_id = \"n1\"\nadvertise = \"127.0.0.1:7001\"\netcd = [\"http://127.0.0.1:2379\"]\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        assert!(c.cluster.enabled());
+        assert_eq!(c.cluster.advertise, "127.0.0.1:7001");
+        // Off by default: a single node needs no etcd.
+        assert!(!Config::from_toml("[cluster]\nsecret = \"s\"\n").unwrap().cluster.enabled());
     }
 }

@@ -20,6 +20,7 @@
 //! assert_eq!(&reply, b"+PONG\r\n");
 //! ```
 
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod exporter;

@@ -43,6 +43,10 @@ pub fn echo(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<Tenant>>, CmdError> {
     let tenant =
         (user != b"default").then(|| std::str::from_utf8(user).ok().and_then(|id| ctx.state.tenants.get_tenant(id).ok())).flatten();
+    if tenant.is_none() && user != b"default" && super::cluster::route_to_owner(ctx, user)? {
+        // The owner checks the password (and counts failures).
+        return Ok(None);
+    }
     let throttle = tenant.as_ref().map_or(&ctx.state.auth_throttle, |t| &t.auth_throttle);
     if let Some(ms) = throttle.wait_ms(ctx.now_ms) {
         if !ctx.in_exec {
@@ -105,6 +109,9 @@ pub fn auth(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ));
     }
     let who = check_password(ctx, user, pass)?;
+    if ctx.client.route.is_some() {
+        return Ok(());
+    }
     bind(ctx, who)?;
     ctx.out.ok();
     Ok(())
@@ -139,6 +146,9 @@ pub fn hello(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     if let Some((u, p)) = auth {
         let who = check_password(ctx, u, p)?;
+        if ctx.client.route.is_some() {
+            return Ok(());
+        }
         bind(ctx, who)?;
     }
     if !ctx.client.authenticated {

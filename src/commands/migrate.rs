@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::{int, is, lower};
+use super::migrate_directory as directory;
 use super::{CmdError, CmdResult, Ctx};
 use crate::persist::record::Record;
 use crate::persist::transfer;
@@ -43,10 +44,10 @@ pub fn migrate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if t.moved().is_some() {
         return Err(CmdError::err(format!("tenant '{}' has already moved", t.id())));
     }
-    let to = String::from_utf8_lossy(a[2]).into_owned();
+    let (to, to_node) = target_node(ctx, &String::from_utf8_lossy(a[2]))?;
     // Without AUTH, the shared `[cluster] secret` (when set) authenticates.
-    let mut options =
-        Options { auth: ctx.state.cluster_secret.clone(), timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS), max_pause: None };
+    let auth = if to_node.is_some() { ctx.state.peer_auth() } else { ctx.state.cluster_secret.clone() };
+    let mut options = Options { auth, timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS), max_pause: None, to_node };
     let mut i = 3;
     while i < a.len() {
         let ms = |v: &[u8]| -> Result<Duration, CmdError> {
@@ -74,8 +75,29 @@ pub fn migrate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Where TENANT.MIGRATE's target is: its address, and its node id when the
+/// directory knows it (by id, or by address). In a cluster a node id is
+/// what an operator gives; an address no node has is moved to without the
+/// directory (as on a single node).
+fn target_node(ctx: &Ctx, to: &str) -> Result<(String, Option<String>), CmdError> {
+    let Some(dir) = ctx.state.directory() else { return Ok((to.to_string(), None)) };
+    let node = dir
+        .node(to)
+        .map(|n| (to.to_string(), n))
+        .or_else(|| dir.nodes().into_iter().find(|n| n.addr == to).and_then(|n| dir.node(&n.id).map(|info| (n.id, info))));
+    match node {
+        Some((id, _)) if id == dir.node_id() => Err(CmdError::err(format!("node '{id}' is this node"))),
+        Some((id, n)) if !n.alive => Err(CmdError::msg(format!("CLUSTERDOWN node '{id}' is down"))),
+        Some((id, n)) => Ok((n.info.addr, Some(id))),
+        None if to.contains(':') => Ok((to.to_string(), None)),
+        None => Err(CmdError::err(format!("no node '{to}' in the directory (see TENANT.NODES)"))),
+    }
+}
+
 /// TENANT.MIGRATE's options.
 struct Options {
+    /// The target's node id: the directory records the move.
+    to_node: Option<String>,
     auth: Option<String>,
     timeout: Duration,
     /// The most the tenant's writes may be held; a longer last round
@@ -126,16 +148,48 @@ async fn move_tenant(
     options: &Options,
     progress: &Migration,
 ) -> Result<Report, (&'static str, String)> {
-    let (started, timeout) = (Instant::now(), options.timeout);
+    let started = Instant::now();
     let id = t.id().to_string();
-    let phase = |name: &'static str| -> Result<(), (&'static str, String)> {
-        if progress.abort.load(Relaxed) {
-            return Err((name, "aborted (TENANT.MIGRATE ABORT)".into()));
-        }
-        *progress.phase.lock() = name;
-        tracing::info!(tenant = %t.id(), phase = name, at_ms = started.elapsed().as_millis() as u64, "move phase");
-        Ok(())
-    };
+    let phase = |name: &'static str| enter_phase(progress, t, started, name);
+    // In a cluster the record says "moving" while the copy runs, and the
+    // cut-over is the directory's transaction giving the tenant to the target.
+    let directory = options.to_node.as_ref().and_then(|node| state.directory().map(|d| (d.clone(), node.clone())));
+    let mut moving = None;
+    if let Some((dir, _)) = &directory {
+        phase("directory")?;
+        moving = Some(directory::mark_moving(dir, &id).await.map_err(|e| ("directory", e))?);
+    }
+    let result = copy_and_commit(state, t, to, options, progress, directory.as_ref().zip(moving.as_ref()), started).await;
+    if let (Err(_), Some((dir, _))) = (&result, &directory) {
+        directory::mark_active(dir, &id).await;
+    }
+    result
+}
+
+/// The move enters phase `name`, unless TENANT.MIGRATE ABORT asked it to stop.
+fn enter_phase(progress: &Migration, t: &Tenant, started: Instant, name: &'static str) -> Result<(), (&'static str, String)> {
+    if progress.abort.load(Relaxed) {
+        return Err((name, "aborted (TENANT.MIGRATE ABORT)".into()));
+    }
+    *progress.phase.lock() = name;
+    tracing::info!(tenant = %t.id(), phase = name, at_ms = started.elapsed().as_millis() as u64, "move phase");
+    Ok(())
+}
+
+/// The copy, the catch-up, the last writes and the commit; in a cluster,
+/// the directory's cut-over just before the commit.
+async fn copy_and_commit(
+    state: &Arc<ServerState>,
+    t: &Arc<Tenant>,
+    to: &Moved,
+    options: &Options,
+    progress: &Migration,
+    directory: Option<(&(Arc<crate::cluster::Directory>, String), &crate::cluster::Located)>,
+    started: Instant,
+) -> Result<Report, (&'static str, String)> {
+    let timeout = options.timeout;
+    let id = t.id().to_string();
+    let phase = |name: &'static str| enter_phase(progress, t, started, name);
     phase("connect")?;
     let connect = async { Peer::connect(&to.addr, to.auth.as_deref(), timeout).await.map_err(|e| ("connect", e.to_string())) };
     let mut peer = abortable(progress, "connect", connect).await?;
@@ -178,8 +232,20 @@ async fn move_tenant(
             progress.bytes_sent.fetch_add(n, Relaxed);
             progress.lag_bytes.store(0, Relaxed);
         }
+        let mut owned = None;
+        if let Some(((dir, node), moving)) = directory {
+            phase("directory")?;
+            owned = Some(directory::give(dir, &id, moving, node).await.map_err(|e| ("directory", e))?);
+        }
         phase("commit")?;
-        peer.expect_ok(&[b"TENANT.IMPORT", id.as_bytes(), b"COMMIT"], timeout).await.map_err(|e| ("commit", e.to_string()))?;
+        let committed = peer.expect_ok(&[b"TENANT.IMPORT", id.as_bytes(), b"COMMIT"], timeout).await;
+        if let Err(e) = committed {
+            if let (Some(((dir, _), _)), Some(owned)) = (directory, &owned) {
+                // The directory gave it away: take it back, or nobody serves it.
+                directory::take_back(dir, &id, owned).await.map_err(|why| ("commit", format!("{e}; and {why}")))?;
+            }
+            return Err(("commit", e.to_string()));
+        }
         Ok(())
     }
     .await;

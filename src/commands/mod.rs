@@ -17,6 +17,8 @@ pub mod error;
 pub mod table;
 
 mod bitmaps;
+mod cluster;
+mod cluster_admin;
 pub mod command;
 mod connection;
 pub use connection::{REDIS_VERSION, is_admin_password};
@@ -31,6 +33,7 @@ pub mod keyspec;
 mod lists;
 mod memory;
 mod migrate;
+mod migrate_directory;
 pub mod notify;
 mod pubsub;
 #[rustfmt::skip]

@@ -337,6 +337,10 @@ pub static SUMMARIES: &[(&str, &str)] = &[
     ("tenant.import", "Receives a moving tenant's copy, or commits or discards it (node to node)"),
     ("tenant.apply", "Replays a moving tenant's writes made during its copy (node to node)"),
     ("tenant.bind", "Gives this connection a tenant's identity (a forwarding node's)"),
+    ("tenant.nodes", "Lists the cluster's nodes as the tenant directory knows them"),
+    ("tenant.locate", "Returns the node that owns a tenant and its address"),
+    ("tenant.hops", "Tells a node how many nodes routed this client to it (node to node)"),
+    ("tenant.rebalance", "Plans, and unless DRY-RUN makes, tenant moves that even out the nodes' memory"),
     // pubsub
     ("subscribe", "Listens for messages on channels"),
     ("unsubscribe", "Stops listening on channels"),

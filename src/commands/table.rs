@@ -9,8 +9,9 @@ use ahash::AHashMap;
 
 use super::flags::*;
 use super::{
-    CommandSpec, TenantClass, bitmaps, command, connection, dump, functions, geo, hashes, hyperloglog, introspection, keys, lists, memory,
-    migrate, pubsub, scripting, server, sets, sort, stream_groups, streams, strings, tenant, transactions, zsets,
+    CommandSpec, TenantClass, bitmaps, cluster, cluster_admin, command, connection, dump, functions, geo, hashes, hyperloglog,
+    introspection, keys, lists, memory, migrate, pubsub, scripting, server, sets, sort, stream_groups, streams, strings, tenant,
+    transactions, zsets,
 };
 
 /// Every entry names its tenant class: the macro has no default for it, so
@@ -290,6 +291,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("tenant.import", Admin, -2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::import),
     cmd!("tenant.apply", Admin, 3, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::apply),
     cmd!("tenant.bind", Admin, 2, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", migrate::bind),
+    cmd!("tenant.nodes", Admin, 1, ADMIN | TENANCY, 0, 0, 0, "tenancy", cluster::nodes),
+    cmd!("tenant.locate", Admin, 2, ADMIN | FAST | TENANCY, 0, 0, 0, "tenancy", cluster::locate),
+    cmd!("tenant.hops", Admin, 2, ADMIN | FAST | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", cluster::hops),
+    cmd!("tenant.rebalance", Admin, -1, ADMIN | NO_MULTI | TENANCY, 0, 0, 0, "tenancy", cluster_admin::rebalance),
     cmd!("tenant.policy", Tenancy, -1, FAST | TENANCY, 0, 0, 0, "tenancy", tenant::policy),
     // pubsub
     cmd!("subscribe", PubSub, -2, PUBSUB | SUB_CONTEXT | LOADING | STALE | NOSCRIPT, 0, 0, 0, "pubsub", pubsub::subscribe),

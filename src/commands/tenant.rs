@@ -163,6 +163,16 @@ fn apply_limits(base: TenantLimits, o: &Options, max_dbs: usize) -> Result<Tenan
 }
 
 pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if ctx.state.directory().is_some() {
+        return super::cluster_admin::create(ctx, a);
+    }
+    create_here(ctx, a)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Creates the tenant on this node (TENANT.CREATE's arguments, without NODE).
+pub(super) fn create_here(ctx: &mut Ctx, a: &[&[u8]]) -> Result<Arc<Tenant>, CmdError> {
     let id = String::from_utf8_lossy(a[1]).into_owned();
     let o = parse_options(&a[2..])?;
     if o.state.is_some() {
@@ -188,8 +198,7 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     }
     persist_tenant(ctx, &t, false);
     tracing::info!(tenant = %id, "tenant created");
-    ctx.out.ok();
-    Ok(())
+    Ok(t)
 }
 
 /// TENANT.UPDATE. With a new POLICY module, everything is checked first,
@@ -327,29 +336,74 @@ fn apply_update(t: &Tenant, o: Options, limits: TenantLimits) {
 }
 
 pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let t = ctx.state.tenants.delete_tenant(&String::from_utf8_lossy(a[1])).map_err(terr)?;
-    if let Some(p) = ctx.state.persistence() {
-        ctx.client.persist_seq = p.log(&crate::persist::Record::TenantDelete(t.id().to_string()));
+    if ctx.state.directory().is_some() {
+        return super::cluster_admin::delete(ctx, a);
     }
-    for c in ctx.state.clients.all() {
-        if c.tenant.lock().as_deref() == Some(t.id()) && c.id != ctx.client.id() {
-            c.request_kill();
-        }
+    delete_here(ctx, a[1])?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Deletes the tenant from this node: its data, its clients, its profile.
+pub(super) fn delete_here(ctx: &mut Ctx, id: &[u8]) -> CmdResult {
+    let t = remove_tenant(ctx.state, &String::from_utf8_lossy(id), ctx.client.id()).map_err(terr)?;
+    if let Some(p) = ctx.state.persistence() {
+        ctx.client.persist_seq = p.aof.seq();
     }
     if ctx.client.tenant.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, &t)) {
         super::cleanup_client(ctx);
         ctx.client.enter(None);
     }
-    t.space.clear();
-    tracing::info!(tenant = %t.id(), "tenant deleted");
-    ctx.out.ok();
     Ok(())
 }
 
+/// Removes a tenant from this node (logged), closes its connections other
+/// than `keep`'s and frees its data.
+pub(super) fn remove_tenant(state: &ServerState, id: &str, keep: u64) -> Result<Arc<Tenant>, TenantError> {
+    let t = state.tenants.delete_tenant(id)?;
+    if let Some(p) = state.persistence() {
+        p.log(&crate::persist::Record::TenantDelete(t.id().to_string()));
+    }
+    for c in state.clients.all() {
+        if c.tenant.lock().as_deref() == Some(t.id()) && c.id != keep {
+            c.request_kill();
+        }
+    }
+    t.space.clear();
+    tracing::info!(tenant = %t.id(), "tenant deleted");
+    Ok(t)
+}
+
 pub fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if a.len() > 1 && is(a[1], "local") {
+        let with_memory = a.len() > 2 && is(a[2], "withmemory");
+        let rest = &a[1 + 1 + with_memory as usize..];
+        let tenants = list_here(ctx, rest)?;
+        if with_memory {
+            ctx.out.array(tenants.len() * 2);
+            for t in &tenants {
+                ctx.out.bulk(t.id().as_bytes());
+                ctx.out.int(t.get_usage().memory_used.min(i64::MAX as u64) as i64);
+            }
+        } else {
+            ctx.out.bulks(tenants.iter().map(|t| t.id().as_bytes()));
+        }
+        return Ok(());
+    }
+    if ctx.state.directory().is_some() {
+        return super::cluster_admin::list(ctx, a);
+    }
+    let tenants = list_here(ctx, &a[1..])?;
+    ctx.out.bulks(tenants.iter().map(|t| t.id().as_bytes()));
+    Ok(())
+}
+
+/// This node's own tenants (not those moved away), filtered as
+/// `[FILTER state|tier|name <value>]` asks.
+pub(super) fn list_here(ctx: &mut Ctx, a: &[&[u8]]) -> Result<Vec<Arc<Tenant>>, CmdError> {
     let filter = match a.len() {
-        1 => None,
-        4 if is(a[1], "filter") => Some((lower(a[2]), a[3])),
+        0 => None,
+        3 if is(a[0], "filter") => Some((lower(a[1]), a[2])),
         _ => return Err(CmdError::Syntax),
     };
     let mut ids = Vec::new();
@@ -361,12 +415,13 @@ pub fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             Some((k, v)) if k == "name" => glob::matches(v, t.profile().name.as_bytes(), true),
             Some(_) => return Err(CmdError::err("FILTER takes state, tier or name")),
         };
-        if keep {
-            ids.push(t.id().to_string());
+        // In a cluster each tenant is listed by its owner only.
+        let elsewhere = ctx.state.directory().is_some() && (t.is_moved() || t.importing.load(Relaxed));
+        if keep && !elsewhere {
+            ids.push(t);
         }
     }
-    ctx.out.bulks(ids.iter().map(|s| s.as_bytes()));
-    Ok(())
+    Ok(ids)
 }
 
 /// Field/value pairs as a flat array (RESP2) or a map (RESP3).
@@ -390,6 +445,11 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if a.len() > 2 {
         return Err(CmdError::Arity("tenant.info".into()));
     }
+    if let Some(id) = a.get(1)
+        && super::cluster_admin::info_elsewhere(ctx, id)?
+    {
+        return Ok(());
+    }
     let t = target(ctx, a.get(1).copied())?;
     let (p, u) = (t.profile(), t.get_usage());
     // A move in progress: its phase, what it has sent, what it has yet to.
@@ -406,6 +466,8 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         ("name", V::S(p.name)),
         ("tier", V::S(p.tier.name().into())),
         ("state", V::S(state)),
+        // The node that serves it, in a cluster ("" on a single node).
+        ("owner", V::S(ctx.state.directory().map(|d| d.node_id().to_string()).unwrap_or_default())),
         // Where it went, once TENANT.MIGRATE moved it ("" while it is here).
         ("moved_to", V::S(t.moved().map(|m| m.addr).unwrap_or_default())),
         ("migration_to", V::S(moving.as_ref().map(|m| m.to.clone()).unwrap_or_default())),
@@ -639,11 +701,11 @@ pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             ctx,
             &[
                 "TENANT <subcommand> [<arg> ...] (also written TENANT.<SUBCOMMAND>). Subcommands are:",
-                "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy] [NOTIFY flags|DEFAULT] [ALERTS p1,p2,...|NONE|DEFAULT]",
+                "CREATE <id> [NAME n] [TIER t] [MEMORY m] [KEYS k] [OPS r] [CONNECTIONS c] [DATABASES d] [PASSWORD p] [EVICTION policy] [NOTIFY flags|DEFAULT] [ALERTS p1,p2,...|NONE|DEFAULT] [NODE <node-id>]",
                 "UPDATE <id> [same options] [POLICY <wasm-bytes>|NONE|ROLLBACK] [CONFIG <bytes>]",
                 "POLICY [<id>]",
                 "DELETE <id>",
-                "LIST [FILTER state|tier|name <value>]",
+                "LIST [LOCAL [WITHMEMORY]] [FILTER state|tier|name <value>]",
                 "INFO [<id>]",
                 "USE <id> / CURRENT / EXIT",
                 "LIMITS SET <id> MEMORY|KEYS|OPS|CONNECTIONS|DATABASES <value>",
@@ -652,7 +714,8 @@ pub fn tenant(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
                 "SUSPEND <id> / ACTIVATE <id>",
                 "STATS [<id>]",
                 "BILLING [<id>]",
-                "MIGRATE <id> <host:port> [AUTH <password>] [TIMEOUT <ms>] [MAXPAUSE <ms>] / MIGRATE <id> ABORT",
+                "MIGRATE <id> <host:port>|<node-id> [AUTH <password>] [TIMEOUT <ms>] [MAXPAUSE <ms>] / MIGRATE <id> ABORT",
+                "NODES / LOCATE <id> / REBALANCE [DRY-RUN] (a cluster's tenant directory)",
             ],
         );
         return Ok(());

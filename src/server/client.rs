@@ -284,6 +284,13 @@ pub struct ClientState {
     /// `TENANT.MIGRATE`): the request was not run; the connection forwards
     /// it, and everything after it, to the tenant's new node.
     pub forward: bool,
+    /// Set by AUTH (or HELLO AUTH) naming a tenant another node owns: the
+    /// request was not run here; the connection asks the owner (see
+    /// `connection::route`).
+    pub route: Option<Route>,
+    /// How many nodes this connection's client passed through before this
+    /// one (TENANT.HOPS, sent by the node that routed it here).
+    pub hops: u8,
     /// MONITOR ran: the client is in its space's (or, for the admin, the
     /// global) list of monitors.
     pub monitor: bool,
@@ -309,6 +316,14 @@ pub enum Offload {
     Allowed,
     Wanted,
     Wait,
+}
+
+/// Where an AUTH goes when its tenant lives on another node.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub tenant: String,
+    pub node: String,
+    pub addr: String,
 }
 
 /// Writes a deferred command's reply.
@@ -341,6 +356,8 @@ impl ClientState {
             reply: ReplyMode::On,
             close_after_reply: false,
             deferred: None,
+            route: None,
+            hops: 0,
             loading: false,
             persist_seq: 0,
             tx_records: Vec::new(),

@@ -54,6 +54,8 @@ enum Next {
     /// The client's tenant has moved to another node: from the request not
     /// yet run on, everything goes there and back (see `forward`).
     Forward,
+    /// AUTH as a tenant another node owns: ask it (see `route`).
+    Route(super::client::Route, Vec<Vec<u8>>),
     Close,
 }
 
@@ -300,6 +302,11 @@ impl Conn {
                     self.forward().await?;
                     return Ok(false);
                 }
+                Next::Route(route, request) => {
+                    if self.route(route, request).await? {
+                        return Ok(false);
+                    }
+                }
                 Next::Block(spec, argv) => {
                     self.flush().await?;
                     if !self.wait_blocked(spec, argv).await? {
@@ -394,6 +401,13 @@ impl Conn {
                     // Not run here and not consumed: it goes to the new node.
                     self.out.buf.truncate(mark);
                     return Next::Forward;
+                }
+                if let Some(route) = self.client.route.take() {
+                    self.out.buf.truncate(mark);
+                    let owned = args.iter().map(|a| a.to_vec()).collect();
+                    drop(args);
+                    self.inbuf.advance(consumed);
+                    return Next::Route(route, owned);
                 }
                 apply_reply_mode(&mut self.client, &mut self.out, mark);
                 if self.client.tracking {
@@ -612,25 +626,44 @@ impl Conn {
     async fn forward_with(&mut self, pending: Option<Vec<Vec<u8>>>) -> std::io::Result<()> {
         self.flush().await?;
         let t = self.client.tenant.clone().expect("a moved tenant's connection");
-        let to = t.moved().expect("moved");
+        let to = self.forward_target(&t);
         self.moving_push(&to.addr).await?;
-        if self.hand_over(t.id(), &to, pending.as_ref()).await {
+        self.forward_to(t.id(), &to, pending, None).await
+    }
+
+    /// Where a moved tenant's clients go: in a cluster, its owner as the
+    /// directory has it (it may have moved on since it left here); else
+    /// where it went from here.
+    fn forward_target(&self, t: &Tenant) -> crate::tenancy::tenant::Moved {
+        if let Some(dir) = self.state.directory()
+            && let Some((l, Some(owner))) = dir.locate(t.id())
+            && l.record.owner != dir.node_id()
+            && owner.alive
+        {
+            return crate::tenancy::tenant::Moved { addr: owner.info.addr, auth: self.state.peer_auth() };
+        }
+        t.moved().expect("moved")
+    }
+
+    /// Serves the client through the tenant's node `to`: hands its socket
+    /// over when that node runs on this machine, else relays both ways over
+    /// `peer` (a connection already serving as the tenant there) or a new one
+    /// given this one's identity and state. Returns when either side closes.
+    async fn forward_to(
+        &mut self,
+        id: &str,
+        to: &crate::tenancy::tenant::Moved,
+        pending: Option<Vec<Vec<u8>>>,
+        peer: Option<super::peer::Peer>,
+    ) -> std::io::Result<()> {
+        if self.hand_over(id, to, pending.as_ref()).await {
             return Ok(());
         }
-        let mut peer = super::peer::Peer::connect(&to.addr, to.auth.as_deref(), FORWARD_TIMEOUT).await?;
-        for request in self.handover_requests(t.id()) {
-            let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
-            let expected = replies_to(&args);
-            peer.stream.write_all(&super::peer::encode(&args)).await?;
-            for _ in 0..expected {
-                if let crate::protocol::Frame::Error(e) =
-                    tokio::time::timeout(FORWARD_TIMEOUT, peer.read()).await.map_err(std::io::Error::other)??
-                {
-                    return Err(std::io::Error::other(format!("forwarding to {}: {e}", to.addr)));
-                }
-            }
-        }
-        tracing::debug!(client = self.client.id(), tenant = %t.id(), to = %to.addr, "forwarding");
+        let mut peer = match peer {
+            Some(p) => p,
+            None => forwarding_connection(to, self.handover_requests(id)).await?,
+        };
+        tracing::debug!(client = self.client.id(), tenant = %id, to = %to.addr, "forwarding");
         let early = peer.take_buffered();
         if !early.is_empty() {
             self.socket.write_all(&early).await?;
@@ -665,6 +698,49 @@ impl Conn {
                 _ = self.client.info.kill.notified() => return Ok(()),
             }
         }
+    }
+
+    /// AUTH (or HELLO ... AUTH) as a tenant that node `route.node` owns: the
+    /// request goes there, on a connection of this node's, and the owner's
+    /// reply is the client's. Accepted, the client is served through the
+    /// owner from then on (true: this connection is done); refused, it goes
+    /// on here as it was.
+    async fn route(&mut self, route: super::client::Route, request: Vec<Vec<u8>>) -> std::io::Result<bool> {
+        self.flush().await?;
+        let name = self.client.info.name.lock().clone();
+        let setup = OwnerSetup { auth: self.state.peer_auth(), hops: self.client.hops + 1, resp3: self.out.resp3, name };
+        let asked = tokio::time::timeout(FORWARD_TIMEOUT, ask_owner(&route, setup, &request)).await;
+        let (peer, reply, accepted) = match asked {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return self.route_failed(&route, &e.to_string()),
+            Err(_) => return self.route_failed(&route, "no answer in time"),
+        };
+        self.socket.write_all(&reply).await?;
+        if !accepted {
+            return Ok(false);
+        }
+        // What the owner's connection is now: the tenant's database 0, and
+        // HELLO's protocol and name.
+        self.client.db = 0;
+        if request[0].eq_ignore_ascii_case(b"hello") {
+            let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
+            self.out.resp3 = args.get(1).is_some_and(|v| *v == b"3");
+            if let Some(i) = args.iter().position(|a| a.eq_ignore_ascii_case(b"setname")) {
+                *self.client.info.name.lock() = String::from_utf8_lossy(args.get(i + 1).copied().unwrap_or_default()).into_owned();
+            }
+        }
+        tracing::debug!(client = self.client.id(), tenant = %route.tenant, node = %route.node, "routing to the tenant's node");
+        let to = crate::tenancy::tenant::Moved { addr: route.addr.clone(), auth: self.state.peer_auth() };
+        self.forward_to(&route.tenant, &to, None, Some(peer)).await?;
+        Ok(true)
+    }
+
+    fn route_failed(&mut self, route: &super::client::Route, why: &str) -> std::io::Result<bool> {
+        self.out.error(&format!(
+            "CLUSTERDOWN tenant '{}' lives on node '{}' ({}), which cannot be reached now: {why}",
+            route.tenant, route.node, route.addr
+        ));
+        Ok(false)
     }
 
     /// Where the tenant went, for a RESP3 client that opted in and
@@ -858,4 +934,56 @@ fn apply_reply_mode(client: &mut ClientState, out: &mut Out, mark: usize) {
         }
         ReplyMode::SkipNext => client.reply = ReplyMode::Skip,
     }
+}
+
+/// What a routed client's connection on its tenant's owner starts with.
+struct OwnerSetup {
+    /// This node's (admin) password there.
+    auth: Option<String>,
+    /// Nodes the client will have passed through.
+    hops: u8,
+    resp3: bool,
+    name: String,
+}
+
+/// Opens a connection to the owner as this node (its admin), says how many
+/// hops the client has made, gives it the client's protocol and name, then
+/// sends the request: that connection, the reply as it came, and whether it
+/// was accepted.
+async fn ask_owner(
+    route: &super::client::Route,
+    setup: OwnerSetup,
+    request: &[Vec<u8>],
+) -> std::io::Result<(super::peer::Peer, BytesMut, bool)> {
+    let mut peer = super::peer::Peer::connect(&route.addr, setup.auth.as_deref(), FORWARD_TIMEOUT).await?;
+    peer.expect_ok(&[b"TENANT.HOPS", setup.hops.to_string().as_bytes()], FORWARD_TIMEOUT).await?;
+    if setup.resp3 && !request[0].eq_ignore_ascii_case(b"hello") {
+        peer.expect_ok(&[b"HELLO", b"3"], FORWARD_TIMEOUT).await?;
+    }
+    if !setup.name.is_empty() {
+        peer.expect_ok(&[b"CLIENT", b"SETNAME", setup.name.as_bytes()], FORWARD_TIMEOUT).await?;
+    }
+    let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
+    peer.stream.write_all(&super::peer::encode(&args)).await?;
+    let (frame, raw) = peer.read_raw().await?;
+    Ok((peer, raw, !matches!(frame, crate::protocol::Frame::Error(_))))
+}
+
+/// A connection to `to` given the tenant's identity and a connection's
+/// state by `setup` (TENANT.BIND, SELECT, ...; see `handover_requests`).
+async fn forwarding_connection(to: &crate::tenancy::tenant::Moved, setup: Vec<Vec<Vec<u8>>>) -> std::io::Result<super::peer::Peer> {
+    let mut peer = super::peer::Peer::connect(&to.addr, to.auth.as_deref(), FORWARD_TIMEOUT).await?;
+    for request in setup {
+        let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
+        let expected = replies_to(&args);
+        peer.stream.write_all(&super::peer::encode(&args)).await?;
+        for _ in 0..expected {
+            if let crate::protocol::Frame::Error(e) =
+                tokio::time::timeout(FORWARD_TIMEOUT, peer.read()).await.map_err(std::io::Error::other)??
+            {
+                return Err(std::io::Error::other(format!("forwarding to {}: {e}", to.addr)));
+            }
+        }
+    }
+    Ok(peer)
 }

@@ -7,6 +7,7 @@
 //! tests start one on port 0.
 
 pub mod client;
+mod cluster_node;
 pub mod connection;
 pub mod handover;
 pub mod peer;
@@ -43,6 +44,9 @@ impl Server {
         }
         let port = listener.local_addr()?.port();
         state.config.write().port = port;
+        if config.cluster.enabled() {
+            cluster_node::join(&state, config, listener.local_addr()?).await?;
+        }
         let metrics = match config.metrics.addr() {
             Some(addr) => {
                 let l =
@@ -109,6 +113,9 @@ impl Server {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         self.state.clients.kill_all();
+        if let Some(dir) = self.state.cluster.get() {
+            dir.shutdown().await;
+        }
         if let Some(p) = self.state.persistence() {
             crate::persist::snapshot::before_exit(&self.state, self.state.exit_save()).await;
             // Everything acknowledged reaches the disk before the process ends.

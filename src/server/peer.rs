@@ -84,6 +84,29 @@ impl Peer {
         }
     }
 
+    /// Reads one reply, with its bytes as they came (to pass on unchanged).
+    pub async fn read_raw(&mut self) -> io::Result<(Frame, BytesMut)> {
+        loop {
+            if let Some((frame, n)) = Frame::decode(&self.buf).map_err(|e| io::Error::other(e.to_string()))? {
+                return Ok((frame, self.buf.split_to(n)));
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// One request on a new connection to `addr` as its admin (`auth`), in
+    /// RESP3 when `resp3`: its reply, as it came.
+    pub async fn ask(addr: &str, auth: Option<&str>, resp3: bool, args: &[&[u8]], timeout: Duration) -> io::Result<(Frame, BytesMut)> {
+        let mut peer = Peer::connect(addr, auth, timeout).await?;
+        if resp3 {
+            peer.expect_ok(&[b"HELLO", b"3"], timeout).await?;
+        }
+        peer.stream.write_all(&encode(args)).await?;
+        tokio::time::timeout(timeout, peer.read_raw()).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    }
+
     /// What was read past the last reply (bytes to pass on as they are).
     pub fn take_buffered(&mut self) -> BytesMut {
         self.buf.split()

@@ -48,6 +48,9 @@ pub struct ServerState {
     /// `[cluster] secret`: also the admin's password, and what this node
     /// sends to another.
     pub cluster_secret: Option<String>,
+    /// The tenant directory shared with other nodes, when `[cluster]`
+    /// names this node and etcd.
+    pub cluster: OnceLock<Arc<crate::cluster::Directory>>,
     /// The global (non-tenant) namespace.
     pub global: Space,
     pub tenants: TenantManager,
@@ -146,6 +149,7 @@ impl ServerState {
         events.set(config.server.notify_keyspace_events, config.server.client_output_buffer_limit.pubsub);
         let state = Arc::new(ServerState {
             cluster_secret: config.cluster.secret.clone().filter(|s| !s.is_empty()),
+            cluster: OnceLock::new(),
             global: Space::with_total(config.server.databases as usize, Some(memory_total.clone()), events.clone()),
             tenants: TenantManager::with_total(
                 TenantConfig { databases: config.server.databases as usize, ..config.tenancy.clone() },
@@ -203,6 +207,18 @@ impl ServerState {
     /// The `Arc` this state lives in.
     pub fn arc(&self) -> Arc<ServerState> {
         self.me.get().and_then(Weak::upgrade).expect("ServerState::new registers itself")
+    }
+
+    /// The tenant directory, when this node is one of many.
+    pub fn directory(&self) -> Option<&Arc<crate::cluster::Directory>> {
+        self.cluster.get()
+    }
+
+    /// What this node authenticates with on another node (as its admin):
+    /// the `[cluster] secret`, or else its own `requirepass` (nodes that
+    /// share one), or nothing (nodes without passwords).
+    pub fn peer_auth(&self) -> Option<String> {
+        self.cluster_secret.clone().or_else(|| self.config.read().requirepass.clone())
     }
 
     pub fn persistence(&self) -> Option<&Arc<Persistence>> {
