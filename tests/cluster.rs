@@ -417,7 +417,9 @@ fn tenants_are_placed_and_reached_from_every_node() {
     assert!(matches!(&e, Frame::Error(m) if m.contains("n9")), "{e}");
     for h in &hs {
         eventually("records reach every node", Duration::from_secs(5), || {
-            owner_of(h.addr, "acme").as_deref() == Some("n2") && owner_of(h.addr, "globex").as_deref() == Some("n1")
+            owner_of(h.addr, "acme").as_deref() == Some("n2")
+                && owner_of(h.addr, "globex").as_deref() == Some("n1")
+                && owner_of(h.addr, "initech").is_some()
         });
     }
     let initech = owner_of(hs[0].addr, "initech").unwrap();
@@ -466,6 +468,23 @@ fn tenants_are_placed_and_reached_from_every_node() {
     }
     let filtered = admin(hs[2].addr, &["TENANT.LIST", "FILTER", "name", "glob*"]);
     assert_eq!(filtered, Frame::Array(vec![common::bulk("globex"), common::bulk("n1")]));
+
+    // Inside MULTI a command that must ask another node is refused in its place.
+    let mut m = Raw::connect(hs[0].addr);
+    assert_eq!(m.cmd(&["MULTI"]), common::ok());
+    assert_eq!(m.cmd(&["TENANT.INFO", "acme"]), Frame::Simple("QUEUED".into()));
+    let exec = m.cmd(&["EXEC"]);
+    assert!(matches!(&exec, Frame::Array(v) if v.len() == 1 && matches!(&v[0], Frame::Error(e) if e.contains("outside MULTI"))), "{exec}");
+    // Operator commands about another node's tenant are that node's.
+    assert_eq!(admin(hs[2].addr, &["TENANT.SUSPEND", "globex"]), common::ok());
+    assert_eq!(common::field(&admin(hs[1].addr, &["TENANT.INFO", "globex"]), "state"), common::bulk("suspended"));
+    assert_eq!(admin(hs[1].addr, &["TENANT.ACTIVATE", "globex"]), common::ok());
+
+    // A record that outlived its tenant (a delete whose record change was
+    // lost) goes with the next TENANT.DELETE.
+    hs[0].state.tenants.delete_tenant("globex").unwrap();
+    assert_eq!(admin(hs[0].addr, &["TENANT.DELETE", "globex"]), common::ok());
+    eventually("globex's record gone", Duration::from_secs(5), || owner_of(hs[2].addr, "globex").is_none());
 
     // Deleted from a node that does not own it: gone everywhere.
     assert_eq!(admin(hs[2].addr, &["TENANT.DELETE", "acme"]), common::ok());
@@ -567,11 +586,12 @@ fn tenants_move_by_node_id_under_load_without_a_failed_request() {
     }
     // A writer through each node, counting what was acknowledged.
     let stop = Arc::new(AtomicBool::new(false));
+    let writing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writers: Vec<_> = hs
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let (stop, addr) = (stop.clone(), h.addr);
+            let (stop, writing, addr) = (stop.clone(), writing.clone(), h.addr);
             std::thread::spawn(move || {
                 let mut c = login_at(addr, "acme");
                 let mut acked = 0i64;
@@ -580,12 +600,16 @@ fn tenants_move_by_node_id_under_load_without_a_failed_request() {
                         Frame::Integer(n) if n == acked + 1 => acked = n,
                         other => panic!("writer {i} got {other} after {acked}"),
                     }
+                    if acked == 1 {
+                        writing.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 acked
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    eventually("every writer wrote once", Duration::from_secs(10), || writing.load(Ordering::Relaxed) == 3);
+    std::thread::sleep(Duration::from_millis(200));
     // Moved by node id, twice, each time asked of a different node.
     let r = admin(hs[0].addr, &["TENANT.MIGRATE", "acme", "n2"]);
     assert_eq!(common::field(&r, "keys"), Frame::Integer(2000 + 3), "{r}");
@@ -606,6 +630,14 @@ fn tenants_move_by_node_id_under_load_without_a_failed_request() {
     assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(2003));
     let info = admin(hs[1].addr, &["TENANT.INFO", "acme"]);
     assert_eq!(common::field(&info, "owner"), common::bulk("n3"), "{info}");
+    // The password is the owner's: changed there (asked of a node the
+    // tenant left), the old one no longer opens it through any node.
+    assert_eq!(admin(hs[0].addr, &["TENANT.UPDATE", "acme", "PASSWORD", "pw2"]), common::ok());
+    for h in &hs {
+        let e = Raw::connect(h.addr).cmd(&["AUTH", "acme", "pw"]);
+        assert!(matches!(&e, Frame::Error(m) if m.starts_with("WRONGPASS")), "{e}");
+        assert_eq!(Raw::connect(h.addr).cmd(&["AUTH", "acme", "pw2"]), common::ok());
+    }
     // Moves by node id are refused to a dead, unknown or the same node.
     let e = admin(hs[2].addr, &["TENANT.MIGRATE", "acme", "n3"]);
     assert!(matches!(&e, Frame::Error(m) if m.contains("this node")), "{e}");
