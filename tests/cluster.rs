@@ -679,3 +679,78 @@ fn rebalance_plans_and_makes_moves_that_even_out_memory() {
     let again = admin(hs[0].addr, &["TENANT.REBALANCE", "DRY-RUN"]);
     assert_eq!(again, Frame::Array(vec![]), "even now");
 }
+
+#[test]
+fn a_watch_cut_off_by_a_compaction_reads_the_directory_again() {
+    let etcd = Etcd::start("compact");
+    let n1 = node(&etcd, "n1");
+    // n2 is a process of its own, so it can be stopped (SIGSTOP) while
+    // etcd moves on and compacts past what its watch has delivered.
+    let (port, dir) = (free_port(), data_dir("cluster-compact-n2"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("ferrite.toml");
+    std::fs::write(&conf, format!("[cluster]\nnode_id = \"n2\"\netcd = [\"{}\"]\n", etcd.endpoint())).unwrap();
+    let log = dir.join("n2.log");
+    /// Killed however the test ends (a stopped process would hold what it
+    /// inherited, such as a build lock, for ever).
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let n2 = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap(), "--appendonly", "no", "--config", conf.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let n2 = Killed(n2);
+    let n2_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    eventually("n1 sees n2", Duration::from_secs(15), || nodes(n1.addr).iter().any(|r| r.id == "n2" && r.alive));
+    let signal = |sig: &str| assert!(Command::new("kill").args([sig, &n2.0.id().to_string()]).status().unwrap().success());
+
+    // More than the watch's socket buffers, HTTP/2 window and etcd's queue
+    // of 128 responses hold, and quick enough (under a second here) that
+    // n2's lease (3 s) outlives the stop.
+    const PUTS: usize = 2000;
+    signal("-STOP");
+    let started = Instant::now();
+    let d1 = directory(&n1);
+    block_on(async {
+        let client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+        // Far more events than a stopped watcher's buffers hold, so etcd
+        // stops sending them; then a record n2 has not seen, and a
+        // compaction past all of it.
+        let mut puts = tokio::task::JoinSet::new();
+        for i in 0..PUTS {
+            let mut c = client.clone();
+            puts.spawn(async move { c.put(format!("/ferrite/filler/{i}"), vec![b'x'; 32 * 1024], None).await.map(|_| ()) });
+        }
+        while let Some(r) = puts.join_next().await {
+            r.unwrap().unwrap();
+        }
+        d1.create_tenant("late", "n1").await.unwrap();
+        let mut c = client.clone();
+        let revision = c.get("/ferrite/", None).await.unwrap().header().unwrap().revision();
+        c.compact(revision, None).await.unwrap();
+    });
+    let stopped = started.elapsed();
+    signal("-CONT");
+    eprintln!("n2 stopped for {stopped:?}");
+    eventually("n2 reads the record made while its watch was cut off", Duration::from_secs(15), || {
+        owner_of(n2_addr, "late").as_deref() == Some("n1")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    drop(n2);
+    let _ = std::fs::remove_dir_all(&dir);
+    // A stop that outlived the lease's margin (a very slow machine) ends
+    // n2's session instead, which reads everything again too.
+    if stopped < Duration::from_millis(2500) {
+        assert!(text.contains("directory watch cancelled; reading it again"), "n2's log:\n{text}");
+    } else {
+        eprintln!("n2 was stopped past its lease's margin: its session ended rather than its watch");
+    }
+}
