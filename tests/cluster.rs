@@ -417,7 +417,9 @@ fn tenants_are_placed_and_reached_from_every_node() {
     assert!(matches!(&e, Frame::Error(m) if m.contains("n9")), "{e}");
     for h in &hs {
         eventually("records reach every node", Duration::from_secs(5), || {
-            owner_of(h.addr, "acme").as_deref() == Some("n2") && owner_of(h.addr, "globex").as_deref() == Some("n1")
+            owner_of(h.addr, "acme").as_deref() == Some("n2")
+                && owner_of(h.addr, "globex").as_deref() == Some("n1")
+                && owner_of(h.addr, "initech").is_some()
         });
     }
     let initech = owner_of(hs[0].addr, "initech").unwrap();
@@ -466,6 +468,23 @@ fn tenants_are_placed_and_reached_from_every_node() {
     }
     let filtered = admin(hs[2].addr, &["TENANT.LIST", "FILTER", "name", "glob*"]);
     assert_eq!(filtered, Frame::Array(vec![common::bulk("globex"), common::bulk("n1")]));
+
+    // Inside MULTI a command that must ask another node is refused in its place.
+    let mut m = Raw::connect(hs[0].addr);
+    assert_eq!(m.cmd(&["MULTI"]), common::ok());
+    assert_eq!(m.cmd(&["TENANT.INFO", "acme"]), Frame::Simple("QUEUED".into()));
+    let exec = m.cmd(&["EXEC"]);
+    assert!(matches!(&exec, Frame::Array(v) if v.len() == 1 && matches!(&v[0], Frame::Error(e) if e.contains("outside MULTI"))), "{exec}");
+    // Operator commands about another node's tenant are that node's.
+    assert_eq!(admin(hs[2].addr, &["TENANT.SUSPEND", "globex"]), common::ok());
+    assert_eq!(common::field(&admin(hs[1].addr, &["TENANT.INFO", "globex"]), "state"), common::bulk("suspended"));
+    assert_eq!(admin(hs[1].addr, &["TENANT.ACTIVATE", "globex"]), common::ok());
+
+    // A record that outlived its tenant (a delete whose record change was
+    // lost) goes with the next TENANT.DELETE.
+    hs[0].state.tenants.delete_tenant("globex").unwrap();
+    assert_eq!(admin(hs[0].addr, &["TENANT.DELETE", "globex"]), common::ok());
+    eventually("globex's record gone", Duration::from_secs(5), || owner_of(hs[2].addr, "globex").is_none());
 
     // Deleted from a node that does not own it: gone everywhere.
     assert_eq!(admin(hs[2].addr, &["TENANT.DELETE", "acme"]), common::ok());
@@ -567,11 +586,12 @@ fn tenants_move_by_node_id_under_load_without_a_failed_request() {
     }
     // A writer through each node, counting what was acknowledged.
     let stop = Arc::new(AtomicBool::new(false));
+    let writing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writers: Vec<_> = hs
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let (stop, addr) = (stop.clone(), h.addr);
+            let (stop, writing, addr) = (stop.clone(), writing.clone(), h.addr);
             std::thread::spawn(move || {
                 let mut c = login_at(addr, "acme");
                 let mut acked = 0i64;
@@ -580,12 +600,16 @@ fn tenants_move_by_node_id_under_load_without_a_failed_request() {
                         Frame::Integer(n) if n == acked + 1 => acked = n,
                         other => panic!("writer {i} got {other} after {acked}"),
                     }
+                    if acked == 1 {
+                        writing.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 acked
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    eventually("every writer wrote once", Duration::from_secs(10), || writing.load(Ordering::Relaxed) == 3);
+    std::thread::sleep(Duration::from_millis(200));
     // Moved by node id, twice, each time asked of a different node.
     let r = admin(hs[0].addr, &["TENANT.MIGRATE", "acme", "n2"]);
     assert_eq!(common::field(&r, "keys"), Frame::Integer(2000 + 3), "{r}");
@@ -606,6 +630,14 @@ fn tenants_move_by_node_id_under_load_without_a_failed_request() {
     assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(2003));
     let info = admin(hs[1].addr, &["TENANT.INFO", "acme"]);
     assert_eq!(common::field(&info, "owner"), common::bulk("n3"), "{info}");
+    // The password is the owner's: changed there (asked of a node the
+    // tenant left), the old one no longer opens it through any node.
+    assert_eq!(admin(hs[0].addr, &["TENANT.UPDATE", "acme", "PASSWORD", "pw2"]), common::ok());
+    for h in &hs {
+        let e = Raw::connect(h.addr).cmd(&["AUTH", "acme", "pw"]);
+        assert!(matches!(&e, Frame::Error(m) if m.starts_with("WRONGPASS")), "{e}");
+        assert_eq!(Raw::connect(h.addr).cmd(&["AUTH", "acme", "pw2"]), common::ok());
+    }
     // Moves by node id are refused to a dead, unknown or the same node.
     let e = admin(hs[2].addr, &["TENANT.MIGRATE", "acme", "n3"]);
     assert!(matches!(&e, Frame::Error(m) if m.contains("this node")), "{e}");
@@ -646,4 +678,79 @@ fn rebalance_plans_and_makes_moves_that_even_out_memory() {
     }
     let again = admin(hs[0].addr, &["TENANT.REBALANCE", "DRY-RUN"]);
     assert_eq!(again, Frame::Array(vec![]), "even now");
+}
+
+#[test]
+fn a_watch_cut_off_by_a_compaction_reads_the_directory_again() {
+    let etcd = Etcd::start("compact");
+    let n1 = node(&etcd, "n1");
+    // n2 is a process of its own, so it can be stopped (SIGSTOP) while
+    // etcd moves on and compacts past what its watch has delivered.
+    let (port, dir) = (free_port(), data_dir("cluster-compact-n2"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("ferrite.toml");
+    std::fs::write(&conf, format!("[cluster]\nnode_id = \"n2\"\netcd = [\"{}\"]\n", etcd.endpoint())).unwrap();
+    let log = dir.join("n2.log");
+    /// Killed however the test ends (a stopped process would hold what it
+    /// inherited, such as a build lock, for ever).
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let n2 = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap(), "--appendonly", "no", "--config", conf.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let n2 = Killed(n2);
+    let n2_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    eventually("n1 sees n2", Duration::from_secs(15), || nodes(n1.addr).iter().any(|r| r.id == "n2" && r.alive));
+    let signal = |sig: &str| assert!(Command::new("kill").args([sig, &n2.0.id().to_string()]).status().unwrap().success());
+
+    // More than the watch's socket buffers, HTTP/2 window and etcd's queue
+    // of 128 responses hold, and quick enough (under a second here) that
+    // n2's lease (3 s) outlives the stop.
+    const PUTS: usize = 2000;
+    signal("-STOP");
+    let started = Instant::now();
+    let d1 = directory(&n1);
+    block_on(async {
+        let client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+        // Far more events than a stopped watcher's buffers hold, so etcd
+        // stops sending them; then a record n2 has not seen, and a
+        // compaction past all of it.
+        let mut puts = tokio::task::JoinSet::new();
+        for i in 0..PUTS {
+            let mut c = client.clone();
+            puts.spawn(async move { c.put(format!("/ferrite/filler/{i}"), vec![b'x'; 32 * 1024], None).await.map(|_| ()) });
+        }
+        while let Some(r) = puts.join_next().await {
+            r.unwrap().unwrap();
+        }
+        d1.create_tenant("late", "n1").await.unwrap();
+        let mut c = client.clone();
+        let revision = c.get("/ferrite/", None).await.unwrap().header().unwrap().revision();
+        c.compact(revision, None).await.unwrap();
+    });
+    let stopped = started.elapsed();
+    signal("-CONT");
+    eprintln!("n2 stopped for {stopped:?}");
+    eventually("n2 reads the record made while its watch was cut off", Duration::from_secs(15), || {
+        owner_of(n2_addr, "late").as_deref() == Some("n1")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    drop(n2);
+    let _ = std::fs::remove_dir_all(&dir);
+    // A stop that outlived the lease's margin (a very slow machine) ends
+    // n2's session instead, which reads everything again too.
+    if stopped < Duration::from_millis(2500) {
+        assert!(text.contains("directory watch cancelled; reading it again"), "n2's log:\n{text}");
+    } else {
+        eprintln!("n2 was stopped past its lease's margin: its session ended rather than its watch");
+    }
 }

@@ -13,6 +13,10 @@ use super::records::{self, MemberInfo, NodeInfo};
 use super::view::Change;
 use super::{RETRY, RPC_TIMEOUT, Shared, TICK, json};
 
+/// The largest response accepted from etcd (a whole directory read; a
+/// watch response, which etcd splits at its request limit when asked).
+const MAX_MESSAGE: usize = 64 << 20;
+
 /// Sessions, one after another, until the directory stops.
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut stop = shared.stop.subscribe();
@@ -180,14 +184,19 @@ async fn register(shared: &Shared, client: &mut Client, lease: i64, last_lease: 
 /// Reads the whole directory into the view, then watches it from the
 /// revision read.
 async fn load(shared: &Shared, client: &mut Client) -> Result<WatchStream, String> {
-    let r = rpc(client.get(records::ROOT, Some(GetOptions::new().with_prefix())))
-        .await
-        .map_err(|e| format!("cannot read the directory: {e}"))?;
+    let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+    let r =
+        rpc(kv.get(records::ROOT, Some(GetOptions::new().with_prefix()))).await.map_err(|e| format!("cannot read the directory: {e}"))?;
     let revision = r.header().map_or(0, |h| h.revision());
     shared.view.write().reload(r.kvs().iter().map(|kv| (kv.key(), kv.value(), kv.mod_revision())), revision);
     shared.changes.send_modify(|n| *n += 1);
-    let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
-    rpc(client.watch(records::ROOT, Some(options))).await.map_err(|e| format!("cannot watch the directory: {e}"))
+    // Fragments: etcd sends a watcher that fell behind many revisions in one
+    // response otherwise, past any fixed limit (a burst of 600 writes of 32 KB
+    // made one of 4.5 MB, over gRPC's default 4 MB, and ended every node's
+    // session).
+    let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_fragment();
+    let mut watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
+    rpc(watch.watch(records::ROOT, Some(options))).await.map_err(|e| format!("cannot watch the directory: {e}"))
 }
 
 fn node_info(shared: &Shared) -> NodeInfo {

@@ -4,6 +4,8 @@
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::cluster::Directory;
+use crate::server::client::Route;
+use crate::tenancy::Tenant;
 
 fn directory(ctx: &Ctx) -> Result<std::sync::Arc<Directory>, CmdError> {
     ctx.state
@@ -64,12 +66,39 @@ pub fn route_to_owner(ctx: &mut Ctx, user: &[u8]) -> Result<bool, CmdError> {
     if node == dir.node_id() {
         return Ok(false);
     }
+    let Some(owner) = owner.filter(|n| n.alive) else { return Err(down(id, &node)) };
+    let auth = ctx.state.peer_auth();
+    set_route(ctx, Route { tenant: id.to_string(), node, addr: owner.info.addr, auth })
+}
+
+/// AUTH as a tenant that has moved away from this node: its password is
+/// its new node's to check (it may have changed there, or the tenant may
+/// be gone), so the request goes there as for a tenant this node never had:
+/// to its owner in the directory, else to where it went from here.
+pub fn route_moved(ctx: &mut Ctx, t: &Tenant) -> Result<bool, CmdError> {
+    let Some(moved) = t.moved() else { return Ok(false) };
+    let id = t.id().to_string();
+    let owner = ctx.state.directory().and_then(|d| d.locate(&id).filter(|(l, _)| l.record.owner != d.node_id()));
+    let route = match owner {
+        Some((l, Some(n))) if n.alive => Route { tenant: id, node: l.record.owner, addr: n.info.addr, auth: ctx.state.peer_auth() },
+        Some((l, _)) => return Err(down(&id, &l.record.owner)),
+        None => Route { tenant: id, node: moved.addr.clone(), addr: moved.addr, auth: moved.auth },
+    };
+    set_route(ctx, route)
+}
+
+pub(super) fn down(id: &str, node: &str) -> CmdError {
+    CmdError::msg(format!("CLUSTERDOWN tenant '{id}' lives on node '{node}', which is down; try again when it is back"))
+}
+
+/// Marks the AUTH being run as one to send to `route` (the connection
+/// does), unless it cannot go: inside MULTI or a script, past the hop limit,
+/// or from a subscribed connection.
+fn set_route(ctx: &mut Ctx, route: Route) -> Result<bool, CmdError> {
+    let (id, node) = (&route.tenant, &route.node);
     if ctx.in_exec || ctx.client.in_script {
         return Err(CmdError::err(format!("tenant '{id}' lives on node '{node}': authenticate as it outside MULTI and scripts")));
     }
-    let Some(owner) = owner.filter(|n| n.alive) else {
-        return Err(CmdError::msg(format!("CLUSTERDOWN tenant '{id}' lives on node '{node}', which is down; try again when it is back")));
-    };
     if ctx.client.hops >= MAX_HOPS {
         return Err(CmdError::msg(format!(
             "TRYAGAIN tenant '{id}' is not reachable within {MAX_HOPS} hops (the nodes' views of the directory disagree for now)"
@@ -78,7 +107,7 @@ pub fn route_to_owner(ctx: &mut Ctx, user: &[u8]) -> Result<bool, CmdError> {
     if ctx.client.subscriptions() > 0 {
         return Err(CmdError::err(format!("tenant '{id}' lives on node '{node}': unsubscribe before authenticating as it")));
     }
-    ctx.client.route = Some(crate::server::client::Route { tenant: id.to_string(), node, addr: owner.info.addr });
+    ctx.client.route = Some(route);
     Ok(true)
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::is;
+use super::cluster::{MAX_HOPS, down};
 use super::{CmdError, CmdResult, Ctx};
 use crate::cluster::{DirError, Directory};
 use crate::protocol::{Frame, Out};
@@ -26,10 +27,6 @@ const MOVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn directory(ctx: &Ctx) -> Arc<Directory> {
     ctx.state.directory().cloned().expect("callers check that this node is in a cluster")
-}
-
-fn down(id: &str, node: &str) -> CmdError {
-    CmdError::msg(format!("CLUSTERDOWN tenant '{id}' lives on node '{node}', which is down; try again when it is back"))
 }
 
 /// The address of the tenant's owner when that is another node (None: this
@@ -46,18 +43,35 @@ fn elsewhere(dir: &Directory, id: &str) -> Result<Option<(String, String)>, CmdE
     }
 }
 
-/// Sends `args` to `node` as its admin and replies with its answer as it came.
-fn relay(ctx: &mut Ctx, node: String, addr: String, args: Vec<Vec<u8>>) {
-    let (auth, resp3) = (ctx.state.peer_auth(), ctx.out.resp3);
+/// Sends `args` to `node` as its admin and replies with its answer as it
+/// came. The request carries how many nodes it passed (TENANT.HOPS), so
+/// nodes whose views disagree cannot pass it round for ever.
+fn relay(ctx: &mut Ctx, node: String, addr: String, args: Vec<Vec<u8>>, timeout: Duration) -> CmdResult {
+    if ctx.client.hops >= MAX_HOPS {
+        return Err(CmdError::msg(format!(
+            "TRYAGAIN node '{node}' is not reachable within {MAX_HOPS} hops (the nodes' views of the directory disagree for now)"
+        )));
+    }
+    let (auth, resp3, hops) = (ctx.state.peer_auth(), ctx.out.resp3, (ctx.client.hops + 1).to_string());
     ctx.client.deferred = Some(Box::pin(async move {
         let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        let answer = Peer::ask(&addr, auth.as_deref(), resp3, &argv, NODE_TIMEOUT).await;
+        let answer = Peer::ask(&addr, auth.as_deref(), resp3, Some(hops.as_bytes()), &argv, timeout).await;
         let reply: DeferredReply = Box::new(move |out: &mut Out| match answer {
             Ok((_, raw)) => out.buf.extend_from_slice(&raw),
             Err(e) => out.error(&format!("ERR node '{node}' ({addr}) did not answer: {e}")),
         });
         reply
     }));
+    Ok(())
+}
+
+/// These commands answer after a round trip to other nodes: not inside
+/// MULTI or a script, whose replies must come in their place.
+fn not_in_transaction(ctx: &Ctx, what: &str) -> CmdResult {
+    if ctx.in_exec || ctx.client.in_script {
+        return Err(CmdError::err(format!("{what} asks other nodes: run it outside MULTI and scripts")));
+    }
+    Ok(())
 }
 
 /// A deferred reply: OK, or the error.
@@ -86,6 +100,7 @@ fn take_node<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, Option<String>), CmdE
 /// it in the directory (conditioned on no record of that id existing); a
 /// refused record undoes the creation.
 pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    not_in_transaction(ctx, "TENANT.CREATE")?;
     let dir = directory(ctx);
     let (rest, node) = take_node(a)?;
     let id = String::from_utf8_lossy(a[1]).into_owned();
@@ -105,8 +120,7 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let addr = dir.node(&owner).map(|n| n.info.addr).unwrap_or_default();
         let mut args: Vec<Vec<u8>> = rest.iter().map(|a| a.to_vec()).collect();
         args.extend([b"NODE".to_vec(), owner.clone().into_bytes()]);
-        relay(ctx, owner, addr, args);
-        return Ok(());
+        return relay(ctx, owner, addr, args, NODE_TIMEOUT);
     }
     let t = super::tenant::create_here(ctx, &rest)?;
     let (state, keep) = (ctx.state.arc(), ctx.client.id());
@@ -131,6 +145,7 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// TENANT.DELETE <id>: by its owner, which deletes it, then its record.
 pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    not_in_transaction(ctx, "TENANT.DELETE")?;
     let dir = directory(ctx);
     let id = String::from_utf8_lossy(a[1]).into_owned();
     let here = ctx.state.tenants.get_tenant(&id).is_ok_and(|t| !t.is_moved() && !t.importing.load(std::sync::atomic::Ordering::Relaxed));
@@ -138,13 +153,15 @@ pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if (!here || record.as_ref().is_some_and(|l| l.record.owner != dir.node_id()))
         && let Some((node, addr)) = elsewhere(&dir, &id)?
     {
-        relay(ctx, node, addr, a.iter().map(|x| x.to_vec()).collect());
-        return Ok(());
+        return relay(ctx, node, addr, a.iter().map(|x| x.to_vec()).collect(), NODE_TIMEOUT);
     }
     if record.is_some() {
         dir.reachable().map_err(|e| CmdError::err(format!("cannot delete tenant '{id}': {e}")))?;
     }
-    super::tenant::delete_here(ctx, a[1])?;
+    // Gone here already (a delete whose record outlived it): the record goes.
+    if here || record.is_none() {
+        super::tenant::delete_here(ctx, a[1])?;
+    }
     let Some(record) = record else {
         ctx.out.ok();
         return Ok(());
@@ -172,6 +189,7 @@ pub fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         reply_owners(ctx.out, &owners);
         return Ok(());
     }
+    not_in_transaction(ctx, "TENANT.LIST FILTER")?;
     let others: Vec<_> = dir.nodes().into_iter().filter(|n| n.alive && n.id != me).collect();
     let mut request: Vec<Vec<u8>> = vec![b"TENANT.LIST".to_vec(), b"LOCAL".to_vec()];
     request.extend(a[1..].iter().map(|x| x.to_vec()));
@@ -180,7 +198,7 @@ pub fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let argv: Vec<&[u8]> = request.iter().map(|x| x.as_slice()).collect();
         let mut failed = None;
         for n in others {
-            match Peer::ask(&n.addr, auth.as_deref(), false, &argv, NODE_TIMEOUT).await {
+            match Peer::ask(&n.addr, auth.as_deref(), false, None, &argv, NODE_TIMEOUT).await {
                 Ok((Frame::Array(ids), _)) => {
                     for id in ids {
                         if let Frame::Bulk(id) = id {
@@ -209,19 +227,22 @@ fn reply_owners(out: &mut Out, owners: &BTreeMap<String, String>) {
     }
 }
 
-/// TENANT.INFO <id> from an operator, for a tenant another node owns: that
-/// node's answer (true); false when this node answers itself.
-pub fn info_elsewhere(ctx: &mut Ctx, id: &[u8]) -> Result<bool, CmdError> {
-    let Some(dir) = ctx.state.directory().cloned() else { return Ok(false) };
+/// An operator's command about tenant `a[1]` when another node owns it
+/// (TENANT.INFO, UPDATE, SUSPEND, MIGRATE, ...): relayed there, and that
+/// node's answer is the reply (true); false when this node answers itself.
+pub fn relayed_to_owner(ctx: &mut Ctx, a: &[&[u8]]) -> Result<bool, CmdError> {
+    let (Some(dir), Some(id)) = (ctx.state.directory().cloned(), a.get(1)) else { return Ok(false) };
     if ctx.client.bound {
         return Ok(false);
     }
-    let id_text = String::from_utf8_lossy(id);
-    if ctx.state.tenants.get_tenant(&id_text).is_ok_and(|t| !t.is_moved()) {
+    let id = String::from_utf8_lossy(id);
+    if ctx.state.tenants.get_tenant(&id).is_ok_and(|t| !t.is_moved()) {
         return Ok(false);
     }
-    let Some((node, addr)) = elsewhere(&dir, &id_text)? else { return Ok(false) };
-    relay(ctx, node, addr, vec![b"TENANT.INFO".to_vec(), id.to_vec()]);
+    let Some((node, addr)) = elsewhere(&dir, &id)? else { return Ok(false) };
+    not_in_transaction(ctx, "a command about another node's tenant")?;
+    let timeout = if is(a[0], "tenant.migrate") { MOVE_TIMEOUT } else { NODE_TIMEOUT };
+    relay(ctx, node, addr, a.iter().map(|x| x.to_vec()).collect(), timeout)?;
     Ok(true)
 }
 
@@ -287,6 +308,7 @@ pub fn rebalance(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let Some(dir) = ctx.state.directory().cloned() else {
         return Err(CmdError::err("this node is not part of a cluster ([cluster] node_id and etcd are not set)"));
     };
+    not_in_transaction(ctx, "TENANT.REBALANCE")?;
     let dry_run = match a.len() {
         1 => false,
         2 if is(a[1], "dry-run") => true,
@@ -302,7 +324,7 @@ pub fn rebalance(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             let addr: BTreeMap<_, _> = nodes.iter().map(|n| (n.id.clone(), n.addr.clone())).collect();
             for m in moves {
                 let request: [&[u8]; 3] = [b"TENANT.MIGRATE", m.tenant.as_bytes(), m.to.as_bytes()];
-                let result = match Peer::ask(&addr[&m.from], auth.as_deref(), false, &request, MOVE_TIMEOUT).await {
+                let result = match Peer::ask(&addr[&m.from], auth.as_deref(), false, None, &request, MOVE_TIMEOUT).await {
                     Ok((Frame::Error(e), _)) => e,
                     Ok(_) => "ok".to_string(),
                     Err(e) => format!("node '{}' did not answer: {e}", m.from),
@@ -342,7 +364,7 @@ async fn plan(nodes: &[crate::cluster::NodeSummary], auth: Option<&str>) -> Resu
     let mut tenants = Vec::new();
     for n in nodes {
         let request: [&[u8]; 3] = [b"TENANT.LIST", b"LOCAL", b"WITHMEMORY"];
-        let answer = Peer::ask(&n.addr, auth, false, &request, NODE_TIMEOUT).await;
+        let answer = Peer::ask(&n.addr, auth, false, None, &request, NODE_TIMEOUT).await;
         let Ok((Frame::Array(items), _)) = answer else {
             return Err(format!("node '{}' ({}) did not list its tenants: {answer:?}", n.id, n.addr));
         };

@@ -43,7 +43,12 @@ pub fn echo(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> Result<Option<Arc<Tenant>>, CmdError> {
     let tenant =
         (user != b"default").then(|| std::str::from_utf8(user).ok().and_then(|id| ctx.state.tenants.get_tenant(id).ok())).flatten();
-    if tenant.is_none() && user != b"default" && super::cluster::route_to_owner(ctx, user)? {
+    let routed = match &tenant {
+        None if user != b"default" => super::cluster::route_to_owner(ctx, user)?,
+        Some(t) if t.is_moved() => super::cluster::route_moved(ctx, t)?,
+        _ => false,
+    };
+    if routed {
         // The owner checks the password (and counts failures).
         return Ok(None);
     }

@@ -32,6 +32,9 @@ const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
 /// TENANT.MIGRATE <id> <host:port> [AUTH <password>] [TIMEOUT <ms>].
 pub fn migrate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     let t = ctx.state.tenants.get_tenant(&String::from_utf8_lossy(a[1])).map_err(|e| CmdError::msg(e.to_string()))?;
     if a.len() == 3 && is(a[2], "abort") {
         let Some(m) = t.migration.lock().clone() else {
@@ -232,19 +235,19 @@ async fn copy_and_commit(
             progress.bytes_sent.fetch_add(n, Relaxed);
             progress.lag_bytes.store(0, Relaxed);
         }
-        let mut owned = None;
-        if let Some(((dir, node), moving)) = directory {
-            phase("directory")?;
-            owned = Some(directory::give(dir, &id, moving, node).await.map_err(|e| ("directory", e))?);
-        }
-        phase("commit")?;
-        let committed = peer.expect_ok(&[b"TENANT.IMPORT", id.as_bytes(), b"COMMIT"], timeout).await;
-        if let Err(e) = committed {
-            if let (Some(((dir, _), _)), Some(owned)) = (directory, &owned) {
-                // The directory gave it away: take it back, or nobody serves it.
-                directory::take_back(dir, &id, owned).await.map_err(|why| ("commit", format!("{e}; and {why}")))?;
+        match directory {
+            None => {
+                phase("commit")?;
+                peer.expect_ok(&[b"TENANT.IMPORT", id.as_bytes(), b"COMMIT"], timeout).await.map_err(|e| ("commit", e.to_string()))?;
             }
-            return Err(("commit", e.to_string()));
+            Some(((dir, node), moving)) => {
+                phase("directory")?;
+                let owned = directory::give(dir, &id, moving, node).await.map_err(|e| ("directory", e))?;
+                // Decided: ABORT no longer applies; the target commits, or the
+                // directory takes the tenant back.
+                *progress.phase.lock() = "commit";
+                commit_or_take_back(&mut peer, dir, &id, &owned, timeout).await?;
+            }
         }
         Ok(())
     }
@@ -263,6 +266,33 @@ async fn copy_and_commit(
         duration_ms: started.elapsed().as_millis() as u64,
         write_pause_ms: paused.map_or(0, |p| p.elapsed().as_millis() as u64),
     })
+}
+
+/// After the directory gave the tenant to the target: its COMMIT, or else
+/// the record taken back (the move then fails and the target discards its
+/// copy). The tenant's writes stay held until one of them works: whichever
+/// it is, one node must serve every one of them.
+async fn commit_or_take_back(
+    peer: &mut Peer,
+    dir: &crate::cluster::Directory,
+    id: &str,
+    owned: &crate::cluster::Located,
+    timeout: Duration,
+) -> Result<(), (&'static str, String)> {
+    loop {
+        let refused = match peer.expect_ok(&[b"TENANT.IMPORT", id.as_bytes(), b"COMMIT"], timeout).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        match directory::take_back(dir, id, owned).await {
+            directory::TakeBack::Done => return Err(("commit", refused)),
+            directory::TakeBack::Lost(why) => return Err(("commit", format!("{refused}; and {why}"))),
+            directory::TakeBack::Retry(why) => {
+                tracing::warn!(tenant = %id, "the target did not commit ({refused}) and the directory still gives it the tenant ({why}); trying both again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 /// Streams the tenant's copy to the target, piece by piece as the copy

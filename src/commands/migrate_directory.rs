@@ -49,14 +49,29 @@ pub async fn give(dir: &Directory, id: &str, moving: &Located, node: &str) -> Re
     }
 }
 
+/// How taking a tenant back went.
+pub enum TakeBack {
+    Done,
+    /// etcd did not answer: try again.
+    Retry(String),
+    /// Somebody else changed the record meanwhile: it is not the move's to
+    /// take back.
+    Lost(String),
+}
+
 /// The target refused the COMMIT after the directory gave it the tenant:
 /// this node takes it back (one epoch more).
-pub async fn take_back(dir: &Directory, id: &str, owned: &Located) -> Result<(), String> {
+pub async fn take_back(dir: &Directory, id: &str, owned: &Located) -> TakeBack {
     let record = TenantRecord { owner: dir.node_id().to_string(), epoch: owned.record.epoch, state: TenantState::Active };
     match dir.update_tenant(id, owned, record).await {
-        Ok(_) => Ok(()),
-        Err(DirError::Unknown(why)) => settle(dir, id, dir.node_id(), &why).await.map(|_| ()),
-        Err(e) => Err(format!("the directory still gives it to the target: {e}")),
+        Ok(_) => TakeBack::Done,
+        Err(e @ (DirError::Unreachable(_) | DirError::Unknown(_))) => match dir.read_tenant(id).await {
+            Ok(Some(l)) if l.record.owner == dir.node_id() => TakeBack::Done,
+            Ok(Some(l)) if l.revision == owned.revision => TakeBack::Retry(e.to_string()),
+            Ok(_) => TakeBack::Lost(format!("the directory record changed meanwhile ({e})")),
+            Err(_) => TakeBack::Retry(e.to_string()),
+        },
+        Err(e) => TakeBack::Lost(e.to_string()),
     }
 }
 

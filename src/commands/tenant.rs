@@ -206,6 +206,9 @@ pub(super) fn create_here(ctx: &mut Ctx, a: &[&[u8]]) -> Result<Arc<Tenant>, Cmd
 /// the other options applied and the module swapped in: the reply reports
 /// all or nothing.
 pub fn update(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     let t = named(ctx, a[1])?;
     let mut o = parse_options(&a[2..])?;
     let m = &ctx.state.tenants;
@@ -445,9 +448,7 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     if a.len() > 2 {
         return Err(CmdError::Arity("tenant.info".into()));
     }
-    if let Some(id) = a.get(1)
-        && super::cluster_admin::info_elsewhere(ctx, id)?
-    {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
         return Ok(());
     }
     let t = target(ctx, a.get(1).copied())?;
@@ -503,6 +504,9 @@ pub fn info(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 /// TENANT.POLICY [<id>]: the tenant's policy module and how it has fared.
 pub fn policy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     if a.len() > 2 {
         return Err(CmdError::Arity("tenant.policy".into()));
     }
@@ -554,6 +558,9 @@ pub fn exit(ctx: &mut Ctx, _a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn limits_set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     let t = named(ctx, a[1])?;
     let o = parse_options(&a[2..])?;
     let other = o.name.is_some() || o.tier.is_some() || o.password.is_some() || o.eviction.is_some() || o.state.is_some();
@@ -568,6 +575,9 @@ pub fn limits_set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn limits_get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     let t = target(ctx, a.get(1).copied())?;
     let l = t.limits();
     let fields = [
@@ -582,6 +592,9 @@ pub fn limits_get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn quota(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     let t = target(ctx, a.get(1).copied())?;
     let u: Usage = t.get_usage();
     let rows = [
@@ -614,14 +627,23 @@ fn set_state(ctx: &mut Ctx, id: &[u8], to: TenantState) -> CmdResult {
 }
 
 pub fn suspend(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     set_state(ctx, a[1], TenantState::Suspended)
 }
 
 pub fn activate(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     set_state(ctx, a[1], TenantState::Active)
 }
 
 pub fn stats(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     if !ctx.state.tenants.config().metrics_enabled {
         return Err(CmdError::err("tenant metrics are disabled ([tenancy] metrics_enabled = false)"));
     }
@@ -658,6 +680,9 @@ pub fn stats(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn billing(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
+    if super::cluster_admin::relayed_to_owner(ctx, a)? {
+        return Ok(());
+    }
     if !ctx.state.tenants.config().billing_enabled {
         return Err(CmdError::err("billing is disabled ([tenancy] billing_enabled = false)"));
     }

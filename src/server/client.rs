@@ -322,8 +322,11 @@ pub enum Offload {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub tenant: String,
+    /// The node's id (or, for a tenant moved without a directory, its address).
     pub node: String,
     pub addr: String,
+    /// This node's admin password there.
+    pub auth: Option<String>,
 }
 
 /// Writes a deferred command's reply.

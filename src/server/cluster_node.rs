@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::state::ServerState;
-use crate::cluster::{DirError, Directory};
+use crate::cluster::{DirError, Directory, TenantState};
 use crate::config::Config;
 use crate::tenancy::tenant::Moved;
 
@@ -86,7 +86,9 @@ async fn reconcile(state: &Arc<ServerState>, dir: &Directory) {
                 Err(DirError::Exists { .. }) => {}
                 Err(e) => tracing::warn!(tenant = %t.id(), "cannot record this node's tenant: {e}"),
             },
-            Some((l, Some(owner))) if l.record.owner != dir.node_id() => {
+            // (Not while the record says "moving": a target that just
+            // committed may see it before the cut-over reaches its view.)
+            Some((l, Some(owner))) if l.record.owner != dir.node_id() && l.record.state != TenantState::Moving => {
                 tracing::warn!(tenant = %t.id(), owner = %l.record.owner, "the directory gives this tenant to another node; forwarding its clients there");
                 if let Some(p) = state.persistence() {
                     p.log(&crate::persist::Record::Moved { tenant: t.id().to_string(), to: owner.info.addr.clone() });

@@ -708,7 +708,7 @@ impl Conn {
     async fn route(&mut self, route: super::client::Route, request: Vec<Vec<u8>>) -> std::io::Result<bool> {
         self.flush().await?;
         let name = self.client.info.name.lock().clone();
-        let setup = OwnerSetup { auth: self.state.peer_auth(), hops: self.client.hops + 1, resp3: self.out.resp3, name };
+        let setup = OwnerSetup { auth: route.auth.clone(), hops: self.client.hops + 1, resp3: self.out.resp3, name };
         let asked = tokio::time::timeout(FORWARD_TIMEOUT, ask_owner(&route, setup, &request)).await;
         let (peer, reply, accepted) = match asked {
             Ok(Ok(answer)) => answer,
@@ -730,7 +730,7 @@ impl Conn {
             }
         }
         tracing::debug!(client = self.client.id(), tenant = %route.tenant, node = %route.node, "routing to the tenant's node");
-        let to = crate::tenancy::tenant::Moved { addr: route.addr.clone(), auth: self.state.peer_auth() };
+        let to = crate::tenancy::tenant::Moved { addr: route.addr.clone(), auth: route.auth.clone() };
         self.forward_to(&route.tenant, &to, None, Some(peer)).await?;
         Ok(true)
     }

@@ -97,9 +97,20 @@ impl Peer {
     }
 
     /// One request on a new connection to `addr` as its admin (`auth`), in
-    /// RESP3 when `resp3`: its reply, as it came.
-    pub async fn ask(addr: &str, auth: Option<&str>, resp3: bool, args: &[&[u8]], timeout: Duration) -> io::Result<(Frame, BytesMut)> {
+    /// RESP3 when `resp3`, after TENANT.HOPS `hops` when given: its reply,
+    /// as it came.
+    pub async fn ask(
+        addr: &str,
+        auth: Option<&str>,
+        resp3: bool,
+        hops: Option<&[u8]>,
+        args: &[&[u8]],
+        timeout: Duration,
+    ) -> io::Result<(Frame, BytesMut)> {
         let mut peer = Peer::connect(addr, auth, timeout).await?;
+        if let Some(n) = hops {
+            peer.expect_ok(&[b"TENANT.HOPS", n], timeout).await?;
+        }
         if resp3 {
             peer.expect_ok(&[b"HELLO", b"3"], timeout).await?;
         }
