@@ -754,3 +754,36 @@ fn a_watch_cut_off_by_a_compaction_reads_the_directory_again() {
         eprintln!("n2 was stopped past its lease's margin: its session ended rather than its watch");
     }
 }
+
+#[test]
+fn a_nodes_own_tenants_and_their_records_are_made_to_agree() {
+    use ferrite::tenancy::{TenantLimits, TenantTier};
+    let etcd = Etcd::start("reconcile");
+    let (n1, n2) = (node(&etcd, "n1"), node(&etcd, "n2"));
+    all_alive(&[&n1, &n2], &["n1", "n2"]);
+    assert_eq!(admin(n1.addr, &["TENANT.CREATE", "acme", "PASSWORD", "pw", "NODE", "n1"]), common::ok());
+    eventually("acme's record reaches n2", Duration::from_secs(5), || owner_of(n2.addr, "acme").is_some());
+    let mut c = login_at(n1.addr, "acme");
+    assert_eq!(c.cmd(&["SET", "k", "n1's"]), common::ok());
+    // Tenants n2 has that the directory does not say it owns: one with no
+    // record (made before it joined) and a stale copy of acme (as a node
+    // that died between a move's cut-over and its note of it keeps).
+    let make = |id: &str| {
+        let t = n2.state.tenants.create_with(id, None, TenantTier::Free, TenantLimits::default(), Some(b"pw"), "noeviction").unwrap();
+        let mut c = Raw::connect(n2.addr);
+        assert_eq!(c.cmd(&["TENANT.USE", id]), common::ok());
+        assert_eq!(c.cmd(&["SET", "k", "n2's"]), common::ok());
+        t
+    };
+    let (solo, stale) = (make("solo"), make("acme"));
+    // Any change to the directory sets n2 reconciling.
+    assert_eq!(admin(n1.addr, &["TENANT.CREATE", "other", "NODE", "n1"]), common::ok());
+    eventually("solo recorded as n2's", Duration::from_secs(5), || owner_of(n1.addr, "solo").as_deref() == Some("n2"));
+    eventually("the stale copy gives way", Duration::from_secs(5), || stale.is_moved());
+    assert_eq!(stale.get_usage().keys, 0, "its data is gone");
+    assert_eq!(solo.get_usage().keys, 1);
+    // Through n2, acme is n1's (and its password n1's to check).
+    let mut c = login_at(n2.addr, "acme");
+    assert_eq!(c.cmd(&["GET", "k"]), common::bulk("n1's"));
+    assert_eq!(login_at(n1.addr, "solo").cmd(&["GET", "k"]), common::bulk("n2's"));
+}

@@ -421,7 +421,7 @@ async fn send_writes(peer: &mut Peer, id: &str, tapped: Vec<u8>, timeout: Durati
 /// space's exclusive lock, so no command of it runs on half of it), its
 /// data goes, and the log says where it went, so a restart forwards its
 /// connections instead of bringing it back as the owner.
-fn cut_over(state: &ServerState, t: &Tenant, to: &Moved) {
+pub fn cut_over(state: &ServerState, t: &Tenant, to: &Moved) {
     let _alone = t.space.lock_exclusive();
     t.set_moved(to.clone());
     t.space.clear();

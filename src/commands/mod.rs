@@ -55,6 +55,7 @@ mod zsets;
 
 pub use dispatch::execute;
 pub use error::{CmdError, CmdResult};
+pub use migrate::cut_over;
 pub use table::{COMMANDS, lookup};
 
 use crate::protocol::Out;

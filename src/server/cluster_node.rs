@@ -73,8 +73,8 @@ async fn reconcile_on_changes(
 /// Makes this node's tenants agree with their records: a tenant with no
 /// record (made before this node joined, or while etcd did not answer) is
 /// recorded as this node's; one whose record names another owner (this
-/// node died between a move's cut-over and its note of it) forwards its
-/// clients to that owner. Tenants moving in or out are the move's business.
+/// node died between a move's cut-over and its note of it) is cut over as
+/// the move would have: its clients forward to that owner, its data goes. Tenants moving in or out are the move's business.
 async fn reconcile(state: &Arc<ServerState>, dir: &Directory) {
     for t in state.tenants.list() {
         if t.importing.load(Relaxed) || t.migration.lock().is_some() || t.is_moved() {
@@ -90,10 +90,12 @@ async fn reconcile(state: &Arc<ServerState>, dir: &Directory) {
             // committed may see it before the cut-over reaches its view.)
             Some((l, Some(owner))) if l.record.owner != dir.node_id() && l.record.state != TenantState::Moving => {
                 tracing::warn!(tenant = %t.id(), owner = %l.record.owner, "the directory gives this tenant to another node; forwarding its clients there");
-                if let Some(p) = state.persistence() {
-                    p.log(&crate::persist::Record::Moved { tenant: t.id().to_string(), to: owner.info.addr.clone() });
-                }
-                t.set_moved(Moved { addr: owner.info.addr, auth: state.peer_auth() });
+                // As a move's cut-over: what is here is not the tenant's
+                // data any more, and the log says so for restarts. (On the
+                // blocking pool: it waits for the tenant's running command.)
+                let to = Moved { addr: owner.info.addr, auth: state.peer_auth() };
+                let (state, t) = (state.clone(), t.clone());
+                let _ = tokio::task::spawn_blocking(move || crate::commands::cut_over(&state, &t, &to)).await;
             }
             _ => {}
         }
