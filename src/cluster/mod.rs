@@ -174,14 +174,24 @@ impl Directory {
         self.shared.view.read().nodes.get(id).cloned()
     }
 
-    /// The live node with the most free memory (ties: the smallest id).
+    /// The live node with the most free memory (see [`View::roomiest`]).
     pub fn roomiest_node(&self) -> Option<String> {
-        let v = self.shared.view.read();
-        v.nodes
-            .iter()
-            .filter(|(_, n)| n.alive)
-            .max_by(|a, b| a.1.info.memory_free.cmp(&b.1.info.memory_free).then(b.0.cmp(a.0)))
-            .map(|(id, _)| id.clone())
+        self.shared.view.read().roomiest()
+    }
+
+    /// Where a tenant lives when that is another node: `Ok((node, addr))`
+    /// while that node is alive, `Err(node)` while it is down. None when
+    /// this node owns it or it has no record.
+    pub fn elsewhere(&self, tenant: &str) -> Option<Result<(String, String), String>> {
+        let (located, owner) = self.locate(tenant)?;
+        let node = located.record.owner;
+        if node == self.node_id() {
+            return None;
+        }
+        Some(match owner.filter(|n| n.alive) {
+            Some(n) => Ok((node, n.info.addr)),
+            None => Err(node),
+        })
     }
 
     /// A tenant's record as etcd has it now (not the view): what a move

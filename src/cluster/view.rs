@@ -131,6 +131,13 @@ impl View {
         }
     }
 
+    /// The live node with the most free memory (ties: the smallest id): where
+    /// a new tenant goes unless told.
+    pub fn roomiest(&self) -> Option<String> {
+        let live = self.nodes.iter().filter(|(_, n)| n.alive);
+        live.max_by(|a, b| a.1.info.memory_free.cmp(&b.1.info.memory_free).then(b.0.cmp(a.0))).map(|(id, _)| id.clone())
+    }
+
     /// Tenants whose record names `node` as owner.
     pub fn tenants_of(&self, node: &str) -> usize {
         self.tenants.values().filter(|l| l.record.owner == node).count()
@@ -164,6 +171,20 @@ mod tests {
         v.reload(std::iter::empty(), 9);
         assert!(!v.nodes["n1"].alive);
         assert_eq!(v.revision, 9);
+    }
+
+    #[test]
+    fn new_tenants_go_to_the_live_node_with_most_room() {
+        let mut v = View::default();
+        assert_eq!(v.roomiest(), None);
+        for (id, free, rev) in [("n1", 50, 2), ("n2", 90, 3), ("n3", 90, 4), ("n4", 500, 5)] {
+            let info = NodeInfo { addr: format!("{id}:1"), memory_used: 0, memory_free: free };
+            v.apply(Change::Put { key: node_key(id).as_bytes(), value: &json(&info), revision: rev });
+        }
+        assert_eq!(v.roomiest().as_deref(), Some("n4"));
+        // Dead: never chosen. A tie goes to the smaller id.
+        v.apply(Change::Delete { key: node_key("n4").as_bytes(), revision: 6 });
+        assert_eq!(v.roomiest().as_deref(), Some("n2"));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use crate::cluster::Directory;
 use crate::server::client::Route;
 use crate::tenancy::Tenant;
 
-fn directory(ctx: &Ctx) -> Result<std::sync::Arc<Directory>, CmdError> {
+/// This node's directory, or the error for a node on its own.
+pub(super) fn directory(ctx: &Ctx) -> Result<std::sync::Arc<Directory>, CmdError> {
     ctx.state
         .cluster
         .get()
@@ -61,14 +62,10 @@ pub const MAX_HOPS: u8 = 2;
 pub fn route_to_owner(ctx: &mut Ctx, user: &[u8]) -> Result<bool, CmdError> {
     let Some(dir) = ctx.state.directory() else { return Ok(false) };
     let Ok(id) = std::str::from_utf8(user) else { return Ok(false) };
-    let Some((located, owner)) = dir.locate(id) else { return Ok(false) };
-    let node = located.record.owner;
-    if node == dir.node_id() {
-        return Ok(false);
-    }
-    let Some(owner) = owner.filter(|n| n.alive) else { return Err(down(id, &node)) };
+    let Some(owner) = dir.elsewhere(id) else { return Ok(false) };
+    let (node, addr) = owner.map_err(|node| down(id, &node))?;
     let auth = ctx.state.peer_auth();
-    set_route(ctx, Route { tenant: id.to_string(), node, addr: owner.info.addr, auth })
+    set_route(ctx, Route { tenant: id.to_string(), node, addr, auth })
 }
 
 /// AUTH as a tenant that has moved away from this node: its password is
@@ -78,13 +75,17 @@ pub fn route_to_owner(ctx: &mut Ctx, user: &[u8]) -> Result<bool, CmdError> {
 pub fn route_moved(ctx: &mut Ctx, t: &Tenant) -> Result<bool, CmdError> {
     let Some(moved) = t.moved() else { return Ok(false) };
     let id = t.id().to_string();
-    let owner = ctx.state.directory().and_then(|d| d.locate(&id).filter(|(l, _)| l.record.owner != d.node_id()));
-    let route = match owner {
-        Some((l, Some(n))) if n.alive => Route { tenant: id, node: l.record.owner, addr: n.info.addr, auth: ctx.state.peer_auth() },
-        Some((l, _)) => return Err(down(&id, &l.record.owner)),
+    let route = match ctx.state.directory().and_then(|d| d.elsewhere(&id)) {
+        Some(Ok((node, addr))) => Route { tenant: id, node, addr, auth: ctx.state.peer_auth() },
+        Some(Err(node)) => return Err(down(&id, &node)),
         None => Route { tenant: id, node: moved.addr.clone(), addr: moved.addr, auth: moved.auth },
     };
     set_route(ctx, route)
+}
+
+/// What a request that already passed [`MAX_HOPS`] nodes gets.
+pub(super) fn too_many_hops(what: &str) -> CmdError {
+    CmdError::msg(format!("TRYAGAIN {what} is not reachable within {MAX_HOPS} hops (the nodes' views of the directory disagree for now)"))
 }
 
 pub(super) fn down(id: &str, node: &str) -> CmdError {
@@ -100,9 +101,7 @@ fn set_route(ctx: &mut Ctx, route: Route) -> Result<bool, CmdError> {
         return Err(CmdError::err(format!("tenant '{id}' lives on node '{node}': authenticate as it outside MULTI and scripts")));
     }
     if ctx.client.hops >= MAX_HOPS {
-        return Err(CmdError::msg(format!(
-            "TRYAGAIN tenant '{id}' is not reachable within {MAX_HOPS} hops (the nodes' views of the directory disagree for now)"
-        )));
+        return Err(too_many_hops(&format!("tenant '{id}'")));
     }
     if ctx.client.subscriptions() > 0 {
         return Err(CmdError::err(format!("tenant '{id}' lives on node '{node}': unsubscribe before authenticating as it")));

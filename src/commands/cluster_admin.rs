@@ -9,11 +9,10 @@
 //! was; a tenant whose owner is down gets an error naming the node.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::is;
-use super::cluster::{MAX_HOPS, down};
+use super::cluster::{MAX_HOPS, directory, down, too_many_hops};
 use super::{CmdError, CmdResult, Ctx};
 use crate::cluster::{DirError, Directory};
 use crate::protocol::{Frame, Out};
@@ -25,22 +24,10 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a move that TENANT.REBALANCE starts may take.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn directory(ctx: &Ctx) -> Arc<Directory> {
-    ctx.state.directory().cloned().expect("callers check that this node is in a cluster")
-}
-
 /// The address of the tenant's owner when that is another node (None: this
 /// one, or no record); an error when the owner is down.
 fn elsewhere(dir: &Directory, id: &str) -> Result<Option<(String, String)>, CmdError> {
-    let Some((located, owner)) = dir.locate(id) else { return Ok(None) };
-    let node = located.record.owner;
-    if node == dir.node_id() {
-        return Ok(None);
-    }
-    match owner.filter(|n| n.alive) {
-        Some(n) => Ok(Some((node, n.info.addr))),
-        None => Err(down(id, &node)),
-    }
+    dir.elsewhere(id).transpose().map_err(|node| down(id, &node))
 }
 
 /// Sends `args` to `node` as its admin and replies with its answer as it
@@ -48,9 +35,7 @@ fn elsewhere(dir: &Directory, id: &str) -> Result<Option<(String, String)>, CmdE
 /// nodes whose views disagree cannot pass it round for ever.
 fn relay(ctx: &mut Ctx, node: String, addr: String, args: Vec<Vec<u8>>, timeout: Duration) -> CmdResult {
     if ctx.client.hops >= MAX_HOPS {
-        return Err(CmdError::msg(format!(
-            "TRYAGAIN node '{node}' is not reachable within {MAX_HOPS} hops (the nodes' views of the directory disagree for now)"
-        )));
+        return Err(too_many_hops(&format!("node '{node}'")));
     }
     let (auth, resp3, hops) = (ctx.state.peer_auth(), ctx.out.resp3, (ctx.client.hops + 1).to_string());
     ctx.client.deferred = Some(Box::pin(async move {
@@ -83,7 +68,7 @@ fn ok_or_error(result: Result<(), String>) -> DeferredReply {
 }
 
 /// TENANT.CREATE's arguments without `NODE <id>`, and that node.
-fn take_node<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, Option<String>), CmdError> {
+fn take_node<'a>(a: &[&'a [u8]]) -> (Vec<&'a [u8]>, Option<String>) {
     let mut rest = a[..2.min(a.len())].to_vec();
     let mut node = None;
     for pair in a[2..].chunks(2) {
@@ -92,7 +77,7 @@ fn take_node<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, Option<String>), CmdE
             _ => rest.extend_from_slice(pair),
         }
     }
-    Ok((rest, node))
+    (rest, node)
 }
 
 /// TENANT.CREATE <id> ... [NODE <node-id>]: on the named node, else on the
@@ -101,8 +86,8 @@ fn take_node<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, Option<String>), CmdE
 /// refused record undoes the creation.
 pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     not_in_transaction(ctx, "TENANT.CREATE")?;
-    let dir = directory(ctx);
-    let (rest, node) = take_node(a)?;
+    let dir = directory(ctx)?;
+    let (rest, node) = take_node(a);
     let id = String::from_utf8_lossy(a[1]).into_owned();
     if let Some((l, _)) = dir.locate(&id) {
         return Err(CmdError::err(format!("tenant '{id}' already exists (owner: node '{}')", l.record.owner)));
@@ -146,7 +131,7 @@ pub fn create(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// TENANT.DELETE <id>: by its owner, which deletes it, then its record.
 pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     not_in_transaction(ctx, "TENANT.DELETE")?;
-    let dir = directory(ctx);
+    let dir = directory(ctx)?;
     let id = String::from_utf8_lossy(a[1]).into_owned();
     let here = ctx.state.tenants.get_tenant(&id).is_ok_and(|t| !t.is_moved() && !t.importing.load(std::sync::atomic::Ordering::Relaxed));
     let record = dir.locate(&id).map(|(l, _)| l);
@@ -178,7 +163,7 @@ pub fn delete(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// directory (tenants of nodes that are down included); with one, each live
 /// node answers for its own.
 pub fn list(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let dir = directory(ctx);
+    let dir = directory(ctx)?;
     let me = dir.node_id().to_string();
     let own = super::tenant::list_here(ctx, &a[1..])?;
     let mut owners: BTreeMap<String, String> = own.iter().map(|t| (t.id().to_string(), me.clone())).collect();
@@ -305,9 +290,7 @@ pub fn plan_moves(nodes: &[(String, u64)], tenants: &[(String, String, u64)]) ->
 /// Replies with the moves, each a map: tenant, from, to, bytes and, when
 /// carried out, result ("ok" or the error).
 pub fn rebalance(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let Some(dir) = ctx.state.directory().cloned() else {
-        return Err(CmdError::err("this node is not part of a cluster ([cluster] node_id and etcd are not set)"));
-    };
+    let dir = directory(ctx)?;
     not_in_transaction(ctx, "TENANT.REBALANCE")?;
     let dry_run = match a.len() {
         1 => false,

@@ -635,12 +635,8 @@ impl Conn {
     /// directory has it (it may have moved on since it left here); else
     /// where it went from here.
     fn forward_target(&self, t: &Tenant) -> crate::tenancy::tenant::Moved {
-        if let Some(dir) = self.state.directory()
-            && let Some((l, Some(owner))) = dir.locate(t.id())
-            && l.record.owner != dir.node_id()
-            && owner.alive
-        {
-            return crate::tenancy::tenant::Moved { addr: owner.info.addr, auth: self.state.peer_auth() };
+        if let Some(Ok((_, addr))) = self.state.directory().and_then(|d| d.elsewhere(t.id())) {
+            return crate::tenancy::tenant::Moved { addr, auth: self.state.peer_auth() };
         }
         t.moved().expect("moved")
     }
@@ -955,17 +951,15 @@ async fn ask_owner(
     setup: OwnerSetup,
     request: &[Vec<u8>],
 ) -> std::io::Result<(super::peer::Peer, BytesMut, bool)> {
-    let mut peer = super::peer::Peer::connect(&route.addr, setup.auth.as_deref(), FORWARD_TIMEOUT).await?;
-    peer.expect_ok(&[b"TENANT.HOPS", setup.hops.to_string().as_bytes()], FORWARD_TIMEOUT).await?;
-    if setup.resp3 && !request[0].eq_ignore_ascii_case(b"hello") {
-        peer.expect_ok(&[b"HELLO", b"3"], FORWARD_TIMEOUT).await?;
-    }
+    // HELLO carries its own protocol.
+    let resp3 = setup.resp3 && !request[0].eq_ignore_ascii_case(b"hello");
+    let hops = setup.hops.to_string();
+    let mut peer = super::peer::Peer::open(&route.addr, setup.auth.as_deref(), Some(hops.as_bytes()), resp3, FORWARD_TIMEOUT).await?;
     if !setup.name.is_empty() {
         peer.expect_ok(&[b"CLIENT", b"SETNAME", setup.name.as_bytes()], FORWARD_TIMEOUT).await?;
     }
     let args: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
-    peer.stream.write_all(&super::peer::encode(&args)).await?;
-    let (frame, raw) = peer.read_raw().await?;
+    let (frame, raw) = peer.ask_raw(&args, FORWARD_TIMEOUT).await?;
     Ok((peer, raw, !matches!(frame, crate::protocol::Frame::Error(_))))
 }
 

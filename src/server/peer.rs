@@ -96,9 +96,28 @@ impl Peer {
         }
     }
 
-    /// One request on a new connection to `addr` as its admin (`auth`), in
-    /// RESP3 when `resp3`, after TENANT.HOPS `hops` when given: its reply,
-    /// as it came.
+    /// A new connection to `addr` as its admin (`auth`), told first how
+    /// many nodes the request it will carry passed (TENANT.HOPS `hops`, when
+    /// given), in RESP3 when `resp3`.
+    pub async fn open(addr: &str, auth: Option<&str>, hops: Option<&[u8]>, resp3: bool, timeout: Duration) -> io::Result<Peer> {
+        let mut peer = Peer::connect(addr, auth, timeout).await?;
+        if let Some(n) = hops {
+            peer.expect_ok(&[b"TENANT.HOPS", n], timeout).await?;
+        }
+        if resp3 {
+            peer.expect_ok(&[b"HELLO", b"3"], timeout).await?;
+        }
+        Ok(peer)
+    }
+
+    /// Sends one request and reads its reply, with its bytes as they came.
+    pub async fn ask_raw(&mut self, args: &[&[u8]], timeout: Duration) -> io::Result<(Frame, BytesMut)> {
+        self.stream.write_all(&encode(args)).await?;
+        tokio::time::timeout(timeout, self.read_raw()).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    }
+
+    /// One request on a new connection (see [`Peer::open`]): its reply, as
+    /// it came.
     pub async fn ask(
         addr: &str,
         auth: Option<&str>,
@@ -107,15 +126,7 @@ impl Peer {
         args: &[&[u8]],
         timeout: Duration,
     ) -> io::Result<(Frame, BytesMut)> {
-        let mut peer = Peer::connect(addr, auth, timeout).await?;
-        if let Some(n) = hops {
-            peer.expect_ok(&[b"TENANT.HOPS", n], timeout).await?;
-        }
-        if resp3 {
-            peer.expect_ok(&[b"HELLO", b"3"], timeout).await?;
-        }
-        peer.stream.write_all(&encode(args)).await?;
-        tokio::time::timeout(timeout, peer.read_raw()).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+        Peer::open(addr, auth, hops, resp3, timeout).await?.ask_raw(args, timeout).await
     }
 
     /// What was read past the last reply (bytes to pass on as they are).
