@@ -40,6 +40,12 @@ pub static TUNABLES: &[Tunable] = &[
     tunable!("active-defrag-max-scan-fields", None, 1000, 1, LONG, false),
 ];
 
+/// Where the parameters the server reads on a hot path (XADD, PFADD) are in
+/// `TUNABLES`, so no request looks them up by name.
+pub const STREAM_NODE_MAX_BYTES: usize = 7;
+pub const STREAM_NODE_MAX_ENTRIES: usize = 8;
+pub const HLL_SPARSE_MAX_BYTES: usize = 9;
+
 /// The index of the parameter named `name` (either of its names).
 pub fn find(name: &str) -> Option<usize> {
     TUNABLES.iter().position(|t| t.name.eq_ignore_ascii_case(name) || t.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)))
@@ -101,5 +107,12 @@ mod tests {
         let mem = find("stream-node-max-bytes").unwrap();
         t.set(mem, "4kb").unwrap();
         assert_eq!(t.get(mem), 4096);
+    }
+
+    #[test]
+    fn the_hot_path_indexes_name_their_parameters() {
+        assert_eq!(find("stream-node-max-bytes"), Some(STREAM_NODE_MAX_BYTES));
+        assert_eq!(find("stream-node-max-entries"), Some(STREAM_NODE_MAX_ENTRIES));
+        assert_eq!(find("hll-sparse-max-bytes"), Some(HLL_SPARSE_MAX_BYTES));
     }
 }

@@ -12,7 +12,7 @@ use crate::store::{Slot, Value};
 /// The sparse size limit in force for the caller (its tenant's own
 /// `hll-sparse-max-bytes` when it set one).
 fn sparse_max(ctx: &Ctx) -> usize {
-    let i = crate::tuning::find("hll-sparse-max-bytes").expect("a known parameter");
+    let i = crate::tuning::HLL_SPARSE_MAX_BYTES;
     let tenant = ctx.client.tenant.as_ref().and_then(|t| t.tuning.lock().as_ref().map(|t| t.get(i)));
     tenant.unwrap_or_else(|| ctx.state.config.read().tuning.get(i)).max(0) as usize
 }

@@ -9,7 +9,8 @@ use super::lists::block_on;
 use super::notify::STREAM;
 use super::{CmdError, CmdResult, Ctx};
 use crate::protocol::Out;
-use crate::store::stream::{Group, StreamEntry, StreamId, StreamValue, Trim};
+use crate::store::listpack::Item;
+use crate::store::stream::{EntryRef, Group, StreamEntry, StreamId, StreamValue, Trim};
 use crate::store::{Slot, Value};
 
 pub fn as_stream(v: &Value) -> Result<&StreamValue, CmdError> {
@@ -47,24 +48,36 @@ pub fn interval_id(a: &[u8], missing_seq: u64, start: bool) -> Result<StreamId, 
 }
 
 pub fn reply_id(out: &mut Out, id: StreamId) {
-    out.bulk(id.to_string().as_bytes());
+    out.bulk(id.text().as_bytes());
 }
 
-pub fn reply_entry(out: &mut Out, e: &StreamEntry) {
+fn reply_item(out: &mut Out, x: Item) {
+    match x {
+        Item::Str(s) => out.bulk(s),
+        Item::Int(n) => out.bulk_int(n),
+    }
+}
+
+fn reply_entry_ref(out: &mut Out, e: &EntryRef) {
     out.array(2);
     reply_id(out, e.id);
     out.array(e.fields.len() * 2);
-    for (f, v) in &e.fields {
-        out.bulk(f);
-        out.bulk(v);
+    for &(f, v) in &e.fields {
+        reply_item(out, f);
+        reply_item(out, v);
     }
+}
+
+pub fn reply_entry(out: &mut Out, e: &StreamEntry) {
+    let fields = e.fields.iter().map(|(f, v)| (Item::Str(f), Item::Str(v))).collect();
+    reply_entry_ref(out, &EntryRef { id: e.id, fields });
 }
 
 /// The encoding parameters that shape stream nodes (the server's).
 fn node_limits(ctx: &Ctx) -> (usize, usize) {
     let t = &ctx.state.config.read().tuning;
-    let get = |name| crate::tuning::find(name).map_or(0, |i| t.get(i).max(0) as usize);
-    (get("stream-node-max-bytes"), get("stream-node-max-entries"))
+    let get = |i| t.get(i).max(0) as usize;
+    (get(crate::tuning::STREAM_NODE_MAX_BYTES), get(crate::tuning::STREAM_NODE_MAX_ENTRIES))
 }
 
 /// XADD's and XTRIM's options.
@@ -172,7 +185,7 @@ pub fn xadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     {
         return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
     }
-    let fields: Vec<(&[u8], &[u8])> = a[field_pos..].chunks(2).map(|p| (p[0], p[1])).collect();
+    let fields: smallvec::SmallVec<[(&[u8], &[u8]); 8]> = a[field_pos..].chunks(2).map(|p| (p[0], p[1])).collect();
     let (now, (node_bytes, node_entries)) = (ctx.now_ms, node_limits(ctx));
     let added = ctx.db().write(a[1], now, |slot| -> Result<Option<Added>, CmdError> {
         if slot.value().is_none() && t.no_mkstream {
@@ -261,26 +274,18 @@ fn xrange_generic(ctx: &mut Ctx, a: &[&[u8]], rev: bool) -> CmdResult {
 }
 
 /// Writes the entries from `start` to `end` (at most `count`, 0: all)
-/// straight into the reply: one pass counts them, one writes them, and no
-/// copy of a long range is held; the writing stops at the output limit.
+/// straight from their nodes into the reply, in one pass, the array's
+/// header put in front once they are counted; no copy of a long range is
+/// held, and the writing stops at the output limit.
 pub fn reply_range(out: &mut Out, s: &StreamValue, start: StreamId, end: StreamId, rev: bool, count: u64) {
-    let n = if rev {
-        let mut n = 0u64;
-        s.range(start, end, rev, |_| {
-            n += 1;
-            count == 0 || n < count
-        });
-        n
-    } else {
-        s.count_range(start, end, count)
-    };
-    out.array(n as usize);
-    let mut left = n;
-    s.range(start, end, rev, |e| {
-        reply_entry(out, &e);
-        left -= 1;
-        left > 0 && !out.over_limit()
+    let at = out.buf.len();
+    let mut n = 0u64;
+    s.range_refs(start, end, rev, |e| {
+        reply_entry_ref(out, &e);
+        n += 1;
+        (count == 0 || n < count) && !out.over_limit()
     });
+    out.array_at(at, n as usize);
 }
 
 pub fn xrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {

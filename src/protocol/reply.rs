@@ -79,6 +79,28 @@ impl Out {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// An integer as a bulk string (how Redis replies with a number kept
+    /// as one in a listpack).
+    pub fn bulk_int(&mut self, n: i64) {
+        self.bulk(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// Writes an array header for `n` elements at `at`, in front of the
+    /// elements already written from there: for a reply whose length is
+    /// known only once it is written, in one pass.
+    pub fn array_at(&mut self, at: usize, n: usize) {
+        let mut head = [0u8; 24];
+        head[0] = b'*';
+        let digits = itoa::Buffer::new().format(n).len();
+        head[1..1 + digits].copy_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        head[1 + digits..3 + digits].copy_from_slice(b"\r\n");
+        let h = 3 + digits;
+        let end = self.buf.len();
+        self.buf.extend_from_slice(&head[..h]);
+        self.buf.copy_within(at..end, at + h);
+        self.buf[at..at + h].copy_from_slice(&head[..h]);
+    }
+
     pub fn bulk_opt(&mut self, b: Option<&[u8]>) {
         match b {
             Some(b) => self.bulk(b),
@@ -198,7 +220,25 @@ pub fn format_double(d: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_double;
+    use super::{Out, format_double};
+
+    #[test]
+    fn an_array_header_goes_in_front_of_what_was_written_after_it() {
+        let mut out = Out::new(false);
+        out.ok();
+        let at = out.buf.len();
+        for i in 0..12 {
+            out.bulk_int(i);
+        }
+        out.array_at(at, 12);
+        let mut want = Out::new(false);
+        want.ok();
+        want.array(12);
+        for i in 0..12 {
+            want.bulk(i.to_string().as_bytes());
+        }
+        assert_eq!(out.buf, want.buf);
+    }
 
     #[test]
     fn percent_17g() {

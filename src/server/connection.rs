@@ -232,7 +232,9 @@ impl Conn {
                     self.recharge(true);
                     self.flush().await?;
                 }
-                _ = tokio::time::sleep(idle.unwrap_or(Duration::MAX)), if idle.is_some() && !subscribed => return Ok(()),
+                // Lazy: a sleep made when there is no timeout would still
+                // read the clock on every pass.
+                _ = async { tokio::time::sleep(idle.expect("guarded")).await }, if idle.is_some() && !subscribed => return Ok(()),
                 // A subscriber (or any idle client) of a tenant that moves
                 // goes on at the tenant's new node.
                 _ = async { tenant.as_ref().expect("guarded").moved_signal.notified().await }, if tenant.is_some() => {}

@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
+use smallvec::SmallVec;
 
 use super::listpack::{self, Item};
 
@@ -35,6 +36,20 @@ const PENDING_OVERHEAD: usize = 80;
 pub struct StreamId {
     pub ms: u64,
     pub seq: u64,
+}
+
+impl StreamId {
+    pub fn text(self) -> IdText {
+        let mut t = IdText { buf: [0; 41], len: 0 };
+        let mut put = |b: &[u8]| {
+            t.buf[t.len..t.len + b.len()].copy_from_slice(b);
+            t.len += b.len();
+        };
+        put(itoa::Buffer::new().format(self.ms).as_bytes());
+        put(b"-");
+        put(itoa::Buffer::new().format(self.seq).as_bytes());
+        t
+    }
 }
 
 impl fmt::Display for StreamId {
@@ -121,6 +136,35 @@ impl StreamId {
 pub struct StreamEntry {
     pub id: StreamId,
     pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The fields and values of an entry as they lie in its node (no copy).
+pub type FieldRefs<'a> = SmallVec<[(Item<'a>, Item<'a>); 4]>;
+
+/// One entry as it lies in its node: what a reply is written from without
+/// copying the entry out first.
+#[derive(Debug)]
+pub struct EntryRef<'a> {
+    pub id: StreamId,
+    pub fields: FieldRefs<'a>,
+}
+
+impl EntryRef<'_> {
+    pub fn to_owned(&self) -> StreamEntry {
+        StreamEntry { id: self.id, fields: self.fields.iter().map(|(f, v)| (f.to_bytes(), v.to_bytes())).collect() }
+    }
+}
+
+/// An ID's text (`ms-seq`) without allocating.
+pub struct IdText {
+    buf: [u8; 41],
+    len: usize,
+}
+
+impl IdText {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// An entry pending acknowledgement in a group.
@@ -214,8 +258,8 @@ impl<'a> Node<'a> {
     }
 
     /// The fields and values of the entry whose flags are at index `i`.
-    fn fields(&self, i: usize, flags: i64) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let item = |j: usize| self.items.get(j).map_or_else(Vec::new, |(_, x)| x.to_bytes());
+    fn fields(&self, i: usize, flags: i64) -> FieldRefs<'a> {
+        let item = |j: usize| self.items.get(j).map_or(Item::Str(b""), |(_, x)| *x);
         if flags & FLAG_SAMEFIELDS != 0 {
             (0..self.master_fields).map(|k| (item(3 + k), item(i + 3 + k))).collect()
         } else {
@@ -229,7 +273,7 @@ impl<'a> Node<'a> {
 struct Forward<'a> {
     it: listpack::Iter<'a>,
     master: StreamId,
-    names: smallvec::SmallVec<[Item<'a>; 8]>,
+    names: SmallVec<[Item<'a>; 8]>,
 }
 
 impl<'a> Forward<'a> {
@@ -260,12 +304,12 @@ impl<'a> Forward<'a> {
         }
     }
 
-    fn fields(&mut self, flags: i64) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        let text = |x: Option<Item>| x.map_or_else(Vec::new, Item::to_bytes);
+    fn fields(&mut self, flags: i64) -> FieldRefs<'a> {
+        let mut out = FieldRefs::new();
+        let text = |x: Option<Item<'a>>| x.unwrap_or(Item::Str(b""));
         if flags & FLAG_SAMEFIELDS != 0 {
             for k in 0..self.names.len() {
-                out.push((self.names[k].to_bytes(), text(self.it.next())));
+                out.push((self.names[k], text(self.it.next())));
             }
         } else {
             for _ in 0..self.int().unwrap_or(0).max(0) {
@@ -388,6 +432,11 @@ impl StreamValue {
     /// Calls `f` with each live entry from `start` to `end` (both
     /// inclusive), ascending or (`rev`) descending, until it returns false.
     pub fn range(&self, start: StreamId, end: StreamId, rev: bool, mut f: impl FnMut(StreamEntry) -> bool) {
+        self.range_refs(start, end, rev, |e| f(e.to_owned()))
+    }
+
+    /// `range` with each entry as it lies in its node.
+    pub fn range_refs<'s>(&'s self, start: StreamId, end: StreamId, rev: bool, mut f: impl FnMut(EntryRef<'s>) -> bool) {
         if start > end {
             return;
         }
@@ -410,7 +459,7 @@ impl StreamValue {
     /// One node's entries in `start..=end`, front to back, read lazily: a
     /// short range (XRANGE ... COUNT 10, XREAD) stops without decoding the
     /// rest of the node. False when `f` or the range is done.
-    fn node_forward(master: StreamId, lp: &[u8], start: StreamId, end: StreamId, f: &mut impl FnMut(StreamEntry) -> bool) -> bool {
+    fn node_forward<'s>(master: StreamId, lp: &'s [u8], start: StreamId, end: StreamId, f: &mut impl FnMut(EntryRef<'s>) -> bool) -> bool {
         let mut walk = Forward::new(master, lp);
         while let Some((id, flags)) = walk.head() {
             if id > end {
@@ -421,14 +470,14 @@ impl StreamValue {
                 continue;
             }
             let fields = walk.fields(flags);
-            if !f(StreamEntry { id, fields }) {
+            if !f(EntryRef { id, fields }) {
                 return false;
             }
         }
         true
     }
 
-    fn node_backward(master: StreamId, lp: &[u8], start: StreamId, end: StreamId, f: &mut impl FnMut(StreamEntry) -> bool) -> bool {
+    fn node_backward<'s>(master: StreamId, lp: &'s [u8], start: StreamId, end: StreamId, f: &mut impl FnMut(EntryRef<'s>) -> bool) -> bool {
         let node = Node::read(master, lp);
         for (i, e) in node.entries().iter().rev() {
             if e.id < start {
@@ -437,37 +486,11 @@ impl StreamValue {
             if e.flags & FLAG_DELETED != 0 || e.id > end {
                 continue;
             }
-            if !f(StreamEntry { id: e.id, fields: node.fields(*i, e.flags) }) {
+            if !f(EntryRef { id: e.id, fields: node.fields(*i, e.flags) }) {
                 return false;
             }
         }
         true
-    }
-
-    /// How many live entries lie in `start..=end`, up to `limit` (0: all),
-    /// reading IDs only.
-    pub fn count_range(&self, start: StreamId, end: StreamId, limit: u64) -> u64 {
-        let mut n = 0;
-        if start > end {
-            return 0;
-        }
-        let first = self.nodes.range(..=start).next_back().map_or(start, |(k, _)| *k);
-        for (master, lp) in self.nodes.range(first..=end) {
-            let mut walk = Forward::new(*master, lp);
-            while let Some((id, flags)) = walk.head() {
-                if id > end {
-                    return n;
-                }
-                walk.skip(flags);
-                if flags & FLAG_DELETED == 0 && id >= start {
-                    n += 1;
-                    if n == limit {
-                        return n;
-                    }
-                }
-            }
-        }
-        n
     }
 
     /// The entry with this ID, if it is there.
