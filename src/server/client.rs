@@ -4,7 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::task::Poll;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -44,6 +45,9 @@ pub struct ClientInfo {
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
+    /// Wakes the connection's main loop (see [`ClientInfo::killed_signal`]).
+    pub kill_waker: atomic_waker::AtomicWaker,
+    /// Wakes the waits inside a command (blocking, offloaded, paused, writing).
     pub kill: Notify,
     /// Whether it waits in a blocking command, and how CLIENT UNBLOCK asked
     /// it to stop (see [`Unblock`]).
@@ -89,8 +93,25 @@ pub enum ReplyMode {
 
 impl ClientInfo {
     pub fn request_kill(&self) {
-        self.killed.store(true, Relaxed);
+        self.killed.store(true, SeqCst);
+        self.kill_waker.wake();
         self.kill.notify_one();
+    }
+
+    /// Resolves once the client is killed. The connection's loop makes it
+    /// anew on every pass, so it costs a load and a waker registration,
+    /// where a `Notify` wait takes a lock to join the waiters and again to
+    /// leave them.
+    pub fn killed_signal(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if !self.killed.load(SeqCst) {
+                self.kill_waker.register(cx.waker());
+                if !self.killed.load(SeqCst) {
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(())
+        })
     }
 
     /// The user it authenticated as: its tenant, or Redis's `default`.
@@ -143,6 +164,7 @@ impl ClientRegistry {
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
+            kill_waker: atomic_waker::AtomicWaker::new(),
             kill: Notify::new(),
             unblock: std::sync::atomic::AtomicU8::new(unblock::NOT_BLOCKED),
             unblocked: Notify::new(),

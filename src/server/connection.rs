@@ -212,7 +212,7 @@ impl Conn {
             let idle = self.idle_timeout();
             let subscribed = self.client.subscriptions() > 0;
             tokio::select! {
-                _ = self.client.info.kill.notified() => return Ok(()),
+                _ = self.client.info.killed_signal() => return Ok(()),
                 r = self.socket.read_into(&mut self.inbuf) => {
                     let n = r?;
                     if n == 0 {

@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::task::Poll;
 
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
@@ -59,9 +60,13 @@ impl Message {
 /// A queue's byte count, shared by both ends.
 #[derive(Debug, Default)]
 pub struct Pending {
+    /// Above zero from before a message is queued until it is taken, so
+    /// the receiver polls the channel only when this says there is mail.
     bytes: AtomicUsize,
     /// When the queue went above the soft limit (Unix ms; 0: it is not).
     over_soft_since: AtomicU64,
+    /// The receiver, waiting while `bytes` is zero.
+    waker: atomic_waker::AtomicWaker,
 }
 
 impl Pending {
@@ -72,7 +77,7 @@ impl Pending {
     /// Adds a message; false when that puts the queue over `limit` (the
     /// subscriber is then to be disconnected).
     fn admit(&self, size: usize, limit: ClassLimit, now_ms: u64) -> bool {
-        let bytes = (self.bytes.fetch_add(size, Relaxed) + size) as u64;
+        let bytes = (self.bytes.fetch_add(size, SeqCst) + size) as u64;
         if limit.hard > 0 && bytes > limit.hard {
             return false;
         }
@@ -110,8 +115,21 @@ pub struct MessageReceiver {
 }
 
 impl MessageReceiver {
+    /// The next message. While none is counted in, a wait is a load and a
+    /// waker registration: the connection's loop makes this anew on every
+    /// pass, and polling the channel itself each time cost more than the
+    /// rest of the wait together.
     pub async fn recv(&mut self) -> Option<Message> {
-        let m = self.rx.recv().await?;
+        let m = std::future::poll_fn(|cx| {
+            if self.pending.bytes.load(SeqCst) == 0 {
+                self.pending.waker.register(cx.waker());
+                if self.pending.bytes.load(SeqCst) == 0 {
+                    return Poll::Pending;
+                }
+            }
+            self.rx.poll_recv(cx)
+        })
+        .await?;
         self.pending.bytes.fetch_sub(m.size(), Relaxed);
         Some(m)
     }
@@ -190,7 +208,10 @@ pub fn deliver(sub: &Subscriber, msg: Message, how: Delivery) -> bool {
         return false;
     }
     match sub.tx.tx.try_send(msg) {
-        Ok(()) => true,
+        Ok(()) => {
+            sub.tx.pending.waker.wake();
+            true
+        }
         Err(e) => {
             sub.tx.pending.bytes.fetch_sub(size, Relaxed);
             if matches!(e, mpsc::error::TrySendError::Full(_)) {
