@@ -67,10 +67,14 @@ pub fn pfadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn pfcount(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     if a.len() == 2 {
-        // One key: the count is cached in the value (a write Redis makes too).
+        // One key: the count is cached in the value. Writing a new one
+        // changes the key (WATCH, tracking); answering from a valid one
+        // does not, as in Redis.
         let n = ctx.db().write(a[1], now, |slot| -> Result<Option<u64>, CmdError> {
             let Some(v) = slot.value() else { return Ok(None) };
-            hll_bytes(v)?;
+            if let Some(n) = hll::cached_count(hll_bytes(v)?).map_err(invalid)? {
+                return Ok(Some(n));
+            }
             with_hll(slot, |v| hll::count(v))?.map(|(n, _)| Some(n)).map_err(invalid)
         })?;
         if n.is_none() {

@@ -163,6 +163,13 @@ pub fn add(v: &mut Vec<u8>, element: &[u8], sparse_max_bytes: usize) -> Result<b
 /// The number is the 64-bit pattern Redis keeps; it replies with it as a signed integer, so
 /// callers should send `n as i64` (only a hand-made dense value with huge registers gives a
 /// number with the top bit set).
+/// The count cached in a value, when it is valid: what PFCOUNT answers
+/// without writing (and so without touching the key, as in Redis).
+pub fn cached_count(v: &[u8]) -> Result<Option<u64>, Invalid> {
+    encoding(v)?;
+    Ok(cached_cardinality(v))
+}
+
 pub fn count(v: &mut [u8]) -> Result<(u64, bool), Invalid> {
     let enc = encoding(v)?;
     if let Some(card) = cached_cardinality(v) {
