@@ -5,7 +5,9 @@
 # at -P 1 and -P 16; then memory per stream entry and per HyperLogLog
 # (INFO used_memory before and after).
 #
-# Usage: ROUNDS=3 PIPES="1 16" [ONLY=XADD|XRANGE] [MEMORY=0] benches/types.sh [requests] (default 200000)
+# Usage: ROUNDS=3 PIPES="1 16" [ONLY=XADD|XRANGE] [MEMORY=0] [PIN=1] benches/types.sh [requests] (default 200000)
+# PIN=1 runs both servers on core 1 and redis-benchmark on core 0 (as in
+# side_by_side.sh), so the scheduler moving them about adds no noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -18,6 +20,12 @@ MEMORY=${MEMORY:-1}
 RPORT=${RPORT:-16479}
 FPORT=${FPORT:-16480}
 start_redis_and_ferrite types
+CLI=()
+if [ "${PIN:-0}" = 1 ]; then
+  taskset -a -p -c 1 "$RPID" >/dev/null
+  taskset -a -p -c 1 "$FPID" >/dev/null
+  CLI=(taskset -c 0)
+fi
 
 # 100,000 points spread over about 1.5 degrees around Palermo, for GEOSEARCH.
 geo_points() {
@@ -47,7 +55,7 @@ run() {
   local port=$1 pid=$2 pipe=$3 before after rps
   shift 3
   before=$(cpu_ticks "$pid")
-  rps=$(redis-benchmark -p "$port" -P "$pipe" -c 50 -n "$N" -r 100000 --csv "$@" 2>/dev/null | tail -1 | awk -F'","' '{gsub(/"/,"",$2); print $2}')
+  rps=$("${CLI[@]}" redis-benchmark -p "$port" -P "$pipe" -c 50 -n "$N" -r 100000 --csv "$@" 2>/dev/null | tail -1 | awk -F'","' '{gsub(/"/,"",$2); print $2}')
   after=$(cpu_ticks "$pid")
   echo "$rps $(us_per_request $((after - before)) "$N")"
 }

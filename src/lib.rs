@@ -34,4 +34,5 @@ pub mod space;
 pub mod store;
 pub mod tenancy;
 pub mod tuning;
+pub mod wake;
 pub mod worker;

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::task::Poll;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -103,15 +102,7 @@ impl ClientInfo {
     /// where a `Notify` wait takes a lock to join the waiters and again to
     /// leave them.
     pub fn killed_signal(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            if !self.killed.load(SeqCst) {
-                self.kill_waker.register(cx.waker());
-                if !self.killed.load(SeqCst) {
-                    return Poll::Pending;
-                }
-            }
-            Poll::Ready(())
-        })
+        std::future::poll_fn(move |cx| crate::wake::poll_until(&self.kill_waker, cx, || self.killed.load(SeqCst)))
     }
 
     /// The user it authenticated as: its tenant, or Redis's `default`.

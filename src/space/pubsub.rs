@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::task::Poll;
 
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
@@ -121,12 +120,7 @@ impl MessageReceiver {
     /// rest of the wait together.
     pub async fn recv(&mut self) -> Option<Message> {
         let m = std::future::poll_fn(|cx| {
-            if self.pending.bytes.load(SeqCst) == 0 {
-                self.pending.waker.register(cx.waker());
-                if self.pending.bytes.load(SeqCst) == 0 {
-                    return Poll::Pending;
-                }
-            }
+            std::task::ready!(crate::wake::poll_until(&self.pending.waker, cx, || self.pending.bytes.load(SeqCst) > 0));
             self.rx.poll_recv(cx)
         })
         .await?;
