@@ -14,12 +14,7 @@ cd "$(dirname "$0")/.."
 . "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10}
 PORT=${PORT:-16698}
-FERRITE=$(ferrite_binary)
-ports_free "$PORT"
-"$FERRITE" --port "$PORT" --appendonly no >/dev/null 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-wait_up "$PORT"
+start_ferrite "$PORT"
 cli() { redis-cli -p "$PORT" "$@"; }
 cli TENANT.CREATE noisy PASSWORD pw MEMORY 8gb KEYS 100000000 OPS 100000000 >/dev/null
 cli TENANT.CREATE quiet PASSWORD pw OPS 100000000 >/dev/null

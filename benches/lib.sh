@@ -65,6 +65,20 @@ set_stream() {
     for (i = 0; i < n; i++) { k = sprintf(f, i); printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v } }'
 }
 
+# Starts Ferrite ($FERRITE or this tree's release build) on port $1 without
+# persistence (further flags after the port), and stops it on exit; sets
+# FPID.
+start_ferrite() {
+  local port=$1 bin
+  shift
+  bin=$(ferrite_binary)
+  ports_free "$port"
+  "$bin" --port "$port" --appendonly no "$@" >/dev/null 2>&1 &
+  FPID=$!
+  trap 'kill $FPID 2>/dev/null; wait $FPID 2>/dev/null || true' EXIT
+  wait_up "$port"
+}
+
 # Starts redis-server on $RPORT and Ferrite ($FERRITE or this tree's
 # release build) on $FPORT, both without persistence, logs in
 # /tmp/$1-{redis,ferrite}.log; sets RPID and FPID, stops both on exit.

@@ -52,7 +52,7 @@ run() {
 
 
 TENANT_AUTH="--user bench -a benchpw"
-echo "test,pipeline,redis_rps,ferrite_rps,ratio,redis_cpu_us_per_req,ferrite_cpu_us_per_req,tenant_rps,tenant_vs_global,tenant_vs_redis"
+echo "test,pipeline,redis_rps,ferrite_rps,ratio,redis_cpu_us_per_req,ferrite_cpu_us_per_req,tenant_rps,tenant_vs_global,tenant_vs_redis,tenant_cpu_us_per_req,tenant_cpu_vs_global"
 for pipe in $PIPES; do
   # Tests run in redis-benchmark's own order, so GET finds SET's keys and LPOP LPUSH's list.
   redis-cli -p "$RPORT" flushall >/dev/null; redis-cli -p "$FPORT" flushall >/dev/null
@@ -69,7 +69,8 @@ for pipe in $PIPES; do
     tn=$(printf '%s\n' "${tr[@]}" | awk '{print $1}' | median)
     rc=$(printf '%s\n' "${rr[@]}" | awk '{print $2}' | median)
     fc=$(printf '%s\n' "${fr[@]}" | awk '{print $2}' | median)
-    awk -v t="$t" -v p="$pipe" -v r="$r" -v f="$f" -v rc="$rc" -v fc="$fc" -v tn="$tn" \
-      'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f,%s,%s,%.0f,%.2f,%.2f\n", t, p, r, f, f / r, rc, fc, tn, tn / f, tn / r }'
+    tc=$(printf '%s\n' "${tr[@]}" | awk '{print $2}' | median)
+    awk -v t="$t" -v p="$pipe" -v r="$r" -v f="$f" -v rc="$rc" -v fc="$fc" -v tn="$tn" -v tc="$tc" \
+      'BEGIN { printf "%s,%s,%.0f,%.0f,%.2f,%s,%s,%.0f,%.2f,%.2f,%s,%.2f\n", t, p, r, f, f / r, rc, fc, tn, tn / f, tn / r, tc, tc / fc }'
   done
 done

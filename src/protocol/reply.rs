@@ -91,8 +91,10 @@ impl Out {
     pub fn array_at(&mut self, at: usize, n: usize) {
         let mut head = [0u8; 24];
         head[0] = b'*';
-        let digits = itoa::Buffer::new().format(n).len();
-        head[1..1 + digits].copy_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        let mut text = itoa::Buffer::new();
+        let digits = text.format(n).as_bytes();
+        head[1..1 + digits.len()].copy_from_slice(digits);
+        let digits = digits.len();
         head[1 + digits..3 + digits].copy_from_slice(b"\r\n");
         let h = 3 + digits;
         let end = self.buf.len();
