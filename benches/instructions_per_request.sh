@@ -10,10 +10,16 @@
 #
 # Usage: FERRITE_B=path/to/other/ferrite [TESTS=set,get] [PIPE=16]
 #        [FERRITE_A=...] [SETUP=...] [SETUP_B=...] [TRACK=...] [TRACK_B=...]
+#        [AUTH=...] [AUTH_B=...]
 #        benches/instructions_per_request.sh [short] [long] (default 20000 60000)
 # FERRITE_A, SETUP/SETUP_B (redis-cli arguments run first) and TRACK/TRACK_B
 # (a CLIENT TRACKING client kept connected, "ON" for no options) as in
 # cpu_per_request.sh: the same binary on both sides compares a setting.
+# AUTH/AUTH_B are redis-benchmark's login words for that side, e.g. a
+# tenant's against the global context with the same binary:
+#   FERRITE_B=target/release/ferrite FERRITE_A=target/release/ferrite \
+#   SETUP_B='TENANT.CREATE bench OPS 1000000000 KEYS 1000000000 MEMORY 64gb PASSWORD pw' \
+#   AUTH_B='--user bench -a pw' benches/instructions_per_request.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -27,7 +33,7 @@ PORT=${PORT:-16699}
 A=${FERRITE_A:-./target/release/ferrite}
 [ -n "${FERRITE_A:-}" ] || cargo build --release --quiet --bin ferrite
 ports_free "$PORT"
-total() { # binary test requests [setup] [tracking options] -> instructions the whole run took
+total() { # binary test requests [setup] [tracking options] [login] -> instructions the whole run took
   local out tracker=""
   out=$(mktemp)
   valgrind --tool=callgrind --callgrind-out-file="$out" "$1" --port "$PORT" --appendonly no >/dev/null 2>&1 &
@@ -41,22 +47,23 @@ total() { # binary test requests [setup] [tracking options] -> instructions the 
     tracker=$(tracking_client "$PORT" "${5#ON}")
     sleep 1
   fi
-  redis-benchmark -p "$PORT" -t "$2" -P "$PIPE" -c 1 -n "$3" -r 100000 -q >/dev/null 2>&1
+  # shellcheck disable=SC2086 # the login is redis-benchmark's words
+  redis-benchmark -p "$PORT" ${6:-} -t "$2" -P "$PIPE" -c 1 -n "$3" -r 100000 -q >/dev/null 2>&1
   [ -z "$tracker" ] || kill "$tracker" 2>/dev/null || true
   redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
   awk '/^totals:/ {print $2}' "$out"
   rm -f "$out"
 }
-per_request() { # binary test [setup] [tracking] -> instructions per request
+per_request() { # binary test [setup] [tracking] [login] -> instructions per request
   local a b
-  a=$(total "$1" "$2" "$SHORT" "${3:-}" "${4:-}")
-  b=$(total "$1" "$2" "$LONG" "${3:-}" "${4:-}")
+  a=$(total "$1" "$2" "$SHORT" "${3:-}" "${4:-}" "${5:-}")
+  b=$(total "$1" "$2" "$LONG" "${3:-}" "${4:-}" "${5:-}")
   awk -v a="$a" -v b="$b" -v n=$((LONG - SHORT)) 'BEGIN { printf "%.0f", (b - a) / n }'
 }
 echo "test,pipeline,now_instructions,other_instructions,now_over_other"
 for t in ${TESTS//,/ }; do
-  now=$(per_request "$A" "$t" "${SETUP:-}" "${TRACK:-}")
-  other=$(per_request "$FERRITE_B" "$t" "${SETUP_B:-}" "${TRACK_B:-}")
+  now=$(per_request "$A" "$t" "${SETUP:-}" "${TRACK:-}" "${AUTH:-}")
+  other=$(per_request "$FERRITE_B" "$t" "${SETUP_B:-}" "${TRACK_B:-}" "${AUTH_B:-}")
   echo "$t,$PIPE,$now,$other,$(awk -v a="$now" -v b="$other" 'BEGIN { printf "%.3f", a / b }')"
 done

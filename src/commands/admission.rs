@@ -29,8 +29,7 @@ const ARG_OVERHEAD: u64 = 64;
 /// commands (AUTH, HELLO, QUIT, RESET) pass: a client needs them to log in
 /// or leave, and failed AUTHs are throttled on their own.
 pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
-    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
-    let t = &*t;
+    let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
     let op = match spec.class {
         TenantClass::Session => return Ok(()),
         TenantClass::Admin => OperationType::Admin,
@@ -44,14 +43,18 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
     if admin {
         t.metrics.admin.fetch_add(1, Relaxed);
     }
-    let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
-    if let Err(e) = t.check_operation(op) {
-        match (&e, ask(ctx, t, spec, class, Resource::Ops)) {
+    if let Err(e) = t.check_operation_drawing(op, &mut ctx.client.ops_credit) {
+        // Cloned only here: the tenant's count of references is a line all
+        // its connections share.
+        let t = ctx.client.tenant.clone().expect("checked above");
+        let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
+        match (&e, ask(ctx, &t, spec, class, Resource::Ops)) {
             (TenantError::RateLimited { .. }, QuotaDecision::Allow) => {}
             (TenantError::RateLimited { .. }, QuotaDecision::Deny(m)) => return Err(TenantError::PolicyDenied(m)),
             _ => return Err(e),
         }
     }
+    let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
     match op {
         OperationType::Write => t.metrics.writes.fetch_add(1, Relaxed),
         OperationType::Read => t.metrics.reads.fetch_add(1, Relaxed),
@@ -89,33 +92,87 @@ pub fn grows(spec: &CommandSpec) -> bool {
 /// tenant has one, judges every crossing of a limit and every write above
 /// the warning threshold.
 pub fn admit_write(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64) -> Result<(), TenantError> {
-    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
-    let t = &*t;
-    let limits = t.limits();
-    let used = t.memory_used();
-    let over_memory = used.saturating_add(adds) > limits.memory_bytes;
-    if over_memory && !policy_allows(ctx, t, spec, Resource::Memory)? && !make_room(ctx, t, limits.memory_bytes.saturating_sub(adds)) {
-        t.metrics.refuse(Refusal::Memory);
-        return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: limits.memory_bytes });
+    let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
+    // Well under both limits (almost every write): nothing to decide. A
+    // write adds at most one key per argument.
+    match t.stays_below_warning(adds, argv.len() as u64) {
+        Ok(()) => Ok(()),
+        Err(usage) => admit_near_limits(ctx, spec, argv, adds, usage),
     }
-    let keys = t.keys();
+}
+
+/// Whether `used` is past the share of `limit` where a quota policy judges
+/// every write.
+fn near(used: u64, limit: u64) -> bool {
+    used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT)
+}
+
+/// [`admit_write`] for a write that would cross a limit or comes near one:
+/// the limits, the tenant's eviction and its quota policy decide.
+#[cold]
+#[inline(never)]
+fn admit_near_limits(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64, (used, keys): (u64, u64)) -> Result<(), TenantError> {
+    let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
+    let (memory_limit, keys_limit) = t.quota();
+    let t = &*t;
+    let over_memory = used.saturating_add(adds) > memory_limit;
+    if over_memory && !policy_allows(ctx, t, spec, Resource::Memory)? && !make_room(ctx, t, memory_limit.saturating_sub(adds)) {
+        t.metrics.refuse(Refusal::Memory);
+        return Err(TenantError::Oom { id: t.id().into(), used: t.memory_used(), limit: memory_limit });
+    }
     // Only near the limit is it worth counting which keys are new.
     let mut over_keys = false;
-    if keys + argv.len() as u64 > limits.max_keys {
+    if keys + argv.len() as u64 > keys_limit {
         let new = new_keys(ctx, spec, argv);
-        over_keys = keys + new > limits.max_keys;
+        over_keys = keys + new > keys_limit;
         if over_keys && !policy_allows(ctx, t, spec, Resource::Keys)? {
             t.metrics.refuse(Refusal::Keys);
-            return Err(TenantError::KeyLimit { id: t.id().into(), keys, limit: limits.max_keys });
+            return Err(TenantError::KeyLimit { id: t.id().into(), keys, limit: keys_limit });
         }
     }
-    let near = |used: u64, limit: u64| used.saturating_mul(100) >= limit.saturating_mul(WARN_PERCENT);
-    if !over_memory && !over_keys && (near(used, limits.memory_bytes) || near(keys, limits.max_keys)) {
+    if !over_memory && !over_keys && (near(used, memory_limit) || near(keys, keys_limit)) {
         // Above the threshold the policy may refuse (or slow) a write the
         // limits would still let through.
         policy_allows(ctx, t, spec, Resource::Threshold)?;
     }
     Ok(())
+}
+
+/// The writes that store more than their arguments, each with an arm in
+/// [`growth`]: the table marks them `BEYOND_ARGS`, so every other write
+/// skips the comparison of names.
+pub const WRITES_BEYOND_ARGS: &[&str] = &[
+    "setrange",
+    "setbit",
+    "bitfield",
+    "pfadd",
+    "pfmerge",
+    "bitop",
+    "sort",
+    "georadius",
+    "georadiusbymember",
+    "geosearchstore",
+    "copy",
+    "sunionstore",
+    "sinterstore",
+    "sdiffstore",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zrangestore",
+];
+
+/// `BEYOND_ARGS` for a name in [`WRITES_BEYOND_ARGS`] (for the table's
+/// constant entries).
+pub const fn beyond_args_flag(name: &str) -> u32 {
+    let mut i = 0;
+    while i < WRITES_BEYOND_ARGS.len() {
+        if name.eq_ignore_ascii_case(WRITES_BEYOND_ARGS[i]) {
+            return BEYOND_ARGS;
+        }
+        i += 1;
+    }
+    0
 }
 
 /// An upper bound of the bytes a write can add: its arguments (every byte
@@ -124,6 +181,9 @@ pub fn admit_write(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64)
 /// offset).
 pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
     let args: u64 = argv[1..].iter().map(|a| a.len() as u64 + ARG_OVERHEAD).sum();
+    if !spec.has(BEYOND_ARGS) {
+        return args;
+    }
     let (db, now) = (ctx.db(), ctx.now_ms);
     let stored = |keys: &[&[u8]]| keys.iter().filter_map(|k| db.sample_one(k, now)).map(|n| n as u64).sum::<u64>();
     let extra = match spec.name {
@@ -217,13 +277,21 @@ fn make_room(ctx: &Ctx, t: &Tenant, limit: u64) -> bool {
 /// own space (a tenant by its own policy, the global context by
 /// `maxmemory-policy`) or the write is refused. Other tenants keep
 /// everything: one under its limit never pays for another's writes.
+#[inline]
 pub fn maxmemory_guard(ctx: &Ctx, adds: u64) -> Result<(), CmdError> {
-    let state = ctx.state;
-    let max = state.maxmemory.load(Relaxed);
-    let over = || (state.used_memory() as u64).saturating_add(adds) > max;
-    if max == 0 || ctx.client.loading || !over() {
+    let max = ctx.state.maxmemory.load(Relaxed);
+    if max == 0 || ctx.client.loading || (ctx.state.used_memory() as u64).saturating_add(adds) <= max {
         return Ok(());
     }
+    make_server_room(ctx, adds, max)
+}
+
+/// [`maxmemory_guard`] once the server is over `maxmemory`.
+#[cold]
+#[inline(never)]
+fn make_server_room(ctx: &Ctx, adds: u64, max: u64) -> Result<(), CmdError> {
+    let state = ctx.state;
+    let over = || (state.used_memory() as u64).saturating_add(adds) > max;
     let samples = state.config.read().maxmemory_samples as usize;
     let (Ok(n) | Err(n)) = match &ctx.client.tenant {
         Some(t) => evict_tenant(t, samples, ctx.now_ms, &state.policy, over, &mut remove_logged(ctx, &t.space)),

@@ -111,6 +111,10 @@ pub mod flags {
     /// space than the one its client unsubscribes from), lock on it, or
     /// count it against key quotas. Not a Redis command flag.
     pub const NOT_KEY: u32 = 1 << 21;
+    /// Stores more than its arguments (padding, copies of other keys): its
+    /// growth is worked out by name (`admission::growth`). Set by the table
+    /// from `admission::WRITES_BEYOND_ARGS`, never by hand.
+    pub const BEYOND_ARGS: u32 = 1 << 22;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

@@ -22,7 +22,7 @@ macro_rules! cmd {
             name: $name,
             class: TenantClass::$class,
             arity: $arity,
-            flags: $flags,
+            flags: $flags | super::admission::beyond_args_flag($name),
             first_key: $first,
             last_key: $last,
             step: $step,
@@ -423,19 +423,84 @@ pub fn subcommands_of(container: &str) -> impl Iterator<Item = &'static CommandS
     SUBCOMMANDS.iter().filter(move |s| s.name.split_once('|').is_some_and(|(c, _)| c == container))
 }
 
-static INDEX: LazyLock<AHashMap<&'static [u8], usize>> =
-    LazyLock::new(|| COMMANDS.iter().enumerate().map(|(i, c)| (c.name.as_bytes(), i)).collect());
+/// The longest command name, padded: names are looked up as four words.
+const NAME_MAX: usize = 32;
+/// Slots of [`INDEX`]: a power of two, at least four times the commands,
+/// so a probe rarely goes past its first slot.
+const INDEX_SLOTS: usize = 2048;
+
+/// Command names by [`name_hash`], open addressing with linear probing:
+/// each slot holds a command's index plus one (0: empty). Every request
+/// looks its command up here, and a general-purpose map hashed and
+/// compared its name in about four times the instructions.
+static INDEX: LazyLock<Box<[u16; INDEX_SLOTS]>> = LazyLock::new(|| {
+    assert!(COMMANDS.len() * 4 <= INDEX_SLOTS && COMMANDS.len() < u16::MAX as usize);
+    let mut slots = Box::new([0u16; INDEX_SLOTS]);
+    for (i, c) in COMMANDS.iter().enumerate() {
+        let mut s = name_hash(&NAME_WORDS[i], c.name.len());
+        while slots[s] != 0 {
+            s = (s + 1) % INDEX_SLOTS;
+        }
+        slots[s] = i as u16 + 1;
+    }
+    slots
+});
+
+/// Each command's name as [`name_words`] gives it, by index.
+static NAME_WORDS: LazyLock<Box<[[u64; NAME_MAX / 8]]>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| name_words(c.name.as_bytes()).expect("command names fit NAME_MAX")).collect());
+
+/// A name lowercased into four little-endian words, zero-padded; `None`
+/// when it is longer than any command's.
+fn name_words(name: &[u8]) -> Option<[u64; NAME_MAX / 8]> {
+    if name.len() > NAME_MAX {
+        return None;
+    }
+    let mut words = [0u64; NAME_MAX / 8];
+    for (w, chunk) in words.iter_mut().zip(name.chunks(8)) {
+        let word = match <[u8; 8]>::try_from(chunk) {
+            Ok(eight) => u64::from_le_bytes(eight),
+            Err(_) => chunk.iter().rev().fold(0, |acc, &b| acc << 8 | b as u64),
+        };
+        *w = ascii_lowercase_word(word);
+    }
+    Some(words)
+}
+
+/// `to_ascii_lowercase` of eight bytes at once: 0x20 added to each byte
+/// in `A..=Z` (bytes with the high bit set are left alone).
+fn ascii_lowercase_word(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    // Bit 7 of each byte: at least 'A', and past 'Z' (no carry crosses a
+    // byte: a low-7-bit value plus 0x3f stays below 0x100).
+    let from_a = low7 + 0x3f3f_3f3f_3f3f_3f3f;
+    let past_z = low7 + 0x2525_2525_2525_2525;
+    let upper = from_a & !past_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+fn name_hash(words: &[u64; NAME_MAX / 8], len: usize) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = len as u64;
+    for w in words {
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    (h.wrapping_mul(K) >> (64 - INDEX_SLOTS.trailing_zeros())) as usize
+}
 
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
-    let mut buf = [0u8; 32];
-    if name.len() > buf.len() {
-        return None;
+    let words = name_words(name)?;
+    let mut s = name_hash(&words, name.len());
+    loop {
+        let i = INDEX[s].checked_sub(1)? as usize;
+        let c = &COMMANDS[i];
+        if c.name.len() == name.len() && NAME_WORDS[i] == words {
+            return Some((i, c));
+        }
+        s = (s + 1) % INDEX_SLOTS;
     }
-    for (d, s) in buf.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    INDEX.get(&buf[..name.len()]).map(|&i| (i, &COMMANDS[i]))
 }
 
 #[cfg(test)]
@@ -451,6 +516,23 @@ mod tests {
             assert!(c.has(WRITE) != c.has(READONLY) || (!c.has(WRITE) && !c.has(READONLY)), "{}", c.name);
         }
         assert_eq!(lookup(b"GeT").map(|(_, c)| c.name), Some("get"));
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert_eq!(lookup(c.name.to_uppercase().as_bytes()).map(|(j, _)| j), Some(i), "{}", c.name);
+        }
+        // Not commands: prefixes, a trailing NUL, a name padded past any command's.
+        for miss in [&b"ge"[..], b"gett", b"get\0", b"", &[b'x'; 40], b"client|list"] {
+            assert!(lookup(miss).is_none(), "{:?}", String::from_utf8_lossy(miss));
+        }
+    }
+
+    #[test]
+    fn words_are_lowercased_like_bytes() {
+        let all: Vec<u8> = (0..=255).collect();
+        for chunk in all.chunks(8) {
+            let w = u64::from_le_bytes(chunk.try_into().unwrap());
+            let want: Vec<u8> = chunk.iter().map(u8::to_ascii_lowercase).collect();
+            assert_eq!(ascii_lowercase_word(w).to_le_bytes().to_vec(), want);
+        }
     }
 
     #[test]
@@ -459,6 +541,16 @@ mod tests {
             assert_eq!(c.class == TenantClass::Data, c.has(WRITE) || c.has(READONLY), "{}", c.name);
             assert_eq!(c.class == TenantClass::Admin, c.has(ADMIN), "{}", c.name);
             assert_eq!(c.class == TenantClass::PubSub, c.has(PUBSUB), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn the_writes_beyond_their_arguments_are_marked() {
+        let marked: Vec<_> = COMMANDS.iter().filter(|c| c.has(BEYOND_ARGS)).map(|c| c.name).collect();
+        assert_eq!(marked.len(), super::super::admission::WRITES_BEYOND_ARGS.len(), "{marked:?}");
+        for name in super::super::admission::WRITES_BEYOND_ARGS {
+            let (_, c) = lookup(name.as_bytes()).unwrap_or_else(|| panic!("{name}: not a command"));
+            assert!(c.has(BEYOND_ARGS) && super::super::admission::grows(c), "{name}");
         }
     }
 

@@ -250,6 +250,9 @@ pub struct ClientState {
     /// Set when the tenant's rate limit refused a command: how long the
     /// connection should stop reading.
     pub throttled_ms: Option<u64>,
+    /// Operations taken ahead from the tenant's rate limiter (see
+    /// `Tenant::check_operation_drawing`).
+    pub ops_credit: u32,
     /// True when AUTH bound the connection to its tenant for its lifetime;
     /// such a connection is not an admin.
     pub bound: bool,
@@ -395,6 +398,7 @@ impl ClientState {
             charged: 0,
             tenant: None,
             throttled_ms: None,
+            ops_credit: 0,
             bound: false,
         };
         (state, rx)
@@ -448,6 +452,7 @@ impl ClientState {
         self.charge(0);
         *self.info.tenant.lock() = tenant.as_ref().map(|t| t.id().to_string());
         self.tenant = tenant;
+        self.ops_credit = 0;
         self.set_db(0);
     }
 

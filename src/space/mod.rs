@@ -32,6 +32,10 @@ pub struct Space {
     /// log names it.
     owner: Option<Box<str>>,
     dbs: Box<[OnceLock<Box<Keyspace>>]>,
+    /// One past the highest physical keyspace created: the totals a
+    /// tenant's every write is admitted on visit those alone (most spaces
+    /// use database 0 only).
+    created: AtomicUsize,
     /// Database `i` is `dbs[order[i]]`: SWAPDB swaps two entries (under the
     /// space's exclusive lock), so a swap moves no key. Registrations that
     /// must find their keyspace again (WATCH) keep the physical index.
@@ -80,6 +84,7 @@ impl Space {
         Space {
             owner: None,
             dbs: (0..databases).map(|_| OnceLock::new()).collect(),
+            created: AtomicUsize::new(0),
             order: (0..databases).map(AtomicUsize::new).collect(),
             total,
             pubsub: Arc::default(),
@@ -168,6 +173,7 @@ impl Space {
     /// The keyspace at physical index `p` (created on first use).
     pub fn physical_db(&self, p: usize) -> &Keyspace {
         self.dbs[p].get_or_init(|| {
+            self.created.fetch_max(p + 1, Relaxed);
             let observer = notify::KeyspaceObserver {
                 physical: p,
                 order: self.order.clone(),
@@ -207,12 +213,17 @@ impl Space {
         (0..self.dbs.len()).filter_map(|i| self.dbs[self.physical(i)].get().map(|k| (i, &**k)))
     }
 
+    /// The keyspaces that exist, in no particular order: for totals.
+    fn created(&self) -> impl Iterator<Item = &Keyspace> {
+        self.dbs[..self.created.load(Relaxed)].iter().filter_map(|d| d.get().map(|k| &**k))
+    }
+
     pub fn used_bytes(&self) -> usize {
-        self.existing().map(|(_, d)| d.used_bytes()).sum()
+        self.created().map(|d| d.used_bytes()).sum()
     }
 
     pub fn keys(&self) -> usize {
-        self.existing().map(|(_, d)| d.len()).sum()
+        self.created().map(|d| d.len()).sum()
     }
 }
 

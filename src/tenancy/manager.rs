@@ -364,6 +364,25 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_drawing_batches_gets_no_more_than_the_burst() {
+        let m = TenantManager::new(TenantConfig::default());
+        let t = m.create_tenant("b", None, None).unwrap();
+        let mut l = t.limits();
+        l.ops_per_second = 50_000; // batches of 50
+        t.set_limits(l);
+        let (mut a, mut b) = (0, 0);
+        let start = std::time::Instant::now();
+        let ok = (0..60_000)
+            .filter(|i| t.check_operation_drawing(OperationType::Read, if i % 2 == 0 { &mut a } else { &mut b }).is_ok())
+            .count();
+        // The burst (a second's worth) and what refilled while this ran;
+        // the two connections hold at most a batch each unspent.
+        let refilled = (start.elapsed().as_secs_f64() * 50_000.0) as usize;
+        assert!(ok >= 50_000 - 100 && ok <= 50_000 + refilled + 100, "{ok} allowed, {refilled} refilled");
+        assert!(a < 50 && b < 50);
+    }
+
+    #[test]
     fn passwords_are_hashed_and_verified() {
         let m = TenantManager::new(TenantConfig::default());
         let t = m.create_with("p", None, TenantTier::Free, TenantLimits::default(), Some(b"secret"), "noeviction").unwrap();

@@ -210,7 +210,7 @@ pub struct Tenant {
     /// Failed AUTHs as this tenant.
     pub auth_throttle: AuthThrottle,
     profile: RwLock<TenantProfile>,
-    limits: RwLock<TenantLimits>,
+    limits: AtomicLimits,
     state: AtomicU8,
     created_at: AtomicU64,
     limiter: RwLock<DefaultDirectRateLimiter>,
@@ -275,6 +275,63 @@ pub struct Moved {
 /// (quota alerts have thresholds of their own: see `alerts`).
 pub const WARN_PERCENT: u64 = 80;
 
+/// The limits, each field its own atomic: every write of the tenant reads
+/// two of them, and a lock's read-modify-write on a line all its
+/// connections share cost more than the check. A reader racing
+/// `TENANT.UPDATE` may see some fields old and some new, each valid alone.
+struct AtomicLimits {
+    memory_bytes: AtomicU64,
+    max_keys: AtomicU64,
+    ops_per_second: AtomicU64,
+    max_connections: AtomicU64,
+    max_databases: AtomicU64,
+    /// The usage where a quota policy starts judging every write
+    /// ([`WARN_PERCENT`] of the memory and key limits), worked out once.
+    memory_warn: AtomicU64,
+    keys_warn: AtomicU64,
+}
+
+/// The least usage at or past `WARN_PERCENT` of `limit`.
+fn warn_level(limit: u64) -> u64 {
+    ((limit as u128 * WARN_PERCENT as u128).div_ceil(100)) as u64
+}
+
+impl AtomicLimits {
+    fn new(l: TenantLimits) -> AtomicLimits {
+        let a = AtomicLimits {
+            memory_bytes: AtomicU64::new(0),
+            max_keys: AtomicU64::new(0),
+            ops_per_second: AtomicU64::new(0),
+            max_connections: AtomicU64::new(0),
+            max_databases: AtomicU64::new(0),
+            memory_warn: AtomicU64::new(0),
+            keys_warn: AtomicU64::new(0),
+        };
+        a.set(l);
+        a
+    }
+
+    fn set(&self, l: TenantLimits) {
+        self.memory_bytes.store(l.memory_bytes, Relaxed);
+        self.max_keys.store(l.max_keys, Relaxed);
+        self.ops_per_second.store(l.ops_per_second, Relaxed);
+        self.max_connections.store(l.max_connections, Relaxed);
+        self.max_databases.store(l.max_databases, Relaxed);
+        self.memory_warn.store(warn_level(l.memory_bytes), Relaxed);
+        self.keys_warn.store(warn_level(l.max_keys), Relaxed);
+    }
+
+    fn get(&self) -> TenantLimits {
+        TenantLimits {
+            memory_bytes: self.memory_bytes.load(Relaxed),
+            max_keys: self.max_keys.load(Relaxed),
+            ops_per_second: self.ops_per_second.load(Relaxed),
+            max_connections: self.max_connections.load(Relaxed),
+            max_databases: self.max_databases.load(Relaxed),
+        }
+    }
+}
+
 fn limiter_for(ops: u64) -> DefaultDirectRateLimiter {
     let rate = NonZeroU32::new(ops.clamp(1, u32::MAX as u64) as u32).expect("clamped to at least 1");
     // A burst of one second's worth lets clients pipeline without being
@@ -290,7 +347,7 @@ impl Tenant {
             id,
             profile: RwLock::new(profile),
             limiter: RwLock::new(limiter_for(limits.ops_per_second)),
-            limits: RwLock::new(limits),
+            limits: AtomicLimits::new(limits),
             state: AtomicU8::new(TenantState::Active as u8),
             created_at: AtomicU64::new(now_secs),
             external_memory: AtomicI64::new(0),
@@ -416,13 +473,32 @@ impl Tenant {
     }
 
     pub fn limits(&self) -> TenantLimits {
-        *self.limits.read()
+        self.limits.get()
+    }
+
+    /// The memory and key limits alone, which every write is admitted on.
+    pub fn quota(&self) -> (u64, u64) {
+        (self.limits.memory_bytes.load(Relaxed), self.limits.max_keys.load(Relaxed))
+    }
+
+    /// Whether usage with `bytes` and `keys` more stays below the warning
+    /// level of both limits (and so below the limits): a write that does
+    /// needs no closer look. Returns the usage it saw, for that look.
+    pub fn stays_below_warning(&self, bytes: u64, keys: u64) -> Result<(), (u64, u64)> {
+        let (used, held) = (self.memory_used(), self.keys());
+        if used.saturating_add(bytes) < self.limits.memory_warn.load(Relaxed)
+            && held.saturating_add(keys) < self.limits.keys_warn.load(Relaxed)
+        {
+            Ok(())
+        } else {
+            Err((used, held))
+        }
     }
 
     /// Replaces the limits; takes effect for the next command.
     pub fn set_limits(&self, l: TenantLimits) {
-        let rate_changed = self.limits.read().ops_per_second != l.ops_per_second;
-        *self.limits.write() = l;
+        let rate_changed = self.limits.ops_per_second.load(Relaxed) != l.ops_per_second;
+        self.limits.set(l);
         if rate_changed {
             *self.limiter.write() = limiter_for(l.ops_per_second);
         }
@@ -459,24 +535,39 @@ impl Tenant {
     /// Whether an operation of this class may run now: the tenant's state,
     /// then its rate limit. Admin operations are not rate limited.
     pub fn check_operation(&self, op: OperationType) -> Result<(), TenantError> {
-        let refused = match (self.state(), op) {
-            (TenantState::Deleting, _) => Some(TenantError::Deleting(self.id.clone())),
-            (TenantState::Suspended, OperationType::Read | OperationType::Write | OperationType::Other) => {
-                Some(TenantError::Suspended(self.id.clone()))
-            }
-            (s @ (TenantState::Archived | TenantState::Migrating), OperationType::Write) => {
-                Some(TenantError::ReadOnly { id: self.id.clone(), state: s })
-            }
-            _ => None,
-        };
-        if let Some(e) = refused {
-            self.metrics.refuse(Refusal::State);
-            return Err(e);
-        }
+        self.check_operation_drawing(op, &mut 0)
+    }
+
+    /// [`Tenant::check_operation`] for a connection that keeps `credit`:
+    /// operations it took from the rate limiter ahead, in batches of a
+    /// millisecond's worth (at least 2,000 ops/s; one at a time below),
+    /// so a busy tenant's connections do not all meet on the limiter's
+    /// one atomic, and its clock, for every command. What a connection
+    /// holds unspent is under a millisecond of the rate.
+    pub fn check_operation_drawing(&self, op: OperationType, credit: &mut u32) -> Result<(), TenantError> {
+        self.check_state(op)?;
         if op == OperationType::Admin {
             return Ok(());
         }
+        if *credit > 0 {
+            *credit -= 1;
+            return Ok(());
+        }
+        self.draw_ops(credit)
+    }
+
+    /// Takes the next batch of operations from the rate limiter (see
+    /// [`Tenant::check_operation_drawing`]), or one, or refuses.
+    #[inline(never)]
+    fn draw_ops(&self, credit: &mut u32) -> Result<(), TenantError> {
         let limiter = self.limiter.read();
+        let batch = (self.limits.ops_per_second.load(Relaxed) / 1000).clamp(1, 1000) as u32;
+        if let Some(n) = NonZeroU32::new(batch).filter(|n| n.get() > 1)
+            && matches!(limiter.check_n(n), Ok(Ok(())))
+        {
+            *credit = batch - 1;
+            return Ok(());
+        }
         if let Err(not_until) = limiter.check() {
             self.metrics.refuse(Refusal::Rate);
             // The limiter's own clock: making a new one calibrates the TSC
@@ -489,6 +580,38 @@ impl Tenant {
             });
         }
         Ok(())
+    }
+
+    /// The state's part: what a suspended, deleting, archived or moving
+    /// tenant may not do.
+    #[inline]
+    fn check_state(&self, op: OperationType) -> Result<(), TenantError> {
+        match self.state() {
+            TenantState::Active => Ok(()),
+            state => self.check_other_state(state, op),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_other_state(&self, state: TenantState, op: OperationType) -> Result<(), TenantError> {
+        let refused = match (state, op) {
+            (TenantState::Deleting, _) => Some(TenantError::Deleting(self.id.clone())),
+            (TenantState::Suspended, OperationType::Read | OperationType::Write | OperationType::Other) => {
+                Some(TenantError::Suspended(self.id.clone()))
+            }
+            (s @ (TenantState::Archived | TenantState::Migrating), OperationType::Write) => {
+                Some(TenantError::ReadOnly { id: self.id.clone(), state: s })
+            }
+            _ => None,
+        };
+        match refused {
+            Some(e) => {
+                self.metrics.refuse(Refusal::State);
+                Err(e)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Adds bytes an embedder tracks outside Ferrite's own databases.
@@ -517,7 +640,11 @@ impl Tenant {
             + self.space.tracking.bytes() as i64
             + self.space.slowlog.bytes() as i64;
         let used = (self.space.used_bytes() as i64 + held).max(0) as u64;
-        self.metrics.memory_peak.fetch_max(used, Relaxed);
+        // A load first: the read-modify-write, on a line every connection
+        // of the tenant shares, is needed only when the peak moves.
+        if used > self.metrics.memory_peak.load(Relaxed) {
+            self.metrics.memory_peak.fetch_max(used, Relaxed);
+        }
         used
     }
 
@@ -576,5 +703,22 @@ impl Tenant {
 
     pub fn disconnect(&self) {
         self.metrics.connections.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_level_is_the_least_usage_a_policy_judges() {
+        // A policy judges a write once usage * 100 >= limit * WARN_PERCENT.
+        let judged = |used: u64, limit: u64| used * 100 >= limit * WARN_PERCENT;
+        for limit in [0, 1, 99, 100, 101, 1 << 20, 123_457] {
+            let w = warn_level(limit);
+            assert!(judged(w, limit), "limit {limit}");
+            assert!(w == 0 || !judged(w - 1, limit), "limit {limit}");
+        }
+        assert_eq!(warn_level(u64::MAX), (u64::MAX as u128 * 80).div_ceil(100) as u64);
     }
 }
