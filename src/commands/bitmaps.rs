@@ -79,10 +79,9 @@ pub fn setbit(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn getbit(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let offset = bit_offset(a[2], None, max_bytes(ctx))?;
-    let bit = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| bit_at(s, offset))).transpose()?;
-    if bit.is_none() {
-        ctx.keymiss(a[1]);
-    }
+    let bit = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| bit_at(s, offset)));
+    ctx.looked_up(a[1], bit.is_some());
+    let bit = bit.transpose()?;
     ctx.out.int(bit.unwrap_or(false) as i64);
     Ok(())
 }
@@ -91,9 +90,7 @@ pub fn getbit(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// `None` if the key is missing.
 fn read_string<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, CmdError> {
     let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(f)).transpose();
-    if matches!(r, Ok(None)) {
-        ctx.keymiss(key);
-    }
+    ctx.looked_up(key, !matches!(r, Ok(None)));
     r
 }
 

@@ -20,12 +20,10 @@ pub fn dump(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     // A clone shares a big collection's storage: the encoding runs after
     // the shard's lock is released.
     let value = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| e.value.clone());
+    ctx.looked_up(a[1], value.is_some());
     match value {
         Some(v) => ctx.out.bulk(&dump::encode(&v)),
-        None => {
-            ctx.keymiss(a[1]);
-            ctx.out.null()
-        }
+        None => ctx.out.null(),
     }
     Ok(())
 }

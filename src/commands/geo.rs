@@ -118,8 +118,8 @@ pub fn geodist(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     });
+    ctx.looked_up(a[1], found.is_some());
     found.unwrap_or_else(|| {
-        ctx.keymiss(a[1]);
         ctx.out.null();
         Ok(())
     })
@@ -166,10 +166,8 @@ pub fn geohash(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 fn read_members<T>(ctx: &Ctx, a: &[&[u8]], f: impl Fn(&ZSetValue, &[u8]) -> Option<T>) -> Result<Vec<Option<T>>, CmdError> {
     let found =
         ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(|z| a[2..].iter().map(|m| f(z, m)).collect::<Vec<_>>()));
+    ctx.looked_up(a[1], found.is_some());
     let found = found.transpose()?;
-    if found.is_none() {
-        ctx.keymiss(a[1]);
-    }
     Ok(found.unwrap_or_else(|| a[2..].iter().map(|_| None).collect()))
 }
 
@@ -407,12 +405,10 @@ fn search(ctx: &mut Ctx, a: &[&[u8]], fam: Family) -> CmdResult {
         order(&mut found, &q);
         Ok((q, found))
     });
+    ctx.looked_up(src, searched.is_some());
     let (q, found) = match searched {
         Some(r) => r?,
-        None => {
-            ctx.keymiss(src);
-            (parse_query(a, fam, None)?, Vec::new())
-        }
+        None => (parse_query(a, fam, None)?, Vec::new()),
     };
     match &q.store {
         Some(dest) => store(ctx, dest, &q, found, if fam == Family::SearchStore { "geosearchstore" } else { "georadiusstore" }),

@@ -78,9 +78,7 @@ pub fn hsetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Runs `f` on the hash at `key` if there is one (a miss is a `keymiss`).
 fn with_hash<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&HashValue) -> R) -> Result<Option<R>, CmdError> {
     let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(f)).transpose();
-    if matches!(r, Ok(None)) {
-        ctx.keymiss(key);
-    }
+    ctx.looked_up(key, !matches!(r, Ok(None)));
     r
 }
 
@@ -89,7 +87,10 @@ pub fn hget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let out = &mut *ctx.out;
     let found = db.read(a[1], ctx.now_ms, ctx.touch, |e| as_hash(&e.value).map(|h| out.bulk_opt(h.get(a[2]).map(|v| &v[..]))));
     match found {
-        Some(r) => r,
+        Some(r) => {
+            ctx.keyhit();
+            r
+        }
         None => {
             ctx.keymiss(a[1]);
             ctx.out.null();
@@ -163,7 +164,10 @@ fn hget_many(ctx: &mut Ctx, key: &[u8], keys: bool, vals: bool) -> CmdResult {
         Ok::<_, CmdError>(())
     });
     match found {
-        Some(r) => r,
+        Some(r) => {
+            ctx.keyhit();
+            r
+        }
         None => {
             ctx.keymiss(key);
             if keys && vals {
@@ -241,10 +245,8 @@ pub fn hrandfield(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }))
     });
+    ctx.looked_up(a[1], done.is_some());
     let done = done.transpose()?;
-    if done.is_none() {
-        ctx.keymiss(a[1]);
-    }
     ctx.end_random_reply(done, count.is_none(), mark);
     Ok(())
 }
@@ -303,6 +305,9 @@ pub fn hscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         scan_indexed(ctx, a, h.len(), true, &|i| h.get_index(i).map(|(f, v)| vec![f.to_vec(), v.to_vec()]))
     });
+    if scanned.is_some() {
+        ctx.keyhit();
+    }
     scanned.unwrap_or_else(|| scan_missing(ctx, a))
 }
 

@@ -77,9 +77,7 @@ pub fn pfcount(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
             with_hll(slot, |v| hll::count(v))?.map(|(n, _)| Some(n)).map_err(invalid)
         })?;
-        if n.is_none() {
-            ctx.keymiss(a[1]);
-        }
+        ctx.looked_up(a[1], n.is_some());
         ctx.out.int(n.unwrap_or(0) as i64);
         return Ok(());
     }
@@ -87,9 +85,9 @@ pub fn pfcount(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     for k in &a[1..] {
         let v =
             ctx.db().read(k, now, ctx.touch, |e| hll_bytes(&e.value).and_then(|h| hll::validate(h).map(|_| h.to_vec()).map_err(invalid)));
-        match v.transpose()? {
-            Some(v) => values.push(v),
-            None => ctx.keymiss(k),
+        ctx.looked_up(k, v.is_some());
+        if let Some(v) = v.transpose()? {
+            values.push(v);
         }
     }
     let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
@@ -100,13 +98,9 @@ pub fn pfcount(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn pfmerge(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (now, max) = (ctx.now_ms, sparse_max(ctx));
     let read = |k: &[u8]| -> Result<Option<Vec<u8>>, CmdError> {
-        let v = ctx
-            .db()
-            .read(k, now, false, |e| hll_bytes(&e.value).and_then(|h| hll::validate(h).map(|_| h.to_vec()).map_err(invalid)))
-            .transpose()?;
-        if v.is_none() {
-            ctx.keymiss(k);
-        }
+        let v = ctx.db().read(k, now, false, |e| hll_bytes(&e.value).and_then(|h| hll::validate(h).map(|_| h.to_vec()).map_err(invalid)));
+        ctx.looked_up(k, v.is_some());
+        let v = v.transpose()?;
         Ok(v)
     };
     let dest = read(a[1])?;

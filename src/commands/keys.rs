@@ -34,17 +34,13 @@ pub fn touch(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// Whether `key` exists (touching it if asked); a miss is a `keymiss`.
 fn found(ctx: &Ctx, key: &[u8], touch: bool) -> bool {
     let hit = ctx.db().read(key, ctx.now_ms, touch, |_| ()).is_some();
-    if !hit {
-        ctx.keymiss(key);
-    }
+    ctx.looked_up(key, hit);
     hit
 }
 
 pub fn type_(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let t = ctx.db().read(a[1], ctx.now_ms, false, |e| e.value.kind().name());
-    if t.is_none() {
-        ctx.keymiss(a[1]);
-    }
+    ctx.looked_up(a[1], t.is_some());
     ctx.out.simple(t.unwrap_or("none"));
     Ok(())
 }
@@ -178,8 +174,9 @@ pub fn copy(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("source and destination objects are the same"));
     }
     let now = ctx.now_ms;
-    let Some(entry) = ctx.db().read(a[1], now, false, |e| e.clone()) else {
-        ctx.keymiss(a[1]);
+    let entry = ctx.db().read(a[1], now, false, |e| e.clone());
+    ctx.looked_up(a[1], entry.is_some());
+    let Some(entry) = entry else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -313,11 +310,10 @@ pub fn pexpireat(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 /// TTL-family replies: -2 missing, -1 persistent, else the value.
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(u64, u64) -> i64) -> CmdResult {
     let now = ctx.now_ms;
-    let r = match ctx.db().read(key, now, false, |e| e.expire_at()) {
-        None => {
-            ctx.keymiss(key);
-            -2
-        }
+    let at = ctx.db().read(key, now, false, |e| e.expire_at());
+    ctx.looked_up(key, at.is_some());
+    let r = match at {
+        None => -2,
         Some(None) => -1,
         Some(Some(at)) => f(at, now),
     };
@@ -414,8 +410,13 @@ pub fn object(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         "idletime" => out.int(e.idle_secs(now) as i64),
         _ => out.int(refcount(&e.value)),
     });
-    if found.is_none() {
-        ctx.out.null();
+    // Redis's OBJECT counts its lookup without announcing a miss.
+    match found {
+        Some(_) => ctx.keyhit(),
+        None => {
+            ctx.quiet_miss();
+            ctx.out.null();
+        }
     }
     Ok(())
 }

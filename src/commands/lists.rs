@@ -117,10 +117,9 @@ pub fn rpop(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn llen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let n = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| l.len())).transpose()?;
-    if n.is_none() {
-        ctx.keymiss(a[1]);
-    }
+    let n = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| l.len()));
+    ctx.looked_up(a[1], n.is_some());
+    let n = n.transpose()?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -138,7 +137,10 @@ pub fn lrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         Ok::<_, CmdError>(())
     });
     match r {
-        Some(r) => r,
+        Some(r) => {
+            ctx.keyhit();
+            r
+        }
         None => {
             ctx.keymiss(a[1]);
             ctx.out.array(0);
@@ -157,11 +159,9 @@ pub fn lindex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let i = int(a[2])?;
     let v = ctx
         .db()
-        .read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| resolve(i, l.len()).and_then(|i| l.get(i)).map(|x| x.to_vec())))
-        .transpose()?;
-    if v.is_none() {
-        ctx.keymiss(a[1]);
-    }
+        .read(a[1], ctx.now_ms, ctx.touch, |e| as_list(&e.value).map(|l| resolve(i, l.len()).and_then(|i| l.get(i)).map(|x| x.to_vec())));
+    ctx.looked_up(a[1], v.is_some());
+    let v = v.transpose()?;
     ctx.out.bulk_opt(v.flatten().as_deref());
     Ok(())
 }
@@ -325,9 +325,7 @@ pub fn lpos(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             Ok::<_, CmdError>(hits)
         })
         .transpose()?;
-    if found.is_none() {
-        ctx.keymiss(a[1]);
-    }
+    ctx.looked_up(a[1], found.is_some());
     let found = found.unwrap_or_default();
     match count {
         Some(_) => {

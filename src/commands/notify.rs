@@ -31,12 +31,44 @@ impl Ctx<'_> {
         self.space.events.wants(&self.space.pubsub, class)
     }
 
-    /// A read found no `key` (Redis's `keymiss`, class `m`); not when a
+    /// A read found no `key`: Redis's `keymiss` event (class `m`), and a
+    /// keyspace miss in INFO and the tenant's statistics; neither when a
     /// woken blocked command runs again (Redis serves it without a lookup).
     #[inline]
     pub fn keymiss(&self, key: &[u8]) {
         if !self.client.woken {
+            self.count_lookup(false);
             self.notify(KEY_MISS, "keymiss", key);
+        }
+    }
+
+    /// A read found its key (of any type: a WRONGTYPE reply is a hit too):
+    /// a keyspace hit, as Redis's `lookupKeyRead` counts one.
+    #[inline]
+    pub fn keyhit(&self) {
+        if !self.client.woken {
+            self.count_lookup(true);
+        }
+    }
+
+    /// [`Ctx::keyhit`] or [`Ctx::keymiss`], by whether the read found `key`.
+    #[inline]
+    pub fn looked_up(&self, key: &[u8], found: bool) {
+        if found { self.keyhit() } else { self.keymiss(key) }
+    }
+
+    /// A miss Redis counts without announcing it (OBJECT's lookups).
+    pub fn quiet_miss(&self) {
+        self.count_lookup(false);
+    }
+
+    /// INFO's `keyspace_hits`/`keyspace_misses`, and the tenant's own.
+    fn count_lookup(&self, hit: bool) {
+        let stats = &self.state.stats;
+        if hit { &stats.keyspace_hits } else { &stats.keyspace_misses }.incr();
+        if let Some(t) = &self.client.tenant {
+            let m = &t.metrics;
+            if hit { &m.hits } else { &m.misses }.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -34,9 +34,7 @@ fn set_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut SetVal
 /// Reads the set at `key` (a miss is a `keymiss`).
 fn with_set<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&SetValue) -> R) -> Result<Option<R>, CmdError> {
     let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_set(&e.value).map(f)).transpose();
-    if matches!(r, Ok(None)) {
-        ctx.keymiss(key);
-    }
+    ctx.looked_up(key, !matches!(r, Ok(None)));
     r
 }
 
@@ -86,7 +84,10 @@ pub fn smembers(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         Ok::<_, CmdError>(())
     });
     match found {
-        Some(r) => r,
+        Some(r) => {
+            ctx.keyhit();
+            r
+        }
         None => {
             ctx.keymiss(a[1]);
             ctx.out.set(0);
@@ -178,10 +179,8 @@ pub fn srandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }))
     });
+    ctx.looked_up(a[1], done.is_some());
     let done = done.transpose()?;
-    if done.is_none() {
-        ctx.keymiss(a[1]);
-    }
     ctx.end_random_reply(done, count.is_none(), mark);
     Ok(())
 }
@@ -358,5 +357,8 @@ pub fn sscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         scan_parts(ctx, a, |cursor, count, emit| s.scan(cursor, count, |m| emit(&[m])))
     });
+    if scanned.is_some() {
+        ctx.keyhit();
+    }
     scanned.unwrap_or_else(|| scan_missing(ctx, a))
 }

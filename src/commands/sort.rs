@@ -82,9 +82,7 @@ fn lookup(ctx: &Ctx, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
         (None, Value::Str(s, _)) => Some(s.to_vec()),
         _ => None,
     });
-    if found.is_none() {
-        ctx.keymiss(&key);
-    }
+    ctx.looked_up(&key, found.is_some());
     found.flatten()
 }
 
@@ -103,10 +101,8 @@ fn load(ctx: &Ctx, key: &[u8], reverse: bool) -> Result<(Vec<Vec<u8>>, bool), Cm
         }
         Ok((items, false))
     });
-    loaded.unwrap_or_else(|| {
-        ctx.keymiss(key);
-        Ok((Vec::new(), false))
-    })
+    ctx.looked_up(key, loaded.is_some());
+    loaded.unwrap_or_else(|| Ok((Vec::new(), false)))
 }
 
 /// A number as C's `strtod` reads a whole string: Redis's double parsing,

@@ -179,7 +179,7 @@ fn interval_free_id(a: &[u8]) -> Result<StreamId, CmdError> {
 
 pub fn xack(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    miss_if_absent(ctx, a[1]);
+    read_stream_first(ctx, a[1]);
     let acked = ctx.db().write(a[1], now, |slot| -> Result<usize, CmdError> {
         let Some(v) = slot.value_mut() else { return Ok(0) };
         let s = as_stream_mut(v)?;
@@ -224,10 +224,8 @@ pub fn xpending(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     });
-    found.unwrap_or_else(|| {
-        ctx.keymiss(a[1]);
-        Err(no_group(a[1], a[2]))
-    })
+    ctx.looked_up(a[1], found.is_some());
+    found.unwrap_or_else(|| Err(no_group(a[1], a[2])))
 }
 
 fn pending_summary(out: &mut crate::protocol::Out, g: &Group) {
@@ -337,7 +335,7 @@ enum Claimed {
 
 pub fn xclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let (now, consumer): (u64, Arc<[u8]>) = (ctx.now_ms, a[3].into());
-    miss_if_absent(ctx, a[1]);
+    read_stream_first(ctx, a[1]);
     let mut created = false;
     let claimed = ctx.db().write(a[1], now, |slot| -> Result<Vec<Claimed>, CmdError> {
         let s = as_stream_mut(slot.value_mut().ok_or_else(|| no_group(a[1], a[2]))?)?;
@@ -391,12 +389,10 @@ pub fn xclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// XACK, XCLAIM and XAUTOCLAIM read their stream first: a missing one is
-/// a `keymiss` (then 0, or NOGROUP).
-fn miss_if_absent(ctx: &Ctx, key: &[u8]) {
-    if ctx.wants(super::notify::KEY_MISS) && !ctx.db().contains(key, ctx.now_ms) {
-        ctx.keymiss(key);
-    }
+/// XACK, XCLAIM and XAUTOCLAIM read their stream first: that read counts,
+/// and a missing stream is a `keymiss` (then 0, or NOGROUP).
+fn read_stream_first(ctx: &Ctx, key: &[u8]) {
+    ctx.looked_up(key, ctx.db().contains(key, ctx.now_ms));
 }
 
 /// A claim that gave the entries to a consumer the group did not have
@@ -437,7 +433,7 @@ pub fn xautoclaim(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
     }
     let (now, consumer): (u64, Arc<[u8]>) = (ctx.now_ms, a[3].into());
-    miss_if_absent(ctx, a[1]);
+    read_stream_first(ctx, a[1]);
     let mut created = false;
     let (next, claimed, deleted) = ctx.db().write(a[1], now, |slot| -> Result<(StreamId, Vec<Claimed>, Vec<StreamId>), CmdError> {
         let s = as_stream_mut(slot.value_mut().ok_or_else(|| no_group(a[1], a[2]))?)?;
@@ -552,10 +548,8 @@ pub fn xinfo(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             _ => info_stream(out, s, &a[3..], a[1]),
         }
     });
-    r.unwrap_or_else(|| {
-        ctx.keymiss(a[2]);
-        Err(CmdError::NoSuchKey)
-    })
+    ctx.looked_up(a[2], r.is_some());
+    r.unwrap_or(Err(CmdError::NoSuchKey))
 }
 
 fn info_consumers(out: &mut crate::protocol::Out, s: &StreamValue, key: &[u8], group: &[u8], now: u64) -> CmdResult {

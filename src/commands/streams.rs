@@ -264,7 +264,10 @@ fn xrange_generic(ctx: &mut Ctx, a: &[&[u8]], rev: bool) -> CmdResult {
         Ok(())
     });
     match found {
-        Some(r) => r,
+        Some(r) => {
+            ctx.keyhit();
+            r
+        }
         None => {
             ctx.keymiss(a[1]);
             ctx.out.array(0);
@@ -297,10 +300,9 @@ pub fn xrevrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn xlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let n = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_stream(&e.value).map(|s| s.len())).transpose()?;
-    if n.is_none() {
-        ctx.keymiss(a[1]);
-    }
+    let n = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_stream(&e.value).map(|s| s.len()));
+    ctx.looked_up(a[1], n.is_some());
+    let n = n.transpose()?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -458,13 +460,10 @@ fn parse_read<'a>(a: &[&'a [u8]], group_cmd: bool) -> Result<ReadArgs<'a>, CmdEr
 fn resolve_ids(ctx: &Ctx, r: &ReadArgs) -> Result<Vec<Option<StreamId>>, CmdError> {
     let mut out = Vec::with_capacity(r.keys.len());
     for (k, id) in r.keys.iter().zip(&r.ids) {
-        let stream = ctx
-            .db()
-            .read(k, ctx.now_ms, false, |e| as_stream(&e.value).map(|s| (s.last_id, r.group.map(|(g, _)| s.group(g).is_some()))))
-            .transpose()?;
-        if stream.is_none() {
-            ctx.keymiss(k);
-        }
+        let stream =
+            ctx.db().read(k, ctx.now_ms, false, |e| as_stream(&e.value).map(|s| (s.last_id, r.group.map(|(g, _)| s.group(g).is_some()))));
+        ctx.looked_up(k, stream.is_some());
+        let stream = stream.transpose()?;
         if let Some((g, _)) = r.group
             && stream.is_none_or(|(_, has)| has != Some(true))
         {
@@ -577,9 +576,7 @@ fn read_plain(ctx: &Ctx, key: &[u8], from: StreamId, count: u64) -> Option<Vec<R
         });
         Some(out)
     });
-    if found.is_none() {
-        ctx.keymiss(key);
-    }
+    ctx.looked_up(key, found.is_some());
     found.flatten()
 }
 

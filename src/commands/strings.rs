@@ -18,26 +18,16 @@ pub fn get(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let out = &mut *ctx.out;
     let found = db.read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| out.bulk(s)));
-    hit_or_miss(ctx, found.is_some());
     match found {
-        Some(r) => r,
+        Some(r) => {
+            ctx.keyhit();
+            r
+        }
         None => {
             ctx.keymiss(a[1]);
             ctx.out.null();
             Ok(())
         }
-    }
-}
-
-pub fn hit_or_miss(ctx: &Ctx, hit: bool) {
-    if hit {
-        ctx.state.stats.keyspace_hits.incr()
-    } else {
-        ctx.state.stats.keyspace_misses.incr()
-    }
-    if let Some(t) = &ctx.client.tenant {
-        let m = &t.metrics;
-        if hit { &m.hits } else { &m.misses }.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -88,7 +78,7 @@ pub fn set(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     // GET reads first: a missing key is a miss before the write's events.
     if get {
-        miss_before_write(ctx, a[1]);
+        read_before_write(ctx, a[1]);
     }
     // (stored, the old value when GET was asked: Some(None) for a missing key)
     type SetOutcome = (bool, Option<Option<Vec<u8>>>);
@@ -121,11 +111,9 @@ fn set_events(ctx: &Ctx, key: &[u8], expires: bool) {
 }
 
 /// A command that reads `key` before writing it (SET ... GET, GETSET)
-/// reports a miss first, as Redis's read lookup does.
-fn miss_before_write(ctx: &Ctx, key: &[u8]) {
-    if ctx.wants(super::notify::KEY_MISS) && !ctx.db().contains(key, ctx.now_ms) {
-        ctx.keymiss(key);
-    }
+/// counts that read and reports a miss first, as Redis's read lookup does.
+fn read_before_write(ctx: &Ctx, key: &[u8]) {
+    ctx.looked_up(key, ctx.db().contains(key, ctx.now_ms));
 }
 
 /// Stores a string at the slot, replacing any value, with the expiry rule.
@@ -200,8 +188,8 @@ pub fn mget(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             Value::Str(s, _) => out.bulk(s),
             _ => out.null(),
         });
+        ctx.looked_up(k, found.is_some());
         if found.is_none() {
-            ctx.keymiss(k);
             ctx.out.null();
         }
     }
@@ -239,7 +227,7 @@ pub fn msetnx(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 
 pub fn getset(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
-    miss_before_write(ctx, a[1]);
+    read_before_write(ctx, a[1]);
     let old = ctx.db().write(a[1], now, |slot| {
         let old = slot.value().map(as_str).transpose()?.map(|s| s.to_vec());
         store_string(slot, a[2], Ttl::Clear);
@@ -259,9 +247,9 @@ pub fn getdel(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         }
         Ok::<_, CmdError>(old)
     })?;
-    match old {
-        Some(_) => ctx.notify(GENERIC, "del", a[1]),
-        None => ctx.keymiss(a[1]),
+    ctx.looked_up(a[1], old.is_some());
+    if old.is_some() {
+        ctx.notify(GENERIC, "del", a[1]);
     }
     ctx.out.bulk_opt(old.as_deref());
     Ok(())
@@ -306,10 +294,9 @@ pub fn getex(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         };
         Ok::<_, CmdError>(Some((v, event)))
     })?;
-    match &val {
-        Some((_, Some(event))) => ctx.notify(GENERIC, event, a[1]),
-        Some(_) => {}
-        None => ctx.keymiss(a[1]),
+    ctx.looked_up(a[1], val.is_some());
+    if let Some((_, Some(event))) = &val {
+        ctx.notify(GENERIC, event, a[1]);
     }
     ctx.out.bulk_opt(val.as_ref().map(|(v, _)| &v[..]));
     Ok(())
@@ -346,10 +333,9 @@ pub fn append(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 }
 
 pub fn strlen(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
-    let len = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.len())).transpose()?;
-    if len.is_none() {
-        ctx.keymiss(a[1]);
-    }
+    let len = ctx.db().read(a[1], ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.len()));
+    ctx.looked_up(a[1], len.is_some());
+    let len = len.transpose()?;
     ctx.out.int(len.unwrap_or(0) as i64);
     Ok(())
 }
@@ -516,7 +502,10 @@ pub fn getrange(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         Ok::<_, CmdError>(())
     });
     match found {
-        Some(r) => r,
+        Some(r) => {
+            ctx.keyhit();
+            r
+        }
         None => {
             ctx.keymiss(a[1]);
             ctx.out.bulk(b"");
@@ -602,11 +591,10 @@ pub fn lcs(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         i += 1;
     }
     let fetch = |k: &[u8]| -> Result<Vec<u8>, CmdError> {
-        match ctx.db().read(k, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.to_vec())) {
-            None => {
-                ctx.keymiss(k);
-                Ok(Vec::new())
-            }
+        let found = ctx.db().read(k, ctx.now_ms, ctx.touch, |e| as_str(&e.value).map(|s| s.to_vec()));
+        ctx.looked_up(k, found.is_some());
+        match found {
+            None => Ok(Vec::new()),
             Some(Ok(v)) => Ok(v),
             Some(Err(_)) => Err(CmdError::err("The specified keys must contain string values")),
         }

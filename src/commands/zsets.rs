@@ -35,9 +35,7 @@ fn zset_mut<'s>(slot: &'s mut Slot, create: bool) -> Result<Option<&'s mut ZSetV
 /// Reads the sorted set at `key` (a miss is a `keymiss`).
 fn with_zset<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&ZSetValue) -> R) -> Result<Option<R>, CmdError> {
     let r = ctx.db().read(key, ctx.now_ms, ctx.touch, |e| as_zset(&e.value).map(f)).transpose();
-    if matches!(r, Ok(None)) {
-        ctx.keymiss(key);
-    }
+    ctx.looked_up(key, !matches!(r, Ok(None)));
     r
 }
 
@@ -588,10 +586,8 @@ pub fn zrandmember(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
             }
         }))
     });
+    ctx.looked_up(a[1], done.is_some());
     let done = done.transpose()?;
-    if done.is_none() {
-        ctx.keymiss(a[1]);
-    }
     ctx.end_random_reply(done, count.is_none(), mark);
     Ok(())
 }
@@ -631,9 +627,7 @@ fn load_scored(ctx: &Ctx, key: &[u8]) -> Result<Option<Scored>, CmdError> {
             _ => Err(CmdError::WrongType),
         })
         .transpose();
-    if matches!(r, Ok(None)) {
-        ctx.keymiss(key);
-    }
+    ctx.looked_up(key, !matches!(r, Ok(None)));
     r
 }
 
@@ -799,5 +793,8 @@ pub fn zscan(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
         let item = |i: usize| z.by_rank(i, i).next().map(|(m, s)| vec![m.to_vec(), crate::protocol::reply::format_double(s).into_bytes()]);
         scan_indexed(ctx, a, z.len(), true, &item)
     });
+    if scanned.is_some() {
+        ctx.keyhit();
+    }
     scanned.unwrap_or_else(|| scan_missing(ctx, a))
 }
