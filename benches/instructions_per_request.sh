@@ -10,11 +10,14 @@
 #
 # Usage: FERRITE_B=path/to/other/ferrite [TESTS=set,get] [PIPE=16]
 #        [FERRITE_A=...] [SETUP=...] [SETUP_B=...] [TRACK=...] [TRACK_B=...]
-#        [AUTH=...] [AUTH_B=...]
+#        [AUTH=...] [AUTH_B=...] [KEYS=0] [SCOPE=dispatch]
 #        benches/instructions_per_request.sh [short] [long] (default 20000 60000)
 # FERRITE_A, SETUP/SETUP_B (redis-cli arguments run first) and TRACK/TRACK_B
 # (a CLIENT TRACKING client kept connected, "ON" for no options) as in
 # cpu_per_request.sh: the same binary on both sides compares a setting.
+# SCOPE=dispatch counts only the instructions under the command's dispatch
+# (connection::execute_contained), which callgrind counts exactly alike
+# from run to run; the default counts the whole process.
 # AUTH/AUTH_B are redis-benchmark's login words for that side, e.g. a
 # tenant's against the global context with the same binary:
 #   FERRITE_B=target/release/ferrite FERRITE_A=target/release/ferrite \
@@ -29,6 +32,9 @@ LONG=${2:-60000}
 TESTS=${TESTS:-set,get}
 PIPE=${PIPE:-16}
 PORT=${PORT:-16699}
+# KEYS=0: every request on one key (no new keys, no table growth: the
+# same work in every run); otherwise redis-benchmark's -r over that many.
+RANDOM_KEYS=$([ "${KEYS:-100000}" = 0 ] || echo "-r ${KEYS:-100000}")
 : "${FERRITE_B:?set FERRITE_B to the binary to compare with}"
 A=${FERRITE_A:-./target/release/ferrite}
 [ -n "${FERRITE_A:-}" ] || cargo build --release --quiet --bin ferrite
@@ -48,11 +54,19 @@ total() { # binary test requests [setup] [tracking options] [login] -> instructi
     sleep 1
   fi
   # shellcheck disable=SC2086 # the login is redis-benchmark's words
-  redis-benchmark -p "$PORT" ${6:-} -t "$2" -P "$PIPE" -c 1 -n "$3" -r 100000 -q >/dev/null 2>&1
+  redis-benchmark -p "$PORT" ${6:-} -t "$2" -P "$PIPE" -c 1 -n "$3" $RANDOM_KEYS -q >/dev/null 2>&1
   [ -z "$tracker" ] || kill "$tracker" 2>/dev/null || true
   redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
-  awk '/^totals:/ {print $2}' "$out"
+  if [ "${SCOPE:-all}" = dispatch ]; then
+    # Only what runs inside the command's dispatch (parsing, the runtime's
+    # wake-ups and the kernel's share left out): the same for the same
+    # commands whatever the timing, so small differences show.
+    callgrind_annotate --inclusive=yes --auto=no "$out" 2>/dev/null |
+      awk '/connection::execute_contained / { gsub(",", "", $1); print $1; exit }'
+  else
+    awk '/^totals:/ {print $2}' "$out"
+  fi
   rm -f "$out"
 }
 per_request() { # binary test [setup] [tracking] [login] -> instructions per request

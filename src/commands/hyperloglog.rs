@@ -67,18 +67,25 @@ pub fn pfadd(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
 pub fn pfcount(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     if a.len() == 2 {
-        // One key: the count is cached in the value. Writing a new one
-        // changes the key (WATCH, tracking); answering from a valid one
-        // does not, as in Redis.
-        let n = ctx.db().write(a[1], now, |slot| -> Result<Option<u64>, CmdError> {
-            let Some(v) = slot.value() else { return Ok(None) };
-            if let Some(n) = hll::cached_count(hll_bytes(v)?).map_err(invalid)? {
-                return Ok(Some(n));
-            }
-            with_hll(slot, |v| hll::count(v))?.map(|(n, _)| Some(n)).map_err(invalid)
-        })?;
-        ctx.looked_up(a[1], n.is_some());
-        ctx.out.int(n.unwrap_or(0) as i64);
+        // One key: the count is cached in the value, and a valid one is
+        // read under the shard's read lock. Writing a new one changes the
+        // key (WATCH, tracking); answering from a valid one does not, as
+        // in Redis.
+        let cached = ctx.db().read(a[1], now, ctx.touch, |e| hll::cached_count(hll_bytes(&e.value)?).map_err(invalid));
+        ctx.looked_up(a[1], cached.is_some());
+        let n = match cached.transpose()? {
+            None => 0,
+            Some(Some(n)) => n,
+            Some(None) => ctx.db().write(a[1], now, |slot| -> Result<u64, CmdError> {
+                // Taken, or changed, since the read: counted as it is now.
+                let Some(v) = slot.value() else { return Ok(0) };
+                if let Some(n) = hll::cached_count(hll_bytes(v)?).map_err(invalid)? {
+                    return Ok(n);
+                }
+                with_hll(slot, |v| hll::count(v))?.map(|(n, _)| n).map_err(invalid)
+            })?,
+        };
+        ctx.out.int(n as i64);
         return Ok(());
     }
     let mut values: Vec<Vec<u8>> = Vec::with_capacity(a.len() - 1);

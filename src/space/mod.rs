@@ -225,6 +225,11 @@ impl Space {
     pub fn keys(&self) -> usize {
         self.created().map(|d| d.len()).sum()
     }
+
+    /// [`Space::used_bytes`] and [`Space::keys`] in one pass.
+    pub fn usage(&self) -> (usize, usize) {
+        self.created().fold((0, 0), |(bytes, keys), d| (bytes + d.used_bytes(), keys + d.len()))
+    }
 }
 
 /// A long command of a space in flight (see [`Space::offload`]).

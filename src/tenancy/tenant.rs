@@ -485,7 +485,7 @@ impl Tenant {
     /// level of both limits (and so below the limits): a write that does
     /// needs no closer look. Returns the usage it saw, for that look.
     pub fn stays_below_warning(&self, bytes: u64, keys: u64) -> Result<(), (u64, u64)> {
-        let (used, held) = (self.memory_used(), self.keys());
+        let (used, held) = self.usage_now();
         if used.saturating_add(bytes) < self.limits.memory_warn.load(Relaxed)
             && held.saturating_add(keys) < self.limits.keys_warn.load(Relaxed)
         {
@@ -634,22 +634,40 @@ impl Tenant {
     }
 
     pub fn memory_used(&self) -> u64 {
+        self.memory_of(self.space.used_bytes())
+    }
+
+    pub fn keys(&self) -> u64 {
+        self.keys_of(self.space.keys())
+    }
+
+    /// The tenant's keys: its databases' `keys` and an embedder's own.
+    fn keys_of(&self, keys: usize) -> u64 {
+        (keys as i64 + self.external_keys.load(Relaxed)).max(0) as u64
+    }
+
+    /// (memory used, keys) with one pass over the space's databases.
+    fn usage_now(&self) -> (u64, u64) {
+        let (bytes, keys) = self.space.usage();
+        (self.memory_of(bytes), self.keys_of(keys))
+    }
+
+    /// The tenant's memory: its databases' `bytes` and what it holds
+    /// besides (connections, scripts, tracking, slowlog, an embedder's
+    /// own); the memory peak follows.
+    fn memory_of(&self, bytes: usize) -> u64 {
         let held = self.external_memory.load(Relaxed)
             + self.client_memory.load(Relaxed)
             + self.space.scripts.bytes() as i64
             + self.space.tracking.bytes() as i64
             + self.space.slowlog.bytes() as i64;
-        let used = (self.space.used_bytes() as i64 + held).max(0) as u64;
+        let used = (bytes as i64 + held).max(0) as u64;
         // A load first: the read-modify-write, on a line every connection
         // of the tenant shares, is needed only when the peak moves.
         if used > self.metrics.memory_peak.load(Relaxed) {
             self.metrics.memory_peak.fetch_max(used, Relaxed);
         }
         used
-    }
-
-    pub fn keys(&self) -> u64 {
-        (self.space.keys() as i64 + self.external_keys.load(Relaxed)).max(0) as u64
     }
 
     pub fn get_usage(&self) -> Usage {
