@@ -107,8 +107,7 @@ pub fn pfmerge(ctx: &mut Ctx, a: &[&[u8]]) -> CmdResult {
     let read = |k: &[u8]| -> Result<Option<Vec<u8>>, CmdError> {
         let v = ctx.db().read(k, now, false, |e| hll_bytes(&e.value).and_then(|h| hll::validate(h).map(|_| h.to_vec()).map_err(invalid)));
         ctx.looked_up(k, v.is_some());
-        let v = v.transpose()?;
-        Ok(v)
+        v.transpose()
     };
     let dest = read(a[1])?;
     let mut sources = Vec::with_capacity(a.len() - 2);
