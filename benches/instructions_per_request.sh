@@ -15,6 +15,7 @@
 # FERRITE_A, SETUP/SETUP_B (redis-cli arguments run first) and TRACK/TRACK_B
 # (a CLIENT TRACKING client kept connected, "ON" for no options) as in
 # cpu_per_request.sh: the same binary on both sides compares a setting.
+# KEEP=dir keeps each run's callgrind output there, for callgrind_annotate.
 # SCOPE=dispatch counts only the instructions under the command's dispatch
 # (connection::execute_contained), which callgrind counts exactly alike
 # from run to run; the default counts the whole process.
@@ -66,6 +67,11 @@ total() { # binary test requests [setup] [tracking options] [login] -> instructi
       awk '/connection::execute_contained / { gsub(",", "", $1); print $1; exit }'
   else
     awk '/^totals:/ {print $2}' "$out"
+  fi
+  if [ -n "${KEEP:-}" ]; then
+    # For a breakdown: callgrind_annotate --inclusive=yes KEEP/<binary>-<path sum>-<test>-<requests>.out
+    mkdir -p "$KEEP"
+    mv "$out" "$KEEP/$(basename "$1")-$(printf %s "$1" | cksum | cut -d' ' -f1)-$2-$3.out"
   fi
   rm -f "$out"
 }

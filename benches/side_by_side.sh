@@ -11,6 +11,7 @@
 #
 # Usage: benches/side_by_side.sh [requests-per-test] (default 200000)
 #        TESTS=set,get PIPES="1 16" ROUNDS=3 benches/side_by_side.sh
+# ROUNDS_TO_STDERR=1 prints every round's "rps cpu" of each side as it goes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -63,6 +64,7 @@ for pipe in $PIPES; do
       rr+=("$(run "$RPORT" "$RPID" "$t" "$pipe")")
       fr+=("$(run "$FPORT" "$FPID" "$t" "$pipe")")
       tr+=("$(run "$FPORT" "$FPID" "$t" "$pipe" "$TENANT_AUTH")")
+      [ "${ROUNDS_TO_STDERR:-0}" = 0 ] || echo "$t -P $pipe round: redis ${rr[-1]}, global ${fr[-1]}, tenant ${tr[-1]}" >&2
     done
     r=$(printf '%s\n' "${rr[@]}" | awk '{print $1}' | median)
     f=$(printf '%s\n' "${fr[@]}" | awk '{print $1}' | median)
