@@ -163,17 +163,25 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, argv: &mut Argv) -> Result<Optio
 fn parse_bulks(buf: &[u8], limits: &Limits, argv: &mut Argv, at: Resume) -> Result<Option<usize>, ProtocolError> {
     let mut pos = at.pos;
     while argv.spans.len() < at.count {
-        let Some(cr) = (if pos >= buf.len() { None } else { find_crlf(buf, pos, ProtocolError::TooBigBulkCount)? }) else {
-            argv.resume = Some(Resume { pos, ..at });
-            return Ok(None);
+        let (cr, len) = match short_bulk_header(buf, pos) {
+            Some(header) => header,
+            None => {
+                let Some(cr) = (if pos >= buf.len() { None } else { find_crlf(buf, pos, ProtocolError::TooBigBulkCount)? }) else {
+                    argv.resume = Some(Resume { pos, ..at });
+                    return Ok(None);
+                };
+                if buf[pos] != b'$' {
+                    return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
+                }
+                match parse_i64(&buf[pos + 1..cr]) {
+                    Some(n) if n >= 0 => (cr, n),
+                    _ => return Err(ProtocolError::InvalidBulkLength),
+                }
+            }
         };
-        if buf[pos] != b'$' {
-            return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
+        if len > limits.max_bulk_len {
+            return Err(ProtocolError::InvalidBulkLength);
         }
-        let len = match parse_i64(&buf[pos + 1..cr]) {
-            Some(n) if n >= 0 && n <= limits.max_bulk_len => n,
-            _ => return Err(ProtocolError::InvalidBulkLength),
-        };
         if limits.unauthenticated && len > UNAUTH_MAX_BULK {
             return Err(ProtocolError::UnauthenticatedBulk);
         }
@@ -188,6 +196,24 @@ fn parse_bulks(buf: &[u8], limits: &Limits, argv: &mut Argv, at: Resume) -> Resu
         pos = end + 2;
     }
     Ok(Some(pos))
+}
+
+/// A complete `$<digits>\r` header at `pos` in its common form (no sign,
+/// no leading zero, at most 18 digits, a byte after the CR), read in one
+/// pass: (CR's index, length). Anything else is `None`, and the general
+/// path (`find_crlf`, `parse_i64`) decides, so both agree by construction.
+#[inline]
+fn short_bulk_header(buf: &[u8], pos: usize) -> Option<(usize, i64)> {
+    if buf.get(pos) != Some(&b'$') {
+        return None;
+    }
+    let digits = buf.get(pos + 1..)?;
+    let n = digits.iter().take(19).take_while(|b| b.is_ascii_digit()).count();
+    let cr = pos + 1 + n;
+    if n == 0 || n > 18 || (n > 1 && digits[0] == b'0') || buf.get(cr) != Some(&b'\r') || cr + 1 >= buf.len() {
+        return None;
+    }
+    Some((cr, digits[..n].iter().fold(0i64, |v, d| v * 10 + (d - b'0') as i64)))
 }
 
 fn parse_inline(buf: &[u8], argv: &mut Argv) -> Result<Option<usize>, ProtocolError> {
@@ -335,6 +361,40 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_short_header_agrees_with_the_general_path() {
+        // Every buffer of up to six bytes over the bytes that matter, and
+        // long digit runs: wherever the one-pass read answers, the general
+        // path finds the same CR and the same length.
+        const BYTES: &[u8] = b"$019-\r\n\0a";
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..6 {
+            let longer: Vec<Vec<u8>> = cases
+                .iter()
+                .filter(|c| c.len() == cases.last().unwrap().len())
+                .flat_map(|c| BYTES.iter().map(move |&b| [&c[..], &[b]].concat()))
+                .collect();
+            cases.extend(longer);
+        }
+        for digits in 15..22 {
+            for lead in [b'0', b'1', b'9'] {
+                let mut c = vec![b'$', lead];
+                c.extend(std::iter::repeat_n(b'9', digits - 1));
+                c.extend_from_slice(b"\r\nx");
+                cases.push(c);
+            }
+        }
+        let mut answered = 0;
+        for c in &cases {
+            if let Some((cr, len)) = short_bulk_header(c, 0) {
+                answered += 1;
+                assert_eq!(find_crlf(c, 0, ProtocolError::TooBigBulkCount).ok().flatten(), Some(cr), "{c:?}");
+                assert_eq!(parse_i64(&c[1..cr]), Some(len), "{c:?}");
+            }
+        }
+        assert!(answered > 100, "{answered}");
+    }
 
     type Parsed = Option<(usize, Vec<Vec<u8>>)>;
 
