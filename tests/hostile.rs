@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Raw, bulk, encode, login, ok, tenant};
+use common::{Raw, bulk, encode, info_field, login, ok, tenant};
 use ferrite::protocol::Frame;
 use ferrite::server::ServerHandle;
 
@@ -258,7 +258,7 @@ fn a_tenants_info_shows_nothing_of_the_server() {
     let mut t = tenant(&h, "quiet", &[]);
     let Frame::Bulk(info) = t.cmd(&["INFO", "all"]) else { panic!("info") };
     let info = String::from_utf8(info).unwrap();
-    let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string());
+    let field = |name: &str| info_field(&info, name);
     assert_eq!(field("process_id").as_deref(), Some("0"));
     assert_eq!(field("run_id").as_deref(), Some("0000000000000000000000000000000000000000"));
     assert_eq!(field("used_memory_rss"), field("used_memory"));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Raw, RedisServer, field, start, tenant};
+use common::{Raw, RedisServer, field, info_field, start, tenant};
 use ferrite::protocol::Frame;
 
 /// Keys of every type, made before each command (`nx` never exists).
@@ -131,9 +131,7 @@ const COMMANDS: &[&[&str]] = &[
 fn hits_and_misses(c: &mut Raw) -> (u64, u64) {
     let Frame::Bulk(info) = c.cmd(&["INFO", "stats"]) else { panic!("INFO stats") };
     let info = String::from_utf8(info).unwrap();
-    let stat = |name: &str| {
-        info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.parse::<u64>().ok()).unwrap_or_else(|| panic!("no {name}"))
-    };
+    let stat = |name: &str| info_field(&info, name).and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("no {name}"));
     (stat("keyspace_hits"), stat("keyspace_misses"))
 }
 

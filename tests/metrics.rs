@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Process, Raw, bulk, data_dir, field, login, ok, tenant};
+use common::{Process, Raw, bulk, data_dir, field, info_field, login, ok, tenant};
 use ferrite::config::Config;
 use ferrite::protocol::Frame;
 use ferrite::server::ServerHandle;
@@ -66,10 +66,6 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 fn has_series(text: &str, series: &str) -> bool {
     sample(text, series).is_some()
-}
-
-fn info_field(info: &str, name: &str) -> Option<String> {
-    info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string())
 }
 
 #[test]

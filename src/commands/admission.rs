@@ -18,7 +18,7 @@ use crate::store::Keyspace;
 use crate::tenancy::eviction::{EvictHooks, Policy, evict, evict_tenant};
 use crate::tenancy::hooks::{self, CommandClass, QuotaDecision, Resource};
 use crate::tenancy::tenant::{Refusal, WARN_PERCENT};
-use crate::tenancy::{OperationType, Tenant, TenantError};
+use crate::tenancy::{OperationType, Tenant, TenantError, TenantLimits};
 
 /// What an argument or a new key costs besides its bytes (entry, vector
 /// and table overhead): an upper bound, as admission must be.
@@ -113,7 +113,7 @@ fn near(used: u64, limit: u64) -> bool {
 #[inline(never)]
 fn admit_near_limits(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64, (used, keys): (u64, u64)) -> Result<(), TenantError> {
     let Some(t) = ctx.client.tenant.clone() else { return Ok(()) };
-    let (memory_limit, keys_limit) = t.quota();
+    let TenantLimits { memory_bytes: memory_limit, max_keys: keys_limit, .. } = t.limits();
     let t = &*t;
     let over_memory = used.saturating_add(adds) > memory_limit;
     if over_memory && !policy_allows(ctx, t, spec, Resource::Memory)? && !make_room(ctx, t, memory_limit.saturating_sub(adds)) {

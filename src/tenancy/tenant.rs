@@ -476,11 +476,6 @@ impl Tenant {
         self.limits.get()
     }
 
-    /// The memory and key limits alone, which every write is admitted on.
-    pub fn quota(&self) -> (u64, u64) {
-        (self.limits.memory_bytes.load(Relaxed), self.limits.max_keys.load(Relaxed))
-    }
-
     /// Whether usage with `bytes` and `keys` more stays below the warning
     /// level of both limits (and so below the limits): a write that does
     /// needs no closer look. Returns the usage it saw, for that look.

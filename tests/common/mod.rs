@@ -138,6 +138,11 @@ pub fn field(f: &Frame, name: &str) -> Frame {
     v[i + 1].clone()
 }
 
+/// The value of `name:` in INFO's text, trimmed.
+pub fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim().to_string())
+}
+
 /// A fresh data directory for a test, named after it and this process.
 pub fn data_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("ferrite-{name}-{}", std::process::id()));
