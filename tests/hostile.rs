@@ -156,6 +156,40 @@ fn a_subscriber_that_never_reads_is_disconnected_by_bytes() {
     eventually("the subscriber is gone", || int(&nth(publisher.cmd(&["PUBSUB", "NUMSUB", "room"]), 1)) == 0);
 }
 
+/// A connection's writes well below the tenant's limits are admitted on
+/// a credit instead of a look at the usage each time: every connection
+/// spending its whole credit together must still stay within the limit.
+#[test]
+fn write_credits_of_every_connection_stay_within_the_memory_limit() {
+    let h = common::start();
+    let limit = 1 << 20;
+    let mut conns = vec![tenant(&h, "crowd", &["MEMORY", "1mb", "CONNECTIONS", "8"])];
+    conns.extend((1..8).map(|_| login(&h, "crowd")));
+    // Big enough that a credit runs out on bytes before keys.
+    let value = "v".repeat(4000);
+    let mut full = [false; 8];
+    // In turns, so each connection takes its credit early and spends it
+    // while the others spend theirs.
+    for i in 0.. {
+        if full.iter().all(|f| *f) {
+            break;
+        }
+        assert!(i < 10_000, "no OOM after {i} rounds");
+        for (c, conn) in conns.iter_mut().enumerate() {
+            if full[c] {
+                continue;
+            }
+            match conn.cmd(&["SET", &format!("k{c}:{i}"), &value]) {
+                Frame::Simple(_) => {}
+                Frame::Error(e) if e.starts_with("OOM") => full[c] = true,
+                other => panic!("{other}"),
+            }
+        }
+    }
+    let used = tenant_field(&h, "crowd", "memory_used");
+    assert!(used <= limit, "{used} bytes used, past the {limit} limit");
+}
+
 #[test]
 fn writes_are_admitted_on_what_they_would_add() {
     let h = common::start();

@@ -28,6 +28,7 @@ const ARG_OVERHEAD: u64 = 64;
 /// rate limit (a quota policy may overrule a rate refusal). Session
 /// commands (AUTH, HELLO, QUIT, RESET) pass: a client needs them to log in
 /// or leave, and failed AUTHs are throttled on their own.
+#[inline]
 pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
     let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
     let op = match spec.class {
@@ -44,15 +45,7 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
         t.metrics.admin.fetch_add(1, Relaxed);
     }
     if let Err(e) = t.check_operation_drawing(op, &mut ctx.client.ops_credit) {
-        // Cloned only here: the tenant's count of references is a line all
-        // its connections share.
-        let t = ctx.client.tenant.clone().expect("checked above");
-        let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
-        match (&e, ask(ctx, &t, spec, class, Resource::Ops)) {
-            (TenantError::RateLimited { .. }, QuotaDecision::Allow) => {}
-            (TenantError::RateLimited { .. }, QuotaDecision::Deny(m)) => return Err(TenantError::PolicyDenied(m)),
-            _ => return Err(e),
-        }
+        policy_overrules(ctx, spec, op, e)?;
     }
     let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
     match op {
@@ -62,6 +55,22 @@ pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
         OperationType::Other | OperationType::Admin => 0,
     };
     Ok(())
+}
+
+/// A refusal by the tenant's state or rate limit; a quota policy may let
+/// a rate-limited command through (`Ok`).
+#[cold]
+#[inline(never)]
+fn policy_overrules(ctx: &mut Ctx, spec: &CommandSpec, op: OperationType, e: TenantError) -> Result<(), TenantError> {
+    // Cloned only here: the tenant's count of references is a line all
+    // its connections share.
+    let t = ctx.client.tenant.clone().expect("a tenant's refusal");
+    let class = if op == OperationType::Write { CommandClass::Write } else { CommandClass::Read };
+    match (&e, ask(ctx, &t, spec, class, Resource::Ops)) {
+        (TenantError::RateLimited { .. }, QuotaDecision::Allow) => Ok(()),
+        (TenantError::RateLimited { .. }, QuotaDecision::Deny(m)) => Err(TenantError::PolicyDenied(m)),
+        _ => Err(e),
+    }
 }
 
 /// The part of an admin command a tenant may run: CONFIG GET (which shows
@@ -95,7 +104,7 @@ pub fn admit_write(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64)
     let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
     // Well under both limits (almost every write): nothing to decide. A
     // write adds at most one key per argument.
-    match t.stays_below_warning(adds, argv.len() as u64) {
+    match t.stays_below_warning(adds, argv.len() as u64, &mut ctx.client.write_credit, ctx.client.bound) {
         Ok(()) => Ok(()),
         Err(usage) => admit_near_limits(ctx, spec, argv, adds, usage),
     }
@@ -179,14 +188,21 @@ pub const fn beyond_args_flag(name: &str) -> u32 {
 /// it stores comes from them) plus, for commands that write beyond their
 /// arguments, what they copy or pad (COPY, the *STORE family, SETRANGE's
 /// offset).
+#[inline]
 pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
     let args: u64 = argv[1..].iter().map(|a| a.len() as u64 + ARG_OVERHEAD).sum();
     if !spec.has(BEYOND_ARGS) {
         return args;
     }
+    args.saturating_add(growth_beyond_args(ctx, spec, argv))
+}
+
+/// What a `BEYOND_ARGS` write can add besides its arguments.
+#[inline(never)]
+fn growth_beyond_args(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
     let (db, now) = (ctx.db(), ctx.now_ms);
     let stored = |keys: &[&[u8]]| keys.iter().filter_map(|k| db.sample_one(k, now)).map(|n| n as u64).sum::<u64>();
-    let extra = match spec.name {
+    match spec.name {
         "setrange" => crate::protocol::parse::parse_i64(argv[2]).map_or(0, |o| o.max(0) as u64),
         "setbit" | "bitfield" => super::bitmaps::padded_bytes(spec.name, argv),
         // An HLL can turn dense (12 KB) whatever the arguments.
@@ -198,8 +214,7 @@ pub fn growth(ctx: &Ctx, spec: &CommandSpec, argv: &[&[u8]]) -> u64 {
         "copy" => stored(&argv[1..2]),
         "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => stored(&argv[2..]),
         _ => 0,
-    };
-    args.saturating_add(extra)
+    }
 }
 
 /// The keys a write would create: its key arguments that do not exist (for

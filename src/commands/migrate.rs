@@ -424,6 +424,7 @@ async fn send_writes(peer: &mut Peer, id: &str, tapped: Vec<u8>, timeout: Durati
 pub fn cut_over(state: &ServerState, t: &Tenant, to: &Moved) {
     let _alone = t.space.lock_exclusive();
     t.set_moved(to.clone());
+    state.clients.wake_tenant(t.id());
     t.space.clear();
     if let Some(p) = state.persistence() {
         p.log(&Record::Moved { tenant: t.id().to_string(), to: to.addr.clone() });

@@ -281,6 +281,7 @@ impl<'a> Replay<'a> {
                 if let Ok(t) = self.state.tenants.get_tenant(&tenant) {
                     t.space.clear();
                     t.set_moved(crate::tenancy::tenant::Moved { addr: to, auth: self.state.cluster_secret.clone() });
+                    self.state.clients.wake_tenant(&tenant);
                 }
             }
             Record::End { .. } => {}

@@ -44,7 +44,7 @@ pub struct ClientInfo {
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
-    /// Wakes the connection's main loop (see [`ClientInfo::killed_signal`]).
+    /// Wakes the connection's main loop (see [`ClientInfo::stop_signal`]).
     pub kill_waker: atomic_waker::AtomicWaker,
     /// Wakes the waits inside a command (blocking, offloaded, paused, writing).
     pub kill: Notify,
@@ -97,12 +97,14 @@ impl ClientInfo {
         self.kill.notify_one();
     }
 
-    /// Resolves once the client is killed. The connection's loop makes it
+    /// Resolves once the client is killed or `also` holds, where `also`
+    /// is a flag whose setter then wakes this client (a tenant's move:
+    /// [`ClientRegistry::wake_tenant`]). The connection's loop makes it
     /// anew on every pass, so it costs a load and a waker registration,
     /// where a `Notify` wait takes a lock to join the waiters and again to
     /// leave them.
-    pub fn killed_signal(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| crate::wake::poll_until(&self.kill_waker, cx, || self.killed.load(SeqCst)))
+    pub fn stop_signal<'a>(&'a self, also: impl Fn() -> bool + 'a) -> impl Future<Output = ()> + 'a {
+        std::future::poll_fn(move |cx| crate::wake::poll_until(&self.kill_waker, cx, || self.killed.load(SeqCst) || also()))
     }
 
     /// The user it authenticated as: its tenant, or Redis's `default`.
@@ -190,6 +192,16 @@ impl ClientRegistry {
         self.clients.lock().get(&id).cloned()
     }
 
+    /// Wakes the main loop of every client in tenant `id`'s context, so
+    /// that it sees the tenant moved (see [`ClientInfo::stop_signal`]).
+    pub fn wake_tenant(&self, id: &str) {
+        for c in self.all() {
+            if c.tenant.lock().as_deref() == Some(id) {
+                c.kill_waker.wake();
+            }
+        }
+    }
+
     pub fn kill_all(&self) {
         for c in self.clients.lock().values() {
             c.request_kill();
@@ -253,6 +265,8 @@ pub struct ClientState {
     /// Operations taken ahead from the tenant's rate limiter (see
     /// `Tenant::check_operation_drawing`).
     pub ops_credit: u32,
+    /// What its writes may add before the tenant's usage is read again.
+    pub write_credit: crate::tenancy::tenant::WriteCredit,
     /// True when AUTH bound the connection to its tenant for its lifetime;
     /// such a connection is not an admin.
     pub bound: bool,
@@ -399,6 +413,7 @@ impl ClientState {
             tenant: None,
             throttled_ms: None,
             ops_credit: 0,
+            write_credit: Default::default(),
             bound: false,
         };
         (state, rx)
@@ -427,6 +442,11 @@ impl ClientState {
     /// Charges the tenant (if any) for `total` bytes this connection holds,
     /// in place of what it was charged before.
     pub fn charge(&mut self, total: u64) {
+        // Most batches leave it unchanged: no read-modify-write on a line
+        // all the tenant's connections share.
+        if total == self.charged {
+            return;
+        }
         if let Some(t) = &self.tenant {
             t.charge_clients(total as i64 - self.charged as i64);
             self.charged = total;
@@ -441,6 +461,9 @@ impl ClientState {
     /// commands, subscription names and watched keys (each of those held
     /// twice: here and in the space's registry or the keyspace's watchers).
     pub fn held_bytes(&self) -> u64 {
+        if self.watched.is_empty() && self.subscriptions() == 0 {
+            return self.multi_bytes as u64;
+        }
         let names = self.channels.iter().chain(&self.patterns).chain(&self.shard_channels).map(|c| 2 * c.len() + 48).sum::<usize>();
         let watched = self.watched.iter().map(|w| 2 * w.key.len() + 64).sum::<usize>();
         (self.multi_bytes + names + watched) as u64
@@ -453,6 +476,7 @@ impl ClientState {
         *self.info.tenant.lock() = tenant.as_ref().map(|t| t.id().to_string());
         self.tenant = tenant;
         self.ops_credit = 0;
+        self.write_credit = Default::default();
         self.set_db(0);
     }
 

@@ -76,7 +76,7 @@ struct Conn {
 fn output_limit(state: &ServerState, client: &ClientState) -> usize {
     let hard = state.output_limits.hard(client.subscriptions() > 0);
     let hard = if hard == 0 { u64::MAX } else { hard };
-    let quota = client.tenant.as_ref().map_or(u64::MAX, |t| t.limits().memory_bytes);
+    let quota = client.tenant.as_ref().map_or(u64::MAX, |t| t.memory_limit());
     hard.min(quota).try_into().unwrap_or(usize::MAX)
 }
 
@@ -205,14 +205,16 @@ impl Conn {
             if self.tenant_moved() {
                 return self.forward().await;
             }
-            let tenant = self.client.tenant.clone().filter(|_| self.client.bound);
+            let tenant = self.client.tenant.as_deref().filter(|_| self.client.bound);
             if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let idle = self.idle_timeout();
             let subscribed = self.client.subscriptions() > 0;
             tokio::select! {
-                _ = self.client.info.killed_signal() => return Ok(()),
+                // Killed (checked above), or a subscriber's (or any idle
+                // client's) tenant moved: it goes on at the new node.
+                _ = self.client.info.stop_signal(|| tenant.is_some_and(|t| t.is_moved())) => {}
                 r = self.socket.read_into(&mut self.inbuf) => {
                     let n = r?;
                     if n == 0 {
@@ -235,9 +237,6 @@ impl Conn {
                 // Lazy: a sleep made when there is no timeout would still
                 // read the clock on every pass.
                 _ = async { tokio::time::sleep(idle.expect("guarded")).await }, if idle.is_some() && !subscribed => return Ok(()),
-                // A subscriber (or any idle client) of a tenant that moves
-                // goes on at the tenant's new node.
-                _ = async { tenant.as_ref().expect("guarded").moved_signal.notified().await }, if tenant.is_some() => {}
             }
         }
     }
@@ -245,7 +244,7 @@ impl Conn {
     /// `client-query-buffer-limit`; a tenant's query buffer counts against
     /// its memory, so it can never hold more than its whole limit.
     fn query_limit(&self) -> usize {
-        let quota = self.client.tenant.as_ref().map_or(u64::MAX, |t| t.limits().memory_bytes);
+        let quota = self.client.tenant.as_ref().map_or(u64::MAX, |t| t.memory_limit());
         self.state.query_buffer_limit.load(Relaxed).min(quota) as usize
     }
 

@@ -289,6 +289,27 @@ struct AtomicLimits {
     /// ([`WARN_PERCENT`] of the memory and key limits), worked out once.
     memory_warn: AtomicU64,
     keys_warn: AtomicU64,
+    /// Counts every change of the limits: a [`WriteCredit`] granted
+    /// under other limits is void.
+    epoch: AtomicU64,
+}
+
+/// The most a connection's [`WriteCredit`] holds at once.
+const CREDIT_BYTES: u64 = 256 << 10;
+const CREDIT_KEYS: u64 = 256;
+
+/// Bytes and keys a connection of the tenant may add without a look at
+/// the tenant's usage, granted while the tenant is well below the warning
+/// level of both limits and it has no quota policy (which judges every
+/// write above that level). Each of the tenant's connections holds at
+/// most one, of at most `(limit - warning level) / connection limit`, so
+/// every credit of every connection spent at once stays within the hard
+/// limits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteCredit {
+    bytes: u64,
+    keys: u64,
+    epoch: u64,
 }
 
 /// The least usage at or past `WARN_PERCENT` of `limit`.
@@ -306,6 +327,7 @@ impl AtomicLimits {
             max_databases: AtomicU64::new(0),
             memory_warn: AtomicU64::new(0),
             keys_warn: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         };
         a.set(l);
         a
@@ -319,6 +341,16 @@ impl AtomicLimits {
         self.max_databases.store(l.max_databases, Relaxed);
         self.memory_warn.store(warn_level(l.memory_bytes), Relaxed);
         self.keys_warn.store(warn_level(l.max_keys), Relaxed);
+        self.epoch.fetch_add(1, Relaxed);
+    }
+
+    /// The size of a connection's [`WriteCredit`] under these limits when
+    /// `connections` may hold one each.
+    fn credit(&self, connections: u64) -> (u64, u64) {
+        let share = |limit: &AtomicU64, warn: &AtomicU64, most: u64| {
+            (limit.load(Relaxed).saturating_sub(warn.load(Relaxed)) / connections.max(1)).min(most)
+        };
+        (share(&self.memory_bytes, &self.memory_warn, CREDIT_BYTES), share(&self.max_keys, &self.keys_warn, CREDIT_KEYS))
     }
 
     fn get(&self) -> TenantLimits {
@@ -476,18 +508,51 @@ impl Tenant {
         self.limits.get()
     }
 
-    /// Whether usage with `bytes` and `keys` more stays below the warning
-    /// level of both limits (and so below the limits): a write that does
-    /// needs no closer look. Returns the usage it saw, for that look.
-    pub fn stays_below_warning(&self, bytes: u64, keys: u64) -> Result<(), (u64, u64)> {
-        let (used, held) = self.usage_now();
-        if used.saturating_add(bytes) < self.limits.memory_warn.load(Relaxed)
-            && held.saturating_add(keys) < self.limits.keys_warn.load(Relaxed)
+    /// `limits().memory_bytes` alone (a connection's buffers are bounded
+    /// by it on every command).
+    pub fn memory_limit(&self) -> u64 {
+        self.limits.memory_bytes.load(Relaxed)
+    }
+
+    /// Whether a write adding at most `bytes` and `keys` keeps the tenant
+    /// below the warning level of both limits (and so below the limits):
+    /// such a write needs no closer look. Most are covered by the
+    /// connection's `credit`; the rest read the usage, and `may_hold` (a
+    /// connection of the tenant's own, which its connection limit counts)
+    /// takes a new credit then. Returns the usage it saw, for that look.
+    #[inline]
+    pub fn stays_below_warning(&self, bytes: u64, keys: u64, credit: &mut WriteCredit, may_hold: bool) -> Result<(), (u64, u64)> {
+        if bytes <= credit.bytes && keys <= credit.keys && credit.epoch == self.limits.epoch.load(Relaxed) && !self.policy.has(Hook::Quota)
         {
-            Ok(())
-        } else {
-            Err((used, held))
+            credit.bytes -= bytes;
+            credit.keys -= keys;
+            return Ok(());
         }
+        self.stays_below_warning_now(bytes, keys, credit, may_hold)
+    }
+
+    /// [`Tenant::stays_below_warning`] on the usage read now.
+    #[inline(never)]
+    fn stays_below_warning_now(&self, bytes: u64, keys: u64, credit: &mut WriteCredit, may_hold: bool) -> Result<(), (u64, u64)> {
+        // The epoch first: limits changed after it make the credit void.
+        let epoch = self.limits.epoch.load(Relaxed);
+        *credit = WriteCredit::default();
+        let (used, held) = self.usage_now();
+        let (memory_warn, keys_warn) = (self.limits.memory_warn.load(Relaxed), self.limits.keys_warn.load(Relaxed));
+        if used.saturating_add(bytes) >= memory_warn || held.saturating_add(keys) >= keys_warn {
+            return Err((used, held));
+        }
+        // Connections past a lowered limit stay connected until they leave.
+        let holders = self.limits.max_connections.load(Relaxed).max(self.metrics.connections.load(Relaxed));
+        let (credit_bytes, credit_keys) = self.limits.credit(holders);
+        if may_hold
+            && !self.policy.has(Hook::Quota)
+            && used.saturating_add(bytes).saturating_add(credit_bytes) < memory_warn
+            && held.saturating_add(keys).saturating_add(credit_keys) < keys_warn
+        {
+            *credit = WriteCredit { bytes: credit_bytes, keys: credit_keys, epoch };
+        }
+        Ok(())
     }
 
     /// Replaces the limits; takes effect for the next command.
@@ -722,6 +787,72 @@ impl Tenant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tenant(limits: TenantLimits) -> Arc<Tenant> {
+        let m = crate::tenancy::manager::TenantManager::new(Default::default());
+        let t = m.create_tenant("t", None, None).unwrap();
+        t.set_limits(limits);
+        t
+    }
+
+    const MB: u64 = 1 << 20;
+
+    fn limits(memory_bytes: u64, max_keys: u64, max_connections: u64) -> TenantLimits {
+        TenantLimits { memory_bytes, max_keys, max_connections, ..TenantLimits::default() }
+    }
+
+    #[test]
+    fn a_credit_covers_writes_without_a_look_until_the_limits_change() {
+        let t = tenant(limits(100 * MB, 1_000_000, 10));
+        let mut credit = WriteCredit::default();
+        assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
+        assert_eq!((credit.bytes, credit.keys), (CREDIT_BYTES, CREDIT_KEYS));
+        // Past the warning level now, but the credit still covers a write.
+        t.record_memory(90 * MB as i64);
+        assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
+        assert_eq!((credit.bytes, credit.keys), (CREDIT_BYTES - 100, CREDIT_KEYS - 1));
+        // A write the credit does not cover reads the usage.
+        assert!(t.stays_below_warning(CREDIT_BYTES, 1, &mut credit, true).is_err());
+        t.record_memory(-90 * MB as i64);
+        assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
+        t.record_memory(90 * MB as i64);
+        // New limits (the same ones, even) void it.
+        t.set_limits(limits(100 * MB, 1_000_000, 10));
+        assert!(t.stays_below_warning(100, 1, &mut credit, true).is_err());
+    }
+
+    #[test]
+    fn every_connection_spending_its_whole_credit_stays_within_the_limits() {
+        for (memory, keys, connections) in [(100 * MB, 1_000_000, 10), (1 << 20, 1000, 3), (64 << 30, u64::MAX, 1), (10_000, 10, 100)] {
+            let t = tenant(limits(memory, keys, connections));
+            let (credit_bytes, credit_keys) = t.limits.credit(connections);
+            assert!(connections * credit_bytes <= memory - warn_level(memory), "{memory} {connections}");
+            assert!(connections * credit_keys <= keys - warn_level(keys), "{keys} {connections}");
+        }
+        // More connections than a lowered limit allows: each credit shrinks.
+        let t = tenant(limits(100 * MB, 1_000_000, 2));
+        for _ in 0..5 {
+            t.metrics.connections.fetch_add(1, Relaxed);
+        }
+        let mut credit = WriteCredit::default();
+        t.stays_below_warning(1, 1, &mut credit, true).unwrap();
+        assert!(5 * credit.bytes <= 20 * MB && 5 * credit.keys <= 200_000);
+    }
+
+    #[test]
+    fn no_credit_for_a_visiting_admin_or_near_the_warning_level() {
+        let t = tenant(limits(100 * MB, 1_000_000, 10));
+        let mut credit = WriteCredit::default();
+        assert_eq!(t.stays_below_warning(100, 1, &mut credit, false), Ok(()));
+        assert_eq!(credit.bytes, 0);
+        t.record_memory((80 * MB - CREDIT_BYTES / 2) as i64);
+        assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
+        assert_eq!(credit.bytes, 0);
+        // Too small a limit to share: every write (a key at least) reads the usage.
+        let t = tenant(limits(1000, 10, 100));
+        assert_eq!(t.stays_below_warning(10, 1, &mut credit, true), Ok(()));
+        assert_eq!((credit.bytes, credit.keys), (2, 0));
+    }
 
     #[test]
     fn the_warning_level_is_the_least_usage_a_policy_judges() {
