@@ -37,7 +37,9 @@ impl Socket {
     /// Reads what is available into the spare capacity of `buf`; 0 means EOF.
     pub async fn read_into(&self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {
-            let mut guard = self.fd.readable().await?;
+            // The read direction's one waker slot (this task is the only
+            // reader), not `readable()`'s waiter list: a lock fewer per wait.
+            let mut guard = std::future::poll_fn(|cx| self.fd.poll_read_ready(cx)).await?;
             let spare = buf.spare_capacity_mut();
             let room = spare.len();
             match guard.try_io(|s| SockRef::from(s.get_ref()).recv(spare)) {
