@@ -190,6 +190,40 @@ fn write_credits_of_every_connection_stay_within_the_memory_limit() {
     assert!(used <= limit, "{used} bytes used, past the {limit} limit");
 }
 
+/// A credit taken early, then left unspent while another connection
+/// fills the tenant to its limit, covers nothing afterwards.
+#[test]
+fn a_credit_taken_early_covers_nothing_once_another_connection_fills_the_tenant() {
+    let h = common::start();
+    let limit = 1 << 20;
+    let mut early = tenant(&h, "fill", &["MEMORY", "1mb", "CONNECTIONS", "2"]);
+    let mut filler = login(&h, "fill");
+    let until_oom = |c: &mut Raw, prefix: &str, value: &str| {
+        for i in 0..2000 {
+            match c.cmd(&["SET", &format!("{prefix}:{i}"), value]) {
+                Frame::Simple(_) => {}
+                Frame::Error(e) if e.starts_with("OOM") => return,
+                other => panic!("{other}"),
+            }
+        }
+        panic!("no OOM");
+    };
+    assert_eq!(early.cmd(&["SET", "early", "v"]), ok());
+    until_oom(&mut filler, "fill", &"f".repeat(4000));
+    until_oom(&mut early, "late", &"l".repeat(1000));
+    let used = tenant_field(&h, "fill", "memory_used");
+    assert!(used <= limit, "{used} bytes used, past the {limit} limit");
+    // The same with the tenant filled by what a connection holds (a MULTI
+    // queue), not by its databases.
+    assert_eq!(early.cmd(&["FLUSHALL"]), ok());
+    assert_eq!(early.cmd(&["SET", "early", "v"]), ok());
+    assert_eq!(filler.cmd(&["MULTI"]), ok());
+    until_oom(&mut filler, "queued", &"q".repeat(4000));
+    until_oom(&mut early, "late", &"l".repeat(1000));
+    let used = tenant_field(&h, "fill", "memory_used");
+    assert!(used <= limit, "{used} bytes used with a queue held, past the {limit} limit");
+}
+
 #[test]
 fn writes_are_admitted_on_what_they_would_add() {
     let h = common::start();

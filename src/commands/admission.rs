@@ -100,6 +100,7 @@ pub fn grows(spec: &CommandSpec) -> bool {
 /// checked on what it would add (see [`growth`]). A quota policy, when the
 /// tenant has one, judges every crossing of a limit and every write above
 /// the warning threshold.
+#[inline]
 pub fn admit_write(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]], adds: u64) -> Result<(), TenantError> {
     let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
     // Well under both limits (almost every write): nothing to decide. A

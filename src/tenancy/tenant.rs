@@ -2,7 +2,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
@@ -289,9 +289,15 @@ struct AtomicLimits {
     /// ([`WARN_PERCENT`] of the memory and key limits), worked out once.
     memory_warn: AtomicU64,
     keys_warn: AtomicU64,
-    /// Counts every change of the limits: a [`WriteCredit`] granted
-    /// under other limits is void.
+    /// Counts every change of the limits, and every look at the usage
+    /// that found it at the warning level: a [`WriteCredit`] granted
+    /// before is void.
     epoch: AtomicU64,
+    /// The memory held besides the databases (`Tenant::held_memory`) at
+    /// the last look that found the usage below the warning level, plus
+    /// one connection's share of the margin: a credit covers no write once
+    /// the tenant holds more.
+    held_cap: AtomicI64,
 }
 
 /// The most a connection's [`WriteCredit`] holds at once.
@@ -302,9 +308,14 @@ const CREDIT_KEYS: u64 = 256;
 /// the tenant's usage, granted while the tenant is well below the warning
 /// level of both limits and it has no quota policy (which judges every
 /// write above that level). Each of the tenant's connections holds at
-/// most one, of at most `(limit - warning level) / connection limit`, so
-/// every credit of every connection spent at once stays within the hard
-/// limits.
+/// most one, of at most half the margin between the warning level and
+/// the limit over the connection limit (all the margin for keys). Every
+/// look at the usage that finds the warning level reached voids every
+/// credit, so writes past that level are all looked at; what credits add
+/// unlooked-at is at most half the margin, and what the tenant holds
+/// besides its databases may grow by at most one connection's share of
+/// the other half before credits stop covering writes. So the hard limits
+/// hold whatever the connections do in between.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WriteCredit {
     bytes: u64,
@@ -328,6 +339,7 @@ impl AtomicLimits {
             memory_warn: AtomicU64::new(0),
             keys_warn: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            held_cap: AtomicI64::new(i64::MIN),
         };
         a.set(l);
         a
@@ -341,16 +353,19 @@ impl AtomicLimits {
         self.max_databases.store(l.max_databases, Relaxed);
         self.memory_warn.store(warn_level(l.memory_bytes), Relaxed);
         self.keys_warn.store(warn_level(l.max_keys), Relaxed);
-        self.epoch.fetch_add(1, Relaxed);
+        // Release: a grant that sees the new epoch sees the new limits.
+        self.epoch.fetch_add(1, Release);
     }
 
     /// The size of a connection's [`WriteCredit`] under these limits when
-    /// `connections` may hold one each.
+    /// `connections` may hold one each: (bytes, keys). The other half of
+    /// the memory margin is `held_slack`'s.
     fn credit(&self, connections: u64) -> (u64, u64) {
-        let share = |limit: &AtomicU64, warn: &AtomicU64, most: u64| {
-            (limit.load(Relaxed).saturating_sub(warn.load(Relaxed)) / connections.max(1)).min(most)
+        let share = |limit: &AtomicU64, warn: &AtomicU64, parts: u64, most: u64| {
+            (limit.load(Relaxed).saturating_sub(warn.load(Relaxed)) / parts.max(1)).min(most)
         };
-        (share(&self.memory_bytes, &self.memory_warn, CREDIT_BYTES), share(&self.max_keys, &self.keys_warn, CREDIT_KEYS))
+        let (memory, keys) = ((&self.memory_bytes, &self.memory_warn), (&self.max_keys, &self.keys_warn));
+        (share(memory.0, memory.1, connections.saturating_mul(2), CREDIT_BYTES), share(keys.0, keys.1, connections, CREDIT_KEYS))
     }
 
     fn get(&self) -> TenantLimits {
@@ -522,7 +537,11 @@ impl Tenant {
     /// takes a new credit then. Returns the usage it saw, for that look.
     #[inline]
     pub fn stays_below_warning(&self, bytes: u64, keys: u64, credit: &mut WriteCredit, may_hold: bool) -> Result<(), (u64, u64)> {
-        if bytes <= credit.bytes && keys <= credit.keys && credit.epoch == self.limits.epoch.load(Relaxed) && !self.policy.has(Hook::Quota)
+        if bytes <= credit.bytes
+            && keys <= credit.keys
+            && credit.epoch == self.limits.epoch.load(Relaxed)
+            && self.held_memory() <= self.limits.held_cap.load(Relaxed)
+            && !self.policy.has(Hook::Quota)
         {
             credit.bytes -= bytes;
             credit.keys -= keys;
@@ -534,17 +553,22 @@ impl Tenant {
     /// [`Tenant::stays_below_warning`] on the usage read now.
     #[inline(never)]
     fn stays_below_warning_now(&self, bytes: u64, keys: u64, credit: &mut WriteCredit, may_hold: bool) -> Result<(), (u64, u64)> {
-        // The epoch first: limits changed after it make the credit void.
-        let epoch = self.limits.epoch.load(Relaxed);
+        // The epoch first (Acquire: the limits it was bumped for are seen).
+        let epoch = self.limits.epoch.load(Acquire);
         *credit = WriteCredit::default();
-        let (used, held) = self.usage_now();
+        let (bytes_in_dbs, keys_in_dbs) = self.space.usage();
+        let held_memory = self.held_memory();
+        let (used, held) = (self.memory_with(bytes_in_dbs, held_memory), self.keys_of(keys_in_dbs));
         let (memory_warn, keys_warn) = (self.limits.memory_warn.load(Relaxed), self.limits.keys_warn.load(Relaxed));
         if used.saturating_add(bytes) >= memory_warn || held.saturating_add(keys) >= keys_warn {
+            // From here every write is looked at: no credit covers one.
+            self.limits.epoch.fetch_add(1, Relaxed);
             return Err((used, held));
         }
         // Connections past a lowered limit stay connected until they leave.
         let holders = self.limits.max_connections.load(Relaxed).max(self.metrics.connections.load(Relaxed));
         let (credit_bytes, credit_keys) = self.limits.credit(holders);
+        self.limits.held_cap.store(held_memory.saturating_add(credit_bytes as i64), Relaxed);
         if may_hold
             && !self.policy.has(Hook::Quota)
             && used.saturating_add(bytes).saturating_add(credit_bytes) < memory_warn
@@ -702,25 +726,30 @@ impl Tenant {
     }
 
     /// The tenant's keys: its databases' `keys` and an embedder's own.
-    fn keys_of(&self, keys: usize) -> u64 {
-        (keys as i64 + self.external_keys.load(Relaxed)).max(0) as u64
+    /// What the tenant holds besides its databases: connections, scripts,
+    /// tracking, slowlog, an embedder's own.
+    #[inline]
+    fn held_memory(&self) -> i64 {
+        self.external_memory.load(Relaxed)
+            + self.client_memory.load(Relaxed)
+            + self.space.scripts.bytes() as i64
+            + self.space.tracking.bytes() as i64
+            + self.space.slowlog.bytes() as i64
     }
 
-    /// (memory used, keys) with one pass over the space's databases.
-    fn usage_now(&self) -> (u64, u64) {
-        let (bytes, keys) = self.space.usage();
-        (self.memory_of(bytes), self.keys_of(keys))
+    fn keys_of(&self, keys: usize) -> u64 {
+        (keys as i64 + self.external_keys.load(Relaxed)).max(0) as u64
     }
 
     /// The tenant's memory: its databases' `bytes` and what it holds
     /// besides (connections, scripts, tracking, slowlog, an embedder's
     /// own); the memory peak follows.
     fn memory_of(&self, bytes: usize) -> u64 {
-        let held = self.external_memory.load(Relaxed)
-            + self.client_memory.load(Relaxed)
-            + self.space.scripts.bytes() as i64
-            + self.space.tracking.bytes() as i64
-            + self.space.slowlog.bytes() as i64;
+        self.memory_with(bytes, self.held_memory())
+    }
+
+    /// [`Tenant::memory_of`] with what it holds besides already read.
+    fn memory_with(&self, bytes: usize, held: i64) -> u64 {
         let used = (bytes as i64 + held).max(0) as u64;
         // A load first: the read-modify-write, on a line every connection
         // of the tenant shares, is needed only when the peak moves.
@@ -802,23 +831,43 @@ mod tests {
     }
 
     #[test]
-    fn a_credit_covers_writes_without_a_look_until_the_limits_change() {
+    fn a_credit_covers_writes_until_the_limits_change_or_the_tenant_holds_more() {
         let t = tenant(limits(100 * MB, 1_000_000, 10));
         let mut credit = WriteCredit::default();
         assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
         assert_eq!((credit.bytes, credit.keys), (CREDIT_BYTES, CREDIT_KEYS));
-        // Past the warning level now, but the credit still covers a write.
-        t.record_memory(90 * MB as i64);
         assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
         assert_eq!((credit.bytes, credit.keys), (CREDIT_BYTES - 100, CREDIT_KEYS - 1));
-        // A write the credit does not cover reads the usage.
-        assert!(t.stays_below_warning(CREDIT_BYTES, 1, &mut credit, true).is_err());
-        t.record_memory(-90 * MB as i64);
+        // A little more held besides the databases: still covered.
+        t.record_memory(1000);
         assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
+        assert_eq!(credit.bytes, CREDIT_BYTES - 200);
+        // Held past the warning level: the next write is looked at.
         t.record_memory(90 * MB as i64);
-        // New limits (the same ones, even) void it.
-        t.set_limits(limits(100 * MB, 1_000_000, 10));
         assert!(t.stays_below_warning(100, 1, &mut credit, true).is_err());
+        t.record_memory(-90 * MB as i64);
+        // A write the credit does not cover is looked at (and takes a new one).
+        assert_eq!(t.stays_below_warning(CREDIT_BYTES, 1, &mut credit, true), Ok(()));
+        assert_eq!(credit.bytes, CREDIT_BYTES);
+        // New limits (the same ones, even) void it: a new credit, whole.
+        assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
+        t.set_limits(limits(100 * MB, 1_000_000, 10));
+        assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
+        assert_eq!(credit.bytes, CREDIT_BYTES);
+    }
+
+    #[test]
+    fn a_look_that_finds_the_warning_level_voids_every_credit() {
+        let t = tenant(limits(100 * MB, 1_000_000, 10));
+        let (mut a, mut b) = (WriteCredit::default(), WriteCredit::default());
+        assert_eq!(t.stays_below_warning(100, 1, &mut a, true), Ok(()));
+        assert_eq!(t.stays_below_warning(100, 1, &mut a, true), Ok(()));
+        assert_eq!(a.bytes, CREDIT_BYTES - 100);
+        // Another connection's write would reach the warning level.
+        assert!(t.stays_below_warning(80 * MB, 1, &mut b, true).is_err());
+        // a's next write is looked at (a new credit, whole), not covered.
+        assert_eq!(t.stays_below_warning(100, 1, &mut a, true), Ok(()));
+        assert_eq!(a.bytes, CREDIT_BYTES);
     }
 
     #[test]
@@ -826,7 +875,9 @@ mod tests {
         for (memory, keys, connections) in [(100 * MB, 1_000_000, 10), (1 << 20, 1000, 3), (64 << 30, u64::MAX, 1), (10_000, 10, 100)] {
             let t = tenant(limits(memory, keys, connections));
             let (credit_bytes, credit_keys) = t.limits.credit(connections);
-            assert!(connections * credit_bytes <= memory - warn_level(memory), "{memory} {connections}");
+            // Half the memory margin for credits; the other half for what
+            // is held besides the databases (the cap is one credit more).
+            assert!(connections * credit_bytes + credit_bytes <= memory - warn_level(memory), "{memory} {connections}");
             assert!(connections * credit_keys <= keys - warn_level(keys), "{keys} {connections}");
         }
         // More connections than a lowered limit allows: each credit shrinks.
@@ -836,7 +887,7 @@ mod tests {
         }
         let mut credit = WriteCredit::default();
         t.stays_below_warning(1, 1, &mut credit, true).unwrap();
-        assert!(5 * credit.bytes <= 20 * MB && 5 * credit.keys <= 200_000);
+        assert!(5 * credit.bytes <= 10 * MB && 5 * credit.keys <= 200_000);
     }
 
     #[test]
@@ -848,10 +899,10 @@ mod tests {
         t.record_memory((80 * MB - CREDIT_BYTES / 2) as i64);
         assert_eq!(t.stays_below_warning(100, 1, &mut credit, true), Ok(()));
         assert_eq!(credit.bytes, 0);
-        // Too small a limit to share: every write (a key at least) reads the usage.
+        // Too small a limit to share: every write (a key at least) is looked at.
         let t = tenant(limits(1000, 10, 100));
         assert_eq!(t.stays_below_warning(10, 1, &mut credit, true), Ok(()));
-        assert_eq!((credit.bytes, credit.keys), (2, 0));
+        assert_eq!((credit.bytes, credit.keys), (1, 0));
     }
 
     #[test]
