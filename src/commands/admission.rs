@@ -28,8 +28,22 @@ const ARG_OVERHEAD: u64 = 64;
 /// rate limit (a quota policy may overrule a rate refusal). Session
 /// commands (AUTH, HELLO, QUIT, RESET) pass: a client needs them to log in
 /// or leave, and failed AUTHs are throttled on their own.
-#[inline]
+#[inline(always)]
 pub fn admit(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
+    let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
+    // The common case, straight through: a data command of an active
+    // tenant, on an operation its connection already took from the limiter.
+    if spec.class == TenantClass::Data && !spec.has(ADMIN) && !spec.has(TENANCY) && t.take_held_operation(&mut ctx.client.ops_credit) {
+        let counter = if spec.has(WRITE) { &t.metrics.writes } else { &t.metrics.reads };
+        counter.fetch_add(1, Relaxed);
+        return Ok(());
+    }
+    admit_by_class(ctx, spec)
+}
+
+/// [`admit`] for every command.
+#[inline(never)]
+fn admit_by_class(ctx: &mut Ctx, spec: &CommandSpec) -> Result<(), TenantError> {
     let Some(t) = ctx.client.tenant.as_deref() else { return Ok(()) };
     let op = match spec.class {
         TenantClass::Session => return Ok(()),

@@ -640,6 +640,18 @@ impl Tenant {
         self.draw_ops(credit)
     }
 
+    /// [`Tenant::check_operation_drawing`]'s common case alone: an active
+    /// tenant and an operation the connection took from the limiter
+    /// already. False: the whole check decides.
+    #[inline]
+    pub fn take_held_operation(&self, credit: &mut u32) -> bool {
+        if *credit > 0 && self.state.load(Relaxed) == TenantState::Active as u8 {
+            *credit -= 1;
+            return true;
+        }
+        false
+    }
+
     /// Takes the next batch of operations from the rate limiter (see
     /// [`Tenant::check_operation_drawing`]), or one, or refuses.
     #[inline(never)]
