@@ -195,7 +195,7 @@ impl ClientRegistry {
     /// Wakes the main loop of every client in tenant `id`'s context, so
     /// that it sees the tenant moved (see [`ClientInfo::stop_signal`]).
     pub fn wake_tenant(&self, id: &str) {
-        for c in self.all() {
+        for c in self.clients.lock().values() {
             if c.tenant.lock().as_deref() == Some(id) {
                 c.kill_waker.wake();
             }

@@ -364,8 +364,8 @@ impl AtomicLimits {
         let share = |limit: &AtomicU64, warn: &AtomicU64, parts: u64, most: u64| {
             (limit.load(Relaxed).saturating_sub(warn.load(Relaxed)) / parts.max(1)).min(most)
         };
-        let (memory, keys) = ((&self.memory_bytes, &self.memory_warn), (&self.max_keys, &self.keys_warn));
-        (share(memory.0, memory.1, connections.saturating_mul(2), CREDIT_BYTES), share(keys.0, keys.1, connections, CREDIT_KEYS))
+        let bytes = share(&self.memory_bytes, &self.memory_warn, connections.saturating_mul(2), CREDIT_BYTES);
+        (bytes, share(&self.max_keys, &self.keys_warn, connections, CREDIT_KEYS))
     }
 
     fn get(&self) -> TenantLimits {
